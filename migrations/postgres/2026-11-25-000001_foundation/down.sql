@@ -1,0 +1,4 @@
+DROP TABLE findings;
+DROP TABLE image_tags;
+DROP TABLE images;
+DROP TABLE registries;

@@ -1,0 +1,27 @@
+//! `api-version` checks: every route names the one version it serves.
+
+use crate::error::ApiError;
+
+/// The Azure Sub-Assessments API.
+pub const SUB_ASSESSMENTS: &str = "2019-01-01-preview";
+/// Crowsnest's own resources.
+pub const CROWSNEST: &str = "2026-11-01";
+
+pub fn require(given: Option<&str>, supported: &'static str) -> Result<(), ApiError> {
+    match given {
+        None => Err(ApiError::BadRequest {
+            code: "MissingApiVersionParameter",
+            message: format!("The api-version query parameter (?api-version=) is required for all requests. Use api-version={supported}."),
+            target: Some("api-version".to_owned()),
+        }),
+        Some(v) if v == supported => Ok(()),
+        Some(v) => Err(ApiError::BadRequest {
+            code: "InvalidApiVersionParameter",
+            message: format!(
+                "The api-version '{}' is invalid for this route. The supported version is '{supported}'.",
+                v.chars().take(40).collect::<String>()
+            ),
+            target: Some("api-version".to_owned()),
+        }),
+    }
+}

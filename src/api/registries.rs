@@ -1,0 +1,391 @@
+//! Connected registries: `Microsoft.ContainerRegistry/registries` resources.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use diesel::Connection;
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest as _, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::paging::{ListQuery, paginate};
+use super::{AppState, api_version};
+use crate::api::auth::Caller;
+use crate::domain::{LoginServer, RegistryCredentials, RegistryId, RegistryName, ResourceGroupName, Role, SubscriptionId, Timestamp};
+use crate::error::{ApiError, CloudError};
+use crate::store::{self, registries::RegistryChanges, registries::RegistryRow};
+
+pub const REGISTRY_TYPE: &str = "Microsoft.ContainerRegistry/registries";
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegistryPut {
+    pub properties: RegistryPutProperties,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryPutProperties {
+    /// `host[:port]` of the registry, e.g. `registry.example.com` or `127.0.0.1:5000`.
+    pub login_server: String,
+    /// Talk plain HTTP to this registry (only for registries on a trusted network).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Pull credentials, write-only. Omit to keep the stored ones; `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RegistryCredentials>)]
+    pub credentials: Option<Option<RegistryCredentials>>,
+}
+
+/// Tells a field sent as `null` (Some(None)) from one left out (None, via `#[serde(default)]`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registry {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub properties: RegistryProperties,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryProperties {
+    pub login_server: String,
+    pub insecure: bool,
+    /// `None`, `Basic` or `Token`; the credentials themselves are never returned.
+    pub credentials_type: String,
+    pub webhook: Webhook,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Where the registry sends its notifications.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub url: String,
+    /// Returned once, when the registry is created; send it as `Authorization: Bearer <secret>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryList {
+    pub value: Vec<Registry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    #[serde(rename = "api-version")]
+    #[param(rename = "api-version")]
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RegistryPath {
+    #[serde(rename = "subscriptionId")]
+    #[param(rename = "subscriptionId")]
+    pub subscription_id: String,
+    #[serde(rename = "resourceGroupName")]
+    #[param(rename = "resourceGroupName")]
+    pub resource_group_name: String,
+    #[serde(rename = "registryName")]
+    #[param(rename = "registryName")]
+    pub registry_name: String,
+}
+
+impl RegistryPath {
+    fn parse(&self) -> Result<RegistryId, ApiError> {
+        let invalid = |e: crate::domain::NameError| ApiError::bad_request("InvalidResourceName", e.to_string());
+        Ok(RegistryId {
+            subscription: SubscriptionId::parse(&self.subscription_id).map_err(invalid)?,
+            resource_group: ResourceGroupName::parse(&self.resource_group_name).map_err(invalid)?,
+            name: RegistryName::parse(&self.registry_name).map_err(invalid)?,
+        })
+    }
+}
+
+fn webhook_url(state: &AppState, id: &str) -> String {
+    format!(
+        "{}{id}/providers/Microsoft.Security/registryEvents?api-version={}",
+        state.public_url.as_str().trim_end_matches('/'),
+        api_version::CROWSNEST
+    )
+}
+
+fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registry {
+    let id = RegistryId::format(&row.subscription_id, &row.resource_group, &row.name);
+    let credentials_type = row
+        .credentials
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<RegistryCredentials>(json).ok())
+        .map_or("None", |c| c.kind());
+    Registry {
+        properties: RegistryProperties {
+            login_server: row.login_server,
+            insecure: row.insecure,
+            credentials_type: credentials_type.to_owned(),
+            webhook: Webhook { url: webhook_url(state, &id), secret },
+            created_at: Timestamp::from_micros(row.created_at).rfc3339(),
+            updated_at: Timestamp::from_micros(row.updated_at).rfc3339(),
+        },
+        id,
+        name: row.name,
+        resource_type: REGISTRY_TYPE.to_owned(),
+    }
+}
+
+enum PutOutcome {
+    Created(RegistryRow),
+    Updated(RegistryRow),
+    LoginServerTaken(RegistryRow),
+}
+
+/// Connects a registry, or changes a connected one.
+#[utoipa::path(
+    put,
+    path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries/{registryName}",
+    operation_id = "Registries_CreateOrUpdate",
+    tag = "Registries",
+    params(RegistryPath, VersionQuery),
+    request_body = RegistryPut,
+    responses(
+        (status = 200, description = "Updated", body = Registry),
+        (status = 201, description = "Created; the only response that carries the webhook secret", body = Registry),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<RegistryPath>,
+    query: web::Query<VersionQuery>,
+    body: web::Json<RegistryPut>,
+) -> Result<HttpResponse, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let id = path.parse()?;
+    caller.authorize(&id.subscription, Role::Contributor)?;
+    let props = body.into_inner().properties;
+    let login_server = LoginServer::parse(&props.login_server)
+        .map_err(|e| ApiError::invalid_parameter("properties.loginServer", e.to_string()))?;
+    let credentials = match props.credentials {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(c)) => {
+            c.validate().map_err(|m| ApiError::invalid_parameter("properties.credentials", m))?;
+            let json = serde_json::to_string(&c).map_err(|e| ApiError::Internal(e.into()))?;
+            Some(Some(json))
+        }
+    };
+    let mut secret_bytes = [0u8; 32];
+    getrandom::fill(&mut secret_bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
+    let secret_hash = hex::encode(Sha256::digest(secret.as_bytes()));
+    let now = Timestamp::now().micros();
+    let outcome = store::run(&state.pool, move |c| {
+        c.transaction(|c| {
+            let existing = store::registries::find(c, id.subscription.as_str(), id.resource_group.as_str(), id.name.as_str())?;
+            if let Some(other) = store::registries::find_by_login_server(c, id.subscription.as_str(), login_server.as_str())?
+                && existing.as_ref().is_none_or(|e| e.id != other.id)
+            {
+                return Ok(PutOutcome::LoginServerTaken(other));
+            }
+            match existing {
+                Some(row) => {
+                    let changes = RegistryChanges {
+                        login_server: login_server.as_str().to_owned(),
+                        insecure: props.insecure,
+                        credentials,
+                        updated_at: now,
+                    };
+                    store::registries::update(c, &row.id, &changes).map(PutOutcome::Updated)
+                }
+                None => {
+                    let row = RegistryRow {
+                        id: store::new_id(),
+                        subscription_id: id.subscription.as_str().to_owned(),
+                        resource_group: id.resource_group.as_str().to_owned(),
+                        name: id.name.as_str().to_owned(),
+                        login_server: login_server.as_str().to_owned(),
+                        insecure: props.insecure,
+                        credentials: credentials.flatten(),
+                        webhook_secret_sha256: secret_hash,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    store::registries::insert(c, &row).map(|()| PutOutcome::Created(row))
+                }
+            }
+        })
+    })
+    .await?;
+    match outcome {
+        PutOutcome::Created(row) => Ok(HttpResponse::Created().json(render(&state, row, Some(secret)))),
+        PutOutcome::Updated(row) => Ok(HttpResponse::Ok().json(render(&state, row, None))),
+        PutOutcome::LoginServerTaken(other) => Err(ApiError::Conflict {
+            code: "LoginServerAlreadyConnected",
+            message: format!(
+                "The login server '{}' is already connected in this subscription as {}.",
+                other.login_server,
+                RegistryId::format(&other.subscription_id, &other.resource_group, &other.name)
+            ),
+        }),
+    }
+}
+
+fn registry_not_found(id: &RegistryId) -> ApiError {
+    ApiError::not_found("ResourceNotFound", format!("The registry '{id}' is not connected."))
+}
+
+/// Reads a connected registry (never its credentials or webhook secret).
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries/{registryName}",
+    operation_id = "Registries_Get",
+    tag = "Registries",
+    params(RegistryPath, VersionQuery),
+    responses(
+        (status = 200, description = "The registry", body = Registry),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<RegistryPath>,
+    query: web::Query<VersionQuery>,
+) -> Result<web::Json<Registry>, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let id = path.parse()?;
+    caller.authorize(&id.subscription, Role::Reader)?;
+    let key = id.clone();
+    let row = store::run(&state.pool, move |c| {
+        store::registries::find(c, key.subscription.as_str(), key.resource_group.as_str(), key.name.as_str())
+    })
+    .await?;
+    row.map(|r| web::Json(render(&state, r, None))).ok_or_else(|| registry_not_found(&id))
+}
+
+/// Disconnects a registry and forgets its images and findings. 200 when it existed, 204 when not.
+#[utoipa::path(
+    delete,
+    path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries/{registryName}",
+    operation_id = "Registries_Delete",
+    tag = "Registries",
+    params(RegistryPath, VersionQuery),
+    responses(
+        (status = 200, description = "Deleted"),
+        (status = 204, description = "There was no such registry"),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<RegistryPath>,
+    query: web::Query<VersionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let id = path.parse()?;
+    caller.authorize(&id.subscription, Role::Contributor)?;
+    let deleted = store::run(&state.pool, move |c| {
+        c.transaction(|c| {
+            match store::registries::find(c, id.subscription.as_str(), id.resource_group.as_str(), id.name.as_str())? {
+                Some(row) => store::registries::delete(c, &row.id),
+                None => Ok(false),
+            }
+        })
+    })
+    .await?;
+    Ok(if deleted { HttpResponse::Ok().finish() } else { HttpResponse::NoContent().finish() })
+}
+
+async fn list_registries(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    subscription: &str,
+    resource_group: Option<&str>,
+    query: &ListQuery,
+) -> Result<RegistryList, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let invalid = |e: crate::domain::NameError| ApiError::bad_request("InvalidResourceName", e.to_string());
+    let subscription = SubscriptionId::parse(subscription).map_err(invalid)?;
+    let resource_group = resource_group.map(ResourceGroupName::parse).transpose().map_err(invalid)?;
+    caller.authorize(&subscription, Role::Reader)?;
+    let page = query.page(2)?;
+    let top = page.top;
+    let rows = store::run(&state.pool, move |c| {
+        let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
+        store::registries::list(c, subscription.as_str(), resource_group.as_ref().map(|g| g.as_str()), after, top + 1)
+    })
+    .await?;
+    let page = paginate(
+        rows,
+        top,
+        |r| vec![r.resource_group.clone(), r.name.clone()],
+        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
+        |r| render(state, r, None),
+    );
+    Ok(RegistryList { value: page.value, next_link: page.next_link })
+}
+
+/// Lists the registries connected in a subscription.
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{subscriptionId}/providers/Microsoft.ContainerRegistry/registries",
+    operation_id = "Registries_List",
+    tag = "Registries",
+    params(("subscriptionId" = String, Path, description = "The subscription"), ListQuery),
+    responses(
+        (status = 200, description = "One page of registries", body = RegistryList),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<RegistryList>, ApiError> {
+    list_registries(&state, &caller, &req, &path, None, &query).await.map(web::Json)
+}
+
+/// Lists the registries connected in a resource group.
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries",
+    operation_id = "Registries_ListByResourceGroup",
+    tag = "Registries",
+    params(
+        ("subscriptionId" = String, Path, description = "The subscription"),
+        ("resourceGroupName" = String, Path, description = "The resource group"),
+        ListQuery
+    ),
+    responses(
+        (status = 200, description = "One page of registries", body = RegistryList),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_by_resource_group(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<RegistryList>, ApiError> {
+    let (subscription, resource_group) = path.into_inner();
+    list_registries(&state, &caller, &req, &subscription, Some(&resource_group), &query).await.map(web::Json)
+}

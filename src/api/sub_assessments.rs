@@ -1,0 +1,330 @@
+//! The Azure Security Center Sub-Assessments API (2019-01-01-preview) over the findings table.
+
+use actix_web::{HttpRequest, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::paging::{ListQuery, paginate};
+use super::{AppState, api_version, resolve_scope};
+use crate::api::auth::Caller;
+use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, RegistryId, Role, Severity, Timestamp};
+use crate::error::{ApiError, CloudError};
+use crate::store::{self, findings::FindingRow};
+
+pub const SUB_ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments/subAssessments";
+
+/// A list of sub-assessments; `nextLink` is absent on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySubAssessmentList {
+    pub value: Vec<SecuritySubAssessment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
+/// One vulnerability found in one image: an ARM proxy resource.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecuritySubAssessment {
+    /// `{registryId}/providers/Microsoft.Security/assessments/{key}/subAssessments/{name}`
+    pub id: String,
+    /// UUID v5 of (subscription, registry, repository, digest, advisory, package): stable across rescans.
+    pub name: String,
+    /// Always `Microsoft.Security/assessments/subAssessments`.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub properties: SubAssessmentProperties,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubAssessmentProperties {
+    /// The advisory id (CVE-…, DSA-…, GHSA-…).
+    pub id: String,
+    pub display_name: String,
+    pub status: SubAssessmentStatus,
+    pub remediation: String,
+    pub impact: String,
+    /// The OS family or language ecosystem.
+    pub category: String,
+    pub description: String,
+    pub time_generated: String,
+    pub resource_details: ResourceDetails,
+    pub additional_data: ContainerRegistryVulnerabilityProperties,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub enum StatusCode {
+    Healthy,
+    Unhealthy,
+    NotApplicable,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubAssessmentStatus {
+    pub code: StatusCode,
+    /// `Vulnerable` while present, `Resolved` once a later scan no longer finds it.
+    pub cause: String,
+    pub description: String,
+    /// Low, Medium or High (a Critical finding is shown as High; see `additionalData.severity`).
+    pub severity: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceDetails {
+    /// Always `Azure`.
+    pub source: String,
+    /// `{registryId}/repositories/{repository}/images/{digest}`
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Link {
+    pub title: String,
+    pub link: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cvss {
+    pub base: f64,
+}
+
+/// Base scores by CVSS version; `null` where the advisory has none.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CvssScores {
+    #[serde(rename = "2.0")]
+    pub v2: Option<Cvss>,
+    #[serde(rename = "3.0")]
+    pub v3: Option<Cvss>,
+}
+
+/// Azure's `ContainerRegistryVulnerabilityProperties`, plus Crowsnest's extension fields.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRegistryVulnerabilityProperties {
+    /// Always `ContainerRegistryVulnerability`.
+    pub assessed_resource_type: String,
+    /// Always `Vulnerability`.
+    #[serde(rename = "type")]
+    pub vulnerability_type: String,
+    pub cvss: CvssScores,
+    pub patchable: bool,
+    pub cve: Vec<Link>,
+    pub published_time: Option<String>,
+    pub vendor_references: Vec<Link>,
+    pub repository_name: String,
+    pub image_digest: String,
+    pub package_name: String,
+    pub installed_version: String,
+    pub fixed_version: Option<String>,
+    pub ecosystem: String,
+    /// Low, Medium, High or Critical.
+    pub severity: String,
+    /// Where the severity came from (e.g. `cvss3`, `debian-urgency`, `default`).
+    pub severity_source: String,
+    pub layer_digest: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub resolved_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    #[serde(rename = "api-version")]
+    #[param(rename = "api-version")]
+    pub api_version: Option<String>,
+}
+
+pub fn render(row: FindingRow) -> SecuritySubAssessment {
+    let registry = RegistryId::format(&row.subscription_id, &row.resource_group, &row.registry_name);
+    let severity = Severity::parse(&row.severity).unwrap_or(Severity::Medium);
+    let (code, cause, description) = match row.resolved_at {
+        None => (StatusCode::Unhealthy, "Vulnerable", "The image contains a vulnerable package.".to_owned()),
+        Some(at) => (
+            StatusCode::Healthy,
+            "Resolved",
+            format!("Not found by the image's scans since {}.", Timestamp::from_micros(at).rfc3339()),
+        ),
+    };
+    let links = |json: &str| serde_json::from_str::<Vec<Link>>(json).unwrap_or_default();
+    let time = |micros: i64| Timestamp::from_micros(micros).rfc3339();
+    SecuritySubAssessment {
+        id: format!(
+            "{registry}/providers/Microsoft.Security/assessments/{CONTAINER_REGISTRY_ASSESSMENT_KEY}/subAssessments/{}",
+            row.id
+        ),
+        name: row.id,
+        resource_type: SUB_ASSESSMENT_TYPE.to_owned(),
+        properties: SubAssessmentProperties {
+            id: row.advisory_id,
+            display_name: row.display_name,
+            status: SubAssessmentStatus {
+                code,
+                cause: cause.to_owned(),
+                description,
+                severity: severity.azure_2019().as_str().to_owned(),
+            },
+            remediation: row.remediation,
+            impact: row.impact,
+            category: row.category,
+            description: row.description,
+            time_generated: time(row.last_seen),
+            resource_details: ResourceDetails {
+                source: "Azure".to_owned(),
+                id: format!("{registry}/repositories/{}/images/{}", row.repository, row.image_digest),
+            },
+            additional_data: ContainerRegistryVulnerabilityProperties {
+                assessed_resource_type: "ContainerRegistryVulnerability".to_owned(),
+                vulnerability_type: "Vulnerability".to_owned(),
+                cvss: CvssScores {
+                    v2: row.cvss2_base.map(|base| Cvss { base }),
+                    v3: row.cvss3_base.map(|base| Cvss { base }),
+                },
+                patchable: row.patchable,
+                cve: links(&row.cves),
+                published_time: row.published_at.map(time),
+                vendor_references: links(&row.vendor_references),
+                repository_name: row.repository,
+                image_digest: row.image_digest,
+                package_name: row.package_name,
+                installed_version: row.installed_version,
+                fixed_version: row.fixed_version,
+                ecosystem: row.ecosystem,
+                severity: severity.as_str().to_owned(),
+                severity_source: row.severity_source,
+                layer_digest: row.layer_digest,
+                first_seen: time(row.first_seen),
+                last_seen: time(row.last_seen),
+                resolved_at: row.resolved_at.map(time),
+            },
+        },
+    }
+}
+
+/// Only the container registry assessment has sub-assessments here; any other key is a 404, not an
+/// empty list, so a mistyped key is noticed.
+fn require_assessment(key: &str) -> Result<(), ApiError> {
+    if key.eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "AssessmentNotFound",
+            format!(
+                "No assessment '{}' here; container image findings are under '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'.",
+                key.chars().take(64).collect::<String>()
+            ),
+        ))
+    }
+}
+
+async fn list_page(state: &AppState, caller: &Caller, req: &HttpRequest, scope: &str, query: &ListQuery) -> Result<SecuritySubAssessmentList, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
+    let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
+    let page = query.page(1)?;
+    let after = page.after.and_then(|mut key| key.pop());
+    let top = page.top;
+    let rows = store::run(&state.pool, move |c| store::findings::list(c, &scope, after.as_deref(), top + 1)).await?;
+    let page = paginate(
+        rows,
+        top,
+        |row| vec![row.id.clone()],
+        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
+        render,
+    );
+    Ok(SecuritySubAssessmentList { value: page.value, next_link: page.next_link })
+}
+
+/// Lists every sub-assessment under a subscription, resource group or registry.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/subAssessments",
+    operation_id = "SubAssessments_ListAll",
+    tag = "SubAssessments",
+    params(
+        ("scope" = String, Path, description = "subscriptions/{id}, subscriptions/{id}/resourceGroups/{name} or a registry resource id", allow_reserved),
+        ListQuery
+    ),
+    responses(
+        (status = 200, description = "One page of sub-assessments", body = SecuritySubAssessmentList),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_all(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
+    list_page(&state, &caller, &req, &path, &query).await.map(web::Json)
+}
+
+/// Lists the sub-assessments of one assessment (the container registry key) under a scope.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}/subAssessments",
+    operation_id = "SubAssessments_List",
+    tag = "SubAssessments",
+    params(
+        ("scope" = String, Path, description = "subscriptions/{id}, subscriptions/{id}/resourceGroups/{name} or a registry resource id", allow_reserved),
+        ("assessmentName" = String, Path, description = "The assessment key: dbd0cb49-b563-45e7-9724-889e799fa648"),
+        ListQuery
+    ),
+    responses(
+        (status = 200, description = "One page of sub-assessments", body = SecuritySubAssessmentList),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
+    let (scope, assessment) = path.into_inner();
+    api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
+    require_assessment(&assessment)?;
+    list_page(&state, &caller, &req, &scope, &query).await.map(web::Json)
+}
+
+/// Gets one sub-assessment.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}/subAssessments/{subAssessmentName}",
+    operation_id = "SubAssessments_Get",
+    tag = "SubAssessments",
+    params(
+        ("scope" = String, Path, description = "subscriptions/{id}, subscriptions/{id}/resourceGroups/{name} or a registry resource id", allow_reserved),
+        ("assessmentName" = String, Path, description = "The assessment key: dbd0cb49-b563-45e7-9724-889e799fa648"),
+        ("subAssessmentName" = String, Path, description = "The sub-assessment name (a UUID)"),
+        GetQuery
+    ),
+    responses(
+        (status = 200, description = "The sub-assessment", body = SecuritySubAssessment),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<GetQuery>,
+) -> Result<web::Json<SecuritySubAssessment>, ApiError> {
+    let (scope, assessment, name) = path.into_inner();
+    api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
+    require_assessment(&assessment)?;
+    let scope = resolve_scope(&state, &caller, &scope, Role::Reader).await?;
+    let not_found = || {
+        ApiError::not_found(
+            "SubAssessmentNotFound",
+            format!("No sub-assessment '{}' in this scope.", name.chars().take(64).collect::<String>()),
+        )
+    };
+    let id = uuid::Uuid::parse_str(&name).map_err(|_| not_found())?.to_string();
+    let row = store::run(&state.pool, move |c| store::findings::find(c, &scope, &id)).await?;
+    row.map(|r| web::Json(render(r))).ok_or_else(not_found)
+}

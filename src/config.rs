@@ -1,0 +1,192 @@
+//! Settings: read from flags or the environment (every flag has an env name), resolved once at start-up.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::store::DatabaseUrl;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL (postgres://…) or SQLite file (a path or sqlite://PATH).
+    #[arg(long, env = "DATABASE_URL", default_value = "crowsnest.db")]
+    pub database_url: String,
+    /// Connections kept in the pool.
+    #[arg(long, env = "CROWSNEST_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: u32,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// HS256 secret for bearer tokens. Without it (and on SQLite) a secret is generated once and kept
+    /// beside the database file.
+    #[arg(long, env = "CROWSNEST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Required `iss` claim.
+    #[arg(long, env = "CROWSNEST_JWT_ISSUER", default_value = "crowsnest")]
+    pub jwt_issuer: String,
+    /// Required `aud` claim.
+    #[arg(long, env = "CROWSNEST_JWT_AUDIENCE", default_value = "crowsnest")]
+    pub jwt_audience: String,
+    /// JWKS of an OIDC issuer; enables RS256 and ES256 tokens.
+    #[arg(long, env = "CROWSNEST_JWKS_URL")]
+    pub jwks_url: Option<url::Url>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "CROWSNEST_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Base of the URLs the service hands out (nextLink, webhook URLs); default http://BIND.
+    #[arg(long, env = "CROWSNEST_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CROWSNEST_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub hs256_secret: Option<Secret>,
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: Option<url::Url>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseUrl,
+    pub db_pool_size: u32,
+    pub bind: String,
+    pub public_url: Option<url::Url>,
+    pub http_workers: Option<usize>,
+    pub auth: AuthSettings,
+}
+
+impl Settings {
+    pub fn from_args(db: &DatabaseArgs, auth: &AuthArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let database = DatabaseUrl::parse(&db.database_url)?;
+        let auth = AuthSettings::resolve(auth, &database)?;
+        Ok(Self {
+            database,
+            db_pool_size: db.db_pool_size,
+            bind: serve.bind.clone(),
+            public_url: serve.public_url.clone(),
+            http_workers: serve.http_workers,
+            auth,
+        })
+    }
+}
+
+impl AuthSettings {
+    /// The explicit secret, else (on SQLite) the one kept beside the database, else JWKS alone.
+    pub fn resolve(args: &AuthArgs, database: &DatabaseUrl) -> anyhow::Result<Self> {
+        let hs256_secret = match (&args.jwt_secret, database) {
+            (Some(secret), _) => {
+                if secret.len() < 32 {
+                    bail!("CROWSNEST_JWT_SECRET is too short: use at least 32 characters");
+                }
+                Some(Secret::new(secret.as_bytes()))
+            }
+            (None, DatabaseUrl::Sqlite(path)) => Some(load_or_create_secret(&secret_path(path))?),
+            (None, DatabaseUrl::Postgres(_)) if args.jwks_url.is_some() => None,
+            (None, DatabaseUrl::Postgres(_)) => {
+                bail!("set CROWSNEST_JWT_SECRET (at least 32 characters) or CROWSNEST_JWKS_URL when using PostgreSQL")
+            }
+        };
+        Ok(Self {
+            hs256_secret,
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+            jwks_url: args.jwks_url.clone(),
+        })
+    }
+}
+
+/// `crowsnest.db` → `crowsnest.db.jwt-secret`, in the same directory.
+pub fn secret_path(database: &Path) -> PathBuf {
+    let mut name = database.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "crowsnest.db".into());
+    name.push(".jwt-secret");
+    database.with_file_name(name)
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(Secret::new(text.trim().as_bytes())),
+        Ok(_) => bail!("{} is shorter than 32 characters; delete it to have a new one generated", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read the JWT secret at {}", path.display())),
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the JWT secret: {e}"))?;
+    let secret = hex::encode(bytes);
+    // create_new: when `serve` and `token` race on a fresh directory, the loser reads the winner's file.
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())
+                .with_context(|| format!("cannot write the JWT secret to {}", path.display()))?;
+            Ok(Secret::new(secret.into_bytes()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_secret(path),
+        Err(e) => Err(e).with_context(|| format!("cannot create the JWT secret file {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_secret_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DatabaseUrl::Sqlite(dir.path().join("c.db"));
+        let args = AuthArgs {
+            jwt_secret: None,
+            jwt_issuer: "i".into(),
+            jwt_audience: "a".into(),
+            jwks_url: None,
+        };
+        let first = AuthSettings::resolve(&args, &db).unwrap().hs256_secret.unwrap();
+        let second = AuthSettings::resolve(&args, &db).unwrap().hs256_secret.unwrap();
+        assert_eq!(first, second);
+        let mode = std::fs::metadata(dir.path().join("c.db.jwt-secret")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(format!("{first:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn postgres_needs_a_key_source() {
+        let db = DatabaseUrl::parse("postgres://x@127.0.0.1/db").unwrap();
+        let mut args = AuthArgs { jwt_secret: None, jwt_issuer: "i".into(), jwt_audience: "a".into(), jwks_url: None };
+        assert!(AuthSettings::resolve(&args, &db).is_err());
+        args.jwt_secret = Some("short".into());
+        assert!(AuthSettings::resolve(&args, &db).is_err());
+        args.jwt_secret = Some("x".repeat(32));
+        assert!(AuthSettings::resolve(&args, &db).unwrap().hs256_secret.is_some());
+    }
+}

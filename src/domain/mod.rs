@@ -1,0 +1,20 @@
+//! Pure types: parsed once at the edge, trusted everywhere after.
+
+mod credentials;
+mod digest;
+mod names;
+mod role;
+mod scope;
+mod severity;
+mod time;
+
+pub use credentials::RegistryCredentials;
+pub use digest::Digest;
+pub use names::{LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId};
+pub use role::Role;
+pub use scope::{RegistryId, Scope};
+pub use severity::Severity;
+pub use time::Timestamp;
+
+/// The key of the "Container registry images should have vulnerability findings resolved" assessment.
+pub const CONTAINER_REGISTRY_ASSESSMENT_KEY: &str = "dbd0cb49-b563-45e7-9724-889e799fa648";

@@ -1,0 +1,145 @@
+//! The one error type handlers return, and the one envelope clients see: ARM's CloudError.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// ARM's error envelope: `{"error": {"code", "message", "target"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CloudError {
+    pub error: CloudErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CloudErrorBody {
+    /// A machine-readable code such as `InvalidApiVersionParameter` or `ResourceNotFound`.
+    pub code: String,
+    /// What went wrong and, where it helps, how to fix it.
+    pub message: String,
+    /// The parameter or field the error is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is wrong; `code` names how.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String, target: Option<String> },
+    /// 401: no usable credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: authenticated, but not allowed here.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 503: a dependency (the database) cannot be reached now; retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; the details are logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into(), target: None }
+    }
+
+    pub fn invalid_parameter(target: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code: "InvalidParameter", message: message.into(), target: Some(target.to_owned()) }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
+    }
+
+    fn code(&self) -> &str {
+        match self {
+            Self::BadRequest { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unauthenticated(_) => "AuthenticationFailed",
+            Self::Forbidden(_) => "AuthorizationFailed",
+            Self::MethodNotAllowed(_) => "MethodNotAllowed",
+            Self::PayloadTooLarge(_) => "RequestEntityTooLarge",
+            Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Self::Unavailable(_) => "ServiceUnavailable",
+            Self::Internal(_) => "InternalServerError",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) | StoreError::Connect { .. } => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable("The database is unavailable; retry later.".to_owned())
+            }
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Self::Conflict {
+                code: "Conflict",
+                message: "A concurrent request changed this resource; read it again and retry.".to_owned(),
+            },
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            Self::Internal(cause) => {
+                let incident = uuid::Uuid::new_v4();
+                tracing::error!(%incident, error = ?cause, "internal error");
+                format!("An internal error occurred (incident {incident}); the details are in the service log.")
+            }
+            other => other.to_string(),
+        };
+        let target = match self {
+            Self::BadRequest { target, .. } => target.clone(),
+            _ => None,
+        };
+        let body = CloudError { error: CloudErrorBody { code: self.code().to_owned(), message, target } };
+        let mut response = HttpResponse::build(self.status_code()).json(body);
+        if let Self::Unauthenticated(reason) = self {
+            let challenge = format!(
+                "Bearer realm=\"crowsnest\", error=\"invalid_token\", error_description=\"{}\"",
+                reason.replace(['"', '\\'], "'")
+            );
+            let value = HeaderValue::from_str(&challenge)
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"crowsnest\""));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}

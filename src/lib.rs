@@ -1,0 +1,9 @@
+//! Crowsnest: vulnerability assessment for container registries behind an Azure-compatible API.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,95 @@
+use diesel::prelude::*;
+
+use super::schema::registries;
+use super::AnyConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = registries)]
+pub struct RegistryRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub login_server: String,
+    pub insecure: bool,
+    /// JSON of the pull credentials; never leaves the service.
+    pub credentials: Option<String>,
+    pub webhook_secret_sha256: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields a PUT may change; `credentials: None` keeps the stored ones, `Some(None)` clears them.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = registries)]
+pub struct RegistryChanges {
+    pub login_server: String,
+    pub insecure: bool,
+    pub credentials: Option<Option<String>>,
+    pub updated_at: i64,
+}
+
+pub fn find(conn: &mut AnyConnection, subscription: &str, resource_group: &str, name: &str) -> QueryResult<Option<RegistryRow>> {
+    registries::table
+        .filter(registries::subscription_id.eq(subscription))
+        .filter(registries::resource_group.eq(resource_group))
+        .filter(registries::name.eq(name))
+        .select(RegistryRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_login_server(conn: &mut AnyConnection, subscription: &str, login_server: &str) -> QueryResult<Option<RegistryRow>> {
+    registries::table
+        .filter(registries::subscription_id.eq(subscription))
+        .filter(registries::login_server.eq(login_server))
+        .select(RegistryRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &RegistryRow) -> QueryResult<()> {
+    diesel::insert_into(registries::table).values(row).execute(conn).map(drop)
+}
+
+pub fn update(conn: &mut AnyConnection, id: &str, changes: &RegistryChanges) -> QueryResult<RegistryRow> {
+    diesel::update(registries::table.find(id)).set(changes).execute(conn)?;
+    registries::table.find(id).select(RegistryRow::as_select()).first(conn)
+}
+
+/// Deletes the registry with its images and findings; false when there was none.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+    // SQLite enforces the cascade only when foreign keys are on for the connection; delete explicitly.
+    diesel::delete(super::schema::findings::table.filter(super::schema::findings::registry_id.eq(id))).execute(conn)?;
+    diesel::delete(super::schema::image_tags::table.filter(super::schema::image_tags::registry_id.eq(id))).execute(conn)?;
+    diesel::delete(super::schema::images::table.filter(super::schema::images::registry_id.eq(id))).execute(conn)?;
+    Ok(diesel::delete(registries::table.find(id)).execute(conn)? > 0)
+}
+
+/// One page of a subscription's (or resource group's) registries in (resource group, name) order,
+/// starting after `after`.
+pub fn list(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    resource_group: Option<&str>,
+    after: Option<(&str, &str)>,
+    limit: i64,
+) -> QueryResult<Vec<RegistryRow>> {
+    let mut query = registries::table
+        .filter(registries::subscription_id.eq(subscription))
+        .select(RegistryRow::as_select())
+        .order((registries::resource_group.asc(), registries::name.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(rg) = resource_group {
+        query = query.filter(registries::resource_group.eq(rg));
+    }
+    if let Some((rg, name)) = after {
+        query = query.filter(
+            registries::resource_group
+                .gt(rg)
+                .or(registries::resource_group.eq(rg).and(registries::name.gt(name))),
+        );
+    }
+    query.load(conn)
+}

@@ -1,0 +1,85 @@
+// Portable table definitions shared by the PostgreSQL and SQLite migrations.
+
+diesel::table! {
+    registries (id) {
+        id -> Text,
+        subscription_id -> Text,
+        resource_group -> Text,
+        name -> Text,
+        login_server -> Text,
+        insecure -> Bool,
+        credentials -> Nullable<Text>,
+        webhook_secret_sha256 -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    images (id) {
+        id -> Text,
+        registry_id -> Text,
+        subscription_id -> Text,
+        repository -> Text,
+        digest -> Text,
+        index_digest -> Nullable<Text>,
+        platform -> Nullable<Text>,
+        os -> Nullable<Text>,
+        health -> Text,
+        health_reason -> Nullable<Text>,
+        pushed_at -> Nullable<BigInt>,
+        pulled_at -> Nullable<BigInt>,
+        scanned_at -> Nullable<BigInt>,
+        running -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    image_tags (registry_id, repository, tag) {
+        registry_id -> Text,
+        repository -> Text,
+        tag -> Text,
+        image_id -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    findings (id) {
+        id -> Text,
+        subscription_id -> Text,
+        resource_group -> Text,
+        registry_id -> Text,
+        registry_name -> Text,
+        image_id -> Text,
+        repository -> Text,
+        image_digest -> Text,
+        advisory_id -> Text,
+        package_name -> Text,
+        installed_version -> Text,
+        fixed_version -> Nullable<Text>,
+        ecosystem -> Text,
+        category -> Text,
+        severity -> Text,
+        severity_source -> Text,
+        cvss2_base -> Nullable<Double>,
+        cvss3_base -> Nullable<Double>,
+        display_name -> Text,
+        description -> Text,
+        remediation -> Text,
+        impact -> Text,
+        cves -> Text,
+        vendor_references -> Text,
+        published_at -> Nullable<BigInt>,
+        patchable -> Bool,
+        layer_digest -> Nullable<Text>,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+        resolved_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(images -> registries (registry_id));
+diesel::joinable!(findings -> images (image_id));
+diesel::allow_tables_to_appear_in_same_query!(registries, images, image_tags, findings);
