@@ -33,6 +33,9 @@ pub struct AuthArgs {
     /// JWKS of an OIDC issuer; enables RS256 and ES256 tokens.
     #[arg(long, env = "CROWSNEST_JWKS_URL")]
     pub jwks_url: Option<url::Url>,
+    /// Shortest wait between two JWKS fetches triggered by unknown key ids.
+    #[arg(long, env = "CROWSNEST_JWKS_MIN_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub jwks_min_refresh: std::time::Duration,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -74,6 +77,7 @@ pub struct AuthSettings {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: Option<url::Url>,
+    pub jwks_min_refresh: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +91,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_args(db: &DatabaseArgs, auth: &AuthArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+    pub fn from_args(
+        db: &DatabaseArgs,
+        auth: &AuthArgs,
+        serve: &ServeArgs,
+    ) -> anyhow::Result<Self> {
         let database = DatabaseUrl::parse(&db.database_url)?;
         let auth = AuthSettings::resolve(auth, &database)?;
         Ok(Self {
@@ -114,7 +122,9 @@ impl AuthSettings {
             (None, DatabaseUrl::Sqlite(path)) => Some(load_or_create_secret(&secret_path(path))?),
             (None, DatabaseUrl::Postgres(_)) if args.jwks_url.is_some() => None,
             (None, DatabaseUrl::Postgres(_)) => {
-                bail!("set CROWSNEST_JWT_SECRET (at least 32 characters) or CROWSNEST_JWKS_URL when using PostgreSQL")
+                bail!(
+                    "set CROWSNEST_JWT_SECRET (at least 32 characters) or CROWSNEST_JWKS_URL when using PostgreSQL"
+                )
             }
         };
         Ok(Self {
@@ -122,13 +132,17 @@ impl AuthSettings {
             issuer: args.jwt_issuer.clone(),
             audience: args.jwt_audience.clone(),
             jwks_url: args.jwks_url.clone(),
+            jwks_min_refresh: args.jwks_min_refresh,
         })
     }
 }
 
 /// `crowsnest.db` → `crowsnest.db.jwt-secret`, in the same directory.
 pub fn secret_path(database: &Path) -> PathBuf {
-    let mut name = database.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "crowsnest.db".into());
+    let mut name = database
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "crowsnest.db".into());
     name.push(".jwt-secret");
     database.with_file_name(name)
 }
@@ -137,22 +151,36 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().len() >= 32 => return Ok(Secret::new(text.trim().as_bytes())),
-        Ok(_) => bail!("{} is shorter than 32 characters; delete it to have a new one generated", path.display()),
+        Ok(_) => bail!(
+            "{} is shorter than 32 characters; delete it to have a new one generated",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read the JWT secret at {}", path.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the JWT secret at {}", path.display()));
+        }
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the JWT secret: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the JWT secret: {e}"))?;
     let secret = hex::encode(bytes);
     // create_new: when `serve` and `token` race on a fresh directory, the loser reads the winner's file.
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(mut file) => {
             file.write_all(secret.as_bytes())
                 .with_context(|| format!("cannot write the JWT secret to {}", path.display()))?;
             Ok(Secret::new(secret.into_bytes()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_secret(path),
-        Err(e) => Err(e).with_context(|| format!("cannot create the JWT secret file {}", path.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot create the JWT secret file {}", path.display()))
+        }
     }
 }
 
@@ -170,11 +198,21 @@ mod tests {
             jwt_issuer: "i".into(),
             jwt_audience: "a".into(),
             jwks_url: None,
+            jwks_min_refresh: std::time::Duration::from_secs(10),
         };
-        let first = AuthSettings::resolve(&args, &db).unwrap().hs256_secret.unwrap();
-        let second = AuthSettings::resolve(&args, &db).unwrap().hs256_secret.unwrap();
+        let first = AuthSettings::resolve(&args, &db)
+            .unwrap()
+            .hs256_secret
+            .unwrap();
+        let second = AuthSettings::resolve(&args, &db)
+            .unwrap()
+            .hs256_secret
+            .unwrap();
         assert_eq!(first, second);
-        let mode = std::fs::metadata(dir.path().join("c.db.jwt-secret")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("c.db.jwt-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(format!("{first:?}"), "Secret(***)");
     }
@@ -182,11 +220,22 @@ mod tests {
     #[test]
     fn postgres_needs_a_key_source() {
         let db = DatabaseUrl::parse("postgres://x@127.0.0.1/db").unwrap();
-        let mut args = AuthArgs { jwt_secret: None, jwt_issuer: "i".into(), jwt_audience: "a".into(), jwks_url: None };
+        let mut args = AuthArgs {
+            jwt_secret: None,
+            jwt_issuer: "i".into(),
+            jwt_audience: "a".into(),
+            jwks_url: None,
+            jwks_min_refresh: std::time::Duration::from_secs(10),
+        };
         assert!(AuthSettings::resolve(&args, &db).is_err());
         args.jwt_secret = Some("short".into());
         assert!(AuthSettings::resolve(&args, &db).is_err());
         args.jwt_secret = Some("x".repeat(32));
-        assert!(AuthSettings::resolve(&args, &db).unwrap().hs256_secret.is_some());
+        assert!(
+            AuthSettings::resolve(&args, &db)
+                .unwrap()
+                .hs256_secret
+                .is_some()
+        );
     }
 }

@@ -29,7 +29,11 @@ pub struct CloudErrorBody {
 pub enum ApiError {
     /// 400: the request is wrong; `code` names how.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String, target: Option<String> },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        target: Option<String>,
+    },
     /// 401: no usable credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -56,20 +60,33 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into(), target: None }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+            target: None,
+        }
     }
 
     pub fn invalid_parameter(target: &str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code: "InvalidParameter", message: message.into(), target: Some(target.to_owned()) }
+        Self::BadRequest {
+            code: "InvalidParameter",
+            message: message.into(),
+            target: Some(target.to_owned()),
+        }
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
     }
 
     fn code(&self) -> &str {
         match self {
-            Self::BadRequest { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::Unauthenticated(_) => "AuthenticationFailed",
             Self::Forbidden(_) => "AuthorizationFailed",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
@@ -93,7 +110,8 @@ impl From<StoreError> for ApiError {
                 _,
             )) => Self::Conflict {
                 code: "Conflict",
-                message: "A concurrent request changed this resource; read it again and retry.".to_owned(),
+                message: "A concurrent request changed this resource; read it again and retry."
+                    .to_owned(),
             },
             other => Self::Internal(anyhow::Error::new(other)),
         }
@@ -121,7 +139,9 @@ impl ResponseError for ApiError {
             Self::Internal(cause) => {
                 let incident = uuid::Uuid::new_v4();
                 tracing::error!(%incident, error = ?cause, "internal error");
-                format!("An internal error occurred (incident {incident}); the details are in the service log.")
+                format!(
+                    "An internal error occurred (incident {incident}); the details are in the service log."
+                )
             }
             other => other.to_string(),
         };
@@ -129,7 +149,13 @@ impl ResponseError for ApiError {
             Self::BadRequest { target, .. } => target.clone(),
             _ => None,
         };
-        let body = CloudError { error: CloudErrorBody { code: self.code().to_owned(), message, target } };
+        let body = CloudError {
+            error: CloudErrorBody {
+                code: self.code().to_owned(),
+                message,
+                target,
+            },
+        };
         let mut response = HttpResponse::build(self.status_code()).json(body);
         if let Self::Unauthenticated(reason) = self {
             let challenge = format!(
@@ -138,7 +164,9 @@ impl ResponseError for ApiError {
             );
             let value = HeaderValue::from_str(&challenge)
                 .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"crowsnest\""));
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

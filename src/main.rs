@@ -84,14 +84,25 @@ fn run(command: Command) -> anyhow::Result<()> {
             let url = DatabaseUrl::parse(&db.database_url)?;
             let pool = store::connect(&url, 1)?;
             let applied = store::migrate(&pool)?;
-            println!("{} migration(s) applied to {}", applied.len(), url.redacted());
+            println!(
+                "{} migration(s) applied to {}",
+                applied.len(),
+                url.redacted()
+            );
             Ok(())
         }
         Command::Openapi => {
             print!("{}", crowsnest::api::openapi_json());
             Ok(())
         }
-        Command::Token { db, auth, subscription, role, ttl, subject } => {
+        Command::Token {
+            db,
+            auth,
+            subscription,
+            role,
+            ttl,
+            subject,
+        } => {
             let url = DatabaseUrl::parse(&db.database_url)?;
             let settings = AuthSettings::resolve(&auth, &url)?;
             let secret = settings
@@ -101,9 +112,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             let subscriptions = if subscription == "*" {
                 SubscriptionsClaim::One("*".to_owned())
             } else {
-                SubscriptionsClaim::Many(vec![SubscriptionId::parse(&subscription)?.as_str().to_owned()])
+                SubscriptionsClaim::Many(vec![
+                    SubscriptionId::parse(&subscription)?.as_str().to_owned(),
+                ])
             };
-            println!("{}", mint_hs256(&secret, &settings, &subject, subscriptions, role, ttl)?);
+            println!(
+                "{}",
+                mint_hs256(&secret, &settings, &subject, subscriptions, role, ttl)?
+            );
             Ok(())
         }
     }

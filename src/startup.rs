@@ -20,6 +20,8 @@ pub struct Application {
     server: actix_web::dev::Server,
 }
 
+pub use actix_web::dev::ServerHandle;
+
 impl Application {
     /// Connects, migrates and binds; `bind` may use port 0 (tests), see [`Application::port`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -34,14 +36,19 @@ impl Application {
             Ok(pool)
         })
         .await??;
-        let listener = TcpListener::bind(&settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
         let public_url = match settings.public_url.clone() {
             Some(url) => url,
-            None => url::Url::parse(&format!("http://{address}/")).context("cannot derive the public URL")?,
+            None => url::Url::parse(&format!("http://{address}/"))
+                .context("cannot derive the public URL")?,
         };
         let authenticator = web::Data::new(Authenticator::new(&settings.auth)?);
-        let state = web::Data::new(AppState { pool, public_url: public_url.clone() });
+        let state = web::Data::new(AppState {
+            pool,
+            public_url: public_url.clone(),
+        });
         let metrics = PrometheusMetricsBuilder::new("crowsnest")
             .exclude_regex("^/docs/.*")
             .exclude("/metrics")
@@ -56,11 +63,22 @@ impl Application {
                 .app_data(authenticator.clone())
                 .app_data(web::Data::new(metrics.registry.clone()))
                 .route("/metrics", web::get().to(api::operations::metrics))
-                .route("/openapi.json", web::get().to(|| async { web::Json(api::ApiDoc::openapi()) }))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", api::ApiDoc::openapi()))
-                .route("/docs", web::get().to(|| async {
-                    actix_web::HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-                }))
+                .route(
+                    "/openapi.json",
+                    web::get().to(|| async { web::Json(api::ApiDoc::openapi()) }),
+                )
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/docs/openapi.json", api::ApiDoc::openapi()),
+                )
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        actix_web::HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/docs/"))
+                            .finish()
+                    }),
+                )
                 .configure(api::configure)
                 .default_service(web::to(api::not_found))
         })
@@ -69,11 +87,20 @@ impl Application {
             server = server.workers(workers.max(1));
         }
         tracing::info!(%address, %public_url, database = %settings.database.redacted(), "crowsnest is listening");
-        Ok(Self { port: address.port(), public_url, server: server.run() })
+        Ok(Self {
+            port: address.port(),
+            public_url,
+            server: server.run(),
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server from elsewhere (tests, signal handlers).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
     }
 
     pub fn public_url(&self) -> &url::Url {

@@ -11,7 +11,9 @@ pub fn require(given: Option<&str>, supported: &'static str) -> Result<(), ApiEr
     match given {
         None => Err(ApiError::BadRequest {
             code: "MissingApiVersionParameter",
-            message: format!("The api-version query parameter (?api-version=) is required for all requests. Use api-version={supported}."),
+            message: format!(
+                "The api-version query parameter (?api-version=) is required for all requests. Use api-version={supported}."
+            ),
             target: Some("api-version".to_owned()),
         }),
         Some(v) if v == supported => Ok(()),

@@ -15,9 +15,6 @@ use crate::config::{AuthSettings, Secret};
 use crate::domain::{Role, SubscriptionId};
 use crate::error::ApiError;
 
-/// A refresh for an unknown `kid` is skipped when the last one was this recent, so that forged
-/// `kid`s cannot turn the service into a JWKS flooder.
-const MIN_JWKS_REFRESH: Duration = Duration::from_secs(10);
 /// Keys older than this are fetched again before use, so revoked keys stop working.
 const MAX_JWKS_AGE: Duration = Duration::from_secs(3600);
 
@@ -111,6 +108,9 @@ struct Jwks {
     client: reqwest::Client,
     keys: RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
     last_fetch: Mutex<Option<Instant>>,
+    /// A refresh for an unknown `kid` is skipped when the last one was more recent than this, so
+    /// forged `kid`s cannot turn the service into a JWKS flooder.
+    min_refresh: Duration,
 }
 
 impl Authenticator {
@@ -124,34 +124,53 @@ impl Authenticator {
                     .map_err(|e| anyhow::anyhow!("cannot build the JWKS client: {e}"))?,
                 keys: RwLock::new(HashMap::new()),
                 last_fetch: Mutex::new(None),
+                min_refresh: settings.jwks_min_refresh,
             }),
             None => None,
         };
         Ok(Self {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
-            hs256: settings.hs256_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose())),
+            hs256: settings
+                .hs256_secret
+                .as_ref()
+                .map(|s| DecodingKey::from_secret(s.expose())),
             jwks,
         })
     }
 
     pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let unauthenticated = |m: &str| ApiError::Unauthenticated(m.to_owned());
-        let header = jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("The token is malformed."))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthenticated("The token is malformed."))?;
         let (algorithm, key) = match header.alg {
             Algorithm::HS256 => {
-                let key = self.hs256.clone().ok_or_else(|| unauthenticated("HS256 tokens are not accepted here."))?;
+                let key = self
+                    .hs256
+                    .clone()
+                    .ok_or_else(|| unauthenticated("HS256 tokens are not accepted here."))?;
                 (Algorithm::HS256, key)
             }
             Algorithm::RS256 | Algorithm::ES256 => {
-                let jwks = self.jwks.as_ref().ok_or_else(|| unauthenticated("No JWKS is configured for RS256/ES256 tokens."))?;
-                let kid = header.kid.as_deref().ok_or_else(|| unauthenticated("The token has no 'kid'."))?;
+                let jwks = self.jwks.as_ref().ok_or_else(|| {
+                    unauthenticated("No JWKS is configured for RS256/ES256 tokens.")
+                })?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| unauthenticated("The token has no 'kid'."))?;
                 jwks.key(kid).await?
             }
-            other => return Err(ApiError::Unauthenticated(format!("The algorithm {other:?} is not accepted."))),
+            other => {
+                return Err(ApiError::Unauthenticated(format!(
+                    "The algorithm {other:?} is not accepted."
+                )));
+            }
         };
         if algorithm != header.alg {
-            return Err(unauthenticated("The token's algorithm does not match its key."));
+            return Err(unauthenticated(
+                "The token's algorithm does not match its key.",
+            ));
         }
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.issuer]);
@@ -167,7 +186,9 @@ impl Authenticator {
                     ErrorKind::InvalidIssuer => "The token's issuer is not accepted.",
                     ErrorKind::InvalidAudience => "The token's audience is not accepted.",
                     ErrorKind::InvalidSignature => "The token's signature is invalid.",
-                    ErrorKind::MissingRequiredClaim(_) => "The token lacks a required claim (exp, iss, aud).",
+                    ErrorKind::MissingRequiredClaim(_) => {
+                        "The token lacks a required claim (exp, iss, aud)."
+                    }
                     _ => "The token is invalid.",
                 }
                 .to_owned(),
@@ -182,11 +203,15 @@ fn caller_from(claims: ReadClaims) -> Caller {
     let role = claims.roles.iter().filter_map(|r| Role::parse(r)).max();
     let subscriptions = match claims.subscriptions {
         Some(SubscriptionsClaim::One(s)) if s == "*" => Grant::All,
-        Some(SubscriptionsClaim::One(s)) => Grant::Only(SubscriptionId::parse(&s).into_iter().collect()),
-        Some(SubscriptionsClaim::Many(list)) if list.iter().any(|s| s == "*") => Grant::All,
-        Some(SubscriptionsClaim::Many(list)) => {
-            Grant::Only(list.iter().filter_map(|s| SubscriptionId::parse(s).ok()).collect())
+        Some(SubscriptionsClaim::One(s)) => {
+            Grant::Only(SubscriptionId::parse(&s).into_iter().collect())
         }
+        Some(SubscriptionsClaim::Many(list)) if list.iter().any(|s| s == "*") => Grant::All,
+        Some(SubscriptionsClaim::Many(list)) => Grant::Only(
+            list.iter()
+                .filter_map(|s| SubscriptionId::parse(s).ok())
+                .collect(),
+        ),
         None => Grant::Only(HashSet::new()),
     };
     Caller {
@@ -198,34 +223,52 @@ fn caller_from(claims: ReadClaims) -> Caller {
 
 impl Jwks {
     async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), ApiError> {
-        let stale = self.last_fetch.lock().await.is_none_or(|t| t.elapsed() > MAX_JWKS_AGE);
+        let stale = self
+            .last_fetch
+            .lock()
+            .await
+            .is_none_or(|t| t.elapsed() > MAX_JWKS_AGE);
         if !stale && let Some(found) = self.keys.read().await.get(kid) {
             return Ok(found.clone());
         }
         self.refresh(stale).await;
         self.keys.read().await.get(kid).cloned().ok_or_else(|| {
-            ApiError::Unauthenticated(format!("The signing key '{}' is unknown.", kid.chars().take(64).collect::<String>()))
+            ApiError::Unauthenticated(format!(
+                "The signing key '{}' is unknown.",
+                kid.chars().take(64).collect::<String>()
+            ))
         })
     }
 
     /// Fetches the key set again unless another caller just did.
     async fn refresh(&self, force: bool) {
         let mut last = self.last_fetch.lock().await;
-        if !force && last.is_some_and(|t| t.elapsed() < MIN_JWKS_REFRESH) {
+        if !force && last.is_some_and(|t| t.elapsed() < self.min_refresh) {
             return;
         }
         *last = Some(Instant::now());
         match self.fetch().await {
             Ok(keys) => *self.keys.write().await = keys,
-            Err(e) => tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS; keeping the keys we had"),
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS; keeping the keys we had")
+            }
         }
     }
 
     async fn fetch(&self) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
-        let set: JwkSet = self.client.get(self.url.clone()).send().await?.error_for_status()?.json().await?;
+        let set: JwkSet = self
+            .client
+            .get(self.url.clone())
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
             let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
                 (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
                 (AlgorithmParameters::EllipticCurve(ec), None | Some(KeyAlgorithm::ES256))
@@ -252,17 +295,36 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
-        let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
         Box::pin(async move {
-            let authenticator = authenticator.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no authenticator configured")))?;
+            let authenticator = authenticator.ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("no authenticator configured"))
+            })?;
             let token = match header {
-                None => return Err(ApiError::Unauthenticated("An 'Authorization: Bearer <token>' header is required.".to_owned())),
-                Some(Err(_)) => return Err(ApiError::Unauthenticated("The Authorization header is not ASCII.".to_owned())),
+                None => {
+                    return Err(ApiError::Unauthenticated(
+                        "An 'Authorization: Bearer <token>' header is required.".to_owned(),
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::Unauthenticated(
+                        "The Authorization header is not ASCII.".to_owned(),
+                    ));
+                }
                 Some(Ok(value)) => match value.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                    Some((scheme, token))
+                        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                    {
                         token.trim().to_owned()
                     }
-                    _ => return Err(ApiError::Unauthenticated("The Authorization header must be 'Bearer <token>'.".to_owned())),
+                    _ => {
+                        return Err(ApiError::Unauthenticated(
+                            "The Authorization header must be 'Bearer <token>'.".to_owned(),
+                        ));
+                    }
                 },
             };
             authenticator.verify(&token).await
@@ -291,6 +353,10 @@ pub fn mint_hs256(
         roles: vec![role.as_str().to_owned()],
         subscriptions,
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose()))
-        .map_err(|e| anyhow::anyhow!("cannot sign the token: {e}"))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose()),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot sign the token: {e}"))
 }

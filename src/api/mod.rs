@@ -31,7 +31,12 @@ pub struct AppState {
 
 /// Parses a `{scope}` path, checks the caller may read it, and names the rows it reaches.
 /// Authorization comes before any lookup, so a refused caller learns nothing about the scope.
-pub async fn resolve_scope(state: &AppState, caller: &Caller, raw: &str, role: Role) -> Result<FindingScope, ApiError> {
+pub async fn resolve_scope(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    role: Role,
+) -> Result<FindingScope, ApiError> {
     let scope = Scope::parse(raw).map_err(|e| ApiError::BadRequest {
         code: "InvalidScope",
         message: e.to_string(),
@@ -40,14 +45,26 @@ pub async fn resolve_scope(state: &AppState, caller: &Caller, raw: &str, role: R
     caller.authorize(scope.subscription(), role)?;
     Ok(match scope {
         Scope::Subscription(sub) => FindingScope::Subscription(sub.as_str().to_owned()),
-        Scope::ResourceGroup(sub, rg) => FindingScope::ResourceGroup(sub.as_str().to_owned(), rg.as_str().to_owned()),
+        Scope::ResourceGroup(sub, rg) => {
+            FindingScope::ResourceGroup(sub.as_str().to_owned(), rg.as_str().to_owned())
+        }
         Scope::Registry(id) => {
             let key = id.clone();
             let row = store::run(&state.pool, move |c| {
-                store::registries::find(c, key.subscription.as_str(), key.resource_group.as_str(), key.name.as_str())
+                store::registries::find(
+                    c,
+                    key.subscription.as_str(),
+                    key.resource_group.as_str(),
+                    key.name.as_str(),
+                )
             })
             .await?;
-            let row = row.ok_or_else(|| ApiError::not_found("ResourceNotFound", format!("The registry '{id}' is not connected.")))?;
+            let row = row.ok_or_else(|| {
+                ApiError::not_found(
+                    "ResourceNotFound",
+                    format!("The registry '{id}' is not connected."),
+                )
+            })?;
             FindingScope::Registry(row.id)
         }
     })
@@ -89,7 +106,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -147,17 +169,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Unknown routes: a CloudError, never actix's empty 404.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path: String = req.path().chars().take(200).collect();
-    Err(ApiError::not_found("NotFound", format!("No route matches '{} {path}'.", req.method())))
+    Err(ApiError::not_found(
+        "NotFound",
+        format!("No route matches '{} {path}'.", req.method()),
+    ))
 }
 
 fn json_error(e: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &e {
-        error::JsonPayloadError::Overflow { .. } | error::JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::PayloadTooLarge(format!("The request body is larger than {MAX_JSON_BODY} bytes."))
-        }
-        error::JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("The request body must be JSON (Content-Type: application/json).".to_owned())
-        }
+        error::JsonPayloadError::Overflow { .. }
+        | error::JsonPayloadError::OverflowKnownLength { .. } => ApiError::PayloadTooLarge(
+            format!("The request body is larger than {MAX_JSON_BODY} bytes."),
+        ),
+        error::JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "The request body must be JSON (Content-Type: application/json).".to_owned(),
+        ),
         error::JsonPayloadError::Deserialize(inner) => ApiError::BadRequest {
             code: "InvalidRequestContent",
             message: format!("The request body is not valid: {inner}"),
@@ -173,7 +199,11 @@ fn json_error(e: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Erro
 }
 
 fn query_error(e: error::QueryPayloadError) -> actix_web::Error {
-    ApiError::bad_request("InvalidQueryParameter", format!("The query string is not valid: {e}")).into()
+    ApiError::bad_request(
+        "InvalidQueryParameter",
+        format!("The query string is not valid: {e}"),
+    )
+    .into()
 }
 
 fn path_error(e: error::PathError) -> actix_web::Error {
@@ -205,9 +235,18 @@ pub fn cloud_error_fallback<B: MessageBody + 'static>(
         s if s >= 500 => "InternalServerError",
         _ => "BadRequest",
     };
-    let message = status.canonical_reason().unwrap_or("Request failed").to_owned();
-    let body = serde_json::to_string(&CloudError { error: CloudErrorBody { code: code.to_owned(), message, target: None } })
-        .unwrap_or_default();
+    let message = status
+        .canonical_reason()
+        .unwrap_or("Request failed")
+        .to_owned();
+    let body = serde_json::to_string(&CloudError {
+        error: CloudErrorBody {
+            code: code.to_owned(),
+            message,
+            target: None,
+        },
+    })
+    .unwrap_or_default();
     let (req, old) = res.into_parts();
     let mut new = HttpResponse::with_body(status, BoxBody::new(body));
     for (name, value) in old.headers() {
@@ -215,6 +254,11 @@ pub fn cloud_error_fallback<B: MessageBody + 'static>(
             new.headers_mut().append(name.clone(), value.clone());
         }
     }
-    new.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, new).map_into_right_body()))
+    new.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }

@@ -19,7 +19,9 @@ pub struct Health {
 #[utoipa::path(get, path = "/healthz", operation_id = "Health_Live", tag = "Operations",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok".to_owned() })
+    HttpResponse::Ok().json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// The database answers.
@@ -30,7 +32,9 @@ pub async fn healthz() -> HttpResponse {
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     store::run(&state.pool, |c| c.batch_execute("SELECT 1")).await?;
-    Ok(HttpResponse::Ok().json(Health { status: "ok".to_owned() }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok".to_owned(),
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.
@@ -39,5 +43,7 @@ pub async fn metrics(registry: web::Data<prometheus::Registry>) -> Result<HttpRe
     prometheus::TextEncoder::new()
         .encode_utf8(&registry.gather(), &mut text)
         .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(text))
+    Ok(HttpResponse::Ok()
+        .content_type(prometheus::TEXT_FORMAT)
+        .body(text))
 }

@@ -44,7 +44,10 @@ impl ListQuery {
                 _ => {
                     return Err(ApiError::invalid_parameter(
                         "$top",
-                        format!("$top must be an integer from 1 to {MAX_TOP}; got {:?}.", truncate(raw)),
+                        format!(
+                            "$top must be an integer from 1 to {MAX_TOP}; got {:?}.",
+                            truncate(raw)
+                        ),
                     ));
                 }
             },
@@ -78,7 +81,10 @@ pub fn paginate<R, T>(
     } else {
         None
     };
-    Page { value: rows.into_iter().map(render).collect(), next_link }
+    Page {
+        value: rows.into_iter().map(render).collect(),
+        next_link,
+    }
 }
 
 fn encode_token(key: &[String]) -> String {
@@ -87,19 +93,23 @@ fn encode_token(key: &[String]) -> String {
 }
 
 fn decode_token(token: &str, key_len: usize) -> Result<Vec<String>, ApiError> {
-    let invalid = || {
-        ApiError::BadRequest {
-            code: "InvalidSkipToken",
-            message: "The $skipToken is not one this service issued for this list; start again without it.".to_owned(),
-            target: Some("$skipToken".to_owned()),
-        }
+    let invalid = || ApiError::BadRequest {
+        code: "InvalidSkipToken",
+        message:
+            "The $skipToken is not one this service issued for this list; start again without it."
+                .to_owned(),
+        target: Some("$skipToken".to_owned()),
     };
     if token.len() > 2048 {
         return Err(invalid());
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if key.len() == key_len { Ok(key) } else { Err(invalid()) }
+    if key.len() == key_len {
+        Ok(key)
+    } else {
+        Err(invalid())
+    }
 }
 
 /// The request's own URL on `public_url`, with `$skipToken` replaced.
@@ -126,7 +136,10 @@ pub fn next_link(public_url: &url::Url, path: &str, query: &str, token: &str) ->
 /// Keeps OData's `$` readable in keys; everything else is form-encoded.
 fn encode_key(key: &str) -> String {
     match key.strip_prefix('$') {
-        Some(rest) => format!("${}", url::form_urlencoded::byte_serialize(rest.as_bytes()).collect::<String>()),
+        Some(rest) => format!(
+            "${}",
+            url::form_urlencoded::byte_serialize(rest.as_bytes()).collect::<String>()
+        ),
         None => url::form_urlencoded::byte_serialize(key.as_bytes()).collect(),
     }
 }
@@ -142,7 +155,11 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_tampering() {
         let token = encode_token(&["a".to_owned(), "b/c".to_owned()]);
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(decode_token(&token, 2).unwrap(), vec!["a", "b/c"]);
         assert!(decode_token(&token, 1).is_err());
         assert!(decode_token("not base64!", 1).is_err());
@@ -152,7 +169,15 @@ mod tests {
     #[test]
     fn next_link_keeps_the_query_and_replaces_the_token() {
         let base = url::Url::parse("https://cn.example.com/").unwrap();
-        let link = next_link(&base, "/subscriptions/s/x", "api-version=2019-01-01-preview&%24top=5&$skipToken=old", "NEW");
-        assert_eq!(link, "https://cn.example.com/subscriptions/s/x?api-version=2019-01-01-preview&$top=5&$skipToken=NEW");
+        let link = next_link(
+            &base,
+            "/subscriptions/s/x",
+            "api-version=2019-01-01-preview&%24top=5&$skipToken=old",
+            "NEW",
+        );
+        assert_eq!(
+            link,
+            "https://cn.example.com/subscriptions/s/x?api-version=2019-01-01-preview&$top=5&$skipToken=NEW"
+        );
     }
 }

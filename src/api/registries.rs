@@ -10,7 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::paging::{ListQuery, paginate};
 use super::{AppState, api_version};
 use crate::api::auth::Caller;
-use crate::domain::{LoginServer, RegistryCredentials, RegistryId, RegistryName, ResourceGroupName, Role, SubscriptionId, Timestamp};
+use crate::domain::{
+    LoginServer, RegistryCredentials, RegistryId, RegistryName, ResourceGroupName, Role,
+    SubscriptionId, Timestamp,
+};
 use crate::error::{ApiError, CloudError};
 use crate::store::{self, registries::RegistryChanges, registries::RegistryRow};
 
@@ -36,7 +39,9 @@ pub struct RegistryPutProperties {
 }
 
 /// Tells a field sent as `null` (Some(None)) from one left out (None, via `#[serde(default)]`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -102,7 +107,9 @@ pub struct RegistryPath {
 
 impl RegistryPath {
     fn parse(&self) -> Result<RegistryId, ApiError> {
-        let invalid = |e: crate::domain::NameError| ApiError::bad_request("InvalidResourceName", e.to_string());
+        let invalid = |e: crate::domain::NameError| {
+            ApiError::bad_request("InvalidResourceName", e.to_string())
+        };
         Ok(RegistryId {
             subscription: SubscriptionId::parse(&self.subscription_id).map_err(invalid)?,
             resource_group: ResourceGroupName::parse(&self.resource_group_name).map_err(invalid)?,
@@ -120,7 +127,7 @@ fn webhook_url(state: &AppState, id: &str) -> String {
 }
 
 fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registry {
-    let id = RegistryId::format(&row.subscription_id, &row.resource_group, &row.name);
+    let id = registry_id(&row);
     let credentials_type = row
         .credentials
         .as_deref()
@@ -131,7 +138,10 @@ fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registr
             login_server: row.login_server,
             insecure: row.insecure,
             credentials_type: credentials_type.to_owned(),
-            webhook: Webhook { url: webhook_url(state, &id), secret },
+            webhook: Webhook {
+                url: webhook_url(state, &id),
+                secret,
+            },
             created_at: Timestamp::from_micros(row.created_at).rfc3339(),
             updated_at: Timestamp::from_micros(row.updated_at).rfc3339(),
         },
@@ -179,21 +189,31 @@ pub async fn put(
         None => None,
         Some(None) => Some(None),
         Some(Some(c)) => {
-            c.validate().map_err(|m| ApiError::invalid_parameter("properties.credentials", m))?;
+            c.validate()
+                .map_err(|m| ApiError::invalid_parameter("properties.credentials", m))?;
             let json = serde_json::to_string(&c).map_err(|e| ApiError::Internal(e.into()))?;
             Some(Some(json))
         }
     };
     let mut secret_bytes = [0u8; 32];
-    getrandom::fill(&mut secret_bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    getrandom::fill(&mut secret_bytes)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
     let secret_hash = hex::encode(Sha256::digest(secret.as_bytes()));
     let now = Timestamp::now().micros();
     let outcome = store::run(&state.pool, move |c| {
         c.transaction(|c| {
-            let existing = store::registries::find(c, id.subscription.as_str(), id.resource_group.as_str(), id.name.as_str())?;
-            if let Some(other) = store::registries::find_by_login_server(c, id.subscription.as_str(), login_server.as_str())?
-                && existing.as_ref().is_none_or(|e| e.id != other.id)
+            let existing = store::registries::find(
+                c,
+                id.subscription.as_str(),
+                id.resource_group.as_str(),
+                id.name.as_str(),
+            )?;
+            if let Some(other) = store::registries::find_by_login_server(
+                c,
+                id.subscription.as_str(),
+                login_server.as_str(),
+            )? && existing.as_ref().is_none_or(|e| e.id != other.id)
             {
                 return Ok(PutOutcome::LoginServerTaken(other));
             }
@@ -227,8 +247,14 @@ pub async fn put(
     })
     .await?;
     match outcome {
-        PutOutcome::Created(row) => Ok(HttpResponse::Created().json(render(&state, row, Some(secret)))),
-        PutOutcome::Updated(row) => Ok(HttpResponse::Ok().json(render(&state, row, None))),
+        PutOutcome::Created(row) => {
+            tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry connected");
+            Ok(HttpResponse::Created().json(render(&state, row, Some(secret))))
+        }
+        PutOutcome::Updated(row) => {
+            tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry updated");
+            Ok(HttpResponse::Ok().json(render(&state, row, None)))
+        }
         PutOutcome::LoginServerTaken(other) => Err(ApiError::Conflict {
             code: "LoginServerAlreadyConnected",
             message: format!(
@@ -240,8 +266,15 @@ pub async fn put(
     }
 }
 
+fn registry_id(row: &RegistryRow) -> String {
+    RegistryId::format(&row.subscription_id, &row.resource_group, &row.name)
+}
+
 fn registry_not_found(id: &RegistryId) -> ApiError {
-    ApiError::not_found("ResourceNotFound", format!("The registry '{id}' is not connected."))
+    ApiError::not_found(
+        "ResourceNotFound",
+        format!("The registry '{id}' is not connected."),
+    )
 }
 
 /// Reads a connected registry (never its credentials or webhook secret).
@@ -268,10 +301,16 @@ pub async fn get(
     caller.authorize(&id.subscription, Role::Reader)?;
     let key = id.clone();
     let row = store::run(&state.pool, move |c| {
-        store::registries::find(c, key.subscription.as_str(), key.resource_group.as_str(), key.name.as_str())
+        store::registries::find(
+            c,
+            key.subscription.as_str(),
+            key.resource_group.as_str(),
+            key.name.as_str(),
+        )
     })
     .await?;
-    row.map(|r| web::Json(render(&state, r, None))).ok_or_else(|| registry_not_found(&id))
+    row.map(|r| web::Json(render(&state, r, None)))
+        .ok_or_else(|| registry_not_found(&id))
 }
 
 /// Disconnects a registry and forgets its images and findings. 200 when it existed, 204 when not.
@@ -297,16 +336,29 @@ pub async fn delete(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let id = path.parse()?;
     caller.authorize(&id.subscription, Role::Contributor)?;
+    let name = id.to_string();
     let deleted = store::run(&state.pool, move |c| {
         c.transaction(|c| {
-            match store::registries::find(c, id.subscription.as_str(), id.resource_group.as_str(), id.name.as_str())? {
+            match store::registries::find(
+                c,
+                id.subscription.as_str(),
+                id.resource_group.as_str(),
+                id.name.as_str(),
+            )? {
                 Some(row) => store::registries::delete(c, &row.id),
                 None => Ok(false),
             }
         })
     })
     .await?;
-    Ok(if deleted { HttpResponse::Ok().finish() } else { HttpResponse::NoContent().finish() })
+    if deleted {
+        tracing::info!(registry = %name, by = %caller.subject, "registry disconnected");
+    }
+    Ok(if deleted {
+        HttpResponse::Ok().finish()
+    } else {
+        HttpResponse::NoContent().finish()
+    })
 }
 
 async fn list_registries(
@@ -318,15 +370,25 @@ async fn list_registries(
     query: &ListQuery,
 ) -> Result<RegistryList, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let invalid = |e: crate::domain::NameError| ApiError::bad_request("InvalidResourceName", e.to_string());
+    let invalid =
+        |e: crate::domain::NameError| ApiError::bad_request("InvalidResourceName", e.to_string());
     let subscription = SubscriptionId::parse(subscription).map_err(invalid)?;
-    let resource_group = resource_group.map(ResourceGroupName::parse).transpose().map_err(invalid)?;
+    let resource_group = resource_group
+        .map(ResourceGroupName::parse)
+        .transpose()
+        .map_err(invalid)?;
     caller.authorize(&subscription, Role::Reader)?;
     let page = query.page(2)?;
     let top = page.top;
     let rows = store::run(&state.pool, move |c| {
         let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
-        store::registries::list(c, subscription.as_str(), resource_group.as_ref().map(|g| g.as_str()), after, top + 1)
+        store::registries::list(
+            c,
+            subscription.as_str(),
+            resource_group.as_ref().map(|g| g.as_str()),
+            after,
+            top + 1,
+        )
     })
     .await?;
     let page = paginate(
@@ -336,7 +398,10 @@ async fn list_registries(
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
         |r| render(state, r, None),
     );
-    Ok(RegistryList { value: page.value, next_link: page.next_link })
+    Ok(RegistryList {
+        value: page.value,
+        next_link: page.next_link,
+    })
 }
 
 /// Lists the registries connected in a subscription.
@@ -359,7 +424,9 @@ pub async fn list(
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<RegistryList>, ApiError> {
-    list_registries(&state, &caller, &req, &path, None, &query).await.map(web::Json)
+    list_registries(&state, &caller, &req, &path, None, &query)
+        .await
+        .map(web::Json)
 }
 
 /// Lists the registries connected in a resource group.
@@ -387,5 +454,14 @@ pub async fn list_by_resource_group(
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<RegistryList>, ApiError> {
     let (subscription, resource_group) = path.into_inner();
-    list_registries(&state, &caller, &req, &subscription, Some(&resource_group), &query).await.map(web::Json)
+    list_registries(
+        &state,
+        &caller,
+        &req,
+        &subscription,
+        Some(&resource_group),
+        &query,
+    )
+    .await
+    .map(web::Json)
 }

@@ -136,14 +136,25 @@ pub struct GetQuery {
 }
 
 pub fn render(row: FindingRow) -> SecuritySubAssessment {
-    let registry = RegistryId::format(&row.subscription_id, &row.resource_group, &row.registry_name);
+    let registry = RegistryId::format(
+        &row.subscription_id,
+        &row.resource_group,
+        &row.registry_name,
+    );
     let severity = Severity::parse(&row.severity).unwrap_or(Severity::Medium);
     let (code, cause, description) = match row.resolved_at {
-        None => (StatusCode::Unhealthy, "Vulnerable", "The image contains a vulnerable package.".to_owned()),
+        None => (
+            StatusCode::Unhealthy,
+            "Vulnerable",
+            "The image contains a vulnerable package.".to_owned(),
+        ),
         Some(at) => (
             StatusCode::Healthy,
             "Resolved",
-            format!("Not found by the image's scans since {}.", Timestamp::from_micros(at).rfc3339()),
+            format!(
+                "Not found by the image's scans since {}.",
+                Timestamp::from_micros(at).rfc3339()
+            ),
         ),
     };
     let links = |json: &str| serde_json::from_str::<Vec<Link>>(json).unwrap_or_default();
@@ -171,7 +182,10 @@ pub fn render(row: FindingRow) -> SecuritySubAssessment {
             time_generated: time(row.last_seen),
             resource_details: ResourceDetails {
                 source: "Azure".to_owned(),
-                id: format!("{registry}/repositories/{}/images/{}", row.repository, row.image_digest),
+                id: format!(
+                    "{registry}/repositories/{}/images/{}",
+                    row.repository, row.image_digest
+                ),
             },
             additional_data: ContainerRegistryVulnerabilityProperties {
                 assessed_resource_type: "ContainerRegistryVulnerability".to_owned(),
@@ -217,13 +231,22 @@ fn require_assessment(key: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn list_page(state: &AppState, caller: &Caller, req: &HttpRequest, scope: &str, query: &ListQuery) -> Result<SecuritySubAssessmentList, ApiError> {
+async fn list_page(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    scope: &str,
+    query: &ListQuery,
+) -> Result<SecuritySubAssessmentList, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let page = query.page(1)?;
     let after = page.after.and_then(|mut key| key.pop());
     let top = page.top;
-    let rows = store::run(&state.pool, move |c| store::findings::list(c, &scope, after.as_deref(), top + 1)).await?;
+    let rows = store::run(&state.pool, move |c| {
+        store::findings::list(c, &scope, after.as_deref(), top + 1)
+    })
+    .await?;
     let page = paginate(
         rows,
         top,
@@ -231,7 +254,10 @@ async fn list_page(state: &AppState, caller: &Caller, req: &HttpRequest, scope: 
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
         render,
     );
-    Ok(SecuritySubAssessmentList { value: page.value, next_link: page.next_link })
+    Ok(SecuritySubAssessmentList {
+        value: page.value,
+        next_link: page.next_link,
+    })
 }
 
 /// Lists every sub-assessment under a subscription, resource group or registry.
@@ -257,7 +283,9 @@ pub async fn list_all(
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
-    list_page(&state, &caller, &req, &path, &query).await.map(web::Json)
+    list_page(&state, &caller, &req, &path, &query)
+        .await
+        .map(web::Json)
 }
 
 /// Lists the sub-assessments of one assessment (the container registry key) under a scope.
@@ -287,7 +315,9 @@ pub async fn list(
     let (scope, assessment) = path.into_inner();
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     require_assessment(&assessment)?;
-    list_page(&state, &caller, &req, &scope, &query).await.map(web::Json)
+    list_page(&state, &caller, &req, &scope, &query)
+        .await
+        .map(web::Json)
 }
 
 /// Gets one sub-assessment.
@@ -321,10 +351,15 @@ pub async fn get(
     let not_found = || {
         ApiError::not_found(
             "SubAssessmentNotFound",
-            format!("No sub-assessment '{}' in this scope.", name.chars().take(64).collect::<String>()),
+            format!(
+                "No sub-assessment '{}' in this scope.",
+                name.chars().take(64).collect::<String>()
+            ),
         )
     };
-    let id = uuid::Uuid::parse_str(&name).map_err(|_| not_found())?.to_string();
+    let id = uuid::Uuid::parse_str(&name)
+        .map_err(|_| not_found())?
+        .to_string();
     let row = store::run(&state.pool, move |c| store::findings::find(c, &scope, &id)).await?;
     row.map(|r| web::Json(render(r))).ok_or_else(not_found)
 }

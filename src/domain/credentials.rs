@@ -24,9 +24,15 @@ impl RegistryCredentials {
     /// Refuses empty parts; the message never repeats a value.
     pub fn validate(&self) -> Result<(), &'static str> {
         match self {
-            Self::Basic { username, .. } if username.trim().is_empty() => Err("credentials.username must not be empty"),
-            Self::Basic { password, .. } if password.is_empty() => Err("credentials.password must not be empty"),
-            Self::Token { token } if token.trim().is_empty() => Err("credentials.token must not be empty"),
+            Self::Basic { username, .. } if username.trim().is_empty() => {
+                Err("credentials.username must not be empty")
+            }
+            Self::Basic { password, .. } if password.is_empty() => {
+                Err("credentials.password must not be empty")
+            }
+            Self::Token { token } if token.trim().is_empty() => {
+                Err("credentials.token must not be empty")
+            }
             _ => Ok(()),
         }
     }

@@ -16,7 +16,11 @@ impl Digest {
             _ => return Err(DigestError(s.chars().take(140).collect())),
         };
         let (hex, len) = hex_len;
-        if hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() == len
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(DigestError(s.chars().take(140).collect()))

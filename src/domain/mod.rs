@@ -2,6 +2,7 @@
 
 mod credentials;
 mod digest;
+mod finding;
 mod names;
 mod role;
 mod scope;
@@ -10,7 +11,10 @@ mod time;
 
 pub use credentials::RegistryCredentials;
 pub use digest::Digest;
-pub use names::{LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId};
+pub use finding::finding_name;
+pub use names::{
+    LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId,
+};
 pub use role::Role;
 pub use scope::{RegistryId, Scope};
 pub use severity::Severity;

@@ -70,7 +70,8 @@ impl SubscriptionId {
         const RULE: &str = "use 1-64 letters, digits, '-' or '_', starting with a letter or digit";
         let ok = (1..=64).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if ok {
             Ok(Self(s.to_ascii_lowercase()))
         } else {
@@ -84,7 +85,8 @@ impl ResourceGroupName {
         const RULE: &str = "use 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'";
         let ok = (1..=90).contains(&s.len())
             && !s.ends_with('.')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.()".contains(c));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.()".contains(c));
         if ok {
             Ok(Self(s.to_ascii_lowercase()))
         } else {
@@ -95,7 +97,8 @@ impl ResourceGroupName {
 
 impl RegistryName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        const RULE: &str = "use 1-63 letters, digits or '-', starting and ending with a letter or digit";
+        const RULE: &str =
+            "use 1-63 letters, digits or '-', starting and ending with a letter or digit";
         let ok = (1..=63).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_alphanumeric())
             && s.ends_with(|c: char| c.is_ascii_alphanumeric())
@@ -192,7 +195,10 @@ mod tests {
         assert_eq!(SubscriptionId::parse("ABC-1").unwrap().as_str(), "abc-1");
         assert!(SubscriptionId::parse("").is_err());
         assert!(SubscriptionId::parse("a/b").is_err());
-        assert_eq!(ResourceGroupName::parse("My.Rg(1)").unwrap().as_str(), "my.rg(1)");
+        assert_eq!(
+            ResourceGroupName::parse("My.Rg(1)").unwrap().as_str(),
+            "my.rg(1)"
+        );
         assert!(ResourceGroupName::parse("rg.").is_err());
         assert!(RegistryName::parse("-bad").is_err());
         assert!(RegistryName::parse("bad_name").is_err());
@@ -201,22 +207,43 @@ mod tests {
 
     #[test]
     fn repository_names_follow_the_distribution_grammar() {
-        for ok in ["debian", "library/debian", "a/b/c", "my-app", "my__app", "a.b", "x---y"] {
+        for ok in [
+            "debian",
+            "library/debian",
+            "a/b/c",
+            "my-app",
+            "my__app",
+            "a.b",
+            "x---y",
+        ] {
             assert!(RepositoryName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Debian", "a//b", "-a", "a-", "a_._b", "/a", "a/", "a___b"] {
+        for bad in [
+            "", "Debian", "a//b", "-a", "a-", "a_._b", "/a", "a/", "a___b",
+        ] {
             assert!(RepositoryName::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn login_servers_are_host_and_optional_port() {
-        for ok in ["registry.example.com", "127.0.0.1:5000", "LOCALHOST:5000", "[::1]:5000", "[::1]"] {
+        for ok in [
+            "registry.example.com",
+            "127.0.0.1:5000",
+            "LOCALHOST:5000",
+            "[::1]:5000",
+            "[::1]",
+        ] {
             assert!(LoginServer::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "http://x", "x/y", "x:0", "x:99999", "x:", "-x.com", "[zz]:1", "a..b"] {
+        for bad in [
+            "", "http://x", "x/y", "x:0", "x:99999", "x:", "-x.com", "[zz]:1", "a..b",
+        ] {
             assert!(LoginServer::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(LoginServer::parse("Reg.Example.com:443").unwrap().as_str(), "reg.example.com:443");
+        assert_eq!(
+            LoginServer::parse("Reg.Example.com:443").unwrap().as_str(),
+            "reg.example.com:443"
+        );
     }
 }

@@ -36,6 +36,7 @@ impl fmt::Display for Role {
 impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::parse(s).ok_or_else(|| format!("unknown role {s:?}: use Reader, Contributor or Admin"))
+        Self::parse(s)
+            .ok_or_else(|| format!("unknown role {s:?}: use Reader, Contributor or Admin"))
     }
 }

@@ -13,13 +13,19 @@ pub struct RegistryId {
 impl RegistryId {
     /// The resource id from stored (already validated) parts.
     pub fn format(subscription: &str, resource_group: &str, name: &str) -> String {
-        format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerRegistry/registries/{name}")
+        format!(
+            "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerRegistry/registries/{name}"
+        )
     }
 }
 
 impl fmt::Display for RegistryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&Self::format(self.subscription.as_str(), self.resource_group.as_str(), self.name.as_str()))
+        f.write_str(&Self::format(
+            self.subscription.as_str(),
+            self.resource_group.as_str(),
+            self.name.as_str(),
+        ))
     }
 }
 
@@ -47,7 +53,8 @@ impl Scope {
     pub fn parse(raw: &str) -> Result<Self, ScopeError> {
         let trimmed = raw.trim_start_matches('/');
         let parts: Vec<&str> = trimmed.split('/').collect();
-        let keyword = |i: usize, word: &str| parts.get(i).is_some_and(|p| p.eq_ignore_ascii_case(word));
+        let keyword =
+            |i: usize, word: &str| parts.get(i).is_some_and(|p| p.eq_ignore_ascii_case(word));
         let unsupported = || ScopeError::Unsupported(raw.chars().take(200).collect());
         if !keyword(0, "subscriptions") {
             return Err(unsupported());

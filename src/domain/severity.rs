@@ -14,7 +14,9 @@ impl Severity {
     pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn as_str(self) -> &'static str {

@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
-use super::schema::findings;
 use super::AnyConnection;
+use super::schema::findings;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = findings)]
@@ -60,7 +60,12 @@ fn in_scope(scope: &FindingScope) -> findings::BoxedQuery<'_, super::MultiBacken
 }
 
 /// One page in id order, starting after `after` (keyset paging: stable while rows are added).
-pub fn list(conn: &mut AnyConnection, scope: &FindingScope, after: Option<&str>, limit: i64) -> QueryResult<Vec<FindingRow>> {
+pub fn list(
+    conn: &mut AnyConnection,
+    scope: &FindingScope,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<FindingRow>> {
     let mut query = in_scope(scope)
         .select(FindingRow::as_select())
         .order(findings::id.asc())
@@ -71,7 +76,11 @@ pub fn list(conn: &mut AnyConnection, scope: &FindingScope, after: Option<&str>,
     query.load(conn)
 }
 
-pub fn find(conn: &mut AnyConnection, scope: &FindingScope, id: &str) -> QueryResult<Option<FindingRow>> {
+pub fn find(
+    conn: &mut AnyConnection,
+    scope: &FindingScope,
+    id: &str,
+) -> QueryResult<Option<FindingRow>> {
     in_scope(scope)
         .select(FindingRow::as_select())
         .filter(findings::id.eq(id))
@@ -83,7 +92,9 @@ pub fn find(conn: &mut AnyConnection, scope: &FindingScope, id: &str) -> QueryRe
 /// in a transaction to make it atomic and fast on SQLite.
 pub fn insert(conn: &mut AnyConnection, rows: &[FindingRow]) -> QueryResult<()> {
     for row in rows {
-        diesel::insert_into(findings::table).values(row).execute(conn)?;
+        diesel::insert_into(findings::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
-use super::schema::{image_tags, images};
 use super::AnyConnection;
+use super::schema::{image_tags, images};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = images)]
@@ -33,7 +33,12 @@ pub struct ImageTagRow {
     pub updated_at: i64,
 }
 
-pub fn find_by_digest(conn: &mut AnyConnection, registry_id: &str, repository: &str, digest: &str) -> QueryResult<Option<ImageRow>> {
+pub fn find_by_digest(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    digest: &str,
+) -> QueryResult<Option<ImageRow>> {
     images::table
         .filter(images::registry_id.eq(registry_id))
         .filter(images::repository.eq(repository))
@@ -44,7 +49,10 @@ pub fn find_by_digest(conn: &mut AnyConnection, registry_id: &str, repository: &
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &ImageRow) -> QueryResult<()> {
-    diesel::insert_into(images::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(images::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 /// Points `tag` at the image, moving it away from whichever image held it before.
@@ -56,7 +64,10 @@ pub fn set_tag(conn: &mut AnyConnection, tag: &ImageTagRow) -> QueryResult<()> {
             .filter(image_tags::tag.eq(&tag.tag)),
     )
     .execute(conn)?;
-    diesel::insert_into(image_tags::table).values(tag).execute(conn).map(drop)
+    diesel::insert_into(image_tags::table)
+        .values(tag)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn tags(conn: &mut AnyConnection, image_id: &str) -> QueryResult<Vec<String>> {

@@ -35,7 +35,9 @@ pub enum DatabaseUrl {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database URL scheme {0:?}: use postgres://…, postgresql://…, sqlite://PATH or a file path")]
+    #[error(
+        "unsupported database URL scheme {0:?}: use postgres://…, postgresql://…, sqlite://PATH or a file path"
+    )]
     UnsupportedScheme(String),
     #[error("cannot connect to {target}: {reason}")]
     Connect { target: String, reason: String },
@@ -52,7 +54,10 @@ impl DatabaseUrl {
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(Self::Postgres(raw.to_owned()));
         }
-        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         match raw.split_once("://") {
@@ -104,15 +109,20 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
     type Error = ConnectError;
 
     fn connect(&self) -> Result<AnyConnection, ConnectError> {
-        let fail = |e: &dyn fmt::Display| ConnectError(format!("cannot connect to {}: {e}", self.url.redacted()));
+        let fail = |e: &dyn fmt::Display| {
+            ConnectError(format!("cannot connect to {}: {e}", self.url.redacted()))
+        };
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url).map_err(|e| fail(&e))?;
-                conn.batch_execute("SET TIME ZONE 'UTC'").map_err(|e| fail(&e))?;
+                conn.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(|e| fail(&e))?;
                 Ok(AnyConnection::Postgresql(conn))
             }
             DatabaseUrl::Sqlite(path) => {
-                let path = path.to_str().ok_or_else(|| fail(&"the path is not UTF-8"))?;
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| fail(&"the path is not UTF-8"))?;
                 let mut conn = SqliteConnection::establish(path).map_err(|e| fail(&e))?;
                 // WAL lets readers work while a writer commits; the busy timeout queues writers instead of failing.
                 conn.batch_execute(
@@ -126,7 +136,8 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
-        conn.batch_execute("SELECT 1").map_err(|e| ConnectError(e.to_string()))
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectError(e.to_string()))
     }
 
     fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
@@ -137,28 +148,42 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
 /// Opens a pool, failing at once with the real reason when the database cannot be reached.
 pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, StoreError> {
     let manager = ConnectionManager { url: url.clone() };
-    let first = diesel::r2d2::ManageConnection::connect(&manager).map_err(|e| StoreError::Connect {
-        target: url.redacted(),
-        reason: e.0.trim_start_matches(&format!("cannot connect to {}: ", url.redacted())).to_owned(),
-    })?;
+    let first =
+        diesel::r2d2::ManageConnection::connect(&manager).map_err(|e| StoreError::Connect {
+            target: url.redacted(),
+            reason: e
+                .0
+                .trim_start_matches(&format!("cannot connect to {}: ", url.redacted()))
+                .to_owned(),
+        })?;
     drop(first);
     diesel::r2d2::Pool::builder()
         .max_size(max_size.max(1))
         .connection_timeout(Duration::from_secs(10))
         .build(manager)
-        .map_err(|e| StoreError::Connect { target: url.redacted(), reason: e.to_string() })
+        .map_err(|e| StoreError::Connect {
+            target: url.redacted(),
+            reason: e.to_string(),
+        })
 }
 
 /// Applies the embedded migrations of the pool's backend; returns the names of those applied now.
 pub fn migrate(pool: &Pool) -> Result<Vec<String>, StoreError> {
-    let mut conn = pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let (target, applied) = match &mut *conn {
-        AnyConnection::Postgresql(c) => ("PostgreSQL", c.run_pending_migrations(POSTGRES_MIGRATIONS)),
+        AnyConnection::Postgresql(c) => {
+            ("PostgreSQL", c.run_pending_migrations(POSTGRES_MIGRATIONS))
+        }
         AnyConnection::Sqlite(c) => ("SQLite", c.run_pending_migrations(SQLITE_MIGRATIONS)),
     };
     applied
         .map(|versions| versions.iter().map(ToString::to_string).collect())
-        .map_err(|e| StoreError::Migration { target: target.to_owned(), reason: e.to_string() })
+        .map_err(|e| StoreError::Migration {
+            target: target.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Runs blocking database work on tokio's blocking pool, never on the async executor.
@@ -169,7 +194,9 @@ where
 {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut conn = pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         work(&mut conn).map_err(StoreError::from)
     })
     .await
@@ -187,11 +214,25 @@ mod tests {
 
     #[test]
     fn url_scheme_chooses_the_backend() {
-        assert!(matches!(DatabaseUrl::parse("postgres://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
-        assert!(matches!(DatabaseUrl::parse("postgresql://h/db").unwrap(), DatabaseUrl::Postgres(_)));
-        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(), DatabaseUrl::Sqlite("/tmp/x.db".into()));
-        assert_eq!(DatabaseUrl::parse("crowsnest.db").unwrap(), DatabaseUrl::Sqlite("crowsnest.db".into()));
-        assert!(matches!(DatabaseUrl::parse("mysql://h/db"), Err(StoreError::UnsupportedScheme(s)) if s == "mysql"));
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("crowsnest.db").unwrap(),
+            DatabaseUrl::Sqlite("crowsnest.db".into())
+        );
+        assert!(
+            matches!(DatabaseUrl::parse("mysql://h/db"), Err(StoreError::UnsupportedScheme(s)) if s == "mysql")
+        );
     }
 
     #[test]
@@ -203,10 +244,14 @@ mod tests {
 
     #[test]
     fn unreachable_postgres_says_why() {
-        let url = DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none?connect_timeout=2").unwrap();
+        let url =
+            DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none?connect_timeout=2").unwrap();
         let err = connect(&url, 1).err().unwrap().to_string();
         assert!(err.contains("cannot connect to PostgreSQL at"), "{err}");
         assert!(!err.contains("invalid connection url"), "{err}");
-        assert!(err.to_lowercase().contains("refused") || err.contains("connect"), "{err}");
+        assert!(
+            err.to_lowercase().contains("refused") || err.contains("connect"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
-use super::schema::registries;
 use super::AnyConnection;
+use super::schema::registries;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = registries)]
@@ -29,7 +29,12 @@ pub struct RegistryChanges {
     pub updated_at: i64,
 }
 
-pub fn find(conn: &mut AnyConnection, subscription: &str, resource_group: &str, name: &str) -> QueryResult<Option<RegistryRow>> {
+pub fn find(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    resource_group: &str,
+    name: &str,
+) -> QueryResult<Option<RegistryRow>> {
     registries::table
         .filter(registries::subscription_id.eq(subscription))
         .filter(registries::resource_group.eq(resource_group))
@@ -39,7 +44,11 @@ pub fn find(conn: &mut AnyConnection, subscription: &str, resource_group: &str, 
         .optional()
 }
 
-pub fn find_by_login_server(conn: &mut AnyConnection, subscription: &str, login_server: &str) -> QueryResult<Option<RegistryRow>> {
+pub fn find_by_login_server(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    login_server: &str,
+) -> QueryResult<Option<RegistryRow>> {
     registries::table
         .filter(registries::subscription_id.eq(subscription))
         .filter(registries::login_server.eq(login_server))
@@ -49,20 +58,39 @@ pub fn find_by_login_server(conn: &mut AnyConnection, subscription: &str, login_
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &RegistryRow) -> QueryResult<()> {
-    diesel::insert_into(registries::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(registries::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
-pub fn update(conn: &mut AnyConnection, id: &str, changes: &RegistryChanges) -> QueryResult<RegistryRow> {
-    diesel::update(registries::table.find(id)).set(changes).execute(conn)?;
-    registries::table.find(id).select(RegistryRow::as_select()).first(conn)
+pub fn update(
+    conn: &mut AnyConnection,
+    id: &str,
+    changes: &RegistryChanges,
+) -> QueryResult<RegistryRow> {
+    diesel::update(registries::table.find(id))
+        .set(changes)
+        .execute(conn)?;
+    registries::table
+        .find(id)
+        .select(RegistryRow::as_select())
+        .first(conn)
 }
 
 /// Deletes the registry with its images and findings; false when there was none.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     // SQLite enforces the cascade only when foreign keys are on for the connection; delete explicitly.
-    diesel::delete(super::schema::findings::table.filter(super::schema::findings::registry_id.eq(id))).execute(conn)?;
-    diesel::delete(super::schema::image_tags::table.filter(super::schema::image_tags::registry_id.eq(id))).execute(conn)?;
-    diesel::delete(super::schema::images::table.filter(super::schema::images::registry_id.eq(id))).execute(conn)?;
+    diesel::delete(
+        super::schema::findings::table.filter(super::schema::findings::registry_id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        super::schema::image_tags::table.filter(super::schema::image_tags::registry_id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(super::schema::images::table.filter(super::schema::images::registry_id.eq(id)))
+        .execute(conn)?;
     Ok(diesel::delete(registries::table.find(id)).execute(conn)? > 0)
 }
 
@@ -88,7 +116,9 @@ pub fn list(
         query = query.filter(
             registries::resource_group
                 .gt(rg)
-                .or(registries::resource_group.eq(rg).and(registries::name.gt(name))),
+                .or(registries::resource_group
+                    .eq(rg)
+                    .and(registries::name.gt(name))),
         );
     }
     query.load(conn)

@@ -1,1 +1,13 @@
+//! The service's integration tests: one binary, every database test on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod errors;
+mod openapi;
+mod operations;
+mod registries;
+mod sub_assessments;
