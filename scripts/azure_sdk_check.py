@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Reads findings from a running Crowsnest with the official Azure SDK for Python (azure-mgmt-security).
+
+Seeds `--count` findings for one registry straight into the service's SQLite database, then lists them
+(following nextLink), lists them under the container registry assessment key, and gets one, checking
+that the SDK's models come back fully populated. Exits non-zero on the first mismatch.
+"""
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+import uuid
+
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.security import SecurityCenter
+from azure.mgmt.security.v2019_01_01_preview.models import (
+    AzureResourceDetails,
+    ContainerRegistryVulnerabilityProperties,
+)
+
+KEY = "dbd0cb49-b563-45e7-9724-889e799fa648"
+
+
+class StaticBearer(SansIOHTTPPolicy):
+    """Sends a Crowsnest token; the SDK's own policy insists on HTTPS and Azure AD."""
+
+    def __init__(self, token):
+        super().__init__()
+        self.token = token
+
+    def on_request(self, request):
+        request.http_request.headers["Authorization"] = f"Bearer {self.token}"
+
+
+class NoCredential:
+    def get_token(self, *scopes, **kwargs):  # never called: StaticBearer replaces the auth policy
+        raise RuntimeError("unused")
+
+
+def seed(db, subscription, resource_group, registry, count):
+    conn = sqlite3.connect(db)
+    (registry_id,) = conn.execute(
+        "SELECT id FROM registries WHERE subscription_id=? AND resource_group=? AND name=?",
+        (subscription, resource_group, registry),
+    ).fetchone()
+    now = int(time.time() * 1_000_000)
+    image_id = str(uuid.uuid4())
+    digest = "sha256:" + "ab" * 32
+    conn.execute(
+        "INSERT INTO images (id, registry_id, subscription_id, repository, digest, health, running, created_at)"
+        " VALUES (?, ?, ?, 'library/debian', ?, 'Unhealthy', FALSE, ?)",
+        (image_id, registry_id, subscription, digest, now),
+    )
+    names = []
+    for i in range(count):
+        name = str(uuid.uuid4())
+        names.append(name)
+        advisory = f"CVE-2024-{i:05d}"
+        conn.execute(
+            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                name, subscription, resource_group, registry_id, registry, image_id, "library/debian", digest,
+                advisory, "openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2", "Debian:12", "Debian",
+                "Critical" if i % 2 else "Medium", "cvss3", None, 9.8 if i % 2 else 5.3,
+                f"openssl: {advisory}", f"{advisory} in openssl", "Upgrade openssl from 3.0.11-1~deb12u1 to 3.0.11-1~deb12u2 or later.",
+                "High", json.dumps([{"title": advisory, "link": f"https://nvd.nist.gov/vuln/detail/{advisory}"}]),
+                json.dumps([{"title": "DSA-5532-1", "link": "https://security-tracker.debian.org/tracker/DSA-5532-1"}]),
+                now, True, "sha256:" + "cd" * 32, now, now, None,
+            ),
+        )
+    conn.commit()
+    return names, digest
+
+
+def check(condition, message):
+    if not condition:
+        print(f"FAIL: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--db", required=True, help="the service's SQLite file")
+    parser.add_argument("--subscription", default="sdk-sub")
+    parser.add_argument("--resource-group", default="sdk-rg")
+    parser.add_argument("--registry", default="sdkreg")
+    parser.add_argument("--count", type=int, default=150)
+    args = parser.parse_args()
+
+    names, digest = seed(args.db, args.subscription, args.resource_group, args.registry, args.count)
+    client = SecurityCenter(
+        NoCredential(), args.subscription, base_url=args.url, authentication_policy=StaticBearer(args.token)
+    )
+    registry_scope = (
+        f"subscriptions/{args.subscription}/resourceGroups/{args.resource_group}"
+        f"/providers/Microsoft.ContainerRegistry/registries/{args.registry}"
+    )
+
+    listed = list(client.sub_assessments.list_all(f"subscriptions/{args.subscription}"))
+    check(sorted(s.name for s in listed) == sorted(names), f"list_all returned {len(listed)} of {len(names)} findings")
+    by_key = list(client.sub_assessments.list(f"/subscriptions/{args.subscription}", KEY))
+    check(len(by_key) == len(names), f"list(key) returned {len(by_key)}")
+
+    got = client.sub_assessments.get(registry_scope, KEY, names[1])
+    check(got.name == names[1], "get returned another finding")
+    check(got.type == "Microsoft.Security/assessments/subAssessments", f"type {got.type}")
+    check(got.id.endswith(f"/assessments/{KEY}/subAssessments/{names[1]}"), f"id {got.id}")
+    check(got.id_properties_id == "CVE-2024-00001", f"properties.id {got.id_properties_id}")
+    check(got.display_name == "openssl: CVE-2024-00001", f"displayName {got.display_name}")
+    check(got.status.code == "Unhealthy", f"status.code {got.status.code}")
+    check(got.status.severity == "High", f"status.severity {got.status.severity} (Critical shows as High)")
+    check(got.remediation.startswith("Upgrade openssl"), f"remediation {got.remediation}")
+    check(got.category == "Debian", f"category {got.category}")
+    check(got.time_generated is not None and got.time_generated.year >= 2024, f"timeGenerated {got.time_generated}")
+    check(isinstance(got.resource_details, AzureResourceDetails), f"resourceDetails {type(got.resource_details)}")
+    check(got.resource_details.id.endswith(f"/repositories/library/debian/images/{digest}"), got.resource_details.id)
+    data = got.additional_data
+    check(isinstance(data, ContainerRegistryVulnerabilityProperties), f"additionalData is {type(data).__name__}")
+    check(data.assessed_resource_type == "ContainerRegistryVulnerability", data.assessed_resource_type)
+    check(data.type == "Vulnerability", f"additionalData.type {data.type}")
+    check(data.cvss["3.0"].base == 9.8, f"cvss {data.cvss}")
+    check(data.patchable is True, "patchable")
+    check([c.title for c in data.cve] == ["CVE-2024-00001"], f"cve {data.cve}")
+    check(data.vendor_references[0].title == "DSA-5532-1", f"vendorReferences {data.vendor_references}")
+    check(data.published_time is not None, "publishedTime")
+    check(data.repository_name == "library/debian", data.repository_name)
+    check(data.image_digest == digest, data.image_digest)
+    check(data.additional_properties.get("fixedVersion") == "3.0.11-1~deb12u2", f"extensions {data.additional_properties}")
+
+    print(f"azure-mgmt-security read {len(listed)} sub-assessments (list_all, list, get) from {args.url}: all fields as expected")
+
+
+if __name__ == "__main__":
+    main()
