@@ -1,6 +1,19 @@
 //! `api-version` checks: every route names the one version it serves.
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use crate::error::ApiError;
+
+/// The query of routes that take nothing but the version.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApiVersionQuery {
+    /// The API version.
+    #[serde(rename = "api-version")]
+    #[param(rename = "api-version")]
+    pub api_version: Option<String>,
+}
 
 /// The Azure Sub-Assessments API.
 pub const SUB_ASSESSMENTS: &str = "2019-01-01-preview";

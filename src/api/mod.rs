@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::domain::{Role, Scope};
 use crate::error::{ApiError, CloudError, CloudErrorBody};
-use crate::store::{self, Pool, findings::FindingScope};
+use crate::store::{Pool, findings::FindingScope};
 use auth::Caller;
 
 /// Largest JSON body accepted.
@@ -49,23 +49,7 @@ pub async fn resolve_scope(
             FindingScope::ResourceGroup(sub.as_str().to_owned(), rg.as_str().to_owned())
         }
         Scope::Registry(id) => {
-            let key = id.clone();
-            let row = store::run(&state.pool, move |c| {
-                store::registries::find(
-                    c,
-                    key.subscription.as_str(),
-                    key.resource_group.as_str(),
-                    key.name.as_str(),
-                )
-            })
-            .await?;
-            let row = row.ok_or_else(|| {
-                ApiError::not_found(
-                    "ResourceNotFound",
-                    format!("The registry '{id}' is not connected."),
-                )
-            })?;
-            FindingScope::Registry(row.id)
+            FindingScope::Registry(registries::find_registry(state, id).await?.id)
         }
     })
 }

@@ -7,8 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
+use super::api_version::{self, ApiVersionQuery};
 use super::paging::{ListQuery, paginate};
-use super::{AppState, api_version};
 use crate::api::auth::Caller;
 use crate::domain::{
     LoginServer, RegistryCredentials, RegistryId, RegistryName, ResourceGroupName, Role,
@@ -84,14 +85,6 @@ pub struct RegistryList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct VersionQuery {
-    #[serde(rename = "api-version")]
-    #[param(rename = "api-version")]
-    pub api_version: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct RegistryPath {
     #[serde(rename = "subscriptionId")]
@@ -106,6 +99,13 @@ pub struct RegistryPath {
 }
 
 impl RegistryPath {
+    /// The registry's id, once the caller is known to hold `role` on its subscription.
+    fn authorize(&self, caller: &Caller, role: Role) -> Result<RegistryId, ApiError> {
+        let id = self.parse()?;
+        caller.authorize(&id.subscription, role)?;
+        Ok(id)
+    }
+
     fn parse(&self) -> Result<RegistryId, ApiError> {
         let invalid = |e: crate::domain::NameError| {
             ApiError::bad_request("InvalidResourceName", e.to_string())
@@ -163,7 +163,7 @@ enum PutOutcome {
     path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries/{registryName}",
     operation_id = "Registries_CreateOrUpdate",
     tag = "Registries",
-    params(RegistryPath, VersionQuery),
+    params(RegistryPath, ApiVersionQuery),
     request_body = RegistryPut,
     responses(
         (status = 200, description = "Updated", body = Registry),
@@ -176,12 +176,11 @@ pub async fn put(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<RegistryPath>,
-    query: web::Query<VersionQuery>,
+    query: web::Query<ApiVersionQuery>,
     body: web::Json<RegistryPut>,
 ) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let id = path.parse()?;
-    caller.authorize(&id.subscription, Role::Contributor)?;
+    let id = path.authorize(&caller, Role::Contributor)?;
     let props = body.into_inner().properties;
     let login_server = LoginServer::parse(&props.login_server)
         .map_err(|e| ApiError::invalid_parameter("properties.loginServer", e.to_string()))?;
@@ -203,12 +202,7 @@ pub async fn put(
     let now = Timestamp::now().micros();
     let outcome = store::run(&state.pool, move |c| {
         c.transaction(|c| {
-            let existing = store::registries::find(
-                c,
-                id.subscription.as_str(),
-                id.resource_group.as_str(),
-                id.name.as_str(),
-            )?;
+            let existing = store::registries::find(c, &id)?;
             if let Some(other) = store::registries::find_by_login_server(
                 c,
                 id.subscription.as_str(),
@@ -270,11 +264,17 @@ fn registry_id(row: &RegistryRow) -> String {
     RegistryId::format(&row.subscription_id, &row.resource_group, &row.name)
 }
 
-fn registry_not_found(id: &RegistryId) -> ApiError {
-    ApiError::not_found(
-        "ResourceNotFound",
-        format!("The registry '{id}' is not connected."),
-    )
+/// The connected registry, or a 404 naming it.
+pub async fn find_registry(state: &AppState, id: RegistryId) -> Result<RegistryRow, ApiError> {
+    let name = id.to_string();
+    store::run(&state.pool, move |c| store::registries::find(c, &id))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "ResourceNotFound",
+                format!("The registry '{name}' is not connected."),
+            )
+        })
 }
 
 /// Reads a connected registry (never its credentials or webhook secret).
@@ -283,7 +283,7 @@ fn registry_not_found(id: &RegistryId) -> ApiError {
     path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries/{registryName}",
     operation_id = "Registries_Get",
     tag = "Registries",
-    params(RegistryPath, VersionQuery),
+    params(RegistryPath, ApiVersionQuery),
     responses(
         (status = 200, description = "The registry", body = Registry),
         (status = "default", description = "CloudError", body = CloudError)
@@ -294,23 +294,12 @@ pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<RegistryPath>,
-    query: web::Query<VersionQuery>,
+    query: web::Query<ApiVersionQuery>,
 ) -> Result<web::Json<Registry>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let id = path.parse()?;
-    caller.authorize(&id.subscription, Role::Reader)?;
-    let key = id.clone();
-    let row = store::run(&state.pool, move |c| {
-        store::registries::find(
-            c,
-            key.subscription.as_str(),
-            key.resource_group.as_str(),
-            key.name.as_str(),
-        )
-    })
-    .await?;
-    row.map(|r| web::Json(render(&state, r, None)))
-        .ok_or_else(|| registry_not_found(&id))
+    let id = path.authorize(&caller, Role::Reader)?;
+    let row = find_registry(&state, id).await?;
+    Ok(web::Json(render(&state, row, None)))
 }
 
 /// Disconnects a registry and forgets its images and findings. 200 when it existed, 204 when not.
@@ -319,7 +308,7 @@ pub async fn get(
     path = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries/{registryName}",
     operation_id = "Registries_Delete",
     tag = "Registries",
-    params(RegistryPath, VersionQuery),
+    params(RegistryPath, ApiVersionQuery),
     responses(
         (status = 200, description = "Deleted"),
         (status = 204, description = "There was no such registry"),
@@ -331,23 +320,15 @@ pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<RegistryPath>,
-    query: web::Query<VersionQuery>,
+    query: web::Query<ApiVersionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let id = path.parse()?;
-    caller.authorize(&id.subscription, Role::Contributor)?;
+    let id = path.authorize(&caller, Role::Contributor)?;
     let name = id.to_string();
     let deleted = store::run(&state.pool, move |c| {
-        c.transaction(|c| {
-            match store::registries::find(
-                c,
-                id.subscription.as_str(),
-                id.resource_group.as_str(),
-                id.name.as_str(),
-            )? {
-                Some(row) => store::registries::delete(c, &row.id),
-                None => Ok(false),
-            }
+        c.transaction(|c| match store::registries::find(c, &id)? {
+            Some(row) => store::registries::delete(c, &row.id),
+            None => Ok(false),
         })
     })
     .await?;

@@ -4,8 +4,9 @@ use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::api_version::{self, ApiVersionQuery};
 use super::paging::{ListQuery, paginate};
-use super::{AppState, api_version, resolve_scope};
+use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, RegistryId, Role, Severity, Timestamp};
 use crate::error::{ApiError, CloudError};
@@ -127,12 +128,41 @@ pub struct ContainerRegistryVulnerabilityProperties {
     pub resolved_at: Option<String>,
 }
 
+/// `{scope}`: where a list reaches.
 #[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct GetQuery {
-    #[serde(rename = "api-version")]
-    #[param(rename = "api-version")]
-    pub api_version: Option<String>,
+#[into_params(parameter_in = Path)]
+pub struct ScopePath {
+    /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
+    #[param(allow_reserved)]
+    pub scope: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AssessmentPath {
+    /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
+    #[param(allow_reserved)]
+    pub scope: String,
+    /// The assessment key: `dbd0cb49-b563-45e7-9724-889e799fa648`.
+    #[serde(rename = "assessmentName")]
+    #[param(rename = "assessmentName")]
+    pub assessment_name: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SubAssessmentPath {
+    /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
+    #[param(allow_reserved)]
+    pub scope: String,
+    /// The assessment key: `dbd0cb49-b563-45e7-9724-889e799fa648`.
+    #[serde(rename = "assessmentName")]
+    #[param(rename = "assessmentName")]
+    pub assessment_name: String,
+    /// The sub-assessment name (a UUID).
+    #[serde(rename = "subAssessmentName")]
+    #[param(rename = "subAssessmentName")]
+    pub sub_assessment_name: String,
 }
 
 pub fn render(row: FindingRow) -> SecuritySubAssessment {
@@ -266,10 +296,7 @@ async fn list_page(
     path = "/{scope}/providers/Microsoft.Security/subAssessments",
     operation_id = "SubAssessments_ListAll",
     tag = "SubAssessments",
-    params(
-        ("scope" = String, Path, description = "subscriptions/{id}, subscriptions/{id}/resourceGroups/{name} or a registry resource id", allow_reserved),
-        ListQuery
-    ),
+    params(ScopePath, ListQuery),
     responses(
         (status = 200, description = "One page of sub-assessments", body = SecuritySubAssessmentList),
         (status = "default", description = "CloudError", body = CloudError)
@@ -280,10 +307,10 @@ pub async fn list_all(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<ScopePath>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
-    list_page(&state, &caller, &req, &path, &query)
+    list_page(&state, &caller, &req, &path.scope, &query)
         .await
         .map(web::Json)
 }
@@ -294,11 +321,7 @@ pub async fn list_all(
     path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}/subAssessments",
     operation_id = "SubAssessments_List",
     tag = "SubAssessments",
-    params(
-        ("scope" = String, Path, description = "subscriptions/{id}, subscriptions/{id}/resourceGroups/{name} or a registry resource id", allow_reserved),
-        ("assessmentName" = String, Path, description = "The assessment key: dbd0cb49-b563-45e7-9724-889e799fa648"),
-        ListQuery
-    ),
+    params(AssessmentPath, ListQuery),
     responses(
         (status = 200, description = "One page of sub-assessments", body = SecuritySubAssessmentList),
         (status = "default", description = "CloudError", body = CloudError)
@@ -309,13 +332,12 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<AssessmentPath>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
-    let (scope, assessment) = path.into_inner();
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
-    require_assessment(&assessment)?;
-    list_page(&state, &caller, &req, &scope, &query)
+    require_assessment(&path.assessment_name)?;
+    list_page(&state, &caller, &req, &path.scope, &query)
         .await
         .map(web::Json)
 }
@@ -326,12 +348,7 @@ pub async fn list(
     path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}/subAssessments/{subAssessmentName}",
     operation_id = "SubAssessments_Get",
     tag = "SubAssessments",
-    params(
-        ("scope" = String, Path, description = "subscriptions/{id}, subscriptions/{id}/resourceGroups/{name} or a registry resource id", allow_reserved),
-        ("assessmentName" = String, Path, description = "The assessment key: dbd0cb49-b563-45e7-9724-889e799fa648"),
-        ("subAssessmentName" = String, Path, description = "The sub-assessment name (a UUID)"),
-        GetQuery
-    ),
+    params(SubAssessmentPath, ApiVersionQuery),
     responses(
         (status = 200, description = "The sub-assessment", body = SecuritySubAssessment),
         (status = "default", description = "CloudError", body = CloudError)
@@ -341,12 +358,16 @@ pub async fn list(
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<(String, String, String)>,
-    query: web::Query<GetQuery>,
+    path: web::Path<SubAssessmentPath>,
+    query: web::Query<ApiVersionQuery>,
 ) -> Result<web::Json<SecuritySubAssessment>, ApiError> {
-    let (scope, assessment, name) = path.into_inner();
+    let SubAssessmentPath {
+        scope,
+        assessment_name,
+        sub_assessment_name: name,
+    } = path.into_inner();
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
-    require_assessment(&assessment)?;
+    require_assessment(&assessment_name)?;
     let scope = resolve_scope(&state, &caller, &scope, Role::Reader).await?;
     let not_found = || {
         ApiError::not_found(

@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use super::AnyConnection;
 use super::schema::registries;
+use crate::domain::RegistryId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = registries)]
@@ -29,16 +30,11 @@ pub struct RegistryChanges {
     pub updated_at: i64,
 }
 
-pub fn find(
-    conn: &mut AnyConnection,
-    subscription: &str,
-    resource_group: &str,
-    name: &str,
-) -> QueryResult<Option<RegistryRow>> {
+pub fn find(conn: &mut AnyConnection, id: &RegistryId) -> QueryResult<Option<RegistryRow>> {
     registries::table
-        .filter(registries::subscription_id.eq(subscription))
-        .filter(registries::resource_group.eq(resource_group))
-        .filter(registries::name.eq(name))
+        .filter(registries::subscription_id.eq(id.subscription.as_str()))
+        .filter(registries::resource_group.eq(id.resource_group.as_str()))
+        .filter(registries::name.eq(id.name.as_str()))
         .select(RegistryRow::as_select())
         .first(conn)
         .optional()

@@ -64,7 +64,11 @@ async fn connect_read_update_delete_never_shows_credentials(backend: Backend) {
 
     // The secret is stored hashed, and the credentials are kept for pulling.
     let stored = app
-        .db(|c| crowsnest::store::registries::find(c, "sub-1", "rg", "reg1"))
+        .db(|c| {
+            let id = crowsnest::domain::Scope::parse("subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg1").unwrap();
+            let crowsnest::domain::Scope::Registry(id) = id else { unreachable!() };
+            crowsnest::store::registries::find(c, &id)
+        })
         .await
         .unwrap();
     assert_ne!(stored.webhook_secret_sha256, secret);
