@@ -1,6 +1,18 @@
 //! The database: diesel only lives here. Query functions take `&mut AnyConnection` and return
 //! `QueryResult`, so callers compose them inside one transaction; async code reaches them via [`run`].
 
+/// Runs the same diesel code on the concrete connection, for what diesel cannot express through
+/// `MultiBackend` (multi-row INSERTs).
+macro_rules! on_each_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::AnyConnection::Postgresql($c) => $body,
+            $crate::store::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+pub mod advisories;
 pub mod findings;
 pub mod images;
 pub mod registries;

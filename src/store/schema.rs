@@ -82,4 +82,64 @@ diesel::table! {
 
 diesel::joinable!(images -> registries (registry_id));
 diesel::joinable!(findings -> images (image_id));
-diesel::allow_tables_to_appear_in_same_query!(registries, images, image_tags, findings);
+diesel::allow_tables_to_appear_in_same_query!(
+    registries,
+    images,
+    image_tags,
+    findings,
+    advisories,
+    affected_ranges,
+    advisory_aliases,
+    advisory_imports
+);
+
+diesel::table! {
+    advisories (id) {
+        id -> Text,
+        modified -> BigInt,
+        published -> Nullable<BigInt>,
+        withdrawn -> Nullable<BigInt>,
+        summary -> Text,
+        severity -> Nullable<Text>,
+        severity_source -> Nullable<Text>,
+        cvss2_base -> Nullable<Double>,
+        cvss3_base -> Nullable<Double>,
+        record -> Text,
+        raw -> Text,
+        imported_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    affected_ranges (advisory_id, seq) {
+        advisory_id -> Text,
+        seq -> Integer,
+        ecosystem -> Text,
+        package -> Text,
+        affected -> Text,
+    }
+}
+
+diesel::table! {
+    advisory_aliases (advisory_id, alias) {
+        advisory_id -> Text,
+        alias -> Text,
+    }
+}
+
+diesel::table! {
+    advisory_imports (id) {
+        id -> Text,
+        source -> Text,
+        started_at -> BigInt,
+        finished_at -> BigInt,
+        added -> Integer,
+        updated -> Integer,
+        unchanged -> Integer,
+        withdrawn -> Integer,
+        rejected -> Integer,
+    }
+}
+
+diesel::joinable!(affected_ranges -> advisories (advisory_id));
+diesel::joinable!(advisory_aliases -> advisories (advisory_id));

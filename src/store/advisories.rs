@@ -1,0 +1,316 @@
+use std::collections::HashMap;
+
+use diesel::dsl::count;
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{advisories, advisory_aliases, advisory_imports, affected_ranges};
+
+/// Rows per multi-row INSERT of the narrow tables (SQLite allows 32,766 bound parameters).
+const INSERT_CHUNK: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = advisories)]
+pub struct AdvisoryRow {
+    pub id: String,
+    pub modified: i64,
+    pub published: Option<i64>,
+    pub withdrawn: Option<i64>,
+    pub summary: String,
+    /// The record's own severity (None when it has none and must borrow an alias's).
+    pub severity: Option<String>,
+    pub severity_source: Option<String>,
+    pub cvss2_base: Option<f64>,
+    pub cvss3_base: Option<f64>,
+    /// The parsed advisory, JSON.
+    pub record: String,
+    /// The record as imported, JSON.
+    pub raw: String,
+    pub imported_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = affected_ranges)]
+pub struct AffectedRow {
+    pub advisory_id: String,
+    pub seq: i32,
+    pub ecosystem: String,
+    pub package: String,
+    /// The affected entry (ranges, versions, severity override), JSON.
+    pub affected: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = advisory_aliases)]
+pub struct AliasRow {
+    pub advisory_id: String,
+    pub alias: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = advisory_imports)]
+pub struct ImportRow {
+    pub id: String,
+    pub source: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub added: i32,
+    pub updated: i32,
+    pub unchanged: i32,
+    pub withdrawn: i32,
+    pub rejected: i32,
+}
+
+/// One advisory ready to store.
+#[derive(Debug, Clone)]
+pub struct NewAdvisory {
+    pub row: AdvisoryRow,
+    pub affected: Vec<AffectedRow>,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Added,
+    Updated,
+    /// The stored record is as new or newer.
+    Unchanged,
+}
+
+/// Stores a batch: records newer than the stored ones replace them, others are left alone. Run it
+/// in a transaction so a record is replaced whole or not at all. Three statements per table at most.
+pub fn apply(conn: &mut AnyConnection, batch: &[NewAdvisory]) -> QueryResult<Vec<Applied>> {
+    let ids: Vec<&str> = batch.iter().map(|a| a.row.id.as_str()).collect();
+    let stored: HashMap<String, i64> = advisories::table
+        .filter(advisories::id.eq_any(&ids))
+        .select((advisories::id, advisories::modified))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .collect();
+    // Within one batch the newest copy of an id wins; earlier copies count as unchanged.
+    let mut newest: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in batch.iter().enumerate() {
+        let keep = newest
+            .get(a.row.id.as_str())
+            .is_none_or(|&j| batch[j].row.modified < a.row.modified);
+        if keep {
+            newest.insert(&a.row.id, i);
+        }
+    }
+    let outcome: Vec<Applied> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if newest.get(a.row.id.as_str()) != Some(&i) {
+                return Applied::Unchanged;
+            }
+            match stored.get(&a.row.id) {
+                None => Applied::Added,
+                Some(&modified) if modified < a.row.modified => Applied::Updated,
+                Some(_) => Applied::Unchanged,
+            }
+        })
+        .collect();
+    let replaced: Vec<&str> = batch
+        .iter()
+        .zip(&outcome)
+        .filter(|(_, o)| **o == Applied::Updated)
+        .map(|(a, _)| a.row.id.as_str())
+        .collect();
+    for chunk in replaced.chunks(INSERT_CHUNK) {
+        diesel::delete(affected_ranges::table.filter(affected_ranges::advisory_id.eq_any(chunk)))
+            .execute(conn)?;
+        diesel::delete(advisory_aliases::table.filter(advisory_aliases::advisory_id.eq_any(chunk)))
+            .execute(conn)?;
+        diesel::delete(advisories::table.filter(advisories::id.eq_any(chunk))).execute(conn)?;
+    }
+    let written: Vec<&NewAdvisory> = batch
+        .iter()
+        .zip(&outcome)
+        .filter(|(_, o)| **o != Applied::Unchanged)
+        .map(|(a, _)| a)
+        .collect();
+    let rows: Vec<AdvisoryRow> = written.iter().map(|a| a.row.clone()).collect();
+    let affected: Vec<AffectedRow> = written
+        .iter()
+        .flat_map(|a| a.affected.iter().cloned())
+        .collect();
+    let aliases: Vec<AliasRow> = written
+        .iter()
+        .flat_map(|a| {
+            let mut unique: Vec<&String> = a
+                .aliases
+                .iter()
+                .filter(|alias| **alias != a.row.id)
+                .collect();
+            unique.sort();
+            unique.dedup();
+            unique.into_iter().map(|alias| AliasRow {
+                advisory_id: a.row.id.clone(),
+                alias: alias.clone(),
+            })
+        })
+        .collect();
+    for chunk in rows.chunks(INSERT_CHUNK / 10) {
+        on_each_backend!(conn, c => diesel::insert_into(advisories::table).values(chunk).execute(c))?;
+    }
+    for chunk in affected.chunks(INSERT_CHUNK) {
+        on_each_backend!(conn, c => diesel::insert_into(affected_ranges::table).values(chunk).execute(c))?;
+    }
+    for chunk in aliases.chunks(INSERT_CHUNK) {
+        on_each_backend!(conn, c => diesel::insert_into(advisory_aliases::table).values(chunk).execute(c))?;
+    }
+    Ok(outcome)
+}
+
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRow>> {
+    advisories::table
+        .find(id)
+        .select(AdvisoryRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A candidate for matching: an affected entry with its advisory's parsed record.
+#[derive(Debug, Clone, Queryable)]
+pub struct CandidateRow {
+    pub advisory_id: String,
+    pub affected: String,
+    pub record: String,
+}
+
+/// The affected entries of live (not withdrawn) advisories for any of these packages, in one query.
+/// `keys` are (ecosystem, package) pairs; the result holds exactly those pairs.
+pub fn candidates(
+    conn: &mut AnyConnection,
+    keys: &[(String, String)],
+) -> QueryResult<Vec<CandidateRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ecosystems: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
+    ecosystems.sort_unstable();
+    ecosystems.dedup();
+    let mut packages: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    let rows: Vec<(String, String, String, String, String)> = affected_ranges::table
+        .inner_join(advisories::table)
+        .filter(affected_ranges::package.eq_any(&packages))
+        .filter(affected_ranges::ecosystem.eq_any(&ecosystems))
+        .filter(advisories::withdrawn.is_null())
+        .select((
+            affected_ranges::advisory_id,
+            affected_ranges::ecosystem,
+            affected_ranges::package,
+            affected_ranges::affected,
+            advisories::record,
+        ))
+        .load(conn)?;
+    let wanted: std::collections::HashSet<(&str, &str)> =
+        keys.iter().map(|(e, p)| (e.as_str(), p.as_str())).collect();
+    Ok(rows
+        .into_iter()
+        .filter(|(_, e, p, _, _)| wanted.contains(&(e.as_str(), p.as_str())))
+        .map(|(advisory_id, _, _, affected, record)| CandidateRow {
+            advisory_id,
+            affected,
+            record,
+        })
+        .collect())
+}
+
+/// A severity an advisory can lend to its aliases.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct AliasSeverity {
+    pub advisory_id: String,
+    pub severity: String,
+    pub severity_source: String,
+    pub cvss2_base: Option<f64>,
+    pub cvss3_base: Option<f64>,
+}
+
+/// Severities of the advisories related to `ids` by alias, in either direction: keyed by the id in
+/// `ids` they belong to. Two queries, whatever the number of ids.
+pub fn alias_severities(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> QueryResult<HashMap<String, Vec<AliasSeverity>>> {
+    let mut out: HashMap<String, Vec<AliasSeverity>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let select = (
+        advisories::id,
+        advisories::severity.assume_not_null(),
+        advisories::severity_source.assume_not_null(),
+        advisories::cvss2_base,
+        advisories::cvss3_base,
+    );
+    // Forward: our id lists an alias that is itself a stored advisory with a severity.
+    let forward: Vec<(String, AliasSeverity)> = advisory_aliases::table
+        .inner_join(advisories::table.on(advisories::id.eq(advisory_aliases::alias)))
+        .filter(advisory_aliases::advisory_id.eq_any(ids))
+        .filter(advisories::severity.is_not_null())
+        .filter(advisories::withdrawn.is_null())
+        .select((advisory_aliases::advisory_id, select))
+        .load(conn)?;
+    // Backward: a stored advisory with a severity lists our id among its aliases.
+    let backward: Vec<(String, AliasSeverity)> = advisory_aliases::table
+        .inner_join(advisories::table.on(advisories::id.eq(advisory_aliases::advisory_id)))
+        .filter(advisory_aliases::alias.eq_any(ids))
+        .filter(advisories::severity.is_not_null())
+        .filter(advisories::withdrawn.is_null())
+        .select((advisory_aliases::alias, select))
+        .load(conn)?;
+    for (id, severity) in forward.into_iter().chain(backward) {
+        out.entry(id).or_default().push(severity);
+    }
+    Ok(out)
+}
+
+pub fn record_import(conn: &mut AnyConnection, row: &ImportRow) -> QueryResult<()> {
+    diesel::insert_into(advisory_imports::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// What the advisory database holds.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub advisories: i64,
+    pub withdrawn: i64,
+    /// Live advisories per ecosystem, by ecosystem name.
+    pub per_ecosystem: Vec<(String, i64)>,
+    pub last_import: Option<ImportRow>,
+}
+
+pub fn status(conn: &mut AnyConnection) -> QueryResult<Status> {
+    let advisories: i64 = advisories::table.count().get_result(conn)?;
+    let withdrawn: i64 = advisories::table
+        .filter(advisories::withdrawn.is_not_null())
+        .count()
+        .get_result(conn)?;
+    let per_ecosystem: Vec<(String, i64)> = affected_ranges::table
+        .inner_join(advisories::table)
+        .filter(advisories::withdrawn.is_null())
+        .group_by(affected_ranges::ecosystem)
+        .select((
+            affected_ranges::ecosystem,
+            count(affected_ranges::advisory_id).aggregate_distinct(),
+        ))
+        .order(affected_ranges::ecosystem.asc())
+        .load(conn)?;
+    let last_import = advisory_imports::table
+        .order(advisory_imports::finished_at.desc())
+        .select(ImportRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(Status {
+        advisories,
+        withdrawn,
+        per_ecosystem,
+        last_import,
+    })
+}
