@@ -3,6 +3,8 @@
 //!
 //! cargo bench --bench sub_assessments
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

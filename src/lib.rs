@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod jobs;
 pub mod scanner;
 pub mod startup;
 pub mod store;

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
 use crowsnest::config::{AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings};
 use crowsnest::domain::{Role, SubscriptionId};
+use crowsnest::jobs::advisory_sources::Source;
+use crowsnest::jobs::import_advisories::{self, ImportSummary};
 use crowsnest::startup::Application;
 use crowsnest::store::{self, DatabaseUrl};
 
@@ -35,6 +37,11 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage the advisory database.
+    Advisories {
+        #[command(subcommand)]
+        command: AdvisoriesCommand,
+    },
     /// Mint an HS256 bearer token with the configured (or generated) secret; prints only the token.
     Token {
         #[command(flatten)]
@@ -53,6 +60,18 @@ enum Command {
         /// The token's `sub` claim.
         #[arg(long, default_value = "crowsnest-cli")]
         subject: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdvisoriesCommand {
+    /// Import OSV records from JSON files, directories of them, zips (osv.dev's all.zip) or http(s) URLs.
+    Import {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Files, directories, zips or URLs.
+        #[arg(required = true)]
+        sources: Vec<String>,
     },
 }
 
@@ -91,6 +110,22 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Advisories {
+            command: AdvisoriesCommand::Import { db, sources },
+        } => {
+            crowsnest::telemetry::init();
+            let url = DatabaseUrl::parse(&db.database_url)?;
+            let pool = store::connect(&url, 2)?;
+            store::migrate(&pool)?;
+            let sources: Vec<Source> = sources.iter().map(|s| Source::parse(s)).collect();
+            let prepared =
+                tokio::runtime::Runtime::new()?.block_on(import_advisories::prepare(&sources))?;
+            let progress = progress_reporter();
+            let summary =
+                import_advisories::import_files(&pool, &prepared.files, &|n| progress(n))?;
+            print_summary(&summary);
+            Ok(())
+        }
         Command::Openapi => {
             print!("{}", crowsnest::api::openapi_json());
             Ok(())
@@ -122,5 +157,58 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// A live counter on a terminal, a line every 5,000 records otherwise.
+fn progress_reporter() -> Box<dyn Fn(u64) + Sync> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} records read ({per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Box::new(move |n| bar.set_position(n))
+    } else {
+        let last = std::sync::atomic::AtomicU64::new(0);
+        Box::new(move |n| {
+            if n / 5000 > last.load(std::sync::atomic::Ordering::Relaxed) / 5000 {
+                eprintln!("{n} records read");
+            }
+            last.store(n, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+}
+
+fn print_summary(s: &ImportSummary) {
+    println!(
+        "imported {}: {} added, {} updated, {} unchanged, {} withdrawn, {} rejected ({:.2} s)",
+        s.sources.join(", "),
+        s.added,
+        s.updated,
+        s.unchanged,
+        s.withdrawn,
+        s.rejected.len(),
+        s.seconds
+    );
+    for r in &s.rejected {
+        println!(
+            "  rejected {} ({}): {}",
+            r.id.as_deref().unwrap_or("?"),
+            r.file,
+            r.reason
+        );
+    }
+    for i in &s.ignored {
+        println!("  ignored {}× {}", i.count, i.reason);
+    }
+    if !s.skipped_files.is_empty() {
+        println!(
+            "  skipped {} files that are not JSON records",
+            s.skipped_files.len()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP only: one module per resource, the auth extractor, and the wiring of routes and error bodies.
 
+pub mod advisories;
 pub mod api_version;
 pub mod auth;
 pub mod operations;
@@ -70,6 +71,9 @@ pub async fn resolve_scope(
         registries::delete,
         registries::list,
         registries::list_by_resource_group,
+        advisories::import,
+        advisories::get,
+        advisories::status,
         operations::healthz,
         operations::readyz,
     ),
@@ -78,6 +82,7 @@ pub async fn resolve_scope(
     tags(
         (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview)"),
         (name = "Registries", description = "Connected registries (api-version 2026-11-01)"),
+        (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
     )
 )]
@@ -139,6 +144,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(registries::get))
                 .route(web::delete().to(registries::delete)),
         )
+        .service(
+            resource("/providers/Microsoft.Security/advisories:import")
+                .app_data(web::PayloadConfig::new(advisories::MAX_IMPORT_BYTES))
+                .route(web::post().to(advisories::import)),
+        )
+        .service(resource("/providers/Microsoft.Security/advisories:status").route(web::get().to(advisories::status)))
+        .service(resource("/providers/Microsoft.Security/advisories/{id}").route(web::get().to(advisories::get)))
         .service(resource(&format!("{SCOPE}/subAssessments")).route(web::get().to(sub_assessments::list_all)))
         .service(
             resource(&format!("{SCOPE}/assessments/{{assessmentName}}/subAssessments"))

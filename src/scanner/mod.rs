@@ -1,3 +1,4 @@
-//! The scan engine. So far: the version orders advisories are matched with.
+//! The scan engine. So far: OSV advisories, their matching, and the version orders they need.
 
+pub mod advisories;
 pub mod versions;

@@ -397,6 +397,11 @@ impl TestApp {
         .unwrap()
     }
 
+    /// The app's `DATABASE_URL`, for running the CLI against the same database.
+    pub fn database_url(&self) -> &str {
+        self._db.raw_url()
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{path_and_query}", self.address)
     }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod advisories;
 mod auth;
 mod cli;
 mod errors;

@@ -1,0 +1,245 @@
+//! Where OSV records come from: a JSON file, a directory of them, a zip (osv.dev's `all.zip`
+//! layout), an HTTP(S) URL to either, or a request body. Each yields named byte blobs.
+
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+/// The largest record file or zip entry read (a decompression-bomb guard; real records are < 1 MiB).
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    Path(PathBuf),
+    Url(url::Url),
+}
+
+impl Source {
+    /// `http(s)://…` is a URL, anything else a path.
+    pub fn parse(arg: &str) -> Self {
+        match url::Url::parse(arg) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Self::Url(url),
+            _ => Self::Path(PathBuf::from(arg)),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Path(p) => p.display().to_string(),
+            Self::Url(u) => u.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a readable zip archive: {reason}")]
+    Zip { path: String, reason: String },
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge { name: String, limit: u64 },
+}
+
+/// One file's bytes, named for messages (`all.zip:DSA-1234-1.json`).
+#[derive(Debug)]
+pub struct Entry {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Files a source held that were not records (e.g. YAML, READMEs), by name.
+pub type Skipped = Vec<String>;
+
+/// Calls `each` for every record file of a local source, front to back; a file that cannot be read
+/// is reported through `each` as an error and does not stop the others.
+pub fn for_each_entry(
+    path: &Path,
+    skipped: &mut Skipped,
+    each: &mut dyn FnMut(Result<Entry, SourceError>),
+) -> Result<(), SourceError> {
+    let io = |e| SourceError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        walk(path, &mut files).map_err(io)?;
+        files.sort();
+        for file in files {
+            if is_json(&file) {
+                each(read_limited(&file));
+            } else {
+                skipped.push(file.display().to_string());
+            }
+        }
+        return Ok(());
+    }
+    let mut file = File::open(path).map_err(io)?;
+    if is_zip(&mut file).map_err(io)? {
+        return for_each_zip_entry(file, &path.display().to_string(), skipped, each);
+    }
+    each(read_limited(path));
+    Ok(())
+}
+
+fn for_each_zip_entry<R: Read + Seek>(
+    reader: R,
+    name: &str,
+    skipped: &mut Skipped,
+    each: &mut dyn FnMut(Result<Entry, SourceError>),
+) -> Result<(), SourceError> {
+    let zip_error = |e: zip::result::ZipError| SourceError::Zip {
+        path: name.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut archive = zip::ZipArchive::new(reader).map_err(zip_error)?;
+    for i in 0..archive.len() {
+        let mut file = match archive.by_index(i) {
+            Ok(file) => file,
+            Err(e) => {
+                each(Err(zip_error(e)));
+                continue;
+            }
+        };
+        let file_name = match file.name() {
+            Ok(n) => n.into_owned(),
+            Err(e) => {
+                each(Err(zip_error(e)));
+                continue;
+            }
+        };
+        let entry_name = format!("{name}:{file_name}");
+        if file.is_dir() {
+            continue;
+        }
+        if !file_name.ends_with(".json") {
+            skipped.push(entry_name);
+            continue;
+        }
+        if file.size() > MAX_RECORD_BYTES {
+            each(Err(SourceError::TooLarge {
+                name: entry_name,
+                limit: MAX_RECORD_BYTES,
+            }));
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0));
+        // The declared size can lie; never read more than the limit.
+        let read = (&mut file)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes);
+        match read {
+            Ok(n) if n as u64 > MAX_RECORD_BYTES => each(Err(SourceError::TooLarge {
+                name: entry_name,
+                limit: MAX_RECORD_BYTES,
+            })),
+            Ok(_) => each(Ok(Entry {
+                name: entry_name,
+                bytes,
+            })),
+            Err(e) => each(Err(SourceError::Zip {
+                path: entry_name,
+                reason: e.to_string(),
+            })),
+        }
+    }
+    Ok(())
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+fn is_zip(file: &mut File) -> std::io::Result<bool> {
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic)?;
+    file.rewind()?;
+    Ok(n == 4 && &magic == b"PK\x03\x04")
+}
+
+fn read_limited(path: &Path) -> Result<Entry, SourceError> {
+    let name = path.display().to_string();
+    let io = |e| SourceError::Io {
+        path: name.clone(),
+        source: e,
+    };
+    let mut bytes = Vec::new();
+    File::open(path)
+        .map_err(io)?
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(SourceError::TooLarge {
+            name,
+            limit: MAX_RECORD_BYTES,
+        });
+    }
+    Ok(Entry { name, bytes })
+}
+
+/// Streams a URL to a temporary file (never whole in memory), up to `limit` bytes.
+pub async fn download(url: &url::Url, limit: u64) -> Result<tempfile::NamedTempFile, SourceError> {
+    let fail = |reason: String| SourceError::Download {
+        url: url.to_string(),
+        reason,
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(fail(format!("the server answered {status}")));
+    }
+    let temp = tempfile::NamedTempFile::new().map_err(|e| fail(e.to_string()))?;
+    let mut file = tokio::fs::File::create(temp.path())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut written: u64 = 0;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(SourceError::TooLarge {
+                name: url.to_string(),
+                limit,
+            });
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    file.flush().await.map_err(|e| fail(e.to_string()))?;
+    Ok(temp)
+}

@@ -1,0 +1,5 @@
+//! Work that runs outside a request: advisory imports (and, later, scans and rescans).
+
+pub mod advisory_sources;
+pub mod import_advisories;
+pub mod matching;

@@ -1,0 +1,20 @@
+//! OSV advisories: parsing records, range semantics, severity, and the pure matcher.
+//!
+//! Nothing here touches a database or the network. The flow is:
+//!
+//! 1. [`osv::parse_records`] turns OSV JSON into [`osv::Advisory`] values (the store keeps them:
+//!    `advisories` row from [`matcher::AdvisoryMeta`], one `affected_ranges` row per
+//!    [`osv::AffectedPackage`]).
+//! 2. [`matcher::match_keys`] names the `(ecosystem, package)` pairs an inventory needs; the
+//!    store loads those `affected_ranges` rows (one query) and rebuilds [`matcher::Candidate`]s.
+//! 3. [`matcher::match_inventory`] evaluates OSV range semantics ([`ranges`]) with the version
+//!    orders of [`crate::scanner::versions`] and resolves severity ([`severity`]).
+
+pub mod ecosystem;
+pub mod matcher;
+pub mod osv;
+pub mod ranges;
+pub mod severity;
+
+#[cfg(test)]
+mod testdata;

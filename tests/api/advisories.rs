@@ -1,0 +1,441 @@
+use std::process::Command;
+
+use crowsnest::domain::Role;
+use crowsnest::jobs::matching::match_stored;
+use crowsnest::scanner::advisories::ecosystem::OsRelease;
+use crowsnest::scanner::advisories::matcher::{
+    self, Candidate, Inventory, InventoryPackage, PackageKind,
+};
+use crowsnest::scanner::advisories::osv;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::*;
+
+backend_tests!(
+    bundles_import_with_counts_and_reimport_changes_nothing,
+    newer_records_replace_older_ones_and_withdrawn_ones_stop_matching,
+    import_needs_an_admin_and_a_body,
+    stored_matching_finds_what_the_pure_matcher_finds,
+);
+
+const DEBIAN_ZIP: &str = "../shared/fixtures/osv/debian-dsa-dla.zip";
+const ALPINE_ZIP: &str = "../shared/fixtures/osv/alpine-secdb.zip";
+const RECORDS: &str = "../shared/fixtures/osv/records";
+const IMPORT: &str = "/providers/Microsoft.Security/advisories:import?api-version=2026-11-01";
+
+async fn post_import(
+    app: &TestApp,
+    token: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(IMPORT))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    json_of(response).await
+}
+
+fn cli_import(app: &TestApp, sources: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(["advisories", "import"])
+        .args(sources)
+        .env("DATABASE_URL", app.database_url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn counts(summary: &Value) -> (u64, u64, u64, u64, usize) {
+    (
+        summary["added"].as_u64().unwrap(),
+        summary["updated"].as_u64().unwrap(),
+        summary["unchanged"].as_u64().unwrap(),
+        summary["withdrawn"].as_u64().unwrap(),
+        summary["rejected"].as_array().unwrap().len(),
+    )
+}
+
+async fn bundles_import_with_counts_and_reimport_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.token("*", Role::Admin);
+
+    let (status, debian) = post_import(
+        &app,
+        &admin,
+        std::fs::read(DEBIAN_ZIP).unwrap(),
+        "application/zip",
+    )
+    .await;
+    assert_eq!(status, 200, "{debian}");
+    assert_eq!(counts(&debian), (6832, 0, 0, 0, 0));
+    let (status, alpine) = post_import(
+        &app,
+        &admin,
+        std::fs::read(ALPINE_ZIP).unwrap(),
+        "application/zip",
+    )
+    .await;
+    assert_eq!(status, 200, "{alpine}");
+    assert_eq!(counts(&alpine), (2442, 0, 0, 0, 0));
+
+    // The loose records through the CLI: 478 parse; DSA-3029-1 is newer than the bundle's copy,
+    // three are already stored; 13 are refused (11 GHSA API documents, 2 invalid records).
+    let out = cli_import(&app, &[RECORDS]);
+    assert!(
+        out.contains("474 added, 1 updated, 3 unchanged, 6 withdrawn, 15 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rejected CVE-2023-41045") && out.contains("has no introduced event"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rejected CVE-2018-5407") && out.contains("is not distinct"),
+        "{out}"
+    );
+    assert!(out.contains("osv-schema.json): missing id"), "{out}");
+    assert!(
+        out.contains("skipped 18 files that are not JSON records"),
+        "{out}"
+    );
+    assert!(out.contains("ignored 1× GIT range ignored"), "{out}");
+
+    // Everything again: nothing changes.
+    let out = cli_import(&app, &[DEBIAN_ZIP, ALPINE_ZIP, RECORDS]);
+    assert!(
+        out.contains("0 added, 0 updated, 9752 unchanged, 0 withdrawn, 15 rejected"),
+        "{out}"
+    );
+
+    let reader = app.token("sub-1", Role::Reader);
+    let (status, body) = app
+        .get_json(
+            "/providers/Microsoft.Security/advisories:status?api-version=2026-11-01",
+            &reader,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["advisories"], 6832 + 2442 + 474);
+    assert_eq!(body["withdrawn"], 6);
+    let per: Vec<(String, i64)> = body["perEcosystem"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["ecosystem"].as_str().unwrap().to_owned(),
+                e["advisories"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    for (ecosystem, count) in [
+        ("Debian:10", 945),
+        ("Debian:6", 1138),
+        ("Alpine:v3.11", 1905),
+        ("Alpine:v3.3", 458),
+        ("crates.io", 18),
+    ] {
+        assert!(
+            per.contains(&(ecosystem.to_owned(), count)),
+            "{ecosystem}: {per:?}"
+        );
+    }
+    assert_eq!(body["lastImport"]["unchanged"], 9752);
+
+    let (status, dsa) = app
+        .get_json(
+            "/providers/Microsoft.Security/advisories/DSA-3029-1?api-version=2026-11-01",
+            &reader,
+        )
+        .await;
+    assert_eq!(status, 200, "{dsa}");
+    assert_eq!(dsa["name"], "DSA-3029-1");
+    assert_eq!(dsa["properties"]["record"]["id"], "DSA-3029-1");
+    let (status, body) = app
+        .get_json(
+            "/providers/Microsoft.Security/advisories/NOPE-1?api-version=2026-11-01",
+            &reader,
+        )
+        .await;
+    assert_cloud_error(status, &body, 404, "AdvisoryNotFound");
+}
+
+fn record(id: &str, modified: &str, fixed: &str, withdrawn: Option<&str>) -> Value {
+    let mut r = json!({
+        "schema_version": "1.6.0",
+        "id": id,
+        "modified": modified,
+        "summary": "demo overflow",
+        "aliases": ["CVE-2099-0001"],
+        "affected": [{
+            "package": {"ecosystem": "Debian:12", "name": "demo"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]
+        }]
+    });
+    if let Some(w) = withdrawn {
+        r["withdrawn"] = json!(w);
+    }
+    r
+}
+
+fn demo_inventory() -> Inventory {
+    Inventory {
+        os: Some(OsRelease {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            id_like: vec![],
+            pretty_name: None,
+        }),
+        packages: vec![InventoryPackage {
+            kind: PackageKind::Dpkg,
+            name: "libdemo1".into(),
+            version: "1.0-1".into(),
+            source_name: Some("demo".into()),
+            source_version: None,
+            layer_digest: None,
+        }],
+    }
+}
+
+async fn fixed_versions(app: &TestApp) -> Vec<Option<String>> {
+    let (report, cost) = app.db(|c| match_stored(c, &demo_inventory())).await;
+    assert!(cost.round_trips <= 3);
+    report
+        .matches
+        .into_iter()
+        .map(|m| m.fixed_version)
+        .collect()
+}
+
+async fn newer_records_replace_older_ones_and_withdrawn_ones_stop_matching(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.token("*", Role::Admin);
+    let send = |v: Value| {
+        post_import(
+            &app,
+            &admin,
+            serde_json::to_vec(&v).unwrap(),
+            "application/json",
+        )
+    };
+
+    let (status, s) = send(record("TEST-1", "2024-01-01T00:00:00Z", "1.2-1", None)).await;
+    assert_eq!((status, counts(&s)), (200, (1, 0, 0, 0, 0)), "{s}");
+    assert_eq!(fixed_versions(&app).await, vec![Some("1.2-1".to_owned())]);
+
+    let (_, s) = send(record("TEST-1", "2024-02-01T00:00:00Z", "1.3-1", None)).await;
+    assert_eq!(counts(&s), (0, 1, 0, 0, 0));
+    assert_eq!(fixed_versions(&app).await, vec![Some("1.3-1".to_owned())]);
+
+    // An older copy does not win back.
+    let (_, s) = send(record("TEST-1", "2024-01-15T00:00:00Z", "1.1-1", None)).await;
+    assert_eq!(counts(&s), (0, 0, 1, 0, 0));
+    assert_eq!(fixed_versions(&app).await, vec![Some("1.3-1".to_owned())]);
+
+    // An array with a good and a bad record: the good one is imported, the bad one named.
+    let (_, s) = send(json!([record("TEST-2", "2024-01-01T00:00:00Z", "1.5-1", None), {"id": "BAD-1", "modified": "yesterday"}])).await;
+    assert_eq!(counts(&s), (1, 0, 0, 0, 1), "{s}");
+    assert_eq!(s["rejected"][0]["id"], "BAD-1");
+    assert!(
+        s["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("modified"),
+        "{s}"
+    );
+    let mut both = fixed_versions(&app).await;
+    both.sort();
+    assert_eq!(
+        both,
+        vec![Some("1.3-1".to_owned()), Some("1.5-1".to_owned())]
+    );
+
+    // Withdrawn: it stops matching at once.
+    let (_, s) = send(json!({"vulns": [record("TEST-1", "2024-03-01T00:00:00Z", "1.3-1", Some("2024-03-01T00:00:00Z"))]})).await;
+    assert_eq!(counts(&s), (0, 1, 0, 1, 0), "{s}");
+    assert_eq!(fixed_versions(&app).await, vec![Some("1.5-1".to_owned())]);
+}
+
+async fn import_needs_an_admin_and_a_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body =
+        serde_json::to_vec(&record("TEST-1", "2024-01-01T00:00:00Z", "1.2-1", None)).unwrap();
+    let contributor = app.token("*", Role::Contributor);
+    let (status, error) = post_import(&app, &contributor, body.clone(), "application/json").await;
+    assert_cloud_error(status, &error, 403, "AuthorizationFailed");
+    let (status, error) = json_of(
+        app.client
+            .post(app.url(IMPORT))
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_cloud_error(status, &error, 401, "AuthenticationFailed");
+
+    let admin = app.token("*", Role::Admin);
+    let (status, error) = post_import(&app, &admin, Vec::new(), "application/json").await;
+    assert_cloud_error(status, &error, 400, "InvalidRequestContent");
+    let (status, summary) = post_import(
+        &app,
+        &admin,
+        b"{ this is not json".to_vec(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(counts(&summary), (0, 0, 0, 0, 1));
+    let (status, error) = post_import(
+        &app,
+        &admin,
+        b"PK\x03\x04 truncated zip".to_vec(),
+        "application/zip",
+    )
+    .await;
+    assert_cloud_error(status, &error, 400, "InvalidRequestContent");
+    let (status, error) = app
+        .get_json("/providers/Microsoft.Security/advisories:status", &admin)
+        .await;
+    assert_cloud_error(status, &error, 400, "MissingApiVersionParameter");
+}
+
+fn parse_bundle(path: &str) -> Vec<osv::Advisory> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+        out.extend(osv::parse_records(&bytes).into_iter().map(Result::unwrap));
+    }
+    out
+}
+
+fn package(kind: PackageKind, name: &str, version: &str, source: Option<&str>) -> InventoryPackage {
+    InventoryPackage {
+        kind,
+        name: name.into(),
+        version: version.into(),
+        source_name: source.map(str::to_owned),
+        source_version: None,
+        layer_digest: Some(digest_of("layer")),
+    }
+}
+
+async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let files = [DEBIAN_ZIP, ALPINE_ZIP].map(|f| (f.to_owned(), std::path::PathBuf::from(f)));
+        crowsnest::jobs::import_advisories::import_files(&pool, &files, &|_| {}).unwrap()
+    })
+    .await
+    .unwrap();
+
+    let debian = Inventory {
+        os: Some(OsRelease {
+            id: "debian".into(),
+            version_id: Some("10".into()),
+            id_like: vec![],
+            pretty_name: None,
+        }),
+        packages: vec![
+            package(
+                PackageKind::Dpkg,
+                "libgnutls30",
+                "3.6.7-4+deb10u2",
+                Some("gnutls28"),
+            ),
+            package(PackageKind::Dpkg, "e2fsprogs", "1.44.5-1", None),
+            package(
+                PackageKind::Dpkg,
+                "libcom-err2",
+                "1.44.5-1",
+                Some("e2fsprogs"),
+            ),
+            package(PackageKind::Dpkg, "bash", "5.0-4", None),
+        ],
+    };
+    let alpine = Inventory {
+        os: Some(OsRelease {
+            id: "alpine".into(),
+            version_id: Some("3.4.6".into()),
+            id_like: vec![],
+            pretty_name: None,
+        }),
+        packages: vec![
+            package(PackageKind::Apk, "libssl1.0", "1.0.2h-r1", Some("openssl")),
+            package(PackageKind::Apk, "musl", "1.1.14-r10", None),
+        ],
+    };
+    let all: Vec<Candidate> = parse_bundle(DEBIAN_ZIP)
+        .iter()
+        .chain(&parse_bundle(ALPINE_ZIP))
+        .flat_map(Candidate::from_advisory)
+        .collect();
+    for inventory in [debian, alpine] {
+        let pure = matcher::match_inventory(&inventory, &all);
+        let inv = inventory.clone();
+        let (stored, cost) = app.db(move |c| match_stored(c, &inv)).await;
+        assert!(cost.round_trips <= 3, "{cost:?}");
+        assert!(!stored.matches.is_empty());
+        let key = |m: &matcher::Match| {
+            (
+                m.advisory_id.clone(),
+                m.package_name.clone(),
+                m.fixed_version.clone(),
+            )
+        };
+        let mut a: Vec<_> = pure.matches.iter().map(key).collect();
+        let mut b: Vec<_> = stored.matches.iter().map(key).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
+
+    let (report, _) = app
+        .db(|c| {
+            let inv = Inventory {
+                os: Some(OsRelease {
+                    id: "debian".into(),
+                    version_id: Some("10".into()),
+                    id_like: vec![],
+                    pretty_name: None,
+                }),
+                packages: vec![package(
+                    PackageKind::Dpkg,
+                    "libgnutls30",
+                    "3.6.7-4+deb10u2",
+                    Some("gnutls28"),
+                )],
+            };
+            match_stored(c, &inv)
+        })
+        .await;
+    let dsa = report
+        .matches
+        .iter()
+        .find(|m| m.advisory_id == "DSA-4652-1")
+        .expect("DSA-4652-1 matches libgnutls30");
+    assert_eq!(dsa.package_name, "libgnutls30");
+    assert_eq!(dsa.fixed_version.as_deref(), Some("3.6.7-4+deb10u3"));
+    assert!(dsa.patchable);
+    assert!(
+        dsa.remediation.contains("libgnutls30") && dsa.remediation.contains("3.6.7-4+deb10u3"),
+        "{}",
+        dsa.remediation
+    );
+}
