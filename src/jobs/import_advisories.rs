@@ -124,6 +124,8 @@ struct Importer<'a> {
     /// The (ecosystem, package) pairs of each record in `batch`, in the same order.
     batch_packages: Vec<Vec<(String, String)>>,
     batch_withdrawn: Vec<bool>,
+    /// Ids added or updated, whose aliases' lent severities must be recomputed at the end.
+    changed_ids: Vec<String>,
     seen: u64,
     error: Option<ImportError>,
     summary: ImportSummary,
@@ -140,6 +142,7 @@ impl<'a> Importer<'a> {
             batch: Vec::new(),
             batch_packages: Vec::new(),
             batch_withdrawn: Vec::new(),
+            changed_ids: Vec::new(),
             seen: 0,
             error: None,
             summary: ImportSummary {
@@ -221,8 +224,8 @@ impl<'a> Importer<'a> {
             });
         match applied {
             Ok(outcome) => {
-                for ((applied, packages), withdrawn) in
-                    outcome.into_iter().zip(packages).zip(withdrawn)
+                for (((applied, packages), withdrawn), new) in
+                    outcome.into_iter().zip(packages).zip(withdrawn).zip(&batch)
                 {
                     match applied {
                         Applied::Added => self.summary.added += 1,
@@ -235,6 +238,7 @@ impl<'a> Importer<'a> {
                     if withdrawn {
                         self.summary.withdrawn += 1;
                     }
+                    self.changed_ids.push(new.row.id.clone());
                     self.summary.changed_packages.extend(packages);
                 }
             }
@@ -268,7 +272,12 @@ impl<'a> Importer<'a> {
             .pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        store::advisories::record_import(&mut conn, &row).map_err(StoreError::from)?;
+        let changed = self.changed_ids;
+        conn.transaction(|c| {
+            store::advisories::relend(c, &changed)?;
+            store::advisories::record_import(c, &row)
+        })
+        .map_err(StoreError::from)?;
         Ok(self.summary)
     }
 }
@@ -323,6 +332,11 @@ fn to_rows(advisory: &Advisory) -> Result<NewAdvisory, String> {
             severity_source: own.as_ref().map(|s| s.source.to_string()),
             cvss2_base: own.as_ref().and_then(|s| s.cvss_v2),
             cvss3_base: own.as_ref().and_then(|s| s.cvss_v3),
+            lent_from: None,
+            lent_severity: None,
+            lent_severity_source: None,
+            lent_cvss2_base: None,
+            lent_cvss3_base: None,
             record,
             raw,
             imported_at: Timestamp::now().micros(),

@@ -1,5 +1,5 @@
-//! Matches an inventory against the stored advisories: the store picks the candidates (one query,
-//! plus two for alias severities when some candidate needs one), the pure matcher decides.
+//! Matches an inventory against the stored advisories: the store picks the candidates, with the
+//! severities their aliases lend them, in one query; the pure matcher decides.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use crate::scanner::advisories::osv::AffectedPackage;
 use crate::scanner::advisories::severity::{self, AliasSeverity, SeverityInfo};
 use crate::store::{self, AnyConnection};
 
-/// What a match cost in database round trips (at most 3).
+/// What a match cost: database round trips (one) and candidates considered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cost {
     pub round_trips: u32,
@@ -22,7 +22,7 @@ pub fn match_stored(
 ) -> diesel::QueryResult<(MatchReport, Cost)> {
     let keys = matcher::match_keys(inventory);
     let rows = store::advisories::candidates(conn, &keys)?;
-    let mut round_trips = 1;
+    let round_trips = 1;
     // A record's JSON is shared by its affected rows: parse each once.
     let mut metas: HashMap<String, AdvisoryMeta> = HashMap::new();
     let mut candidates = Vec::with_capacity(rows.len());
@@ -48,27 +48,16 @@ pub fn match_stored(
         let Some(meta) = metas.get(&row.advisory_id) else {
             continue;
         };
+        let alias_severity = row
+            .lent
+            .as_ref()
+            .and_then(lent)
+            .filter(|_| severity::needs_alias(&meta.severity, &affected));
         candidates.push(Candidate {
             advisory: meta.clone(),
             affected,
-            alias_severity: None,
+            alias_severity,
         });
-    }
-    let mut needing: Vec<String> = candidates
-        .iter()
-        .filter(|c| severity::needs_alias(&c.advisory.severity, &c.affected))
-        .map(|c| c.advisory.id.clone())
-        .collect();
-    needing.sort_unstable();
-    needing.dedup();
-    if !needing.is_empty() {
-        let lent = store::advisories::alias_severities(conn, &needing)?;
-        round_trips += 2;
-        for candidate in &mut candidates {
-            if let Some(options) = lent.get(&candidate.advisory.id) {
-                candidate.alias_severity = strongest(options);
-            }
-        }
     }
     let cost = Cost {
         round_trips,
@@ -77,26 +66,16 @@ pub fn match_stored(
     Ok((matcher::match_inventory(inventory, &candidates), cost))
 }
 
-/// The most severe of an advisory's aliases (ties: the first id in order, for stable results).
-fn strongest(options: &[store::advisories::AliasSeverity]) -> Option<AliasSeverity> {
-    options
-        .iter()
-        .filter_map(|o| {
-            Some(AliasSeverity {
-                id: o.advisory_id.clone(),
-                severity: SeverityInfo {
-                    level: Severity::parse(&o.severity)?,
-                    source: o.severity_source.clone(),
-                    cvss_v2: o.cvss2_base,
-                    cvss_v3: o.cvss3_base,
-                    cvss_v4: None,
-                },
-            })
-        })
-        .max_by(|a, b| {
-            a.severity
-                .level
-                .cmp(&b.severity.level)
-                .then_with(|| b.id.cmp(&a.id))
-        })
+/// The store's lent severity as the matcher takes it.
+fn lent(l: &store::advisories::AliasSeverity) -> Option<AliasSeverity> {
+    Some(AliasSeverity {
+        id: l.advisory_id.clone(),
+        severity: SeverityInfo {
+            level: Severity::parse(&l.severity)?,
+            source: l.severity_source.clone(),
+            cvss_v2: l.cvss2_base,
+            cvss_v3: l.cvss3_base,
+            cvss_v4: None,
+        },
+    })
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::AnyConnection;
 use super::schema::{advisories, advisory_aliases, advisory_imports, affected_ranges};
+use crate::domain::Severity;
 
 /// Rows per multi-row INSERT of the narrow tables (SQLite allows 32,766 bound parameters).
 const INSERT_CHUNK: usize = 1000;
@@ -22,6 +23,12 @@ pub struct AdvisoryRow {
     pub severity_source: Option<String>,
     pub cvss2_base: Option<f64>,
     pub cvss3_base: Option<f64>,
+    /// The most severe related record's severity (see [`relend`]); None when inserting.
+    pub lent_from: Option<String>,
+    pub lent_severity: Option<String>,
+    pub lent_severity_source: Option<String>,
+    pub lent_cvss2_base: Option<f64>,
+    pub lent_cvss3_base: Option<f64>,
     /// The parsed advisory, JSON.
     pub record: String,
     /// The record as imported, JSON.
@@ -171,12 +178,14 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRo
         .optional()
 }
 
-/// A candidate for matching: an affected entry with its advisory's parsed record.
-#[derive(Debug, Clone, Queryable)]
+/// A candidate for matching: an affected entry with its advisory's parsed record and the severity
+/// its aliases lend it.
+#[derive(Debug, Clone)]
 pub struct CandidateRow {
     pub advisory_id: String,
     pub affected: String,
     pub record: String,
+    pub lent: Option<AliasSeverity>,
 }
 
 /// The affected entries of live (not withdrawn) advisories for any of these packages, in one query.
@@ -194,7 +203,19 @@ pub fn candidates(
     let mut packages: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
     packages.sort_unstable();
     packages.dedup();
-    let rows: Vec<(String, String, String, String, String)> = affected_ranges::table
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+    );
+    let rows: Vec<Row> = affected_ranges::table
         .inner_join(advisories::table)
         .filter(affected_ranges::package.eq_any(&packages))
         .filter(affected_ranges::ecosystem.eq_any(&ecosystems))
@@ -205,18 +226,38 @@ pub fn candidates(
             affected_ranges::package,
             affected_ranges::affected,
             advisories::record,
+            advisories::lent_from,
+            advisories::lent_severity,
+            advisories::lent_severity_source,
+            advisories::lent_cvss2_base,
+            advisories::lent_cvss3_base,
         ))
         .load(conn)?;
     let wanted: std::collections::HashSet<(&str, &str)> =
         keys.iter().map(|(e, p)| (e.as_str(), p.as_str())).collect();
     Ok(rows
         .into_iter()
-        .filter(|(_, e, p, _, _)| wanted.contains(&(e.as_str(), p.as_str())))
-        .map(|(advisory_id, _, _, affected, record)| CandidateRow {
-            advisory_id,
-            affected,
-            record,
-        })
+        .filter(|row| wanted.contains(&(row.1.as_str(), row.2.as_str())))
+        .map(
+            |(advisory_id, _, _, affected, record, from, severity, source, cvss2, cvss3)| {
+                let lent = match (from, severity, source) {
+                    (Some(from), Some(severity), Some(source)) => Some(AliasSeverity {
+                        advisory_id: from,
+                        severity,
+                        severity_source: source,
+                        cvss2_base: cvss2,
+                        cvss3_base: cvss3,
+                    }),
+                    _ => None,
+                };
+                CandidateRow {
+                    advisory_id,
+                    affected,
+                    record,
+                    lent,
+                }
+            },
+        )
         .collect())
 }
 
@@ -267,6 +308,67 @@ pub fn alias_severities(
         out.entry(id).or_default().push(severity);
     }
     Ok(out)
+}
+
+/// Re-computes the severity lent to each advisory by its aliases, for the advisories whose aliases'
+/// severities may have changed: those in `changed` and those related to them by alias. Run after
+/// an import, in a transaction, so matching needs no alias look-up.
+pub fn relend(conn: &mut AnyConnection, changed: &[String]) -> QueryResult<usize> {
+    let mut affected: std::collections::BTreeSet<String> = changed.iter().cloned().collect();
+    for chunk in changed.chunks(INSERT_CHUNK) {
+        let forward: Vec<String> = advisory_aliases::table
+            .filter(advisory_aliases::alias.eq_any(chunk))
+            .select(advisory_aliases::advisory_id)
+            .load(conn)?;
+        let backward: Vec<String> = advisory_aliases::table
+            .filter(advisory_aliases::advisory_id.eq_any(chunk))
+            .select(advisory_aliases::alias)
+            .load(conn)?;
+        affected.extend(forward);
+        affected.extend(backward);
+    }
+    let affected: Vec<String> = affected.into_iter().collect();
+    let mut lent = 0;
+    for chunk in affected.chunks(INSERT_CHUNK) {
+        diesel::update(advisories::table.filter(advisories::id.eq_any(chunk)))
+            .set((
+                advisories::lent_from.eq(None::<String>),
+                advisories::lent_severity.eq(None::<String>),
+                advisories::lent_severity_source.eq(None::<String>),
+                advisories::lent_cvss2_base.eq(None::<f64>),
+                advisories::lent_cvss3_base.eq(None::<f64>),
+            ))
+            .execute(conn)?;
+        for (id, options) in alias_severities(conn, chunk)? {
+            let Some(best) = strongest(&options) else {
+                continue;
+            };
+            diesel::update(advisories::table.find(&id))
+                .set((
+                    advisories::lent_from.eq(&best.advisory_id),
+                    advisories::lent_severity.eq(&best.severity),
+                    advisories::lent_severity_source.eq(&best.severity_source),
+                    advisories::lent_cvss2_base.eq(best.cvss2_base),
+                    advisories::lent_cvss3_base.eq(best.cvss3_base),
+                ))
+                .execute(conn)?;
+            lent += 1;
+        }
+    }
+    Ok(lent)
+}
+
+/// The most severe (ties: the smallest id, so the choice is stable).
+fn strongest(options: &[AliasSeverity]) -> Option<AliasSeverity> {
+    options
+        .iter()
+        .filter(|o| Severity::parse(&o.severity).is_some())
+        .max_by(|a, b| {
+            Severity::parse(&a.severity)
+                .cmp(&Severity::parse(&b.severity))
+                .then_with(|| b.advisory_id.cmp(&a.advisory_id))
+        })
+        .cloned()
 }
 
 pub fn record_import(conn: &mut AnyConnection, row: &ImportRow) -> QueryResult<()> {

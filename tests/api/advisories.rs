@@ -17,6 +17,7 @@ backend_tests!(
     newer_records_replace_older_ones_and_withdrawn_ones_stop_matching,
     import_needs_an_admin_and_a_body,
     stored_matching_finds_what_the_pure_matcher_finds,
+    aliases_lend_their_severity_whatever_the_import_order,
 );
 
 const DEBIAN_ZIP: &str = "../shared/fixtures/osv/debian-dsa-dla.zip";
@@ -438,4 +439,72 @@ async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
         "{}",
         dsa.remediation
     );
+}
+
+fn scored(id: &str, modified: &str, aliases: &[&str], vector: &str) -> Value {
+    json!({
+        "id": id,
+        "modified": modified,
+        "aliases": aliases,
+        "severity": [{"type": "CVSS_V3", "score": vector}],
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "unrelated"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]
+    })
+}
+
+async fn demo_severity(app: &TestApp) -> (String, String) {
+    let (report, cost) = app.db(|c| match_stored(c, &demo_inventory())).await;
+    assert_eq!(cost.round_trips, 1);
+    let m = report.matches.first().expect("TEST-1 matches");
+    (m.severity.as_str().to_owned(), m.severity_source.clone())
+}
+
+async fn aliases_lend_their_severity_whatever_the_import_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.token("*", Role::Admin);
+    let send = |v: Value| {
+        post_import(
+            &app,
+            &admin,
+            serde_json::to_vec(&v).unwrap(),
+            "application/json",
+        )
+    };
+    const CRITICAL: &str = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H";
+    const MEDIUM: &str = "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:L/A:N";
+
+    // TEST-1 (no severity of its own, alias CVE-2099-0001) first: the default.
+    send(record("TEST-1", "2024-01-01T00:00:00Z", "1.2-1", None)).await;
+    assert_eq!(
+        demo_severity(&app).await,
+        ("Medium".to_owned(), "default".to_owned())
+    );
+
+    // Its alias arrives later and lends its score.
+    send(scored("CVE-2099-0001", "2024-01-01T00:00:00Z", &[], MEDIUM)).await;
+    assert_eq!(demo_severity(&app).await.1, "alias:CVE-2099-0001");
+    // A record that lists TEST-1 among its aliases lends a higher one: the most severe wins.
+    send(scored(
+        "GHSA-test-0001",
+        "2024-01-01T00:00:00Z",
+        &["TEST-1"],
+        CRITICAL,
+    ))
+    .await;
+    assert_eq!(
+        demo_severity(&app).await,
+        ("Critical".to_owned(), "alias:GHSA-test-0001".to_owned())
+    );
+    // When that record is withdrawn, the lent severity falls back.
+    let mut withdrawn = scored(
+        "GHSA-test-0001",
+        "2024-02-01T00:00:00Z",
+        &["TEST-1"],
+        CRITICAL,
+    );
+    withdrawn["withdrawn"] = json!("2024-02-01T00:00:00Z");
+    send(withdrawn).await;
+    assert_eq!(demo_severity(&app).await.1, "alias:CVE-2099-0001");
+    // Updating TEST-1 itself keeps what its aliases lend.
+    send(record("TEST-1", "2024-03-01T00:00:00Z", "1.2-1", None)).await;
+    assert_eq!(demo_severity(&app).await.1, "alias:CVE-2099-0001");
 }

@@ -9,6 +9,13 @@ CREATE TABLE advisories (
     severity_source TEXT,
     cvss2_base DOUBLE PRECISION,
     cvss3_base DOUBLE PRECISION,
+    -- The most severe severity among the records related by alias (either direction), kept up to
+    -- date by every import, for records that decide none themselves.
+    lent_from TEXT,
+    lent_severity TEXT,
+    lent_severity_source TEXT,
+    lent_cvss2_base DOUBLE PRECISION,
+    lent_cvss3_base DOUBLE PRECISION,
     record TEXT NOT NULL,
     raw TEXT NOT NULL,
     imported_at BIGINT NOT NULL

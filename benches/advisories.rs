@@ -1,0 +1,156 @@
+//! The advisory database: importing the Debian bundle (6,832 records) into SQLite and PostgreSQL,
+//! then matching a 700-package Debian inventory and a 15-package Alpine inventory against everything
+//! imported (warm; database round trips counted).
+//!
+//! cargo bench --bench advisories
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use common::{BenchDb, time_n};
+use crowsnest::jobs::import_advisories::import_files;
+use crowsnest::jobs::matching::match_stored;
+use crowsnest::scanner::advisories::ecosystem::OsRelease;
+use crowsnest::scanner::advisories::matcher::{Inventory, InventoryPackage, PackageKind};
+use crowsnest::scanner::advisories::osv;
+use crowsnest::store;
+
+const DEBIAN_ZIP: &str = "../shared/fixtures/osv/debian-dsa-dla.zip";
+const ALPINE_ZIP: &str = "../shared/fixtures/osv/alpine-secdb.zip";
+const ALPINE_DB: &str = "../shared/fixtures/pkgdb/alpine/trivy-alpine-3.4/lib/apk/db/installed";
+
+fn main() {
+    let debian = debian_inventory();
+    let alpine = alpine_inventory();
+    for db in BenchDb::all() {
+        let pool = store::connect(&db.url, 4).unwrap();
+        store::migrate(&pool).unwrap();
+        let files = [(DEBIAN_ZIP.to_owned(), PathBuf::from(DEBIAN_ZIP))];
+        let start = Instant::now();
+        let summary = import_files(&pool, &files, &|_| {}).unwrap();
+        println!(
+            "{}: imported the Debian bundle ({} records) in {:.2} s",
+            db.label,
+            summary.added,
+            start.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        let again = import_files(&pool, &files, &|_| {}).unwrap();
+        assert_eq!(again.unchanged, 6832);
+        println!(
+            "{}: re-import (all unchanged) in {:.2} s",
+            db.label,
+            start.elapsed().as_secs_f64()
+        );
+        let files = [(ALPINE_ZIP.to_owned(), PathBuf::from(ALPINE_ZIP))];
+        import_files(&pool, &files, &|_| {}).unwrap();
+
+        let mut conn = pool.get().unwrap();
+        for (label, inventory) in [
+            ("700-package Debian 10", &debian),
+            ("15-package Alpine 3.4", &alpine),
+        ] {
+            let (report, cost) = match_stored(&mut conn, inventory).unwrap();
+            for _ in 0..5 {
+                match_stored(&mut conn, inventory).unwrap();
+            }
+            let summary = time_n(50, || {
+                match_stored(&mut conn, inventory).unwrap();
+            });
+            println!(
+                "{}: match {label}: {} — {} round trips, {} candidates, {} matches",
+                db.label,
+                summary.line(),
+                cost.round_trips,
+                cost.candidates,
+                report.matches.len()
+            );
+        }
+    }
+}
+
+/// 700 binaries built from the Debian 10 sources the bundle names; every other one predates every
+/// fix (the worst case: hundreds of matches), the rest are newer than any fix.
+fn debian_inventory() -> Inventory {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(DEBIAN_ZIP).unwrap()).unwrap();
+    let mut sources = std::collections::BTreeSet::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+        for advisory in osv::parse_records(&bytes).into_iter().flatten() {
+            for affected in advisory
+                .affected
+                .iter()
+                .filter(|a| a.ecosystem == "Debian:10")
+            {
+                sources.insert(affected.name.clone());
+            }
+        }
+    }
+    let sources: Vec<String> = sources.into_iter().collect();
+    let packages = (0..700)
+        .map(|i| {
+            let source = &sources[i % sources.len()];
+            InventoryPackage {
+                kind: PackageKind::Dpkg,
+                name: format!("{source}-bin{i}"),
+                version: if i % 2 == 0 {
+                    "0.1-1".to_owned()
+                } else {
+                    "999:1-1".to_owned()
+                },
+                source_name: Some(source.clone()),
+                source_version: None,
+                layer_digest: Some(format!("sha256:{:064x}", i % 5)),
+            }
+        })
+        .collect();
+    Inventory {
+        os: Some(os_release("debian", "10")),
+        packages,
+    }
+}
+
+/// The first 15 packages of a real Alpine 3.4 image's apk database (name, version, origin).
+fn alpine_inventory() -> Inventory {
+    let text = std::fs::read_to_string(ALPINE_DB).unwrap();
+    let packages = text
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |key: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::to_owned)
+            };
+            Some(InventoryPackage {
+                kind: PackageKind::Apk,
+                name: field("P:")?,
+                version: field("V:")?,
+                source_name: field("o:"),
+                source_version: None,
+                layer_digest: None,
+            })
+        })
+        .take(15)
+        .collect::<Vec<_>>();
+    assert_eq!(packages.len(), 15);
+    Inventory {
+        os: Some(os_release("alpine", "3.4.6")),
+        packages,
+    }
+}
+
+fn os_release(id: &str, version: &str) -> OsRelease {
+    OsRelease {
+        id: id.to_owned(),
+        version_id: Some(version.to_owned()),
+        id_like: vec![],
+        pretty_name: None,
+    }
+}
