@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use common::{BenchDb, time_n};
 use crowsnest::jobs::import_advisories::import_files;
-use crowsnest::jobs::matching::match_stored;
+use crowsnest::jobs::matching::{CandidateCache, match_stored};
 use crowsnest::scanner::advisories::ecosystem::OsRelease;
 use crowsnest::scanner::advisories::matcher::{Inventory, InventoryPackage, PackageKind};
 use crowsnest::scanner::advisories::osv;
@@ -50,19 +50,29 @@ fn main() {
         import_files(&pool, &files, &|_| {}).unwrap();
 
         let mut conn = pool.get().unwrap();
+        let cache = CandidateCache::default();
         for (label, inventory) in [
             ("700-package Debian 10", &debian),
             ("15-package Alpine 3.4", &alpine),
         ] {
-            let (report, cost) = match_stored(&mut conn, inventory).unwrap();
+            let cold = Instant::now();
+            let (_, cold_cost) = match_stored(&mut conn, &cache, inventory).unwrap();
+            let cold = cold.elapsed();
             for _ in 0..5 {
-                match_stored(&mut conn, inventory).unwrap();
+                match_stored(&mut conn, &cache, inventory).unwrap();
             }
+            let (report, cost) = match_stored(&mut conn, &cache, inventory).unwrap();
             let summary = time_n(50, || {
-                match_stored(&mut conn, inventory).unwrap();
+                match_stored(&mut conn, &cache, inventory).unwrap();
             });
             println!(
-                "{}: match {label}: {} — {} round trips, {} candidates, {} matches",
+                "{}: match {label}, cold cache: {:.2} ms, {} round trips",
+                db.label,
+                common::ms(cold),
+                cold_cost.round_trips
+            );
+            println!(
+                "{}: match {label}, warm: {} — {} round trip(s), {} candidates, {} matches",
                 db.label,
                 summary.line(),
                 cost.round_trips,

@@ -178,22 +178,31 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRo
         .optional()
 }
 
-/// A candidate for matching: an affected entry with its advisory's parsed record and the severity
-/// its aliases lend it.
+/// An affected entry that may concern an inventory, with the severity its advisory's aliases lend.
 #[derive(Debug, Clone)]
-pub struct CandidateRow {
+pub struct CandidateKey {
     pub advisory_id: String,
-    pub affected: String,
-    pub record: String,
+    pub seq: i32,
+    pub modified: i64,
     pub lent: Option<AliasSeverity>,
 }
 
-/// The affected entries of live (not withdrawn) advisories for any of these packages, in one query.
-/// `keys` are (ecosystem, package) pairs; the result holds exactly those pairs.
-pub fn candidates(
+/// An affected entry with its advisory's parsed record, both JSON.
+#[derive(Debug, Clone, Queryable)]
+pub struct CandidateRow {
+    pub advisory_id: String,
+    pub seq: i32,
+    pub modified: i64,
+    pub affected: String,
+    pub record: String,
+}
+
+/// The affected entries of live (not withdrawn) advisories for any of these (ecosystem, package)
+/// pairs, in one query of small rows; the result holds exactly those pairs.
+pub fn candidate_keys(
     conn: &mut AnyConnection,
     keys: &[(String, String)],
-) -> QueryResult<Vec<CandidateRow>> {
+) -> QueryResult<Vec<CandidateKey>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -205,8 +214,8 @@ pub fn candidates(
     packages.dedup();
     type Row = (
         String,
-        String,
-        String,
+        i32,
+        i64,
         String,
         String,
         Option<String>,
@@ -222,10 +231,10 @@ pub fn candidates(
         .filter(advisories::withdrawn.is_null())
         .select((
             affected_ranges::advisory_id,
+            affected_ranges::seq,
+            advisories::modified,
             affected_ranges::ecosystem,
             affected_ranges::package,
-            affected_ranges::affected,
-            advisories::record,
             advisories::lent_from,
             advisories::lent_severity,
             advisories::lent_severity_source,
@@ -237,9 +246,9 @@ pub fn candidates(
         keys.iter().map(|(e, p)| (e.as_str(), p.as_str())).collect();
     Ok(rows
         .into_iter()
-        .filter(|row| wanted.contains(&(row.1.as_str(), row.2.as_str())))
+        .filter(|row| wanted.contains(&(row.3.as_str(), row.4.as_str())))
         .map(
-            |(advisory_id, _, _, affected, record, from, severity, source, cvss2, cvss3)| {
+            |(advisory_id, seq, modified, _, _, from, severity, source, cvss2, cvss3)| {
                 let lent = match (from, severity, source) {
                     (Some(from), Some(severity), Some(source)) => Some(AliasSeverity {
                         advisory_id: from,
@@ -250,15 +259,39 @@ pub fn candidates(
                     }),
                     _ => None,
                 };
-                CandidateRow {
+                CandidateKey {
                     advisory_id,
-                    affected,
-                    record,
+                    seq,
+                    modified,
                     lent,
                 }
             },
         )
         .collect())
+}
+
+/// Every affected entry of these advisories with the parsed records, to decode.
+pub fn candidate_rows(
+    conn: &mut AnyConnection,
+    advisory_ids: &[String],
+) -> QueryResult<Vec<CandidateRow>> {
+    let mut out = Vec::new();
+    for chunk in advisory_ids.chunks(INSERT_CHUNK) {
+        out.extend(
+            affected_ranges::table
+                .inner_join(advisories::table)
+                .filter(affected_ranges::advisory_id.eq_any(chunk))
+                .select((
+                    affected_ranges::advisory_id,
+                    affected_ranges::seq,
+                    advisories::modified,
+                    affected_ranges::affected,
+                    advisories::record,
+                ))
+                .load::<CandidateRow>(conn)?,
+        );
+    }
+    Ok(out)
 }
 
 /// A severity an advisory can lend to its aliases.

@@ -1,7 +1,9 @@
 use std::process::Command;
 
 use crowsnest::domain::Role;
-use crowsnest::jobs::matching::match_stored;
+use std::sync::Arc;
+
+use crowsnest::jobs::matching::{CandidateCache, match_stored};
 use crowsnest::scanner::advisories::ecosystem::OsRelease;
 use crowsnest::scanner::advisories::matcher::{
     self, Candidate, Inventory, InventoryPackage, PackageKind,
@@ -210,9 +212,12 @@ fn demo_inventory() -> Inventory {
     }
 }
 
-async fn fixed_versions(app: &TestApp) -> Vec<Option<String>> {
-    let (report, cost) = app.db(|c| match_stored(c, &demo_inventory())).await;
-    assert!(cost.round_trips <= 3);
+async fn fixed_versions(app: &TestApp, cache: &Arc<CandidateCache>) -> Vec<Option<String>> {
+    let cache = cache.clone();
+    let (report, cost) = app
+        .db(move |c| match_stored(c, &cache, &demo_inventory()))
+        .await;
+    assert!(cost.round_trips <= 2);
     report
         .matches
         .into_iter()
@@ -222,6 +227,8 @@ async fn fixed_versions(app: &TestApp) -> Vec<Option<String>> {
 
 async fn newer_records_replace_older_ones_and_withdrawn_ones_stop_matching(backend: Backend) {
     let app = spawn_app(backend).await;
+    // One cache throughout: a newer record must not be answered from it.
+    let cache = Arc::new(CandidateCache::default());
     let admin = app.token("*", Role::Admin);
     let send = |v: Value| {
         post_import(
@@ -234,16 +241,25 @@ async fn newer_records_replace_older_ones_and_withdrawn_ones_stop_matching(backe
 
     let (status, s) = send(record("TEST-1", "2024-01-01T00:00:00Z", "1.2-1", None)).await;
     assert_eq!((status, counts(&s)), (200, (1, 0, 0, 0, 0)), "{s}");
-    assert_eq!(fixed_versions(&app).await, vec![Some("1.2-1".to_owned())]);
+    assert_eq!(
+        fixed_versions(&app, &cache).await,
+        vec![Some("1.2-1".to_owned())]
+    );
 
     let (_, s) = send(record("TEST-1", "2024-02-01T00:00:00Z", "1.3-1", None)).await;
     assert_eq!(counts(&s), (0, 1, 0, 0, 0));
-    assert_eq!(fixed_versions(&app).await, vec![Some("1.3-1".to_owned())]);
+    assert_eq!(
+        fixed_versions(&app, &cache).await,
+        vec![Some("1.3-1".to_owned())]
+    );
 
     // An older copy does not win back.
     let (_, s) = send(record("TEST-1", "2024-01-15T00:00:00Z", "1.1-1", None)).await;
     assert_eq!(counts(&s), (0, 0, 1, 0, 0));
-    assert_eq!(fixed_versions(&app).await, vec![Some("1.3-1".to_owned())]);
+    assert_eq!(
+        fixed_versions(&app, &cache).await,
+        vec![Some("1.3-1".to_owned())]
+    );
 
     // An array with a good and a bad record: the good one is imported, the bad one named.
     let (_, s) = send(json!([record("TEST-2", "2024-01-01T00:00:00Z", "1.5-1", None), {"id": "BAD-1", "modified": "yesterday"}])).await;
@@ -256,7 +272,7 @@ async fn newer_records_replace_older_ones_and_withdrawn_ones_stop_matching(backe
             .contains("modified"),
         "{s}"
     );
-    let mut both = fixed_versions(&app).await;
+    let mut both = fixed_versions(&app, &cache).await;
     both.sort();
     assert_eq!(
         both,
@@ -266,7 +282,10 @@ async fn newer_records_replace_older_ones_and_withdrawn_ones_stop_matching(backe
     // Withdrawn: it stops matching at once.
     let (_, s) = send(json!({"vulns": [record("TEST-1", "2024-03-01T00:00:00Z", "1.3-1", Some("2024-03-01T00:00:00Z"))]})).await;
     assert_eq!(counts(&s), (0, 1, 0, 1, 0), "{s}");
-    assert_eq!(fixed_versions(&app).await, vec![Some("1.5-1".to_owned())]);
+    assert_eq!(
+        fixed_versions(&app, &cache).await,
+        vec![Some("1.5-1".to_owned())]
+    );
 }
 
 async fn import_needs_an_admin_and_a_body(backend: Backend) {
@@ -390,8 +409,12 @@ async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
     for inventory in [debian, alpine] {
         let pure = matcher::match_inventory(&inventory, &all);
         let inv = inventory.clone();
-        let (stored, cost) = app.db(move |c| match_stored(c, &inv)).await;
-        assert!(cost.round_trips <= 3, "{cost:?}");
+        let cache = Arc::new(CandidateCache::default());
+        let (stored, cost) = app.db(move |c| match_stored(c, &cache, &inv)).await;
+        assert_eq!(
+            cost.round_trips, 2,
+            "a cold cache: keys, then the records: {cost:?}"
+        );
         assert!(!stored.matches.is_empty());
         let key = |m: &matcher::Match| {
             (
@@ -423,7 +446,7 @@ async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
                     Some("gnutls28"),
                 )],
             };
-            match_stored(c, &inv)
+            match_stored(c, &CandidateCache::default(), &inv)
         })
         .await;
     let dsa = report
@@ -451,15 +474,19 @@ fn scored(id: &str, modified: &str, aliases: &[&str], vector: &str) -> Value {
     })
 }
 
-async fn demo_severity(app: &TestApp) -> (String, String) {
-    let (report, cost) = app.db(|c| match_stored(c, &demo_inventory())).await;
-    assert_eq!(cost.round_trips, 1);
+async fn demo_severity(app: &TestApp, cache: &Arc<CandidateCache>) -> (String, String) {
+    let cache = cache.clone();
+    let (report, cost) = app
+        .db(move |c| match_stored(c, &cache, &demo_inventory()))
+        .await;
+    assert!(cost.round_trips <= 2);
     let m = report.matches.first().expect("TEST-1 matches");
     (m.severity.as_str().to_owned(), m.severity_source.clone())
 }
 
 async fn aliases_lend_their_severity_whatever_the_import_order(backend: Backend) {
     let app = spawn_app(backend).await;
+    let cache = Arc::new(CandidateCache::default());
     let admin = app.token("*", Role::Admin);
     let send = |v: Value| {
         post_import(
@@ -475,13 +502,13 @@ async fn aliases_lend_their_severity_whatever_the_import_order(backend: Backend)
     // TEST-1 (no severity of its own, alias CVE-2099-0001) first: the default.
     send(record("TEST-1", "2024-01-01T00:00:00Z", "1.2-1", None)).await;
     assert_eq!(
-        demo_severity(&app).await,
+        demo_severity(&app, &cache).await,
         ("Medium".to_owned(), "default".to_owned())
     );
 
     // Its alias arrives later and lends its score.
     send(scored("CVE-2099-0001", "2024-01-01T00:00:00Z", &[], MEDIUM)).await;
-    assert_eq!(demo_severity(&app).await.1, "alias:CVE-2099-0001");
+    assert_eq!(demo_severity(&app, &cache).await.1, "alias:CVE-2099-0001");
     // A record that lists TEST-1 among its aliases lends a higher one: the most severe wins.
     send(scored(
         "GHSA-test-0001",
@@ -491,7 +518,7 @@ async fn aliases_lend_their_severity_whatever_the_import_order(backend: Backend)
     ))
     .await;
     assert_eq!(
-        demo_severity(&app).await,
+        demo_severity(&app, &cache).await,
         ("Critical".to_owned(), "alias:GHSA-test-0001".to_owned())
     );
     // When that record is withdrawn, the lent severity falls back.
@@ -503,8 +530,8 @@ async fn aliases_lend_their_severity_whatever_the_import_order(backend: Backend)
     );
     withdrawn["withdrawn"] = json!("2024-02-01T00:00:00Z");
     send(withdrawn).await;
-    assert_eq!(demo_severity(&app).await.1, "alias:CVE-2099-0001");
+    assert_eq!(demo_severity(&app, &cache).await.1, "alias:CVE-2099-0001");
     // Updating TEST-1 itself keeps what its aliases lend.
     send(record("TEST-1", "2024-03-01T00:00:00Z", "1.2-1", None)).await;
-    assert_eq!(demo_severity(&app).await.1, "alias:CVE-2099-0001");
+    assert_eq!(demo_severity(&app, &cache).await.1, "alias:CVE-2099-0001");
 }

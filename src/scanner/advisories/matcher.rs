@@ -22,6 +22,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -137,8 +138,9 @@ impl From<&Advisory> for AdvisoryMeta {
 /// One affected package of one advisory, as the store hands it to the matcher.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
-    pub advisory: AdvisoryMeta,
-    pub affected: AffectedPackage,
+    /// Shared by every affected entry of the record.
+    pub advisory: Arc<AdvisoryMeta>,
+    pub affected: Arc<AffectedPackage>,
     /// The severity of one of the advisory's aliases / upstream ids, looked up by the store when
     /// [`super::severity::needs_alias`] says the record decides none itself.
     pub alias_severity: Option<AliasSeverity>,
@@ -147,12 +149,12 @@ pub struct Candidate {
 impl Candidate {
     /// One candidate per affected package of a record (no alias severity).
     pub fn from_advisory(a: &Advisory) -> Vec<Candidate> {
-        let meta = AdvisoryMeta::from(a);
+        let meta = Arc::new(AdvisoryMeta::from(a));
         a.affected
             .iter()
             .map(|p| Candidate {
                 advisory: meta.clone(),
-                affected: p.clone(),
+                affected: Arc::new(p.clone()),
                 alias_severity: None,
             })
             .collect()

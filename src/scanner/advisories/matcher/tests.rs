@@ -583,7 +583,8 @@ fn rpm_distributions() {
     // The same record's entries re-keyed to the main stream match by binary name.
     let mut main: Vec<Candidate> = Candidate::from_advisory(&rhsa);
     for c in &mut main {
-        c.affected.ecosystem = "Red Hat:enterprise_linux:8::appstream".to_owned();
+        std::sync::Arc::make_mut(&mut c.affected).ecosystem =
+            "Red Hat:enterprise_linux:8::appstream".to_owned();
     }
     let r = match_inventory(&rhel, &main);
     assert_eq!(r.matches.len(), 1);
