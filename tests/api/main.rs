@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod registry;
 
 mod advisories;
 mod auth;
@@ -11,4 +12,5 @@ mod errors;
 mod openapi;
 mod operations;
 mod registries;
+mod registry_harness;
 mod sub_assessments;
