@@ -1,4 +1,7 @@
-//! The scan engine. So far: OSV advisories, their matching, and the version orders they need.
+//! The scan engine: package analyzers over an image's files, OSV advisories and their matching,
+//! and the version orders they need.
 
 pub mod advisories;
+pub mod analyzers;
+pub mod files;
 pub mod versions;

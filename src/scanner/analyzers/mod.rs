@@ -1,0 +1,295 @@
+//! Package analyzers: turn the files an image contains into an [`Inventory`].
+//!
+//! The layer streamer (step 2 of the scan) asks every analyzer, for each tar entry, whether it
+//! wants that path ([`Analyzer::required`], or [`required_by_any`]), keeps those files as they
+//! are in the final image (after whiteouts) in a [`FileSet`], and hands the set to
+//! [`analyze_all`], which runs every analyzer on it and merges the results.
+//!
+//! # Paths
+//!
+//! Paths are relative to the image root, `/`-separated, without a leading `/` or `./`, without
+//! empty, `.` or `..` components, and without a trailing `/`: `var/lib/dpkg/status`.
+//! [`normalize_path`] turns a tar entry name into that form.
+//!
+//! # Failures
+//!
+//! * A package database that cannot be read (a syntax error in `var/lib/dpkg/status`, a corrupt
+//!   RPM header, a BerkeleyDB or NDB rpmdb, which are not supported) is an [`AnalyzerError`]
+//!   naming the analyzer, the file and the reason. [`analyze_all`] still runs every analyzer, so
+//!   that all errors are reported at once, and then fails with [`AnalysisFailed`]: a scan never
+//!   ends with a silently empty or partial OS inventory.
+//! * A single bad *entry* in an otherwise readable file (a dpkg stanza without `Version`, an apk
+//!   record without `V:`, a `package.json` in `node_modules` that is not JSON, a Python
+//!   `METADATA` without `Name`) is skipped with an [`AnalyzerWarning`], which [`analyze_all`]
+//!   returns next to the inventory. This is what trivy, syft and osv-scalibr do with the same
+//!   fixtures; the warnings keep it from being silent.
+//!
+//! # Cache key
+//!
+//! An inventory is rebuilt only when an analyzer's output could change: each analyzer has a
+//! [`Analyzer::version`], and [`analyzer_ids`] / [`cache_key`] give the list to store with the
+//! inventory.
+
+mod apk;
+mod dpkg;
+mod npm;
+mod os_release;
+mod python;
+mod rpm;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::scanner::advisories::ecosystem::OsRelease;
+use crate::scanner::advisories::matcher::{Inventory, InventoryPackage};
+
+pub use apk::ApkAnalyzer;
+pub use dpkg::DpkgAnalyzer;
+pub use npm::NpmAnalyzer;
+pub use os_release::OsReleaseAnalyzer;
+pub use python::PythonAnalyzer;
+pub use rpm::RpmAnalyzer;
+
+pub use crate::scanner::files::{CollectedFile, FileSet, normalize_path};
+
+/// A package-database reader.
+pub trait Analyzer: Send + Sync {
+    /// Short stable name, e.g. `"dpkg"`.
+    fn name(&self) -> &'static str;
+    /// Bumped whenever the output for the same files could change (part of the inventory cache
+    /// key).
+    fn version(&self) -> u32;
+    /// Whether the analyzer wants the file at this normalised path. Cheap: called for every tar
+    /// entry of every layer.
+    fn required(&self, path: &str) -> bool;
+    /// Reads the files it asked for from `files` (which also holds other analyzers' files).
+    fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError>;
+}
+
+/// What one analyzer found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis {
+    pub os: Option<OsRelease>,
+    pub packages: Vec<InventoryPackage>,
+    /// Entries that were skipped (see the module docs); never the reason for a missing database.
+    pub warnings: Vec<AnalyzerWarning>,
+}
+
+/// A package database that cannot be read: the analysis (and so the scan) fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{analyzer} analyzer: {path}: {reason}")]
+pub struct AnalyzerError {
+    pub analyzer: &'static str,
+    /// The file (normalised path) that could not be read.
+    pub path: String,
+    pub reason: String,
+}
+
+impl AnalyzerError {
+    pub fn new(analyzer: &'static str, path: impl Into<String>, reason: impl Into<String>) -> Self {
+        AnalyzerError {
+            analyzer,
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One entry skipped by an analyzer that could otherwise read its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyzerWarning {
+    pub analyzer: &'static str,
+    pub path: String,
+    pub message: String,
+}
+
+impl AnalyzerWarning {
+    pub fn new(
+        analyzer: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        AnalyzerWarning {
+            analyzer,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for AnalyzerWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} analyzer: {}: {}",
+            self.analyzer, self.path, self.message
+        )
+    }
+}
+
+/// The analyzers Crowsnest runs, in the order their results are merged.
+pub fn defaults() -> Vec<Box<dyn Analyzer>> {
+    vec![
+        Box::new(OsReleaseAnalyzer),
+        Box::new(DpkgAnalyzer),
+        Box::new(ApkAnalyzer),
+        Box::new(RpmAnalyzer),
+        Box::new(PythonAnalyzer),
+        Box::new(NpmAnalyzer),
+    ]
+}
+
+/// Whether any of `analyzers` wants the file at this normalised path.
+pub fn required_by_any(analyzers: &[Box<dyn Analyzer>], path: &str) -> bool {
+    analyzers.iter().any(|a| a.required(path))
+}
+
+/// An analyzer's name and version: one part of an inventory's cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AnalyzerId {
+    pub name: &'static str,
+    pub version: u32,
+}
+
+impl fmt::Display for AnalyzerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// The `(name, version)` of every analyzer, in their order.
+pub fn analyzer_ids(analyzers: &[Box<dyn Analyzer>]) -> Vec<AnalyzerId> {
+    analyzers
+        .iter()
+        .map(|a| AnalyzerId {
+            name: a.name(),
+            version: a.version(),
+        })
+        .collect()
+}
+
+/// A stable string for a set of analyzers (`apk@1,dpkg@1,...`, sorted by name): an inventory
+/// built with a different string must be rebuilt.
+pub fn cache_key(ids: &[AnalyzerId]) -> String {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.iter()
+        .map(AnalyzerId::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The merged result of every analyzer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisReport {
+    /// The OS (from the first analyzer, in list order, that found one) and every package, in
+    /// analyzer order, exact duplicates removed.
+    pub inventory: Inventory,
+    /// Every analyzer that ran (for the inventory's cache key).
+    pub analyzers: Vec<AnalyzerId>,
+    /// Skipped entries; to be logged and counted, not a failure.
+    pub warnings: Vec<AnalyzerWarning>,
+}
+
+/// At least one analyzer could not read its package database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisFailed {
+    /// Every failure, in analyzer order (never empty).
+    pub errors: Vec<AnalyzerError>,
+    /// Warnings of the analyzers that did succeed.
+    pub warnings: Vec<AnalyzerWarning>,
+}
+
+impl fmt::Display for AnalysisFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("package analysis failed: ")?;
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AnalysisFailed {}
+
+/// Runs every analyzer on `files` and merges the results. Fails when any analyzer fails (after
+/// running all of them, so that every error is reported); see the module docs.
+pub fn analyze_all(
+    analyzers: &[Box<dyn Analyzer>],
+    files: &FileSet,
+) -> Result<AnalysisReport, AnalysisFailed> {
+    let mut os: Option<OsRelease> = None;
+    let mut packages: Vec<InventoryPackage> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for analyzer in analyzers {
+        match analyzer.analyze(files) {
+            Ok(analysis) => {
+                warnings.extend(analysis.warnings);
+                if let Some(found) = analysis.os {
+                    match &os {
+                        None => os = Some(found),
+                        Some(first) if *first != found => warnings.push(AnalyzerWarning::new(
+                            analyzer.name(),
+                            "",
+                            format!(
+                                "found OS {:?} {:?}, ignored: already identified as {:?} {:?}",
+                                found.id, found.version_id, first.id, first.version_id
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                packages.extend(analysis.packages);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AnalysisFailed { errors, warnings });
+    }
+    Ok(AnalysisReport {
+        inventory: Inventory {
+            os,
+            packages: dedup(packages),
+        },
+        analyzers: analyzer_ids(analyzers),
+        warnings,
+    })
+}
+
+/// Removes exact duplicates (same kind, name, version, source and layer: indistinguishable to
+/// the matcher), keeping the first.
+fn dedup(packages: Vec<InventoryPackage>) -> Vec<InventoryPackage> {
+    let mut out: Vec<InventoryPackage> = Vec::with_capacity(packages.len());
+    let mut seen = HashSet::with_capacity(packages.len());
+    for p in packages {
+        let key = (
+            p.kind,
+            p.name.clone(),
+            p.version.clone(),
+            p.source_name.clone(),
+            p.source_version.clone(),
+            p.layer_digest.clone(),
+        );
+        if seen.insert(key) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Text of a file that should be UTF-8; invalid sequences (a Latin-1 maintainer name in an old
+/// dpkg database) become U+FFFD rather than failing the whole file.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes)
+}

@@ -1,0 +1,249 @@
+//! Installed Python distributions.
+//!
+//! Files, anywhere in the image (site-packages of any interpreter or virtualenv):
+//! `*.dist-info/METADATA` (wheels, modern pip), `*.egg-info/PKG-INFO` (setuptools egg-info
+//! directories) and `*.egg-info` when it is a file (old `setup.py install`, Debian's
+//! `python3-*` packages). Eggs (`*.egg` zip files) are not read.
+//!
+//! Each is a core-metadata file: RFC 822 style headers up to the first blank line (the
+//! description body follows). `Name` and `Version` are taken as written (the matcher
+//! normalises PyPI names); continuation lines (starting with a space or tab) are allowed. A
+//! file without both is skipped with a warning: one odd distribution does not fail the scan.
+
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text};
+use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
+
+const NAME: &str = "python";
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PythonAnalyzer;
+
+impl Analyzer for PythonAnalyzer {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn required(&self, path: &str) -> bool {
+        if let Some(dir) = path.strip_suffix("/METADATA") {
+            return dir.ends_with(".dist-info");
+        }
+        if let Some(dir) = path.strip_suffix("/PKG-INFO") {
+            return dir.ends_with(".egg-info");
+        }
+        path.ends_with(".egg-info")
+    }
+
+    fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError> {
+        let mut analysis = Analysis::default();
+        for (path, file) in files.iter().filter(|(p, _)| self.required(p)) {
+            let text = text(&file.bytes);
+            let (name, version) = (header(&text, "Name"), header(&text, "Version"));
+            match (name, version) {
+                (Some(name), Some(version)) => analysis.packages.push(InventoryPackage {
+                    kind: PackageKind::Python,
+                    name,
+                    version,
+                    source_name: None,
+                    source_version: None,
+                    layer_digest: Some(file.layer_digest.clone()),
+                }),
+                (name, _) => analysis.warnings.push(AnalyzerWarning::new(
+                    NAME,
+                    path,
+                    format!(
+                        "no {} header: skipped",
+                        if name.is_none() { "Name" } else { "Version" }
+                    ),
+                )),
+            }
+        }
+        Ok(analysis)
+    }
+}
+
+/// The first value of header `key` (case-insensitive) in the header block, trimmed, with
+/// continuation lines joined by a space; `None` when absent or empty.
+fn header(text: &str, key: &str) -> Option<String> {
+    let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() {
+            return None;
+        }
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if line.starts_with([' ', '\t']) || !k.trim_end().eq_ignore_ascii_case(key) {
+            continue;
+        }
+        let mut value = v.trim().to_owned();
+        for cont in lines.by_ref() {
+            if !cont.starts_with([' ', '\t']) || cont.trim().is_empty() {
+                break;
+            }
+            value.push(' ');
+            value.push_str(cont.trim());
+        }
+        return (!value.is_empty()).then_some(value);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scanner::analyzers::CollectedFile;
+    use crate::scanner::analyzers::testutil::set;
+
+    fn run(files: &FileSet) -> Analysis {
+        PythonAnalyzer.analyze(files).unwrap()
+    }
+
+    fn found(a: &Analysis) -> Vec<(&str, &str, &str)> {
+        a.packages
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.layer_digest.as_deref().unwrap_or(""),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn required_truth_table() {
+        for (path, want) in [
+            (
+                "usr/lib/python3/dist-packages/requests-2.28.1.dist-info/METADATA",
+                true,
+            ),
+            (
+                "usr/local/lib/python3.12/site-packages/Django-4.2.dist-info/METADATA",
+                true,
+            ),
+            (
+                "opt/venv/lib/python3.11/site-packages/pip-24.0.dist-info/METADATA",
+                true,
+            ),
+            ("x.dist-info/METADATA", true),
+            ("usr/lib/python3/dist-packages/six-1.16.0.egg-info", true),
+            (
+                "usr/lib/python2.7/site-packages/foo-1.0-py2.7.egg-info/PKG-INFO",
+                true,
+            ),
+            (
+                "usr/lib/python3/dist-packages/requests-2.28.1.dist-info/RECORD",
+                false,
+            ),
+            (
+                "usr/lib/python3/dist-packages/requests-2.28.1.dist-info/WHEEL",
+                false,
+            ),
+            (
+                "usr/lib/python3/dist-packages/requests-2.28.1.dist-info",
+                false,
+            ),
+            (
+                "usr/lib/python3/dist-packages/foo.egg-info/SOURCES.txt",
+                false,
+            ),
+            (
+                "usr/lib/python3/dist-packages/foo.egg-info/requires.txt",
+                false,
+            ),
+            ("src/project/METADATA", false),
+            ("METADATA", false),
+            ("PKG-INFO", false),
+            ("project/PKG-INFO", false),
+            ("usr/lib/python3/dist-packages/foo-1.0-py3.11.egg", false),
+            ("dist-info/METADATA", false),
+            ("", false),
+        ] {
+            assert_eq!(PythonAnalyzer.required(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn metadata_files() {
+        let mut files = set(&[
+            (
+                "usr/lib/python3/dist-packages/requests-2.28.1.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: requests\nVersion: 2.28.1\nSummary: Python HTTP for Humans.\n\
+                 License: Apache 2.0\nRequires-Dist: idna (<4,>=2.5)\n\nLong description\nName: not-this\n",
+            ),
+            (
+                "usr/lib/python3/dist-packages/Django_REST_framework.dist-info/METADATA",
+                "Metadata-Version: 2.1\r\nname: Django_REST.framework\r\nversion:  3.14.0 \r\n\r\n",
+            ),
+            (
+                "usr/lib/python3/dist-packages/six-1.16.0.egg-info",
+                "Metadata-Version: 1.2\nName: six\nVersion: 1.16.0\nLicense: MIT\n    continued licence\n",
+            ),
+            (
+                "usr/lib/python2.7/site-packages/foo.egg-info/PKG-INFO",
+                "Metadata-Version: 1.0\nName: foo\nDescription: first line\n        |second line\nVersion: 1.0\n",
+            ),
+            // Not required: never read even though present in the set.
+            ("app/METADATA", "Name: app\nVersion: 9\n"),
+        ]);
+        files.insert(
+            "venv/lib/python3.11/site-packages/pip-24.0.dist-info/METADATA",
+            CollectedFile::new(
+                &b"\xEF\xBB\xBFName: pip\nVersion: 24.0\nAuthor: Caf\xE9\n"[..],
+                "sha256:venv",
+            ),
+        );
+        let a = run(&files);
+        assert_eq!(
+            found(&a),
+            [
+                ("foo", "1.0", "sha256:test"),
+                ("Django_REST.framework", "3.14.0", "sha256:test"),
+                ("requests", "2.28.1", "sha256:test"),
+                ("six", "1.16.0", "sha256:test"),
+                ("pip", "24.0", "sha256:venv"),
+            ]
+        );
+        assert!(a.warnings.is_empty());
+        assert!(a.packages.iter().all(|p| p.kind == PackageKind::Python
+            && p.source_name.is_none()
+            && p.source_version.is_none()));
+    }
+
+    #[test]
+    fn incomplete_files_are_warnings() {
+        let a = run(&set(&[
+            (
+                "a.dist-info/METADATA",
+                "Metadata-Version: 2.1\nVersion: 1.0\n",
+            ),
+            ("b.dist-info/METADATA", "Name: b\n\nVersion: 1.0\n"),
+            ("c.dist-info/METADATA", ""),
+            ("d.dist-info/METADATA", "Name:\nVersion: 1\n"),
+            ("e.egg-info/PKG-INFO", "\u{0}\u{1}binary junk"),
+            ("ok.dist-info/METADATA", "Name: ok\nVersion: 1\n"),
+        ]));
+        assert_eq!(found(&a), [("ok", "1", "sha256:test")]);
+        let messages: Vec<(&str, &str)> = a
+            .warnings
+            .iter()
+            .map(|w| (w.path.as_str(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ("a.dist-info/METADATA", "no Name header: skipped"),
+                ("b.dist-info/METADATA", "no Version header: skipped"),
+                ("c.dist-info/METADATA", "no Name header: skipped"),
+                ("d.dist-info/METADATA", "no Name header: skipped"),
+                ("e.egg-info/PKG-INFO", "no Name header: skipped"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The framework: FileSet, path normalisation, `defaults`, `analyze_all`.
+
+use super::testutil::{LAYER, fixture_tree, read, set};
+use super::*;
+use crate::scanner::advisories::ecosystem::os_ecosystem;
+use crate::scanner::advisories::matcher::PackageKind;
+
+#[test]
+fn normalise_paths() {
+    for (raw, want) in [
+        ("var/lib/dpkg/status", Some("var/lib/dpkg/status")),
+        ("./var/lib/dpkg/status", Some("var/lib/dpkg/status")),
+        ("/var/lib/dpkg/status", Some("var/lib/dpkg/status")),
+        ("var//lib/./dpkg/status", Some("var/lib/dpkg/status")),
+        ("var/lib/dpkg/status.d/", Some("var/lib/dpkg/status.d")),
+        ("../etc/passwd", None),
+        ("var/../../etc/passwd", None),
+        ("var/lib/../x", None),
+        ("./", None),
+        ("/", None),
+        ("", None),
+    ] {
+        assert_eq!(normalize_path(raw).as_deref(), want, "{raw:?}");
+    }
+}
+
+#[test]
+fn file_set() {
+    let mut files = set(&[
+        ("var/lib/dpkg/status", "a"),
+        ("var/lib/dpkg/status.d/a", "b"),
+        ("var/lib/dpkg/status.d/b", "c"),
+        ("var/lib/dpkg/status.dx", "d"),
+        ("var/lib/dpkg/status.d/b/nested", "e"),
+    ]);
+    assert_eq!(files.len(), 5);
+    let prefixed: Vec<&str> = files
+        .with_prefix("var/lib/dpkg/status.d/")
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        prefixed,
+        [
+            "var/lib/dpkg/status.d/a",
+            "var/lib/dpkg/status.d/b",
+            "var/lib/dpkg/status.d/b/nested"
+        ]
+    );
+    assert_eq!(files.with_prefix("zzz").count(), 0);
+    assert_eq!(files.with_prefix("").count(), 5);
+    // A later layer replaces a file.
+    let old = files.insert(
+        "var/lib/dpkg/status",
+        CollectedFile::new(&b"new"[..], "sha256:l2"),
+    );
+    assert_eq!(old.map(|f| f.bytes), Some(b"a".to_vec()));
+    assert_eq!(
+        files
+            .get("var/lib/dpkg/status")
+            .map(|f| f.layer_digest.as_str()),
+        Some("sha256:l2")
+    );
+    // Whiteouts.
+    assert_eq!(files.remove_dir("var/lib/dpkg/status.d/"), 3);
+    assert!(
+        files.get("var/lib/dpkg/status.dx").is_some(),
+        "not below the directory"
+    );
+    assert!(files.remove("var/lib/dpkg/status.dx").is_some());
+    assert_eq!(
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        ["var/lib/dpkg/status"]
+    );
+    assert!(!files.is_empty());
+    assert!(FileSet::new().is_empty());
+}
+
+#[test]
+fn defaults_and_cache_key() {
+    let analyzers = defaults();
+    let ids = analyzer_ids(&analyzers);
+    let names: Vec<&str> = ids.iter().map(|id| id.name).collect();
+    assert_eq!(names, ["os-release", "dpkg", "apk", "rpm", "python", "npm"]);
+    assert!(ids.iter().all(|id| id.version >= 1));
+    assert_eq!(
+        cache_key(&ids),
+        "apk@1,dpkg@1,npm@1,os-release@1,python@1,rpm@1"
+    );
+    let mut reordered = ids.clone();
+    reordered.reverse();
+    assert_eq!(cache_key(&reordered), cache_key(&ids));
+    let mut bumped = ids.clone();
+    bumped[1].version += 1;
+    assert_ne!(cache_key(&bumped), cache_key(&ids));
+}
+
+/// Which analyzer wants which path: each path is wanted by exactly the analyzers listed.
+#[test]
+fn required_by_each_default_analyzer() {
+    let analyzers = defaults();
+    for (path, wanted_by) in [
+        ("etc/os-release", &["os-release"][..]),
+        ("usr/lib/os-release", &["os-release"]),
+        ("etc/alpine-release", &["os-release"]),
+        ("etc/debian_version", &["os-release"]),
+        ("var/lib/dpkg/status", &["dpkg"]),
+        ("var/lib/dpkg/status.d/libc6", &["dpkg"]),
+        ("lib/apk/db/installed", &["apk"]),
+        ("usr/lib/apk/db/installed", &["apk"]),
+        ("var/lib/rpm/rpmdb.sqlite", &["rpm"]),
+        ("var/lib/rpm/Packages", &["rpm"]),
+        (
+            "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+            &["python"],
+        ),
+        ("app/node_modules/express/package.json", &["npm"]),
+        ("usr/bin/bash", &[]),
+        ("etc/passwd", &[]),
+        ("app/package.json", &[]),
+        ("var/lib/dpkg/status.d/libc6.md5sums", &[]),
+    ] {
+        let got: Vec<&str> = analyzers
+            .iter()
+            .filter(|a| a.required(path))
+            .map(|a| a.name())
+            .collect();
+        assert_eq!(got, wanted_by, "{path}");
+        assert_eq!(
+            required_by_any(&analyzers, path),
+            !wanted_by.is_empty(),
+            "{path}"
+        );
+    }
+}
+
+/// A Debian image: os-release and the dpkg database from different layers.
+#[test]
+fn analyze_all_debian_image() {
+    let mut files = fixture_tree("pkgdb/ubuntu/trivy-ubuntu-18.04");
+    // trivy's txtar copy of the same database is not at an image path: not read.
+    assert!(files.get("valid.txtar").is_some());
+    files.insert(
+        "etc/os-release",
+        CollectedFile::new(
+            read("pkgdb/ubuntu/os-release/ubuntu-18.04/etc/os-release"),
+            "sha256:base",
+        ),
+    );
+    let report = analyze_all(&defaults(), &files).unwrap();
+    let os = report.inventory.os.as_ref().unwrap();
+    assert_eq!(
+        (os.id.as_str(), os.version_id.as_deref()),
+        ("ubuntu", Some("18.04"))
+    );
+    assert_eq!(os_ecosystem(os).as_deref(), Some("Ubuntu:18.04:LTS"));
+    // Same packages as the dpkg analyzer alone (90 installed of 91 stanzas).
+    let dpkg = DpkgAnalyzer.analyze(&files).unwrap();
+    assert_eq!(report.inventory.packages, dpkg.packages);
+    assert_eq!(report.inventory.packages.len(), 90);
+    assert!(
+        report
+            .inventory
+            .packages
+            .iter()
+            .all(|p| p.kind == PackageKind::Dpkg && p.layer_digest.as_deref() == Some(LAYER))
+    );
+    assert_eq!(report.analyzers, analyzer_ids(&defaults()));
+    assert!(report.warnings.is_empty());
+    // The inventory is what the matcher consumes: source packages in the Ubuntu ecosystems.
+    let keys = crate::scanner::advisories::matcher::match_keys(&report.inventory);
+    assert!(keys.contains(&("Ubuntu:18.04:LTS".to_owned(), "util-linux".to_owned())));
+    assert!(keys.contains(&("Ubuntu:Pro:18.04:LTS".to_owned(), "pam".to_owned())));
+    assert!(
+        !keys.iter().any(|(_, name)| name == "libpam-runtime"),
+        "binary names are not keys"
+    );
+}
+
+#[test]
+fn analyze_all_merges_kinds_and_dedups() {
+    let mut files = fixture_tree("pkgdb/alpine/grype-match-coverage");
+    let npm = r#"{"name":"left-pad","version":"1.3.0"}"#;
+    for (path, content) in [
+        (
+            "usr/lib/python3.12/site-packages/six-1.16.0.dist-info/METADATA",
+            "Name: six\nVersion: 1.16.0\n",
+        ),
+        ("app/node_modules/left-pad/package.json", npm),
+        // The same package installed twice in one layer: one inventory entry.
+        ("app/node_modules/x/node_modules/left-pad/package.json", npm),
+        ("app/node_modules/broken/package.json", "{"),
+    ] {
+        files.insert(path, CollectedFile::new(content.as_bytes(), "sha256:app"));
+    }
+    let report = analyze_all(&defaults(), &files).unwrap();
+    assert_eq!(
+        report.inventory.os.as_ref().map(|o| o.id.as_str()),
+        Some("alpine")
+    );
+    let kinds: Vec<(PackageKind, &str)> = report
+        .inventory
+        .packages
+        .iter()
+        .map(|p| (p.kind, p.name.as_str()))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|(k, _)| *k == PackageKind::Apk).count(),
+        3
+    );
+    assert_eq!(
+        kinds[3..],
+        [(PackageKind::Python, "six"), (PackageKind::Npm, "left-pad")]
+    );
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!(report.warnings[0].analyzer, "npm");
+    assert_eq!(
+        report.warnings[0].path,
+        "app/node_modules/broken/package.json"
+    );
+    assert!(
+        report.warnings[0]
+            .to_string()
+            .starts_with("npm analyzer: app/node_modules/broken/package.json: ")
+    );
+}
+
+/// One unreadable database fails the whole analysis, and every failure is reported.
+#[test]
+fn analyze_all_fails_on_corrupt_databases() {
+    let mut files = fixture_tree("pkgdb/debian/syft-status.d");
+    files.insert(
+        "etc/os-release",
+        CollectedFile::new(&b"ID=debian\nVERSION_ID=12\n"[..], "sha256:b"),
+    );
+    files.insert(
+        "var/lib/rpm/Packages",
+        CollectedFile::new(
+            read("pkgdb/rpm/syft-bdb-small/var/lib/rpm/Packages"),
+            "sha256:r",
+        ),
+    );
+    let err = analyze_all(&defaults(), &files).unwrap_err();
+    let failed: Vec<(&str, &str)> = err
+        .errors
+        .iter()
+        .map(|e| (e.analyzer, e.path.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("dpkg", "var/lib/dpkg/status.d/corrupt"),
+            ("rpm", "var/lib/rpm/Packages")
+        ]
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "package analysis failed: dpkg analyzer: var/lib/dpkg/status.d/corrupt: line 5: "
+        ),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "; rpm analyzer: var/lib/rpm/Packages: unsupported rpm database format (BerkeleyDB)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn analyze_all_empty_image() {
+    let report = analyze_all(&defaults(), &FileSet::new()).unwrap();
+    assert_eq!(report.inventory, Inventory::default());
+    assert_eq!(report.analyzers.len(), 6);
+    let report = analyze_all(&[], &set(&[("etc/os-release", "ID=x\n")])).unwrap();
+    assert_eq!(report.inventory, Inventory::default());
+    assert!(report.analyzers.is_empty());
+}
+
+/// Two analyzers naming different OSes: the first (in list order) wins, with a warning.
+#[test]
+fn analyze_all_first_os_wins() {
+    struct Fixed(&'static str);
+    impl Analyzer for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn version(&self) -> u32 {
+            7
+        }
+        fn required(&self, _: &str) -> bool {
+            false
+        }
+        fn analyze(&self, _: &FileSet) -> Result<Analysis, AnalyzerError> {
+            Ok(Analysis {
+                os: Some(OsRelease {
+                    id: self.0.to_owned(),
+                    ..OsRelease::default()
+                }),
+                ..Analysis::default()
+            })
+        }
+    }
+    let analyzers: Vec<Box<dyn Analyzer>> = vec![
+        Box::new(Fixed("first")),
+        Box::new(Fixed("first")),
+        Box::new(Fixed("second")),
+    ];
+    let report = analyze_all(&analyzers, &FileSet::new()).unwrap();
+    assert_eq!(report.inventory.os.map(|o| o.id), Some("first".to_owned()));
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!(report.warnings[0].analyzer, "second");
+    assert_eq!(cache_key(&report.analyzers), "first@7,first@7,second@7");
+}
+
+/// `Analyzer` objects can be shared across scan threads.
+#[test]
+fn analyzers_are_send_and_sync() {
+    fn check<T: Send + Sync>(_: &T) {}
+    check(&defaults());
+}
