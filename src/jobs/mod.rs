@@ -2,4 +2,5 @@
 
 pub mod advisory_sources;
 pub mod import_advisories;
+pub mod inventories;
 pub mod matching;

@@ -4,4 +4,5 @@
 pub mod advisories;
 pub mod analyzers;
 pub mod files;
+pub mod layers;
 pub mod versions;

@@ -15,6 +15,7 @@ macro_rules! on_each_backend {
 pub mod advisories;
 pub mod findings;
 pub mod images;
+pub mod inventories;
 pub mod registries;
 pub mod schema;
 

@@ -90,7 +90,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisories,
     affected_ranges,
     advisory_aliases,
-    advisory_imports
+    advisory_imports,
+    inventories,
+    packages
 );
 
 diesel::table! {
@@ -148,3 +150,28 @@ diesel::table! {
 
 diesel::joinable!(affected_ranges -> advisories (advisory_id));
 diesel::joinable!(advisory_aliases -> advisories (advisory_id));
+
+diesel::table! {
+    inventories (manifest_digest) {
+        manifest_digest -> Text,
+        analyzers -> Text,
+        os -> Nullable<Text>,
+        layers -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    packages (manifest_digest, seq) {
+        manifest_digest -> Text,
+        seq -> Integer,
+        kind -> Text,
+        name -> Text,
+        version -> Text,
+        source_name -> Nullable<Text>,
+        source_version -> Nullable<Text>,
+        layer_digest -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(packages -> inventories (manifest_digest));

@@ -1,0 +1,72 @@
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{inventories, packages};
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = inventories)]
+pub struct InventoryRow {
+    pub manifest_digest: String,
+    /// The analyzers that built it: `name@version`, sorted, comma-separated.
+    pub analyzers: String,
+    /// The OS release, JSON; None when no analyzer recognised one.
+    pub os: Option<String>,
+    pub layers: i32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = packages)]
+pub struct PackageRow {
+    pub manifest_digest: String,
+    pub seq: i32,
+    pub kind: String,
+    pub name: String,
+    pub version: String,
+    pub source_name: Option<String>,
+    pub source_version: Option<String>,
+    pub layer_digest: Option<String>,
+}
+
+/// Rows per multi-row INSERT (8 columns; SQLite allows 32,766 bound parameters).
+const INSERT_CHUNK: usize = 1000;
+
+pub fn find(
+    conn: &mut AnyConnection,
+    manifest_digest: &str,
+) -> QueryResult<Option<(InventoryRow, Vec<PackageRow>)>> {
+    let Some(inventory) = inventories::table
+        .find(manifest_digest)
+        .select(InventoryRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let packages = packages::table
+        .filter(packages::manifest_digest.eq(manifest_digest))
+        .order(packages::seq.asc())
+        .select(PackageRow::as_select())
+        .load(conn)?;
+    Ok(Some((inventory, packages)))
+}
+
+/// Stores an inventory in place of any older one for the same manifest; run it in a transaction.
+pub fn replace(
+    conn: &mut AnyConnection,
+    inventory: &InventoryRow,
+    rows: &[PackageRow],
+) -> QueryResult<()> {
+    diesel::delete(
+        packages::table.filter(packages::manifest_digest.eq(&inventory.manifest_digest)),
+    )
+    .execute(conn)?;
+    diesel::delete(inventories::table.find(&inventory.manifest_digest)).execute(conn)?;
+    diesel::insert_into(inventories::table)
+        .values(inventory)
+        .execute(conn)?;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        on_each_backend!(conn, c => diesel::insert_into(packages::table).values(chunk).execute(c))?;
+    }
+    Ok(())
+}
