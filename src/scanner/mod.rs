@@ -5,4 +5,5 @@ pub mod advisories;
 pub mod analyzers;
 pub mod files;
 pub mod layers;
+pub mod pipeline;
 pub mod versions;

@@ -12,6 +12,7 @@ mod cli;
 mod errors;
 mod openapi;
 mod operations;
+mod pipeline;
 mod registries;
 mod registry_harness;
 mod sub_assessments;

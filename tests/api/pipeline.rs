@@ -1,0 +1,145 @@
+//! Images built from the real package databases, read layer by layer into inventories (the same
+//! blobs the registry tests push).
+
+use std::sync::Arc;
+
+use crowsnest::scanner::advisories::matcher::{Inventory, PackageKind};
+use crowsnest::scanner::analyzers;
+use crowsnest::scanner::layers::Limits;
+use crowsnest::scanner::pipeline::{LayerReader, LayerRef, PipelineError, inventory};
+
+use crate::registry::{
+    Compression, Image, Layer, MediaKind, Platform, TarEntry, WHITEOUT_PURGED_PACKAGE,
+};
+use crate::registry::{
+    fixture_image_alpine, fixture_image_debian, fixture_image_rpm, fixture_image_whiteout,
+};
+
+async fn inventory_of(image: &Image) -> Result<Inventory, PipelineError> {
+    let refs: Vec<LayerRef> = image
+        .layers
+        .iter()
+        .map(|l| LayerRef {
+            digest: l.digest.clone(),
+            media_type: l.media_type(image.kind).to_owned(),
+        })
+        .collect();
+    let blobs: Vec<(String, Vec<u8>)> = image
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.blob.clone()))
+        .collect();
+    let report = inventory(
+        &refs,
+        Arc::new(analyzers::defaults()),
+        &Limits::default(),
+        |layer| {
+            let blob = blobs
+                .iter()
+                .find(|(d, _)| *d == layer.digest)
+                .map(|(_, b)| b.clone());
+            async move {
+                let blob = blob.expect("the layer is in the image");
+                Ok(Box::new(std::io::Cursor::new(blob)) as LayerReader)
+            }
+        },
+    )
+    .await?;
+    Ok(report.inventory)
+}
+
+fn names(inv: &Inventory) -> Vec<&str> {
+    inv.packages.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn debian_alpine_and_rpm_images_give_their_packages() {
+    for kind in [MediaKind::Oci, MediaKind::DockerV2] {
+        let debian = inventory_of(&fixture_image_debian(kind)).await.unwrap();
+        assert_eq!(debian.os.as_ref().unwrap().id, "debian");
+        assert_eq!(
+            debian.os.as_ref().unwrap().version_id.as_deref(),
+            Some("10")
+        );
+        assert_eq!(debian.packages.len(), 3, "{:?}", names(&debian));
+        assert!(debian.packages.iter().all(|p| p.kind == PackageKind::Dpkg));
+
+        let alpine = inventory_of(&fixture_image_alpine(kind, Platform::linux_amd64()))
+            .await
+            .unwrap();
+        assert_eq!(alpine.os.as_ref().unwrap().id, "alpine");
+        assert_eq!(alpine.packages.len(), 15);
+        assert!(
+            alpine.packages.iter().any(|p| p.source_name.is_some()),
+            "origins are kept"
+        );
+
+        let rpm = inventory_of(&fixture_image_rpm(kind)).await.unwrap();
+        assert_eq!(rpm.packages.len(), 103, "amazonlinux 2023's rpmdb.sqlite");
+        assert!(rpm.packages.iter().all(|p| p.kind == PackageKind::Rpm));
+    }
+}
+
+#[tokio::test]
+async fn whiteouts_across_three_layers_are_applied() {
+    let image = fixture_image_whiteout(MediaKind::Oci);
+    assert_eq!(image.layers.len(), 3);
+    let inv = inventory_of(&image).await.unwrap();
+    assert_eq!(
+        inv.os.as_ref().unwrap().id,
+        "debian",
+        "etc/os-release is a symlink into usr/lib"
+    );
+    assert!(
+        !names(&inv).contains(&WHITEOUT_PURGED_PACKAGE),
+        "{:?}",
+        names(&inv)
+    );
+    assert_eq!(inv.packages.len(), 2);
+    // Each package names the layer its database came from: the second.
+    assert!(
+        inv.packages
+            .iter()
+            .all(|p| p.layer_digest.as_deref() == Some(image.layers[1].digest.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn hostile_layers_fail_with_a_reason() {
+    // tar::Builder refuses to write `..`, so the header is written by hand.
+    let data = b"root:x:0:0::/root:/bin/sh\n";
+    let mut header = tar::Header::new_gnu();
+    let name = b"../../etc/passwd";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &data[..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let mut evil = Layer::from_entries(
+        &[TarEntry::file("placeholder", b"x".to_vec(), 0o644)],
+        Compression::Gzip,
+    );
+    evil.blob = gz.finish().unwrap();
+    evil.digest = digest_of_bytes(&evil.blob);
+    let image = Image::new(vec![evil], Platform::linux_amd64(), MediaKind::Oci);
+    let err = inventory_of(&image).await.unwrap_err();
+    assert_eq!(err.code(), "PathTraversal", "{err}");
+    assert!(err.to_string().contains("etc/passwd"), "{err}");
+
+    // The bytes do not match the digest the manifest names.
+    let mut image = fixture_image_debian(MediaKind::Oci);
+    let last = image.layers[0].blob.len() - 20;
+    image.layers[0].blob[last] ^= 0xff;
+    let err = inventory_of(&image).await.unwrap_err();
+    assert_eq!(err.code(), "DigestMismatch", "{err}");
+}
+
+fn digest_of_bytes(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
