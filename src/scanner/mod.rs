@@ -6,4 +6,5 @@ pub mod analyzers;
 pub mod files;
 pub mod layers;
 pub mod pipeline;
+pub mod registry;
 pub mod versions;

@@ -14,5 +14,6 @@ mod openapi;
 mod operations;
 mod pipeline;
 mod registries;
+mod registry_client;
 mod registry_harness;
 mod sub_assessments;
