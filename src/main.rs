@@ -37,6 +37,28 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Scan one image (`host[:port]/repo:tag` or `…@sha256:…`) and print its OS, packages and
+    /// findings. Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
+    Scan {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The image reference.
+        reference: String,
+        /// Plain HTTP to the registry (a trusted local network only).
+        #[arg(long)]
+        insecure: bool,
+        /// Registry user (with --password), for basic or token-service auth.
+        #[arg(long, env = "CROWSNEST_REGISTRY_USERNAME")]
+        username: Option<String>,
+        #[arg(long, env = "CROWSNEST_REGISTRY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+        /// Exit 1 when a finding has at least this severity (Low, Medium, High, Critical).
+        #[arg(long)]
+        fail_on: Option<String>,
+    },
     /// Manage the advisory database.
     Advisories {
         #[command(subcommand)]
@@ -63,6 +85,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum AdvisoriesCommand {
     /// Import OSV records from JSON files, directories of them, zips (osv.dev's all.zip) or http(s) URLs.
@@ -77,6 +105,33 @@ enum AdvisoriesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Scan {
+        db,
+        reference,
+        insecure,
+        username,
+        password,
+        format,
+        fail_on,
+    } = cli.command
+    {
+        return match scan_command(
+            &db,
+            &reference,
+            insecure,
+            username,
+            password,
+            format,
+            fail_on.as_deref(),
+        ) {
+            Ok(true) => ExitCode::from(1),
+            Ok(false) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -126,6 +181,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             print_summary(&summary);
             Ok(())
         }
+        Command::Scan { .. } => unreachable!("handled in main"),
         Command::Openapi => {
             print!("{}", crowsnest::api::openapi_json());
             Ok(())
@@ -211,4 +267,144 @@ fn print_summary(s: &ImportSummary) {
             s.skipped_files.len()
         );
     }
+}
+
+/// Runs a one-shot scan; Ok(true) when a finding reaches `fail_on`.
+fn scan_command(
+    db: &DatabaseArgs,
+    reference: &str,
+    insecure: bool,
+    username: Option<String>,
+    password: Option<String>,
+    format: OutputFormat,
+    fail_on: Option<&str>,
+) -> anyhow::Result<bool> {
+    use crowsnest::domain::{RegistryCredentials, Severity};
+    use crowsnest::jobs::scan::{Engine, scan};
+    use crowsnest::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
+
+    crowsnest::telemetry::init();
+    let threshold = fail_on
+        .map(|s| {
+            Severity::parse(s).ok_or_else(|| {
+                anyhow::anyhow!("--fail-on {s:?}: use Low, Medium, High or Critical")
+            })
+        })
+        .transpose()?;
+    if let Some((kind, _)) = reference.split_once(':')
+        && matches!(kind, "oci" | "oci-archive" | "docker-archive")
+    {
+        anyhow::bail!(
+            "{kind}: references are not supported yet; push the image to a registry and scan it there"
+        );
+    }
+    let reference = ImageReference::parse(reference)?;
+    let credentials = match (username, password) {
+        (Some(username), Some(password)) => Some(RegistryCredentials::Basic { username, password }),
+        (None, None) => None,
+        _ => anyhow::bail!("--username and --password go together"),
+    };
+    let url = DatabaseUrl::parse(&db.database_url)?;
+    let pool = store::connect(&url, 4)?;
+    store::migrate(&pool)?;
+    let client = RegistryClient::new(
+        &reference.registry,
+        ClientConfig {
+            insecure,
+            credentials,
+            ..ClientConfig::default()
+        },
+    )?;
+    let engine = Engine::new(pool);
+    let result = tokio::runtime::Runtime::new()?
+        .block_on(scan(&engine, &client, &reference))
+        .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+    let failing = |s: Severity| threshold.is_some_and(|t| s >= t);
+    let fails = result
+        .images
+        .iter()
+        .flat_map(|i| &i.report.matches)
+        .any(|m| failing(m.severity));
+    match format {
+        OutputFormat::Json => {
+            let images: Vec<serde_json::Value> = result
+                .images
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "digest": i.manifest_digest.to_string(),
+                        "platform": i.platform,
+                        "os": i.inventory.os,
+                        "inventoryReused": i.reused,
+                        "seconds": i.seconds,
+                        "packages": i.inventory.packages,
+                        "findings": i.report.matches,
+                        "unknown": i.report.unknown,
+                        "unsupportedOs": i.report.unsupported_os,
+                    })
+                })
+                .collect();
+            let skipped: Vec<serde_json::Value> = result
+                .skipped
+                .iter()
+                .map(|s| serde_json::json!({"digest": s.digest.to_string(), "platform": s.platform, "reason": s.reason}))
+                .collect();
+            let out = serde_json::json!({
+                "reference": reference.to_string(),
+                "indexDigest": result.index_digest.as_ref().map(ToString::to_string),
+                "images": images,
+                "skipped": skipped,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        OutputFormat::Table => {
+            for image in &result.images {
+                let os = image
+                    .inventory
+                    .os
+                    .as_ref()
+                    .map(|o| format!("{} {}", o.id, o.version_id.as_deref().unwrap_or("")))
+                    .unwrap_or_else(|| "unknown OS".to_owned());
+                println!(
+                    "{} {} ({}): {} packages, {} findings{}",
+                    image.manifest_digest,
+                    image.platform,
+                    os.trim(),
+                    image.inventory.packages.len(),
+                    image.report.matches.len(),
+                    if image.reused {
+                        " (inventory reused)"
+                    } else {
+                        ""
+                    }
+                );
+                let mut matches: Vec<_> = image.report.matches.iter().collect();
+                matches.sort_by(|a, b| {
+                    b.severity
+                        .cmp(&a.severity)
+                        .then_with(|| a.advisory_id.cmp(&b.advisory_id))
+                });
+                for m in matches {
+                    println!(
+                        "  {:<8} {:<20} {:<28} {:<24} {}",
+                        m.severity.as_str(),
+                        m.advisory_id,
+                        m.package_name,
+                        m.installed_version,
+                        m.fixed_version.as_deref().unwrap_or("(no fix)")
+                    );
+                }
+                for u in &image.report.unknown {
+                    println!("  UNKNOWN  {} {}: {}", u.package, u.version, u.reason);
+                }
+                if let Some(os) = &image.report.unsupported_os {
+                    println!("  NotApplicable: {os}");
+                }
+            }
+            for s in &result.skipped {
+                println!("{} {}: skipped ({})", s.digest, s.platform, s.reason);
+            }
+        }
+    }
+    Ok(fails)
 }

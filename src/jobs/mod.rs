@@ -4,3 +4,4 @@ pub mod advisory_sources;
 pub mod import_advisories;
 pub mod inventories;
 pub mod matching;
+pub mod scan;

@@ -16,4 +16,5 @@ mod pipeline;
 mod registries;
 mod registry_client;
 mod registry_harness;
+mod scan;
 mod sub_assessments;

@@ -1,0 +1,192 @@
+//! `crowsnest scan` against a real registry: images pushed by hand, advisories from the real
+//! Debian and Alpine bundles, on both backends.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::backend_tests;
+use crate::helpers::*;
+use crate::registry::{
+    Compression, Image, IndexKind, Layer, MediaKind, Platform, RegistryAuth, TarEntry,
+    TestRegistry, WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, fixture_paths,
+    push_fixture_multiarch, push_image, read_shared_fixture,
+};
+
+backend_tests!(
+    scans_find_the_advisories_and_reuse_inventories,
+    scans_resolve_indexes_auth_and_whiteouts
+);
+
+/// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
+fn vulnerable_debian() -> Image {
+    let status = "Package: libgnutls30
+Status: install ok installed
+Architecture: amd64
+Source: gnutls28
+Version: 3.6.7-4+deb10u2
+
+Package: base-files
+Status: install ok installed
+Architecture: amd64
+Version: 10.3+deb10u13
+";
+    let os_release = read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE);
+    let layer = Layer::from_entries(
+        &[
+            TarEntry::file("etc/os-release", os_release, 0o644),
+            TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
+        ],
+        Compression::Gzip,
+    );
+    Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
+}
+
+fn scan(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .arg("scan")
+        .args(args)
+        .args(["--format", "json"])
+        .env("DATABASE_URL", app.database_url())
+        .env_remove("CROWSNEST_REGISTRY_USERNAME")
+        .env_remove("CROWSNEST_REGISTRY_PASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap(),
+        json,
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+async fn import_bundles(app: &TestApp) {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let files = [
+            "../shared/fixtures/osv/debian-dsa-dla.zip",
+            "../shared/fixtures/osv/alpine-secdb.zip",
+        ]
+        .map(|f| (f.to_owned(), std::path::PathBuf::from(f)));
+        crowsnest::jobs::import_advisories::import_files(&pool, &files, &|_| {}).unwrap()
+    })
+    .await
+    .unwrap();
+}
+
+async fn scans_find_the_advisories_and_reuse_inventories(backend: Backend) {
+    let app = spawn_app(backend).await;
+    import_bundles(&app).await;
+    let registry = TestRegistry::start(RegistryAuth::None);
+    push_image(&registry, "team/app", Some("1.0"), &vulnerable_debian()).await;
+    let reference = format!("{}/team/app:1.0", registry.host());
+
+    let (code, out, stderr) = scan(&app, &[&reference, "--insecure", "--fail-on", "High"]);
+    let image = &out["images"][0];
+    assert_eq!(image["os"]["id"], "debian", "{stderr}");
+    assert_eq!(image["packages"].as_array().unwrap().len(), 2);
+    assert_eq!(image["inventoryReused"], false);
+    let findings = image["findings"].as_array().unwrap();
+    let dsa = findings
+        .iter()
+        .find(|f| f["advisory_id"] == "DSA-4652-1")
+        .unwrap_or_else(|| panic!("{image:#}"));
+    assert_eq!(dsa["package_name"], "libgnutls30");
+    assert_eq!(dsa["fixed_version"], "3.6.7-4+deb10u3");
+    assert!(
+        findings.iter().all(|f| f["package_name"] == "libgnutls30"),
+        "base-files is not affected"
+    );
+    // The bundle's Debian records carry no severity: Medium by default, below --fail-on High.
+    assert_eq!(code, 0, "{stderr}");
+
+    // Again: the inventory is reused (no layer pulled), the findings are the same; --fail-on Low fails.
+    let (code, again, _) = scan(&app, &[&reference, "--insecure", "--fail-on", "Low"]);
+    assert_eq!(again["images"][0]["inventoryReused"], true);
+    assert_eq!(again["images"][0]["findings"], image["findings"]);
+    assert_eq!(code, 1);
+
+    // Errors: exit 2 with the reason.
+    let (code, _, stderr) = scan(
+        &app,
+        &[&format!("{}/team/app:nope", registry.host()), "--insecure"],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("ManifestNotFound"), "{stderr}");
+    let (code, _, stderr) = scan(&app, &[&reference]);
+    assert_eq!(code, 2, "https is required unless --insecure");
+    assert!(stderr.contains("insecure"), "{stderr}");
+}
+
+async fn scans_resolve_indexes_auth_and_whiteouts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registry = TestRegistry::start(RegistryAuth::basic_default());
+    let (user, password) = registry.credentials().unwrap();
+    push_fixture_multiarch(&registry, "multi/alpine", "3.18", IndexKind::OciIndex).await;
+    push_image(
+        &registry,
+        "multi/whiteout",
+        Some("v1"),
+        &fixture_image_whiteout(MediaKind::Oci),
+    )
+    .await;
+
+    let (code, _, stderr) = scan(
+        &app,
+        &[
+            &format!("{}/multi/alpine:3.18", registry.host()),
+            "--insecure",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("RegistryUnauthorized"), "{stderr}");
+
+    let (code, out, stderr) = scan(
+        &app,
+        &[
+            &format!("{}/multi/alpine:3.18", registry.host()),
+            "--insecure",
+            "--username",
+            user,
+            "--password",
+            password,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out["indexDigest"].as_str().unwrap().starts_with("sha256:"));
+    let mut platforms: Vec<&str> = out["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["platform"].as_str().unwrap())
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, vec!["linux/amd64", "linux/arm64/v8"]);
+    for image in out["images"].as_array().unwrap() {
+        assert_eq!(image["os"]["id"], "alpine");
+        assert_eq!(image["packages"].as_array().unwrap().len(), 15);
+    }
+    assert!(!stderr.contains(password), "no password in the output");
+
+    let (code, out, stderr) = scan(
+        &app,
+        &[
+            &format!("{}/multi/whiteout:v1", registry.host()),
+            "--insecure",
+            "--username",
+            user,
+            "--password",
+            password,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let names: Vec<&str> = out["images"][0]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&WHITEOUT_PURGED_PACKAGE), "{names:?}");
+    assert_eq!(names.len(), 2);
+}
