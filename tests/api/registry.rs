@@ -395,7 +395,39 @@ fn registry_binary() -> PathBuf {
         );
         return p;
     }
-    find_in_path("docker-registry").unwrap_or_else(|| panic!("{}", missing_binary_message()))
+    ensure_tool("docker-registry", "docker-registry")
+        .unwrap_or_else(|| panic!("{}", missing_binary_message()))
+}
+
+/// The tool from PATH; when missing and running as root on Debian, its package is installed first
+/// (once per process, serialised: apt takes a lock), so `cargo test` works on a fresh machine.
+fn ensure_tool(binary: &str, package: &str) -> Option<PathBuf> {
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(found) = find_in_path(binary) {
+        return Some(found);
+    }
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = find_in_path(binary) {
+        return Some(found);
+    }
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !root || find_in_path("apt-get").is_none() {
+        return None;
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !install() {
+        let _ = Command::new("apt-get").args(["update", "-qq"]).output();
+        install();
+    }
+    find_in_path(binary)
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
@@ -477,7 +509,7 @@ fn htpasswd_line(user: &str, password: &str) -> String {
     if user == TEST_USER && password == TEST_PASSWORD {
         return HTPASSWD_DEFAULT.to_string();
     }
-    let bin = find_in_path("htpasswd").unwrap_or_else(|| {
+    let bin = ensure_tool("htpasswd", "apache2-utils").unwrap_or_else(|| {
         panic!(
             "custom Basic credentials need `htpasswd` to make a bcrypt hash: \
              install it with `apt-get install -y apache2-utils` (or use RegistryAuth::basic_default())"
