@@ -280,7 +280,7 @@ fn scan_command(
     fail_on: Option<&str>,
 ) -> anyhow::Result<bool> {
     use crowsnest::domain::{RegistryCredentials, Severity};
-    use crowsnest::jobs::scan::{Engine, scan};
+    use crowsnest::jobs::scan::{Engine, scan, scan_local};
     use crowsnest::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
 
     crowsnest::telemetry::init();
@@ -291,14 +291,7 @@ fn scan_command(
             })
         })
         .transpose()?;
-    if let Some((kind, _)) = reference.split_once(':')
-        && matches!(kind, "oci" | "oci-archive" | "docker-archive")
-    {
-        anyhow::bail!(
-            "{kind}: references are not supported yet; push the image to a registry and scan it there"
-        );
-    }
-    let reference = ImageReference::parse(reference)?;
+    let local = crowsnest::scanner::local::LocalRef::parse(reference);
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some(RegistryCredentials::Basic { username, password }),
         (None, None) => None,
@@ -307,18 +300,22 @@ fn scan_command(
     let url = DatabaseUrl::parse(&db.database_url)?;
     let pool = store::connect(&url, 4)?;
     store::migrate(&pool)?;
-    let client = RegistryClient::new(
-        &reference.registry,
-        ClientConfig {
-            insecure,
-            credentials,
-            ..ClientConfig::default()
-        },
-    )?;
     let engine = Engine::new(pool);
-    let result = tokio::runtime::Runtime::new()?
-        .block_on(scan(&engine, &client, &reference))
-        .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = match local {
+        Some(local) => runtime.block_on(scan_local(&engine, local)),
+        None => {
+            let reference = ImageReference::parse(reference)?;
+            let config = ClientConfig {
+                insecure,
+                credentials,
+                ..ClientConfig::default()
+            };
+            let client = RegistryClient::new(&reference.registry, config)?;
+            runtime.block_on(scan(&engine, &client, &reference))
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
     let failing = |s: Severity| threshold.is_some_and(|t| s >= t);
     let fails = result
         .images
@@ -347,10 +344,10 @@ fn scan_command(
             let skipped: Vec<serde_json::Value> = result
                 .skipped
                 .iter()
-                .map(|s| serde_json::json!({"digest": s.digest.to_string(), "platform": s.platform, "reason": s.reason}))
+                .map(|s| serde_json::json!({"platform": s.platform, "reason": s.reason}))
                 .collect();
             let out = serde_json::json!({
-                "reference": reference.to_string(),
+                "reference": reference,
                 "indexDigest": result.index_digest.as_ref().map(ToString::to_string),
                 "images": images,
                 "skipped": skipped,
@@ -402,7 +399,7 @@ fn scan_command(
                 }
             }
             for s in &result.skipped {
-                println!("{} {}: skipped ({})", s.digest, s.platform, s.reason);
+                println!("{}: skipped ({})", s.platform, s.reason);
             }
         }
     }

@@ -8,8 +8,9 @@ use crate::domain::Digest;
 use crate::scanner::advisories::matcher::{Inventory, MatchReport};
 use crate::scanner::analyzers::{self, Analyzer};
 use crate::scanner::layers::Limits;
+use crate::scanner::local::{self, LocalRef};
 use crate::scanner::pipeline::{self, LayerReader, LayerRef, PipelineError};
-use crate::scanner::registry::{ImageReference, RegistryClient, RegistryError, SkippedManifest};
+use crate::scanner::registry::{Descriptor, ImageReference, RegistryClient, RegistryError};
 use crate::store::{Pool, StoreError};
 
 use super::inventories;
@@ -53,7 +54,14 @@ pub struct ScanResult {
     pub index_digest: Option<Digest>,
     pub images: Vec<ScannedImage>,
     /// Index children that are not linux images, with the reason.
-    pub skipped: Vec<SkippedManifest>,
+    pub skipped: Vec<SkippedImage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SkippedImage {
+    /// `os/arch[/variant]`, or `unknown`.
+    pub platform: String,
+    pub reason: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,17 +85,156 @@ impl ScanError {
     }
 }
 
+/// An image to inventory and match, wherever its layers come from.
+struct Target {
+    manifest_digest: Digest,
+    platform: String,
+    layers: Vec<LayerRef>,
+}
+
+/// Scans an image reference on a registry.
 pub async fn scan(
     engine: &Engine,
     client: &RegistryClient,
     reference: &ImageReference,
 ) -> Result<ScanResult, ScanError> {
     let resolved = client.resolve(reference).await?;
+    let descriptors: Vec<Descriptor> = resolved
+        .images
+        .iter()
+        .flat_map(|i| i.layers.iter().cloned())
+        .collect();
+    let targets = resolved
+        .images
+        .iter()
+        .map(|image| Target {
+            manifest_digest: image.manifest_digest.clone(),
+            platform: image.platform.to_string(),
+            layers: image
+                .layers
+                .iter()
+                .map(|d| LayerRef {
+                    digest: d.digest.to_string(),
+                    media_type: d.media_type.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let open = |layer: &LayerRef| {
+        let descriptor = descriptors
+            .iter()
+            .find(|d| d.digest.as_str() == layer.digest)
+            .cloned();
+        let (client, repository) = (client.clone(), reference.repository.clone());
+        async move {
+            let descriptor = descriptor.ok_or_else(|| PipelineError::Source {
+                code: "InvalidManifest",
+                message: "a layer is missing from its manifest".to_owned(),
+            })?;
+            let blob = client
+                .blob_for(&repository, &descriptor)
+                .await
+                .map_err(|e| PipelineError::Source {
+                    code: e.code(),
+                    message: e.to_string(),
+                })?;
+            Ok(Box::new(blob.into_async_read()) as LayerReader)
+        }
+    };
+    let images = scan_targets(engine, targets, open).await?;
+    let skipped = resolved
+        .skipped
+        .into_iter()
+        .map(|s| SkippedImage {
+            platform: s.platform,
+            reason: format!("{} ({})", s.reason, s.digest),
+        })
+        .collect();
+    Ok(ScanResult {
+        index_digest: resolved.index_digest,
+        images,
+        skipped,
+    })
+}
+
+/// Scans an image from disk (`oci:`, `oci-archive:`, `docker-archive:`).
+pub async fn scan_local(engine: &Engine, reference: LocalRef) -> Result<ScanResult, ScanError> {
+    let opened = tokio::task::spawn_blocking(move || local::open(&reference))
+        .await
+        .map_err(|e| PipelineError::Interrupted(e.to_string()))?
+        .map_err(|e| PipelineError::Source {
+            code: e.code,
+            message: e.message,
+        })?;
+    let files: Vec<(LayerRef, std::path::PathBuf)> = opened
+        .images
+        .iter()
+        .flat_map(|i| i.layers.iter().cloned())
+        .collect();
+    let targets = opened
+        .images
+        .iter()
+        .map(|image| Target {
+            manifest_digest: image.manifest_digest.clone(),
+            platform: image.platform.to_string(),
+            layers: image
+                .layers
+                .iter()
+                .map(|(layer, _)| layer.clone())
+                .collect(),
+        })
+        .collect();
+    let open = |layer: &LayerRef| {
+        let path = files
+            .iter()
+            .find(|(l, _)| l.digest == layer.digest)
+            .map(|(_, p)| p.clone());
+        async move {
+            let path = path.ok_or_else(|| PipelineError::Source {
+                code: "InvalidImage",
+                message: "a layer has no file".to_owned(),
+            })?;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| PipelineError::Source {
+                    code: "ImageUnreadable",
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?;
+            Ok(Box::new(file) as LayerReader)
+        }
+    };
+    let images = scan_targets(engine, targets, open).await?;
+    let skipped = opened
+        .skipped
+        .iter()
+        .map(|(platform, reason)| SkippedImage {
+            platform: platform.clone(),
+            reason: reason.clone(),
+        })
+        .collect();
+    drop(opened);
+    Ok(ScanResult {
+        index_digest: None,
+        images,
+        skipped,
+    })
+}
+
+/// Builds (or reuses) each target's inventory and matches it.
+async fn scan_targets<F, Fut>(
+    engine: &Engine,
+    targets: Vec<Target>,
+    open: F,
+) -> Result<Vec<ScannedImage>, ScanError>
+where
+    F: Fn(&LayerRef) -> Fut,
+    Fut: std::future::Future<Output = Result<LayerReader, PipelineError>>,
+{
     let key = analyzers::cache_key(&analyzers::analyzer_ids(&engine.analyzers));
-    let mut images = Vec::with_capacity(resolved.images.len());
-    for image in resolved.images {
+    let mut images = Vec::with_capacity(targets.len());
+    for target in targets {
         let started = Instant::now();
-        let digest = image.manifest_digest.to_string();
+        let digest = target.manifest_digest.to_string();
         let (lookup_digest, lookup_key) = (digest.clone(), key.clone());
         let stored = crate::store::run(&engine.pool, move |c| {
             inventories::load(c, &lookup_digest, &lookup_key)
@@ -96,42 +243,11 @@ pub async fn scan(
         let (inventory, reused) = match stored {
             Some(inventory) => (inventory, true),
             None => {
-                let layers: Vec<LayerRef> = image
-                    .layers
-                    .iter()
-                    .map(|d| LayerRef {
-                        digest: d.digest.to_string(),
-                        media_type: d.media_type.clone(),
-                    })
-                    .collect();
-                let repository = reference.repository.clone();
                 let report = pipeline::inventory(
-                    &layers,
+                    &target.layers,
                     engine.analyzers.clone(),
                     &engine.limits,
-                    |layer| {
-                        let descriptor = image
-                            .layers
-                            .iter()
-                            .find(|d| d.digest.as_str() == layer.digest)
-                            .cloned();
-                        let (client, repository) = (client.clone(), repository.clone());
-                        async move {
-                            let descriptor = descriptor.ok_or_else(|| PipelineError::Source {
-                                code: "InvalidManifest",
-                                message: "a layer is missing from its manifest".to_owned(),
-                            })?;
-                            let blob =
-                                client
-                                    .blob_for(&repository, &descriptor)
-                                    .await
-                                    .map_err(|e| PipelineError::Source {
-                                        code: e.code(),
-                                        message: e.to_string(),
-                                    })?;
-                            Ok(Box::new(blob.into_async_read()) as LayerReader)
-                        }
-                    },
+                    &open,
                 )
                 .await?;
                 for warning in &report.warnings {
@@ -141,7 +257,7 @@ pub async fn scan(
                     digest.clone(),
                     key.clone(),
                     report.inventory.clone(),
-                    image.layers.len(),
+                    target.layers.len(),
                 );
                 crate::store::run(&engine.pool, move |c| {
                     inventories::save(c, &save_digest, &save_key, layer_count, &inventory)
@@ -153,22 +269,14 @@ pub async fn scan(
         let (cache, matched) = (engine.cache.clone(), inventory.clone());
         let (report, _) =
             crate::store::run(&engine.pool, move |c| match_stored(c, &cache, &matched)).await?;
-        let platform = match &image.platform.variant {
-            Some(v) => format!("{}/{}/{v}", image.platform.os, image.platform.architecture),
-            None => format!("{}/{}", image.platform.os, image.platform.architecture),
-        };
         images.push(ScannedImage {
-            manifest_digest: image.manifest_digest,
-            platform,
+            manifest_digest: target.manifest_digest,
+            platform: target.platform,
             inventory,
             reused,
             report,
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    Ok(ScanResult {
-        index_digest: resolved.index_digest,
-        images,
-        skipped: resolved.skipped,
-    })
+    Ok(images)
 }

@@ -5,6 +5,7 @@ pub mod advisories;
 pub mod analyzers;
 pub mod files;
 pub mod layers;
+pub mod local;
 pub mod pipeline;
 pub mod registry;
 pub mod versions;

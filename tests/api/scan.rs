@@ -15,7 +15,8 @@ use crate::registry::{
 
 backend_tests!(
     scans_find_the_advisories_and_reuse_inventories,
-    scans_resolve_indexes_auth_and_whiteouts
+    scans_resolve_indexes_auth_and_whiteouts,
+    local_layouts_and_archives_scan_like_registry_images,
 );
 
 /// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
@@ -189,4 +190,91 @@ async fn scans_resolve_indexes_auth_and_whiteouts(backend: Backend) {
         .collect();
     assert!(!names.contains(&WHITEOUT_PURGED_PACKAGE), "{names:?}");
     assert_eq!(names.len(), 2);
+}
+
+/// An OCI image layout directory holding `image` under the tag `v1`.
+fn write_oci_layout(dir: &std::path::Path, image: &Image) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |digest: &str, bytes: &[u8]| {
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap()
+    };
+    for layer in &image.layers {
+        put(&layer.digest, &layer.blob);
+    }
+    put(&image.config_digest(), &image.config_bytes());
+    let manifest = image.manifest_bytes();
+    put(&image.manifest_digest(), &manifest);
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": image.manifest_media_type(),
+            "digest": image.manifest_digest(),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "v1"}
+        }]
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+fn tar_dir(dir: &std::path::Path, out: &std::path::Path) {
+    let mut builder = tar::Builder::new(std::fs::File::create(out).unwrap());
+    builder.append_dir_all(".", dir).unwrap();
+    builder.finish().unwrap();
+}
+
+async fn local_layouts_and_archives_scan_like_registry_images(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let work = tempfile::tempdir().unwrap();
+    let image = crate::registry::fixture_image_alpine(MediaKind::Oci, Platform::linux_amd64());
+
+    let layout = work.path().join("layout");
+    write_oci_layout(&layout, &image);
+    let archive = work.path().join("layout.tar");
+    tar_dir(&layout, &archive);
+    // `docker save`: manifest.json naming the config and uncompressed layer tars by path.
+    let saved = work.path().join("saved");
+    std::fs::create_dir_all(saved.join("layer0")).unwrap();
+    std::fs::write(saved.join("config.json"), image.config_bytes()).unwrap();
+    std::fs::write(saved.join("layer0/layer.tar"), &image.layers[0].tar).unwrap();
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": ["team/alpine:v1"], "Layers": ["layer0/layer.tar"]}]);
+    std::fs::write(
+        saved.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let docker_archive = work.path().join("saved.tar");
+    tar_dir(&saved, &docker_archive);
+
+    for reference in [
+        format!("oci:{}:v1", layout.display()),
+        format!("oci:{}", layout.display()),
+        format!("oci-archive:{}:v1", archive.display()),
+        format!("docker-archive:{}:v1", docker_archive.display()),
+    ] {
+        let (code, out, stderr) = scan(&app, &[&reference]);
+        assert_eq!(code, 0, "{reference}: {stderr}");
+        let image = &out["images"][0];
+        assert_eq!(image["os"]["id"], "alpine", "{reference}");
+        assert_eq!(
+            image["packages"].as_array().unwrap().len(),
+            15,
+            "{reference}"
+        );
+        assert_eq!(image["platform"], "linux/amd64");
+    }
+    let (code, _, stderr) = scan(&app, &[&format!("oci:{}:v2", layout.display())]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no image tagged"), "{stderr}");
+    let (code, _, stderr) = scan(
+        &app,
+        &[&format!(
+            "oci-archive:{}",
+            work.path().join("missing.tar").display()
+        )],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("missing.tar"), "{stderr}");
 }

@@ -13,6 +13,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// An uncompressed layer.
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
@@ -128,9 +130,11 @@ struct RawPlatform {
 }
 
 /// Why a manifest could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ParseError {
+    #[error("unsupported: {0}")]
     Unsupported(String),
+    #[error("{0}")]
     Invalid(String),
 }
 

@@ -18,7 +18,7 @@
 mod auth;
 mod blob;
 mod error;
-mod manifest;
+pub(crate) mod manifest;
 mod reference;
 
 use std::sync::{Arc, Mutex, MutexGuard};
