@@ -85,11 +85,13 @@ pub fn open(reference: &LocalRef) -> Result<Opened, LocalError> {
         LocalRef::OciDir { path, tag } => oci_layout(path, tag.as_deref(), None),
         LocalRef::OciArchive { path, tag } => {
             let dir = unpack(path)?;
-            oci_layout(&dir.path().to_path_buf(), tag.as_deref(), Some(dir))
+            let root = dir.path().to_owned();
+            oci_layout(&root, tag.as_deref(), Some(dir))
         }
         LocalRef::DockerArchive { path, tag } => {
             let dir = unpack(path)?;
-            docker_archive(&dir.path().to_path_buf(), tag.as_deref(), dir)
+            let root = dir.path().to_owned();
+            docker_archive(&root, tag.as_deref(), dir)
         }
     }
 }
@@ -151,7 +153,7 @@ fn platform_of(config: &[u8]) -> Result<Platform, LocalError> {
 }
 
 fn oci_layout(
-    layout: &PathBuf,
+    layout: &Path,
     tag: Option<&str>,
     unpacked: Option<tempfile::TempDir>,
 ) -> Result<Opened, LocalError> {
@@ -269,7 +271,7 @@ struct DockerManifestEntry {
 }
 
 fn docker_archive(
-    root: &PathBuf,
+    root: &Path,
     tag: Option<&str>,
     unpacked: tempfile::TempDir,
 ) -> Result<Opened, LocalError> {
