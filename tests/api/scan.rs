@@ -17,6 +17,7 @@ backend_tests!(
     scans_find_the_advisories_and_reuse_inventories,
     scans_resolve_indexes_auth_and_whiteouts,
     local_layouts_and_archives_scan_like_registry_images,
+    rpm_images_scan_through_a_token_auth_registry,
 );
 
 /// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
@@ -277,4 +278,53 @@ async fn local_layouts_and_archives_scan_like_registry_images(backend: Backend) 
     );
     assert_eq!(code, 2);
     assert!(stderr.contains("missing.tar"), "{stderr}");
+}
+
+async fn rpm_images_scan_through_a_token_auth_registry(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registry = TestRegistry::start(RegistryAuth::token_default());
+    let (user, password) = registry.credentials().unwrap();
+    push_image(
+        &registry,
+        "os/amazonlinux",
+        Some("2023"),
+        &crate::registry::fixture_image_rpm(MediaKind::DockerV2),
+    )
+    .await;
+    let reference = format!("{}/os/amazonlinux:2023", registry.host());
+
+    let (code, _, stderr) = scan(&app, &[&reference, "--insecure"]);
+    assert_eq!(code, 2, "an anonymous token grants nothing");
+    assert!(stderr.contains("RegistryUnauthorized"), "{stderr}");
+    let (code, out, stderr) = scan(
+        &app,
+        &[
+            &reference,
+            "--insecure",
+            "--username",
+            user,
+            "--password",
+            password,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let image = &out["images"][0];
+    assert_eq!(
+        image["packages"].as_array().unwrap().len(),
+        103,
+        "amazonlinux 2023's rpmdb.sqlite"
+    );
+    assert!(
+        image["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["kind"] == "Rpm")
+    );
+    // Amazon Linux has no OSV ecosystem here: reported, never silently healthy.
+    assert!(
+        image["unsupportedOs"].is_string(),
+        "{:#}",
+        image["unsupportedOs"]
+    );
 }
