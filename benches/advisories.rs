@@ -25,6 +25,7 @@ const ALPINE_DB: &str = "../shared/fixtures/pkgdb/alpine/trivy-alpine-3.4/lib/ap
 
 fn main() {
     let debian = debian_inventory();
+    let mixed = mixed_debian_inventory(&debian);
     let alpine = alpine_inventory();
     for db in BenchDb::all() {
         let pool = store::connect(&db.url, 4).unwrap();
@@ -52,7 +53,8 @@ fn main() {
         let mut conn = pool.get().unwrap();
         let cache = CandidateCache::default();
         for (label, inventory) in [
-            ("700-package Debian 10", &debian),
+            ("700-package Debian 10, worst case", &debian),
+            ("700-package Debian 10, mixed", &mixed),
             ("15-package Alpine 3.4", &alpine),
         ] {
             let cold = Instant::now();
@@ -122,6 +124,31 @@ fn debian_inventory() -> Inventory {
         .collect();
     Inventory {
         os: Some(os_release("debian", "10")),
+        packages,
+    }
+}
+
+/// 700 packages closer to a real image's: 200 from sources with advisories (40 of them older than
+/// the fixes, the rest current) and 500 from sources without any.
+fn mixed_debian_inventory(worst: &Inventory) -> Inventory {
+    let mut packages: Vec<InventoryPackage> = worst.packages.iter().take(200).cloned().collect();
+    for (i, p) in packages.iter_mut().enumerate() {
+        p.version = if i < 40 {
+            "0.1-1".to_owned()
+        } else {
+            "999:1-1".to_owned()
+        };
+    }
+    packages.extend((0..500).map(|i| InventoryPackage {
+        kind: PackageKind::Dpkg,
+        name: format!("quiet-package-{i}"),
+        version: "1.0-1".to_owned(),
+        source_name: None,
+        source_version: None,
+        layer_digest: Some(format!("sha256:{:064x}", i % 5)),
+    }));
+    Inventory {
+        os: worst.os.clone(),
         packages,
     }
 }
