@@ -212,12 +212,18 @@ fn demo_inventory() -> Inventory {
     }
 }
 
-async fn fixed_versions(app: &TestApp, cache: &Arc<CandidateCache>) -> Vec<Option<String>> {
+/// Matches the demo inventory through the store: one query warm, two cold.
+async fn match_demo(app: &TestApp, cache: &Arc<CandidateCache>) -> matcher::MatchReport {
     let cache = cache.clone();
     let (report, cost) = app
         .db(move |c| match_stored(c, &cache, &demo_inventory()))
         .await;
     assert!(cost.round_trips <= 2);
+    report
+}
+
+async fn fixed_versions(app: &TestApp, cache: &Arc<CandidateCache>) -> Vec<Option<String>> {
+    let report = match_demo(app, cache).await;
     report
         .matches
         .into_iter()
@@ -475,11 +481,7 @@ fn scored(id: &str, modified: &str, aliases: &[&str], vector: &str) -> Value {
 }
 
 async fn demo_severity(app: &TestApp, cache: &Arc<CandidateCache>) -> (String, String) {
-    let cache = cache.clone();
-    let (report, cost) = app
-        .db(move |c| match_stored(c, &cache, &demo_inventory()))
-        .await;
-    assert!(cost.round_trips <= 2);
+    let report = match_demo(app, cache).await;
     let m = report.matches.first().expect("TEST-1 matches");
     (m.severity.as_str().to_owned(), m.severity_source.clone())
 }

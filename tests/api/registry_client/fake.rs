@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde_json::json;
-use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -19,35 +18,8 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const SERVICE: &str = "fake-registry";
 
-pub fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
-}
-
-#[derive(Clone, Debug)]
-pub struct Req {
-    pub method: String,
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Req {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
-    }
-    pub fn query(&self) -> Vec<(String, String)> {
-        let q = self.target.split_once('?').map(|(_, q)| q).unwrap_or("");
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect()
-    }
-}
+pub use crate::registry::HttpRequest as Req;
+pub use crate::registry::sha256_digest as sha256;
 
 /// How the body is framed on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
