@@ -9,7 +9,7 @@ use crate::domain::Severity;
 use crate::scanner::advisories::matcher::{self, AdvisoryMeta, Candidate, Inventory, MatchReport};
 use crate::scanner::advisories::osv::AffectedPackage;
 use crate::scanner::advisories::severity::{self, AliasSeverity, SeverityInfo};
-use crate::store::advisories::CandidateRow;
+use crate::store::advisories::{CandidateKey, CandidateRow};
 use crate::store::{self, AnyConnection};
 
 /// What a match cost: database round trips and candidates considered.
@@ -19,10 +19,19 @@ pub struct Cost {
     pub candidates: usize,
 }
 
-/// Decoded affected entries by (advisory, position), valid while the advisory's `modified` is the same.
+/// What a match reads from the store, kept between matches: the candidate keys per
+/// (ecosystem, package), valid while the advisories' generation stays the same, and the decoded
+/// affected entries per (advisory, position), valid while the advisory's `modified` stays the same.
 #[derive(Default)]
 pub struct CandidateCache {
+    keys: Mutex<KeyCache>,
     entries: Mutex<HashMap<(String, i32), Decoded>>,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    generation: Option<i64>,
+    by_package: HashMap<(String, String), Arc<[CandidateKey]>>,
 }
 
 #[derive(Clone)]
@@ -32,20 +41,57 @@ struct Decoded {
     affected: Arc<AffectedPackage>,
 }
 
-/// Candidates are looked up by key (one query); only entries the cache lacks, or holds for an older
-/// `modified`, are fetched and decoded (a second query, on a cold cache).
+/// A warm match is one round trip (the generation); packages the cache has not seen cost one
+/// query for their candidate keys, and entries it lacks one more to fetch and decode them.
 pub fn match_stored(
     conn: &mut AnyConnection,
     cache: &CandidateCache,
     inventory: &Inventory,
 ) -> diesel::QueryResult<(MatchReport, Cost)> {
     let keys = matcher::match_keys(inventory);
-    let found = store::advisories::candidate_keys(conn, &keys)?;
+    let generation = store::advisories::generation(conn)?;
     let mut round_trips = 1;
+    let unseen: Vec<(String, String)> = {
+        let mut cached = lock(&cache.keys);
+        if cached.generation != Some(generation) {
+            cached.by_package.clear();
+            cached.generation = Some(generation);
+        }
+        keys.iter()
+            .filter(|k| !cached.by_package.contains_key(*k))
+            .cloned()
+            .collect()
+    };
+    let mut fresh: HashMap<(String, String), Arc<[CandidateKey]>> = HashMap::new();
+    if !unseen.is_empty() {
+        let fetched = store::advisories::candidate_keys(conn, &unseen)?;
+        round_trips += 1;
+        let mut grouped: HashMap<(String, String), Vec<CandidateKey>> =
+            unseen.into_iter().map(|k| (k, Vec::new())).collect();
+        for key in fetched {
+            if let Some(group) = grouped.get_mut(&(key.ecosystem.clone(), key.package.clone())) {
+                group.push(key);
+            }
+        }
+        fresh = grouped.into_iter().map(|(k, g)| (k, g.into())).collect();
+        let mut cached = lock(&cache.keys);
+        // What was read is at least as new as `generation`; keep it only if nothing moved since.
+        if cached.generation == Some(generation) {
+            cached
+                .by_package
+                .extend(fresh.iter().map(|(k, g)| (k.clone(), g.clone())));
+        }
+    }
+    let groups: Vec<Arc<[CandidateKey]>> = {
+        let cached = lock(&cache.keys);
+        keys.iter()
+            .filter_map(|k| fresh.get(k).or_else(|| cached.by_package.get(k)).cloned())
+            .collect()
+    };
+    let found = || groups.iter().flat_map(|g| g.iter());
     let missing: Vec<String> = {
-        let entries = lock(cache);
-        let mut ids: Vec<String> = found
-            .iter()
+        let entries = lock(&cache.entries);
+        let mut ids: Vec<String> = found()
             .filter(|k| {
                 entries
                     .get(&(k.advisory_id.clone(), k.seq))
@@ -61,11 +107,10 @@ pub fn match_stored(
         let rows = store::advisories::candidate_rows(conn, &missing)?;
         round_trips += 1;
         let decoded = decode(rows);
-        lock(cache).extend(decoded);
+        lock(&cache.entries).extend(decoded);
     }
-    let entries = lock(cache);
-    let candidates: Vec<Candidate> = found
-        .iter()
+    let entries = lock(&cache.entries);
+    let candidates: Vec<Candidate> = found()
         .filter_map(|k| {
             let d = entries.get(&(k.advisory_id.clone(), k.seq))?;
             let alias_severity = k
@@ -88,12 +133,9 @@ pub fn match_stored(
     Ok((matcher::match_inventory(inventory, &candidates), cost))
 }
 
-fn lock(cache: &CandidateCache) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Decoded>> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves only complete entries behind: keep using them.
-    cache
-        .entries
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn decode(rows: Vec<CandidateRow>) -> Vec<((String, i32), Decoded)> {

@@ -4,7 +4,9 @@ use diesel::dsl::count;
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::schema::{advisories, advisory_aliases, advisory_imports, affected_ranges};
+use super::schema::{
+    advisories, advisory_aliases, advisory_generation, advisory_imports, affected_ranges,
+};
 use crate::domain::Severity;
 
 /// Rows per multi-row INSERT of the narrow tables (SQLite allows 32,766 bound parameters).
@@ -167,7 +169,26 @@ pub fn apply(conn: &mut AnyConnection, batch: &[NewAdvisory]) -> QueryResult<Vec
     for chunk in aliases.chunks(INSERT_CHUNK) {
         on_each_backend!(conn, c => diesel::insert_into(advisory_aliases::table).values(chunk).execute(c))?;
     }
+    if !written.is_empty() {
+        bump_generation(conn)?;
+    }
     Ok(outcome)
+}
+
+/// The advisories' generation: it moves whenever a transaction changes them.
+pub fn generation(conn: &mut AnyConnection) -> QueryResult<i64> {
+    advisory_generation::table
+        .find(1)
+        .select(advisory_generation::generation)
+        .first(conn)
+}
+
+/// Part of every transaction that changes advisories (the row lock also orders concurrent imports).
+fn bump_generation(conn: &mut AnyConnection) -> QueryResult<()> {
+    diesel::update(advisory_generation::table.find(1))
+        .set(advisory_generation::generation.eq(advisory_generation::generation + 1))
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRow>> {
@@ -181,6 +202,8 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRo
 /// An affected entry that may concern an inventory, with the severity its advisory's aliases lend.
 #[derive(Debug, Clone)]
 pub struct CandidateKey {
+    pub ecosystem: String,
+    pub package: String,
     pub advisory_id: String,
     pub seq: i32,
     pub modified: i64,
@@ -248,7 +271,7 @@ pub fn candidate_keys(
         .into_iter()
         .filter(|row| wanted.contains(&(row.3.as_str(), row.4.as_str())))
         .map(
-            |(advisory_id, seq, modified, _, _, from, severity, source, cvss2, cvss3)| {
+            |(advisory_id, seq, modified, ecosystem, package, from, severity, source, cvss2, cvss3)| {
                 let lent = match (from, severity, source) {
                     (Some(from), Some(severity), Some(source)) => Some(AliasSeverity {
                         advisory_id: from,
@@ -260,6 +283,8 @@ pub fn candidate_keys(
                     _ => None,
                 };
                 CandidateKey {
+                    ecosystem,
+                    package,
                     advisory_id,
                     seq,
                     modified,
@@ -405,6 +430,7 @@ fn strongest(options: &[AliasSeverity]) -> Option<AliasSeverity> {
 }
 
 pub fn record_import(conn: &mut AnyConnection, row: &ImportRow) -> QueryResult<()> {
+    bump_generation(conn)?;
     diesel::insert_into(advisory_imports::table)
         .values(row)
         .execute(conn)

@@ -1,6 +1,13 @@
 // Portable table definitions shared by the PostgreSQL and SQLite migrations.
 
 diesel::table! {
+    advisory_generation (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
     registries (id) {
         id -> Text,
         subscription_id -> Text,
@@ -77,6 +84,52 @@ diesel::table! {
         first_seen -> BigInt,
         last_seen -> BigInt,
         resolved_at -> Nullable<BigInt>,
+        fingerprint -> Text,
+    }
+}
+
+diesel::table! {
+    scans (id) {
+        id -> Text,
+        subscription_id -> Text,
+        registry_id -> Text,
+        repository -> Text,
+        tag -> Nullable<Text>,
+        digest -> Nullable<Text>,
+        triggered_by -> Text,
+        status -> Text,
+        attempts -> Integer,
+        run_after -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        pending_key -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        created_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    registry_events (registry_id, event_id) {
+        registry_id -> Text,
+        event_id -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    billing_records (id) {
+        id -> Text,
+        subscription_id -> Text,
+        digest -> Text,
+        registry_id -> Text,
+        repository -> Text,
+        scan_id -> Text,
+        billed_at -> BigInt,
     }
 }
 
@@ -84,6 +137,9 @@ diesel::joinable!(images -> registries (registry_id));
 diesel::joinable!(findings -> images (image_id));
 diesel::allow_tables_to_appear_in_same_query!(
     registries,
+    scans,
+    registry_events,
+    billing_records,
     images,
     image_tags,
     findings,
