@@ -43,6 +43,14 @@ async fn bench(db: &BenchDb) {
         public_url: None,
         http_workers: Some(2),
         auth: auth.clone(),
+        // Reads only: no scan workers.
+        jobs: crowsnest::config::JobSettings {
+            queue: crowsnest::jobs::queue::QueueSettings {
+                workers: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     };
     let app = Application::build(settings).await.expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -192,6 +200,7 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
                         first_seen: now,
                         last_seen: now,
                         resolved_at: None,
+                        fingerprint: String::new(),
                     }
                 })
                 .collect();

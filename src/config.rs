@@ -3,9 +3,12 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::jobs::queue::QueueSettings;
+use crate::jobs::rescans::RescanSettings;
 use crate::store::DatabaseUrl;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -49,6 +52,68 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CROWSNEST_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct JobArgs {
+    /// Scan workers in this process (default: one per core; 0 for an API-only node).
+    #[arg(long, env = "CROWSNEST_WORKERS")]
+    pub workers: Option<usize>,
+    /// How often an image is re-assessed against the newest advisories.
+    #[arg(long, env = "CROWSNEST_RESCAN_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub rescan_interval: Duration,
+    /// Images pulled (or pushed) within this window are re-assessed; running images always are.
+    #[arg(long, env = "CROWSNEST_RESCAN_PULLED_WITHIN", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub rescan_pulled_within: Duration,
+    /// How long a worker's lease on a scan lasts (renewed while it runs).
+    #[arg(long, env = "CROWSNEST_SCAN_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub scan_lease: Duration,
+    /// Attempts before a scan fails for good.
+    #[arg(long, env = "CROWSNEST_SCAN_MAX_ATTEMPTS", default_value_t = 5)]
+    pub scan_max_attempts: u32,
+    /// Delay before the first retry of a failed scan; doubled for each further attempt.
+    #[arg(long, env = "CROWSNEST_SCAN_RETRY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub scan_retry_delay: Duration,
+    /// How often idle workers look for scans queued by other processes.
+    #[arg(long, env = "CROWSNEST_QUEUE_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub queue_poll: Duration,
+}
+
+/// How the background jobs run.
+#[derive(Debug, Clone, Default)]
+pub struct JobSettings {
+    pub queue: QueueSettings,
+    pub rescans: RescanSettings,
+}
+
+impl JobSettings {
+    pub fn from_args(args: &JobArgs) -> anyhow::Result<Self> {
+        if args.rescan_interval < Duration::from_secs(1) {
+            bail!("CROWSNEST_RESCAN_INTERVAL must be at least 1s");
+        }
+        if args.scan_lease < Duration::from_secs(1) {
+            bail!("CROWSNEST_SCAN_LEASE must be at least 1s");
+        }
+        if args.scan_max_attempts == 0 {
+            bail!("CROWSNEST_SCAN_MAX_ATTEMPTS must be at least 1");
+        }
+        let defaults = QueueSettings::default();
+        Ok(Self {
+            queue: QueueSettings {
+                workers: args.workers.unwrap_or(defaults.workers),
+                lease: args.scan_lease,
+                max_attempts: args.scan_max_attempts,
+                retry_delay: args.scan_retry_delay,
+                poll: args.queue_poll,
+            },
+            rescans: RescanSettings {
+                interval: args.rescan_interval,
+                active_within: args.rescan_pulled_within,
+            },
+        })
+    }
 }
 
 /// A secret that never prints.
@@ -88,6 +153,7 @@ pub struct Settings {
     pub public_url: Option<url::Url>,
     pub http_workers: Option<usize>,
     pub auth: AuthSettings,
+    pub jobs: JobSettings,
 }
 
 impl Settings {
@@ -105,6 +171,7 @@ impl Settings {
             public_url: serve.public_url.clone(),
             http_workers: serve.http_workers,
             auth,
+            jobs: JobSettings::from_args(&serve.jobs)?,
         })
     }
 }

@@ -176,8 +176,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             let prepared =
                 tokio::runtime::Runtime::new()?.block_on(import_advisories::prepare(&sources))?;
             let progress = progress_reporter();
-            let summary =
+            let mut summary =
                 import_advisories::import_files(&pool, &prepared.files, &|n| progress(n))?;
+            // The server's workers pick these up from the shared database.
+            summary.images_queued = store::run_blocking(&pool, |c| {
+                crowsnest::jobs::rescans::queue_after_import(c, &summary)
+            })?;
             print_summary(&summary);
             Ok(())
         }
@@ -250,6 +254,12 @@ fn print_summary(s: &ImportSummary) {
         s.rejected.len(),
         s.seconds
     );
+    if s.images_queued > 0 {
+        println!(
+            "  {} stored image(s) queued for re-assessment",
+            s.images_queued
+        );
+    }
     for r in &s.rejected {
         println!(
             "  rejected {} ({}): {}",

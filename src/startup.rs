@@ -6,18 +6,24 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
 use actix_web_prom::PrometheusMetricsBuilder;
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::Settings;
+use crate::jobs::queue::{self, Queue};
+use crate::jobs::rescans;
+use crate::jobs::scan::Engine;
 use crate::store;
 
 pub struct Application {
     port: u16,
     public_url: url::Url,
     server: actix_web::dev::Server,
+    /// Stops the scan workers and the scheduler when the server stops.
+    jobs: CancellationToken,
 }
 
 pub use actix_web::dev::ServerHandle;
@@ -45,9 +51,27 @@ impl Application {
                 .context("cannot derive the public URL")?,
         };
         let authenticator = web::Data::new(Authenticator::new(&settings.auth)?);
+        let jobs = CancellationToken::new();
+        let queue = Queue::new(pool.clone());
+        if settings.jobs.queue.workers > 0 {
+            let engine = std::sync::Arc::new(Engine::new(pool.clone()));
+            queue::spawn_workers(
+                engine,
+                queue.clone(),
+                settings.jobs.queue.clone(),
+                jobs.clone(),
+            );
+            rescans::spawn_scheduler(
+                pool.clone(),
+                queue.clone(),
+                settings.jobs.rescans.clone(),
+                jobs.clone(),
+            );
+        }
         let state = web::Data::new(AppState {
             pool,
             public_url: public_url.clone(),
+            queue,
         });
         let metrics = PrometheusMetricsBuilder::new("crowsnest")
             .exclude_regex("^/docs/.*")
@@ -86,11 +110,12 @@ impl Application {
         if let Some(workers) = settings.http_workers {
             server = server.workers(workers.max(1));
         }
-        tracing::info!(%address, %public_url, database = %settings.database.redacted(), "crowsnest is listening");
+        tracing::info!(%address, %public_url, database = %settings.database.redacted(), workers = settings.jobs.queue.workers, "crowsnest is listening");
         Ok(Self {
             port: address.port(),
             public_url,
             server: server.run(),
+            jobs,
         })
     }
 
@@ -108,6 +133,8 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopped = self.server.await;
+        self.jobs.cancel();
+        stopped
     }
 }

@@ -12,6 +12,7 @@ use crate::api::auth::Caller;
 use crate::domain::{Role, Timestamp};
 use crate::error::{ApiError, CloudError};
 use crate::jobs::import_advisories::{self, ImportSummary};
+use crate::jobs::rescans;
 use crate::store;
 
 /// The largest import body accepted (osv.dev's whole `all.zip` is a few hundred MiB).
@@ -147,8 +148,11 @@ pub async fn import(
         }
         import_advisories::ImportError::Store(store) => store.into(),
     })?;
+    let mut summary = summary;
+    summary.images_queued =
+        rescans::after_import(&state.pool, Some(&state.queue), summary.clone()).await?;
     tracing::info!(by = %caller.subject, added = summary.added, updated = summary.updated, unchanged = summary.unchanged,
-        rejected = summary.rejected.len(), "advisories imported");
+        rejected = summary.rejected.len(), images_queued = summary.images_queued, "advisories imported");
     Ok(web::Json(summary))
 }
 

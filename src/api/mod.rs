@@ -6,7 +6,10 @@ pub mod auth;
 pub mod operations;
 pub mod paging;
 pub mod registries;
+pub mod registry_events;
+pub mod scans;
 pub mod sub_assessments;
+pub mod usage;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -28,6 +31,8 @@ pub struct AppState {
     pub pool: Pool,
     /// Base of every URL the service hands out.
     pub public_url: url::Url,
+    /// Where submissions and registry notifications queue scans.
+    pub queue: crate::jobs::queue::Queue,
 }
 
 /// Parses a `{scope}` path, checks the caller may read it, and names the rows it reaches.
@@ -71,6 +76,11 @@ pub async fn resolve_scope(
         registries::delete,
         registries::list,
         registries::list_by_resource_group,
+        registry_events::notify,
+        scans::submit,
+        scans::get,
+        scans::list,
+        usage::list,
         advisories::import,
         advisories::get,
         advisories::status,
@@ -82,6 +92,7 @@ pub async fn resolve_scope(
     tags(
         (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview)"),
         (name = "Registries", description = "Connected registries (api-version 2026-11-01)"),
+        (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
     )
@@ -137,6 +148,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries")
                 .route(web::get().to(registries::list_by_resource_group)),
+        )
+        .service(
+            resource(&format!("{REGISTRY}/providers/Microsoft.Security/registryEvents"))
+                .app_data(web::PayloadConfig::new(registry_events::MAX_ENVELOPE))
+                .route(web::post().to(registry_events::notify)),
+        )
+        .service(
+            resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans")
+                .route(web::post().to(scans::submit))
+                .route(web::get().to(scans::list)),
+        )
+        .service(
+            resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans/{scanId}")
+                .route(web::get().to(scans::get)),
+        )
+        .service(
+            resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/usage")
+                .route(web::get().to(usage::list)),
         )
         .service(
             resource(REGISTRY)

@@ -106,7 +106,7 @@ impl RegistryPath {
         Ok(id)
     }
 
-    fn parse(&self) -> Result<RegistryId, ApiError> {
+    pub fn parse(&self) -> Result<RegistryId, ApiError> {
         let invalid = |e: crate::domain::NameError| {
             ApiError::bad_request("InvalidResourceName", e.to_string())
         };

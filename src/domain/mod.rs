@@ -5,6 +5,7 @@ mod digest;
 mod finding;
 mod names;
 mod role;
+mod scan;
 mod scope;
 mod severity;
 mod time;
@@ -16,6 +17,7 @@ pub use names::{
     LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId,
 };
 pub use role::Role;
+pub use scan::{HealthCode, ScanStatus, ScanTrigger, health_cause};
 pub use scope::{RegistryId, Scope};
 pub use severity::Severity;
 pub use time::Timestamp;

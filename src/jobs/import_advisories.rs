@@ -42,6 +42,8 @@ pub struct ImportSummary {
     /// Files that were not JSON records (e.g. YAML), by name.
     pub skipped_files: Vec<String>,
     pub seconds: f64,
+    /// Stored images queued for re-assessment because advisories for their packages changed.
+    pub images_queued: usize,
     /// The (ecosystem, package) pairs whose advisories changed: the images to re-match.
     #[serde(skip)]
     pub changed_packages: BTreeSet<(String, String)>,

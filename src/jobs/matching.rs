@@ -135,7 +135,9 @@ pub fn match_stored(
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves only complete entries behind: keep using them.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn decode(rows: Vec<CandidateRow>) -> Vec<((String, i32), Decoded)> {

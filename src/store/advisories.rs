@@ -271,7 +271,18 @@ pub fn candidate_keys(
         .into_iter()
         .filter(|row| wanted.contains(&(row.3.as_str(), row.4.as_str())))
         .map(
-            |(advisory_id, seq, modified, ecosystem, package, from, severity, source, cvss2, cvss3)| {
+            |(
+                advisory_id,
+                seq,
+                modified,
+                ecosystem,
+                package,
+                from,
+                severity,
+                source,
+                cvss2,
+                cvss3,
+            )| {
                 let lent = match (from, severity, source) {
                     (Some(from), Some(severity), Some(source)) => Some(AliasSeverity {
                         advisory_id: from,

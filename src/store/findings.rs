@@ -38,6 +38,8 @@ pub struct FindingRow {
     pub first_seen: i64,
     pub last_seen: i64,
     pub resolved_at: Option<i64>,
+    /// A hash of the assessed content (see `jobs::findings`).
+    pub fingerprint: String,
 }
 
 /// Which findings a list reaches. Registries are named by their row id.
@@ -97,4 +99,112 @@ pub fn insert(conn: &mut AnyConnection, rows: &[FindingRow]) -> QueryResult<()> 
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// What a merge did to an image's findings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Merged {
+    pub added: usize,
+    pub changed: usize,
+    pub kept: usize,
+    pub resolved: usize,
+}
+
+/// Makes `current` (an assessment of `image_id`, every row with `last_seen = now`) the image's
+/// active findings: new ones are inserted, ones whose content moved are rewritten (keeping
+/// `first_seen`), ones still present get `last_seen = now`, vanished ones get `resolved_at = now`.
+/// A finding that comes back is active again. Run it in the scan's transaction.
+pub fn merge(
+    conn: &mut AnyConnection,
+    image_id: &str,
+    current: &[FindingRow],
+    now: i64,
+) -> QueryResult<Merged> {
+    use std::collections::{HashMap, HashSet};
+    let stored: HashMap<String, (String, i64, Option<i64>)> = findings::table
+        .filter(findings::image_id.eq(image_id))
+        .select((
+            findings::id,
+            findings::fingerprint,
+            findings::first_seen,
+            findings::resolved_at,
+        ))
+        .load::<(String, String, i64, Option<i64>)>(conn)?
+        .into_iter()
+        .map(|(id, fingerprint, first_seen, resolved_at)| {
+            (id, (fingerprint, first_seen, resolved_at))
+        })
+        .collect();
+    let mut merged = Merged::default();
+    let mut rewrite: Vec<FindingRow> = Vec::new();
+    let mut reopen: Vec<&str> = Vec::new();
+    for row in current {
+        match stored.get(&row.id) {
+            None => rewrite.push(row.clone()),
+            Some((fingerprint, first_seen, resolved_at)) if *fingerprint != row.fingerprint => {
+                merged.changed += 1;
+                rewrite.push(FindingRow {
+                    first_seen: *first_seen,
+                    ..row.clone()
+                });
+            }
+            Some((_, _, resolved_at)) => {
+                merged.kept += 1;
+                if resolved_at.is_some() {
+                    reopen.push(&row.id);
+                }
+            }
+        }
+    }
+    merged.added = rewrite.len() - merged.changed;
+    let present: HashSet<&str> = current.iter().map(|r| r.id.as_str()).collect();
+    let vanished: Vec<&str> = stored
+        .iter()
+        .filter(|(id, (_, _, resolved_at))| resolved_at.is_none() && !present.contains(id.as_str()))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    merged.resolved = vanished.len();
+    for chunk in vanished.chunks(500) {
+        diesel::update(findings::table.filter(findings::id.eq_any(chunk)))
+            .set(findings::resolved_at.eq(now))
+            .execute(conn)?;
+    }
+    for chunk in reopen.chunks(500) {
+        diesel::update(findings::table.filter(findings::id.eq_any(chunk)))
+            .set(findings::resolved_at.eq(None::<i64>))
+            .execute(conn)?;
+    }
+    let replaced: Vec<&str> = rewrite
+        .iter()
+        .filter(|r| stored.contains_key(&r.id))
+        .map(|r| r.id.as_str())
+        .collect();
+    for chunk in replaced.chunks(500) {
+        diesel::delete(findings::table.filter(findings::id.eq_any(chunk))).execute(conn)?;
+    }
+    for chunk in rewrite.chunks(100) {
+        on_each_backend!(conn, c => diesel::insert_into(findings::table).values(chunk).execute(c))?;
+    }
+    // Everything active now was seen now (rewritten rows already say so).
+    if merged.kept > 0 {
+        diesel::update(
+            findings::table
+                .filter(findings::image_id.eq(image_id))
+                .filter(findings::resolved_at.is_null())
+                .filter(findings::last_seen.lt(now)),
+        )
+        .set(findings::last_seen.eq(now))
+        .execute(conn)?;
+    }
+    Ok(merged)
+}
+
+/// Active findings of an image per severity.
+pub fn active_counts(conn: &mut AnyConnection, image_id: &str) -> QueryResult<Vec<(String, i64)>> {
+    findings::table
+        .filter(findings::image_id.eq(image_id))
+        .filter(findings::resolved_at.is_null())
+        .group_by(findings::severity)
+        .select((findings::severity, diesel::dsl::count_star()))
+        .load(conn)
 }

@@ -77,3 +77,226 @@ pub fn tags(conn: &mut AnyConnection, image_id: &str) -> QueryResult<Vec<String>
         .order(image_tags::tag.asc())
         .load(conn)
 }
+
+/// The image row for registry + repository + digest, created (NotApplicable, NotScanned) when
+/// missing. `pushed_at` moves when given.
+pub fn ensure(
+    conn: &mut AnyConnection,
+    template: &ImageRow,
+    pushed_at: Option<i64>,
+) -> QueryResult<ImageRow> {
+    if let Some(mut found) = find_by_digest(
+        conn,
+        &template.registry_id,
+        &template.repository,
+        &template.digest,
+    )? {
+        if let Some(at) = pushed_at {
+            diesel::update(images::table.find(&found.id))
+                .set(images::pushed_at.eq(at))
+                .execute(conn)?;
+            found.pushed_at = Some(at);
+        }
+        return Ok(found);
+    }
+    let row = ImageRow {
+        pushed_at: pushed_at.or(template.pushed_at),
+        ..template.clone()
+    };
+    let inserted = on_each_backend!(conn, c => diesel::insert_into(images::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 1 {
+        return Ok(row);
+    }
+    // Created by a concurrent writer between the look-up and the insert.
+    find_by_digest(conn, &row.registry_id, &row.repository, &row.digest)?
+        .ok_or(diesel::result::Error::NotFound)
+}
+
+/// Records a pull of `digest` (an image, or an index whose children are images).
+pub fn record_pull(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    digest: &str,
+    at: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        images::table
+            .filter(images::registry_id.eq(registry_id))
+            .filter(images::repository.eq(repository))
+            .filter(
+                images::digest
+                    .eq(digest)
+                    .or(images::index_digest.eq(digest)),
+            ),
+    )
+    .set(images::pulled_at.eq(at))
+    .execute(conn)
+}
+
+/// Removes `digest` (an image, or an index and its children) with its tags and findings.
+pub fn delete_digest(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    digest: &str,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = images::table
+        .filter(images::registry_id.eq(registry_id))
+        .filter(images::repository.eq(repository))
+        .filter(
+            images::digest
+                .eq(digest)
+                .or(images::index_digest.eq(digest)),
+        )
+        .select(images::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // Explicit rather than relying on ON DELETE CASCADE, which SQLite applies only with foreign keys on.
+    diesel::delete(
+        super::schema::findings::table.filter(super::schema::findings::image_id.eq_any(&ids)),
+    )
+    .execute(conn)?;
+    diesel::delete(image_tags::table.filter(image_tags::image_id.eq_any(&ids))).execute(conn)?;
+    diesel::delete(images::table.filter(images::id.eq_any(&ids))).execute(conn)
+}
+
+pub fn remove_tag(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    tag: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        image_tags::table
+            .filter(image_tags::registry_id.eq(registry_id))
+            .filter(image_tags::repository.eq(repository))
+            .filter(image_tags::tag.eq(tag)),
+    )
+    .execute(conn)
+}
+
+/// What a scan learnt about an image.
+#[derive(Debug, Clone)]
+pub struct Assessed {
+    pub index_digest: Option<String>,
+    pub platform: Option<String>,
+    pub os: Option<String>,
+    pub health: String,
+    pub health_reason: Option<String>,
+    pub scanned_at: i64,
+}
+
+pub fn record_assessment(
+    conn: &mut AnyConnection,
+    image_id: &str,
+    a: &Assessed,
+) -> QueryResult<()> {
+    diesel::update(images::table.find(image_id))
+        .set((
+            images::index_digest.eq(&a.index_digest),
+            images::platform.eq(&a.platform),
+            images::os.eq(&a.os),
+            images::health.eq(&a.health),
+            images::health_reason.eq(&a.health_reason),
+            images::scanned_at.eq(a.scanned_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Marks an image whose scan failed, unless an earlier scan assessed it (that health stands).
+pub fn record_failure(conn: &mut AnyConnection, image_id: &str, reason: &str) -> QueryResult<()> {
+    diesel::update(
+        images::table
+            .find(image_id)
+            .filter(images::scanned_at.is_null()),
+    )
+    .set((
+        images::health.eq("NotApplicable"),
+        images::health_reason.eq(reason),
+    ))
+    .execute(conn)
+    .map(drop)
+}
+
+/// Images last assessed before `assessed_before` that were pulled or pushed since `active_since`,
+/// or are running.
+pub fn due_for_rescan(
+    conn: &mut AnyConnection,
+    assessed_before: i64,
+    active_since: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<ImageRow>> {
+    images::table
+        .filter(images::scanned_at.lt(assessed_before))
+        .filter(
+            images::pulled_at
+                .ge(active_since)
+                .or(images::pushed_at.ge(active_since))
+                .or(images::running.eq(true)),
+        )
+        .select(ImageRow::as_select())
+        .order((images::scanned_at.asc(), images::id.asc()))
+        .limit(limit)
+        .offset(offset)
+        .load(conn)
+}
+
+/// Scanned images whose stored inventory holds a package (binary or source name) in `names`.
+pub fn holding_packages(conn: &mut AnyConnection, names: &[String]) -> QueryResult<Vec<ImageRow>> {
+    use super::schema::packages;
+    let mut digests: Vec<String> = Vec::new();
+    for chunk in names.chunks(500) {
+        digests.extend(
+            packages::table
+                .filter(packages::name.eq_any(chunk))
+                .select(packages::manifest_digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+        digests.extend(
+            packages::table
+                .filter(packages::source_name.eq_any(chunk))
+                .select(packages::manifest_digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+    }
+    digests.sort_unstable();
+    digests.dedup();
+    let mut out = Vec::new();
+    for chunk in digests.chunks(500) {
+        out.extend(
+            images::table
+                .filter(images::digest.eq_any(chunk))
+                .filter(images::scanned_at.is_not_null())
+                .select(ImageRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Whether the children of index `digest` were assessed already.
+pub fn index_assessed(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    digest: &str,
+) -> QueryResult<bool> {
+    images::table
+        .filter(images::registry_id.eq(registry_id))
+        .filter(images::repository.eq(repository))
+        .filter(images::index_digest.eq(digest))
+        .filter(images::scanned_at.is_not_null())
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| n > 0)
+}

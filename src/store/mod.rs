@@ -13,10 +13,13 @@ macro_rules! on_each_backend {
 }
 
 pub mod advisories;
+pub mod billing;
 pub mod findings;
 pub mod images;
 pub mod inventories;
 pub mod registries;
+pub mod registry_events;
+pub mod scans;
 pub mod schema;
 
 use std::fmt;
@@ -216,9 +219,25 @@ where
     .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
 }
 
+/// [`run`] for callers outside the async runtime (the CLI).
+pub fn run_blocking<T>(
+    pool: &Pool,
+    work: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+) -> Result<T, StoreError> {
+    let mut conn = pool
+        .get()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    work(&mut conn).map_err(StoreError::from)
+}
+
 /// A fresh id for rows that have no natural key.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A fresh id that sorts by creation time (UUID v7): lists paged by id come out oldest first.
+pub fn new_ordered_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 #[cfg(test)]

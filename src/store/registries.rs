@@ -119,3 +119,12 @@ pub fn list(
     }
     query.load(conn)
 }
+
+/// A registry by its row id (as scans and images refer to it).
+pub fn find_by_row_id(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<RegistryRow>> {
+    registries::table
+        .find(id)
+        .select(RegistryRow::as_select())
+        .first(conn)
+        .optional()
+}

@@ -9,8 +9,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
-use crowsnest::config::{AuthSettings, Secret, Settings};
+use crowsnest::config::{AuthSettings, JobSettings, Secret, Settings};
 use crowsnest::domain::{Role, Timestamp, finding_name};
+use crowsnest::jobs::queue::QueueSettings;
+use crowsnest::jobs::rescans::RescanSettings;
 use crowsnest::startup::{Application, ServerHandle};
 use crowsnest::store::findings::FindingRow;
 use crowsnest::store::images::ImageRow;
@@ -342,6 +344,20 @@ pub fn test_auth_settings() -> AuthSettings {
     }
 }
 
+/// Fast queue settings: quick polls, short leases and retries.
+pub fn test_job_settings() -> JobSettings {
+    JobSettings {
+        queue: QueueSettings {
+            workers: 2,
+            lease: std::time::Duration::from_secs(10),
+            max_attempts: 3,
+            retry_delay: std::time::Duration::from_millis(200),
+            poll: std::time::Duration::from_millis(100),
+        },
+        rescans: RescanSettings::default(),
+    }
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
@@ -356,6 +372,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         public_url: None,
         http_workers: Some(1),
         auth: test_auth_settings(),
+        jobs: test_job_settings(),
     };
     adjust(&mut settings);
     let app = Application::build(settings.clone())
@@ -607,5 +624,6 @@ pub fn finding_row(
         first_seen: now,
         last_seen: now,
         resolved_at: None,
+        fingerprint: String::new(),
     }
 }

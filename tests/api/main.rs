@@ -17,4 +17,5 @@ mod registries;
 mod registry_client;
 mod registry_harness;
 mod scan;
+mod scan_lifecycle;
 mod sub_assessments;

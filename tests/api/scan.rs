@@ -21,7 +21,7 @@ backend_tests!(
 );
 
 /// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
-fn vulnerable_debian() -> Image {
+pub(crate) fn vulnerable_debian() -> Image {
     let status = "Package: libgnutls30
 Status: install ok installed
 Architecture: amd64

@@ -139,6 +139,10 @@ impl Default for ClientConfig {
     }
 }
 
+/// How the registry client introduces itself (registries log it; notifications carry it).
+pub const USER_AGENT_PRODUCT: &str = "crowsnest/";
+const USER_AGENT: &str = concat!("crowsnest/", env!("CARGO_PKG_VERSION"));
+
 /// A fetched, digest-verified and parsed manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedManifest {
@@ -248,7 +252,7 @@ impl RegistryClient {
             .read_timeout(config.timeouts.read_idle)
             .redirect(reqwest::redirect::Policy::limited(5))
             .https_only(!config.insecure)
-            .user_agent(concat!("crowsnest/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| RegistryError::Unavailable {
                 registry: host.to_owned(),
@@ -841,15 +845,18 @@ impl RegistryClient {
         let creds = self.config.credentials.as_ref();
         let resp = match creds {
             Some(RegistryCredentials::Token { token }) => {
-                let mut form = url::form_urlencoded::Serializer::new(String::new());
-                form.append_pair("grant_type", "refresh_token");
-                form.append_pair("refresh_token", token);
-                if let Some(s) = service {
-                    form.append_pair("service", s);
-                }
-                form.append_pair("scope", scope);
-                form.append_pair("client_id", "crowsnest");
-                let body = form.finish();
+                // The serializer is not Send: keep it out of the awaits below.
+                let body = {
+                    let mut form = url::form_urlencoded::Serializer::new(String::new());
+                    form.append_pair("grant_type", "refresh_token");
+                    form.append_pair("refresh_token", token);
+                    if let Some(s) = service {
+                        form.append_pair("service", s);
+                    }
+                    form.append_pair("scope", scope);
+                    form.append_pair("client_id", "crowsnest");
+                    form.finish()
+                };
                 self.send_with_retry(ctx, false, || {
                     self.http
                         .post(url.clone())

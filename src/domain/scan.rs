@@ -1,0 +1,120 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Why a scan was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum ScanTrigger {
+    /// Submitted through the scans API.
+    Api,
+    /// The registry notified a push.
+    Push,
+    /// The daily re-assessment of pulled, pushed and running images.
+    Rescan,
+    /// An advisory import changed advisories for a package the image holds.
+    AdvisoryUpdate,
+    /// A cluster reported the image running and it had never been scanned.
+    Runtime,
+}
+
+impl ScanTrigger {
+    pub const ALL: [Self; 5] = [
+        Self::Api,
+        Self::Push,
+        Self::Rescan,
+        Self::AdvisoryUpdate,
+        Self::Runtime,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "Api",
+            Self::Push => "Push",
+            Self::Rescan => "Rescan",
+            Self::AdvisoryUpdate => "AdvisoryUpdate",
+            Self::Runtime => "Runtime",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Re-assessments match the stored inventory again; the others read the image from the
+    /// registry (unless its inventory is already stored) and are billed on first success.
+    pub fn is_reassessment(self) -> bool {
+        matches!(self, Self::Rescan | Self::AdvisoryUpdate)
+    }
+}
+
+/// Where a scan is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum ScanStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ScanStatus {
+    pub const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// An image's health (DESIGN §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum HealthCode {
+    Healthy,
+    Unhealthy,
+    NotApplicable,
+}
+
+impl HealthCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::Unhealthy => "Unhealthy",
+            Self::NotApplicable => "NotApplicable",
+        }
+    }
+}
+
+/// Why an image is NotApplicable.
+pub mod health_cause {
+    pub const NOT_SCANNED: &str = "NotScanned";
+    pub const SCAN_FAILED: &str = "ScanFailed";
+    pub const UNSUPPORTED_OS: &str = "UnsupportedOs";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for t in ScanTrigger::ALL {
+            assert_eq!(ScanTrigger::parse(t.as_str()), Some(t));
+        }
+        for s in ScanStatus::ALL {
+            assert_eq!(ScanStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ScanStatus::parse("queued"), None);
+        assert!(ScanTrigger::Rescan.is_reassessment());
+        assert!(!ScanTrigger::Push.is_reassessment());
+    }
+}

@@ -1,0 +1,102 @@
+//! Turns an image's matches into `findings` rows: the sub-assessments the API serves.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::domain::{RegistryId, finding_name};
+use crate::scanner::advisories::matcher::Match;
+use crate::store::findings::FindingRow;
+use crate::store::images::ImageRow;
+use crate::store::registries::RegistryRow;
+
+/// One row per (advisory, package) of the image, each `first_seen = last_seen = now` (the merge
+/// keeps the stored `first_seen`). A package listed twice yields one finding.
+pub fn rows(
+    registry: &RegistryRow,
+    image: &ImageRow,
+    matches: &[Match],
+    now: i64,
+) -> Vec<FindingRow> {
+    let registry_id = RegistryId::format(
+        &registry.subscription_id,
+        &registry.resource_group,
+        &registry.name,
+    );
+    let mut seen = std::collections::HashSet::new();
+    matches
+        .iter()
+        .filter_map(|m| {
+            let id = finding_name(
+                &registry.subscription_id,
+                &registry_id,
+                &image.repository,
+                &image.digest,
+                &m.advisory_id,
+                &m.package_name,
+            )
+            .to_string();
+            if !seen.insert(id.clone()) {
+                return None;
+            }
+            let mut row = FindingRow {
+                id,
+                subscription_id: registry.subscription_id.clone(),
+                resource_group: registry.resource_group.clone(),
+                registry_id: registry.id.clone(),
+                registry_name: registry.name.clone(),
+                image_id: image.id.clone(),
+                repository: image.repository.clone(),
+                image_digest: image.digest.clone(),
+                advisory_id: m.advisory_id.clone(),
+                package_name: m.package_name.clone(),
+                installed_version: m.installed_version.clone(),
+                fixed_version: m.fixed_version.clone(),
+                ecosystem: m.ecosystem.clone(),
+                category: m.category.clone(),
+                severity: m.severity.as_str().to_owned(),
+                severity_source: m.severity_source.clone(),
+                cvss2_base: m.cvss_v2,
+                cvss3_base: m.cvss_v3,
+                display_name: m.display_name.clone(),
+                description: m.description.clone(),
+                remediation: m.remediation.clone(),
+                impact: m.impact.clone(),
+                cves: serde_json::to_string(&m.cves).unwrap_or_else(|_| "[]".to_owned()),
+                vendor_references: serde_json::to_string(&m.vendor_references)
+                    .unwrap_or_else(|_| "[]".to_owned()),
+                published_at: m.published.map(|p| p.timestamp_micros()),
+                patchable: m.patchable,
+                layer_digest: m.layer_digest.clone(),
+                first_seen: now,
+                last_seen: now,
+                resolved_at: None,
+                fingerprint: String::new(),
+            };
+            row.fingerprint = fingerprint(&row);
+            Some(row)
+        })
+        .collect()
+}
+
+/// A hash of everything an assessment decides about a finding (not its identity or its times).
+fn fingerprint(row: &FindingRow) -> String {
+    let content = serde_json::json!([
+        row.installed_version,
+        row.fixed_version,
+        row.ecosystem,
+        row.category,
+        row.severity,
+        row.severity_source,
+        row.cvss2_base,
+        row.cvss3_base,
+        row.display_name,
+        row.description,
+        row.remediation,
+        row.impact,
+        row.cves,
+        row.vendor_references,
+        row.published_at,
+        row.patchable,
+        row.layer_digest,
+    ]);
+    hex::encode(Sha256::digest(content.to_string().as_bytes()))
+}

@@ -1,0 +1,131 @@
+//! Re-assessments without pulling: the daily rescan of pulled, pushed and running images, and the
+//! immediate re-match of the images an advisory import concerns. Both only queue scans (one pending
+//! per image), so running them twice, or in two processes, queues nothing twice.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{ScanTrigger, Timestamp};
+use crate::store::{self, AnyConnection, Pool, StoreError};
+
+use super::import_advisories::ImportSummary;
+use super::queue::{Queue, reassess_in};
+
+#[derive(Debug, Clone)]
+pub struct RescanSettings {
+    /// An image is re-assessed when its last assessment is older than this.
+    pub interval: Duration,
+    /// Images pulled or pushed within this window are re-assessed (running ones always).
+    pub active_within: Duration,
+}
+
+impl Default for RescanSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(24 * 3600),
+            active_within: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Images queued per pass; the next pass takes the rest.
+const BATCH: i64 = 1000;
+
+/// Queues a `Rescan` for every image that is due; returns how many were queued.
+pub fn queue_due(
+    conn: &mut AnyConnection,
+    settings: &RescanSettings,
+    now: i64,
+) -> diesel::QueryResult<usize> {
+    let assessed_before = now - micros(settings.interval);
+    let active_since = now - micros(settings.active_within);
+    let mut queued = 0;
+    let mut seen = 0;
+    loop {
+        let due = store::images::due_for_rescan(conn, assessed_before, active_since, BATCH, seen)?;
+        let n = due.len();
+        queued += reassess_in(conn, &due, ScanTrigger::Rescan)?;
+        seen += i64::try_from(n).unwrap_or(i64::MAX);
+        if i64::try_from(n).unwrap_or(0) < BATCH {
+            return Ok(queued);
+        }
+    }
+}
+
+/// Queues an `AdvisoryUpdate` for every scanned image holding a package named by the changed
+/// advisories; returns how many were queued.
+pub fn queue_after_import(
+    conn: &mut AnyConnection,
+    summary: &ImportSummary,
+) -> diesel::QueryResult<usize> {
+    let mut names: Vec<String> = summary
+        .changed_packages
+        .iter()
+        .map(|(_, name)| name.clone())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let images = store::images::holding_packages(conn, &names)?;
+    reassess_in(conn, &images, ScanTrigger::AdvisoryUpdate)
+}
+
+/// [`queue_after_import`] on the pool, waking this process's workers.
+pub async fn after_import(
+    pool: &Pool,
+    queue: Option<&Queue>,
+    summary: ImportSummary,
+) -> Result<usize, StoreError> {
+    let queued = store::run(pool, move |c| queue_after_import(c, &summary)).await?;
+    if queued > 0 {
+        tracing::info!(
+            queued,
+            "advisories changed: images queued for re-assessment"
+        );
+        if let Some(queue) = queue {
+            queue.wake();
+        }
+    }
+    Ok(queued)
+}
+
+/// Looks for due images every minute (or every interval, when shorter) and forgets old
+/// notification ids; runs until the runtime stops.
+pub fn spawn_scheduler(
+    pool: Pool,
+    queue: Queue,
+    settings: RescanSettings,
+    stop: CancellationToken,
+) {
+    let tick = settings.interval.min(Duration::from_secs(60));
+    tokio::spawn(async move {
+        while !stop.is_cancelled() {
+            let (s, q) = (settings.clone(), queue.clone());
+            let passed = store::run(&pool, move |c| {
+                let now = Timestamp::now().micros();
+                store::registry_events::prune(c, now - micros(Duration::from_secs(7 * 24 * 3600)))?;
+                queue_due(c, &s, now)
+            })
+            .await;
+            match passed {
+                Ok(0) => {}
+                Ok(queued) => {
+                    tracing::info!(queued, "images queued for their periodic re-assessment");
+                    q.wake();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot queue the periodic re-assessments"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(tick) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    });
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}

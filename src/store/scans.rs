@@ -1,0 +1,351 @@
+//! The durable scan queue (DESIGN §6): leases with expiry, one pending scan per image, and every
+//! state change conditional on still holding the lease.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use super::AnyConnection;
+use super::schema::scans;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = scans)]
+pub struct ScanRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub registry_id: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub triggered_by: String,
+    pub status: String,
+    pub attempts: i32,
+    pub run_after: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub pending_key: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// JSON (see `jobs::scans::Summary`).
+    pub summary: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// The key that keeps one pending scan per image: by digest when it is known, else by tag
+/// (no part can hold a space, so the key is unambiguous).
+pub fn pending_key(
+    registry_id: &str,
+    repository: &str,
+    digest: Option<&str>,
+    tag: Option<&str>,
+) -> String {
+    match (digest, tag) {
+        (Some(digest), _) => format!("{registry_id} {repository} {digest}"),
+        (None, Some(tag)) => format!("{registry_id} {repository} tag:{tag}"),
+        (None, None) => format!("{registry_id} {repository}"),
+    }
+}
+
+pub fn find(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    id: &str,
+) -> QueryResult<Option<ScanRow>> {
+    scans::table
+        .filter(scans::subscription_id.eq(subscription))
+        .filter(scans::id.eq(id))
+        .select(ScanRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn find_by_idempotency_key(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    key: &str,
+) -> QueryResult<Option<ScanRow>> {
+    scans::table
+        .filter(scans::subscription_id.eq(subscription))
+        .filter(scans::idempotency_key.eq(key))
+        .select(ScanRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn find_pending(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<ScanRow>> {
+    scans::table
+        .filter(scans::pending_key.eq(key))
+        .select(ScanRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Queues `row` unless a scan with its idempotency key, or a pending scan of the same image,
+/// already exists; returns the scan that stands and whether it is the new one.
+pub fn enqueue(conn: &mut AnyConnection, row: &ScanRow) -> QueryResult<(ScanRow, bool)> {
+    // A pending scan can finish between the failed insert and the look-up: try again then.
+    for _ in 0..3 {
+        if let Some(key) = &row.idempotency_key
+            && let Some(first) = find_by_idempotency_key(conn, &row.subscription_id, key)?
+        {
+            return Ok((first, false));
+        }
+        let inserted = on_each_backend!(conn, c => diesel::insert_into(scans::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        if inserted == 1 {
+            return Ok((row.clone(), true));
+        }
+        if let Some(pending) = row.pending_key.as_deref()
+            && let Some(existing) = find_pending(conn, pending)?
+        {
+            return Ok((existing, false));
+        }
+    }
+    Err(diesel::result::Error::RollbackTransaction)
+}
+
+/// Queues many scans at once, skipping images that already have one pending; returns how many
+/// were queued.
+pub fn enqueue_many(conn: &mut AnyConnection, rows: &[ScanRow]) -> QueryResult<usize> {
+    let mut queued = 0;
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            for chunk in rows.chunks(200) {
+                queued += diesel::insert_into(scans::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+            }
+        }
+        // diesel has no multi-row INSERT … ON CONFLICT for SQLite; one statement each is cheap there.
+        AnyConnection::Sqlite(c) => {
+            for row in rows {
+                queued += diesel::insert_into(scans::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(queued)
+}
+
+/// Filters of the scans list.
+#[derive(Debug, Clone, Default)]
+pub struct ScanFilter {
+    pub status: Option<String>,
+    pub triggered_by: Option<String>,
+    pub repository: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// One page of a subscription's scans in id order, after `after`.
+pub fn list(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    filter: &ScanFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ScanRow>> {
+    let mut query = scans::table
+        .filter(scans::subscription_id.eq(subscription))
+        .select(ScanRow::as_select())
+        .order(scans::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = &filter.status {
+        query = query.filter(scans::status.eq(status));
+    }
+    if let Some(trigger) = &filter.triggered_by {
+        query = query.filter(scans::triggered_by.eq(trigger));
+    }
+    if let Some(repository) = &filter.repository {
+        query = query.filter(scans::repository.eq(repository));
+    }
+    if let Some(digest) = &filter.digest {
+        query = query.filter(scans::digest.eq(digest));
+    }
+    if let Some(after) = after {
+        query = query.filter(scans::id.gt(after));
+    }
+    query.load(conn)
+}
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+// One statement: the sub-select picks a due scan (Queued and due, or Running with a lease that ran
+// out) and the update takes it; PostgreSQL skips rows another worker is taking at that moment.
+const CLAIM_POSTGRES: &str = "UPDATE scans SET status = 'Running', lease_owner = $1, lease_until = $2, \
+     attempts = attempts + 1, started_at = $3 \
+     WHERE id = (SELECT id FROM scans \
+        WHERE (status = 'Queued' AND run_after <= $3) OR (status = 'Running' AND lease_until < $3) \
+        ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING id";
+const CLAIM_SQLITE: &str = "UPDATE scans SET status = 'Running', lease_owner = ?1, lease_until = ?2, \
+     attempts = attempts + 1, started_at = ?3 \
+     WHERE id = (SELECT id FROM scans \
+        WHERE (status = 'Queued' AND run_after <= ?3) OR (status = 'Running' AND lease_until < ?3) \
+        ORDER BY run_after LIMIT 1) \
+     RETURNING id";
+
+/// Leases the next due scan to `owner` until `lease_until`.
+pub fn claim(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+) -> QueryResult<Option<ScanRow>> {
+    let claimed: Option<ClaimedId> = match conn {
+        AnyConnection::Postgresql(c) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .get_result(c)
+            .optional()?,
+        AnyConnection::Sqlite(c) => diesel::sql_query(CLAIM_SQLITE)
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .get_result(c)
+            .optional()?,
+    };
+    match claimed {
+        Some(ClaimedId { id }) => scans::table
+            .find(id)
+            .select(ScanRow::as_select())
+            .first(conn)
+            .optional(),
+        None => Ok(None),
+    }
+}
+
+type Leased<'a> = diesel::helper_types::Filter<
+    diesel::helper_types::Filter<
+        diesel::helper_types::Find<scans::table, &'a str>,
+        diesel::helper_types::Eq<scans::lease_owner, &'a str>,
+    >,
+    diesel::helper_types::Eq<scans::status, &'static str>,
+>;
+
+/// The scan, while `owner` holds its lease.
+fn leased<'a>(id: &'a str, owner: &'a str) -> Leased<'a> {
+    scans::table
+        .find(id)
+        .filter(scans::lease_owner.eq(owner))
+        .filter(scans::status.eq("Running"))
+}
+
+/// Extends the lease; false when it is no longer this owner's (it ran out and was taken over).
+pub fn renew(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    lease_until: i64,
+) -> QueryResult<bool> {
+    diesel::update(leased(id, owner))
+        .set(scans::lease_until.eq(lease_until))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// How a leased scan ends.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded {
+        digest: Option<String>,
+        summary: String,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
+    /// Back to the queue, due again at `run_after`; the error is kept for the record.
+    Retry {
+        run_after: i64,
+        code: String,
+        message: String,
+    },
+}
+
+/// Ends (or requeues) a scan this owner holds; false when the lease is lost, and then nothing is
+/// written. Run it in the transaction that stores the scan's results.
+pub fn finish(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    now: i64,
+    outcome: &Outcome,
+) -> QueryResult<bool> {
+    let target = leased(id, owner);
+    let n = match outcome {
+        Outcome::Succeeded { digest, summary } => diesel::update(target)
+            .set((
+                scans::status.eq("Succeeded"),
+                scans::digest.eq(digest),
+                scans::summary.eq(summary),
+                scans::error_code.eq(None::<String>),
+                scans::error_message.eq(None::<String>),
+                scans::pending_key.eq(None::<String>),
+                scans::lease_owner.eq(None::<String>),
+                scans::lease_until.eq(None::<i64>),
+                scans::finished_at.eq(now),
+            ))
+            .execute(conn)?,
+        Outcome::Failed { code, message } => diesel::update(target)
+            .set((
+                scans::status.eq("Failed"),
+                scans::error_code.eq(code),
+                scans::error_message.eq(message),
+                scans::pending_key.eq(None::<String>),
+                scans::lease_owner.eq(None::<String>),
+                scans::lease_until.eq(None::<i64>),
+                scans::finished_at.eq(now),
+            ))
+            .execute(conn)?,
+        Outcome::Retry {
+            run_after,
+            code,
+            message,
+        } => diesel::update(target)
+            .set((
+                scans::status.eq("Queued"),
+                scans::run_after.eq(run_after),
+                scans::error_code.eq(code),
+                scans::error_message.eq(message),
+                scans::lease_owner.eq(None::<String>),
+                scans::lease_until.eq(None::<i64>),
+            ))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Fails the queued scans of an image that was deleted from its registry.
+pub fn cancel_queued(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: i64,
+    message: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        scans::table
+            .filter(scans::pending_key.eq(key))
+            .filter(scans::status.eq("Queued")),
+    )
+    .set((
+        scans::status.eq("Failed"),
+        scans::error_code.eq("ImageDeleted"),
+        scans::error_message.eq(message),
+        scans::pending_key.eq(None::<String>),
+        scans::finished_at.eq(now),
+    ))
+    .execute(conn)
+}

@@ -1,0 +1,579 @@
+//! The scan lifecycle through the service: registry notifications from a real registry, scan
+//! submissions, the queue's retries, billing, and re-assessment after an advisory import.
+
+use std::time::{Duration, Instant};
+
+use crowsnest::domain::Role;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::*;
+use crate::registry::{
+    NotificationEndpoint, RegistryAuth, TestRegistry, push_image, read_shared_fixture,
+};
+use crate::scan::vulnerable_debian;
+
+backend_tests!(
+    pushes_are_scanned_listed_billed_once_and_deleted_with_the_image,
+    submissions_are_accepted_polled_and_deduplicated,
+    redelivered_events_queue_one_scan_and_a_dead_registry_fails_it,
+    advisory_imports_rematch_stored_inventories_without_pulling,
+);
+
+const SUB: &str = "sub-life";
+const OWN_API: &str = "api-version=2026-11-01";
+const EVENTS_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
+
+fn registry_path(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}?{OWN_API}"
+    )
+}
+
+/// Connects a registry; returns the webhook URL and secret.
+async fn connect(app: &TestApp, name: &str, login_server: &str) -> (String, String) {
+    let admin = app.token(SUB, Role::Contributor);
+    let (status, body) = app
+        .put_json(
+            &registry_path(name),
+            &admin,
+            &json!({"properties": {"loginServer": login_server, "insecure": true}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["properties"]["webhook"]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        body["properties"]["webhook"]["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+async fn move_registry(app: &TestApp, name: &str, login_server: &str) {
+    let admin = app.token(SUB, Role::Contributor);
+    let (status, body) = app
+        .put_json(
+            &registry_path(name),
+            &admin,
+            &json!({"properties": {"loginServer": login_server, "insecure": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A registry whose notifications go to the service's webhook for registry `name`.
+async fn notifying_registry(app: &TestApp, name: &str) -> TestRegistry {
+    let (url, secret) = connect(app, name, "127.0.0.1:1").await;
+    let endpoint = NotificationEndpoint {
+        authorization: Some(format!("Bearer {secret}")),
+        backoff: Duration::from_millis(200),
+        ..NotificationEndpoint::new(url)
+    };
+    let registry = TestRegistry::start_with(RegistryAuth::None, Some(endpoint));
+    move_registry(app, name, &registry.host()).await;
+    registry
+}
+
+/// An advisory for the gnutls28 source package of [`vulnerable_debian`] (3.6.7-4+deb10u2).
+fn gnutls_advisory(id: &str) -> Value {
+    json!({
+        "schema_version": "1.6.0",
+        "id": id,
+        "modified": "2026-11-01T00:00:00Z",
+        "summary": "gnutls28 demo flaw",
+        "affected": [{
+            "package": {"ecosystem": "Debian:10", "name": "gnutls28"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.6.7-4+deb10u3"}]}]
+        }]
+    })
+}
+
+async fn import(app: &TestApp, record: &Value) -> Value {
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/providers/Microsoft.Security/advisories:import?{OWN_API}"
+        )))
+        .bearer_auth(app.token("*", Role::Admin))
+        .json(record)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn post_scan(
+    app: &TestApp,
+    token: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = app
+        .client
+        .post(app.url(&format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}"
+        )))
+        .bearer_auth(token)
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let headers = response.headers().clone();
+    let (status, body) = json_of(response).await;
+    (status, headers, body)
+}
+
+async fn post_events(
+    app: &TestApp,
+    webhook: &str,
+    secret: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(webhook)
+        .header("content-type", EVENTS_TYPE)
+        .body(body.to_vec());
+    if let Some(secret) = secret {
+        request = request.bearer_auth(secret);
+    }
+    let (status, body) = json_of(request.send().await.unwrap()).await;
+    if status == 500 {
+        for line in captured_logs().lines().filter(|l| l.contains("ERROR")) {
+            eprintln!("{line}");
+        }
+    }
+    (status, body)
+}
+
+async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
+    let token = app.token(SUB, Role::Reader);
+    let (status, body) = app
+        .get_json(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}&$top=1000{filter}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["value"].as_array().unwrap().clone()
+}
+
+async fn findings(app: &TestApp) -> Vec<Value> {
+    let token = app.token(SUB, Role::Reader);
+    let (status, body) = app
+        .get_json(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments?{SUB_API}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["value"].as_array().unwrap().clone()
+}
+
+async fn billed(app: &TestApp) -> i64 {
+    let token = app.token(SUB, Role::Reader);
+    let (status, body) = app
+        .get_json(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/usage?{OWN_API}&from=2000-01-01T00:00:00Z"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["billedImages"].as_i64().unwrap()
+}
+
+/// Polls `probe` until it returns `Some`, failing after `limit`.
+async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_scan(app: &TestApp, filter: &str, status: &str) -> Value {
+    wait_for(
+        &format!("a {status} scan ({filter})"),
+        Duration::from_secs(60),
+        || async {
+            scans(app, filter)
+                .await
+                .into_iter()
+                .find(|s| s["properties"]["status"] == status)
+        },
+    )
+    .await
+}
+
+/// (pulled_at, tags) of the image row with `digest`, if there is one.
+async fn image_state(
+    app: &TestApp,
+    digest: &str,
+) -> Option<(Option<i64>, Vec<String>, String, Option<String>)> {
+    let digest = digest.to_owned();
+    app.db(move |c| {
+        use crowsnest::store::schema::images;
+        use diesel::prelude::*;
+        let row: Option<(String, Option<i64>, String, Option<String>)> = images::table
+            .filter(images::digest.eq(&digest))
+            .select((
+                images::id,
+                images::pulled_at,
+                images::health,
+                images::health_reason,
+            ))
+            .first(c)
+            .optional()?;
+        Ok(match row {
+            Some((id, pulled, health, reason)) => Some((
+                pulled,
+                crowsnest::store::images::tags(c, &id)?,
+                health,
+                reason,
+            )),
+            None => None,
+        })
+    })
+    .await
+}
+
+async fn pushes_are_scanned_listed_billed_once_and_deleted_with_the_image(backend: Backend) {
+    let app = spawn_app(backend).await;
+    import(&app, &gnutls_advisory("TEST-GNUTLS-1")).await;
+    let registry = notifying_registry(&app, "notifying").await;
+
+    let pushed = push_image(&registry, "team/web", Some("v1"), &vulnerable_debian()).await;
+    let listed = wait_for(
+        "the pushed image's findings",
+        Duration::from_secs(30),
+        || async {
+            let f = findings(&app).await;
+            (!f.is_empty()).then_some(f)
+        },
+    )
+    .await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let finding = &listed[0];
+    assert_eq!(finding["properties"]["id"], "TEST-GNUTLS-1");
+    assert_eq!(
+        finding["properties"]["additionalData"]["imageDigest"],
+        pushed.manifest_digest
+    );
+    let all = scans(&app, "").await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["properties"]["trigger"], "Push");
+    assert_eq!(all[0]["properties"]["tag"], "v1");
+    assert_eq!(billed(&app).await, 1);
+
+    // The same digest under a new tag: the tag is recorded, nothing is scanned or billed again.
+    push_image(&registry, "team/web", Some("v2"), &vulnerable_debian()).await;
+    let tags = wait_for("the second tag", Duration::from_secs(30), || async {
+        let (_, tags, _, _) = image_state(&app, &pushed.manifest_digest).await?;
+        (tags.len() == 2).then_some(tags)
+    })
+    .await;
+    assert_eq!(tags, ["v1", "v2"]);
+    assert_eq!(scans(&app, "").await.len(), 1);
+    assert_eq!(billed(&app).await, 1);
+    assert_eq!(findings(&app).await.len(), 1);
+
+    // A pull moves lastPulledAt.
+    let before = image_state(&app, &pushed.manifest_digest).await.unwrap().0;
+    assert_eq!(before, None);
+    registry.client().get_manifest("team/web", "v1").await;
+    wait_for("the pull", Duration::from_secs(30), || async {
+        image_state(&app, &pushed.manifest_digest).await?.0
+    })
+    .await;
+
+    // Delete: the image and its findings leave every listing.
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/v2/team/web/manifests/{}",
+            registry.url(),
+            pushed.manifest_digest
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 202);
+    wait_for("the deletion", Duration::from_secs(30), || async {
+        image_state(&app, &pushed.manifest_digest)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(findings(&app).await.is_empty());
+    // Billing outlives the image.
+    assert_eq!(billed(&app).await, 1);
+}
+
+async fn submissions_are_accepted_polled_and_deduplicated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    import(&app, &gnutls_advisory("TEST-GNUTLS-2")).await;
+    let registry = TestRegistry::start(RegistryAuth::None);
+    connect(&app, "plain", &registry.host()).await;
+    let pushed = push_image(&registry, "team/api", Some("1.0"), &vulnerable_debian()).await;
+    let contributor = app.token(SUB, Role::Contributor);
+    let image = json!({"image": format!("{}/team/api:1.0", registry.host())});
+
+    let (status, headers, first) = post_scan(&app, &contributor, &image, Some("retry-me")).await;
+    assert_eq!(status, 202, "{first}");
+    let name = first["name"].as_str().unwrap().to_owned();
+    let location = headers["location"].to_str().unwrap();
+    assert!(
+        location.ends_with(&format!("/scans/{name}?{OWN_API}")),
+        "{location}"
+    );
+    assert_eq!(headers["azure-asyncoperation"], headers["location"]);
+    assert_eq!(headers["retry-after"], "2");
+    assert_eq!(first["type"], "Microsoft.Security/scans");
+    assert_eq!(first["properties"]["trigger"], "Api");
+    assert_eq!(first["properties"]["repository"], "team/api");
+
+    // A retried POST with the same key returns the first scan.
+    let (status, _, again) = post_scan(&app, &contributor, &image, Some("retry-me")).await;
+    assert_eq!((status, again["name"].as_str()), (202, Some(name.as_str())));
+
+    let reader = app.token(SUB, Role::Reader);
+    let done = wait_for("the submitted scan", Duration::from_secs(60), || async {
+        let (_, scan) = app
+            .get_json(
+                &format!(
+                    "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{name}?{OWN_API}"
+                ),
+                &reader,
+            )
+            .await;
+        (scan["properties"]["status"] == "Succeeded" || scan["properties"]["status"] == "Failed")
+            .then_some(scan)
+    })
+    .await;
+    let p = &done["properties"];
+    assert_eq!(p["status"], "Succeeded", "{done}");
+    assert_eq!(p["attempts"], 1);
+    assert_eq!(p["digest"], pushed.manifest_digest);
+    assert_eq!(p["summary"]["os"], "debian 10");
+    assert_eq!(p["summary"]["packageCount"], 2);
+    assert_eq!(p["summary"]["findings"]["Medium"], 1, "{done}");
+    assert!(p.get("error").is_none());
+    assert_eq!(findings(&app).await.len(), 1);
+
+    // The same key after the scan finished still names the first scan; no key queues a new one.
+    let (_, _, replay) = post_scan(&app, &contributor, &image, Some("retry-me")).await;
+    assert_eq!(replay["name"].as_str(), Some(name.as_str()));
+    let (status, _, second) = post_scan(&app, &contributor, &image, None).await;
+    assert_eq!(status, 202);
+    let second = second["name"].as_str().unwrap().to_owned();
+    assert_ne!(second, name);
+    wait_for("the second scan", Duration::from_secs(60), || async {
+        let (_, scan) = app
+            .get_json(
+                &format!(
+                    "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{second}?{OWN_API}"
+                ),
+                &reader,
+            )
+            .await;
+        (scan["properties"]["status"] == "Succeeded").then_some(())
+    })
+    .await;
+    // The rescan found the same finding: same name, still one.
+    assert_eq!(findings(&app).await.len(), 1);
+
+    // Filters.
+    assert!(!scans(&app, "&trigger=Api").await.is_empty());
+    assert!(scans(&app, "&trigger=Push").await.is_empty());
+    assert!(scans(&app, "&repository=team/other").await.is_empty());
+    assert_eq!(
+        scans(&app, &format!("&digest={}", pushed.manifest_digest))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(scans(&app, "&status=Succeeded").await.len(), 2);
+    let (status, body) = app
+        .get_json(
+            &format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}&status=Done"
+            ),
+            &reader,
+        )
+        .await;
+    assert_cloud_error(status, &body, 400, "InvalidParameter");
+    let (status, body) = app
+        .get_json(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/scans/nope?{OWN_API}"),
+            &reader,
+        )
+        .await;
+    assert_cloud_error(status, &body, 404, "ScanNotFound");
+
+    // The image is billed once, whatever the number of scans.
+    assert_eq!(billed(&app).await, 1);
+
+    // Refusals.
+    let (status, _, body) = post_scan(
+        &app,
+        &contributor,
+        &json!({"image": "127.0.0.1:9/team/api:1.0"}),
+        None,
+    )
+    .await;
+    assert_cloud_error(status, &body, 404, "RegistryNotConnected");
+    let (status, _, body) =
+        post_scan(&app, &contributor, &json!({"image": "Not An Image!"}), None).await;
+    assert_cloud_error(status, &body, 400, "InvalidParameter");
+    let (status, _, body) = post_scan(&app, &contributor, &json!({"picture": "x"}), None).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = post_scan(&app, &reader, &image, None).await;
+    assert_cloud_error(status, &body, 403, "AuthorizationFailed");
+    let (status, _, body) = post_scan(&app, &contributor, &image, Some(&"k".repeat(300))).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+async fn redelivered_events_queue_one_scan_and_a_dead_registry_fails_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Nothing listens on this port: the registry is down.
+    let login_server = format!("127.0.0.1:{}", free_port());
+    let (webhook, secret) = connect(&app, "down", &login_server).await;
+    let envelope = read_shared_fixture("registry-notifications/push-manifest-oci-tagged.json");
+    let event: Value = serde_json::from_slice(&envelope).unwrap();
+    let digest = event["events"][0]["target"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, body) = post_events(&app, &webhook, None, &envelope).await;
+    assert_cloud_error(status, &body, 401, "AuthenticationFailed");
+    let (status, body) = post_events(&app, &webhook, Some("not-the-secret"), &envelope).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        scans(&app, "").await.is_empty(),
+        "a refused notification queues nothing"
+    );
+
+    let (status, body) = post_events(&app, &webhook, Some(&secret), &envelope).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (status, body) = post_events(&app, &webhook, Some(&secret), &envelope).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+    // Blob events and malformed bodies.
+    let blob = read_shared_fixture("registry-notifications/push-blob-layer.json");
+    let (_, body) = post_events(&app, &webhook, Some(&secret), &blob).await;
+    assert_eq!(body["ignored"].as_u64(), Some(1), "{body}");
+    let (status, body) = post_events(&app, &webhook, Some(&secret), b"{\"events\": [").await;
+    assert_cloud_error(status, &body, 400, "InvalidRequestContent");
+
+    let failed = wait_for_scan(&app, "", "Failed").await;
+    let p = &failed["properties"];
+    assert_eq!(p["trigger"], "Push");
+    assert_eq!(p["digest"], digest);
+    assert_eq!(p["attempts"], 3, "retried up to the limit: {failed}");
+    assert_eq!(p["error"]["code"], "RegistryUnavailable", "{failed}");
+    let message = p["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&login_server), "{message}");
+    assert_eq!(
+        scans(&app, "").await.len(),
+        1,
+        "one scan for a redelivered event"
+    );
+    let (_, _, health, reason) = image_state(&app, &digest).await.unwrap();
+    assert_eq!(
+        (health.as_str(), reason.as_deref()),
+        ("NotApplicable", Some("ScanFailed"))
+    );
+    assert_eq!(billed(&app).await, 0);
+}
+
+/// Requests the registry served (its access log), to prove what a re-assessment did not fetch.
+fn served_requests(registry: &TestRegistry) -> usize {
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("http.request.uri="))
+        .count()
+}
+
+async fn advisory_imports_rematch_stored_inventories_without_pulling(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registry = TestRegistry::start(RegistryAuth::None);
+    connect(&app, "quiet", &registry.host()).await;
+    push_image(&registry, "team/db", Some("5"), &vulnerable_debian()).await;
+    let contributor = app.token(SUB, Role::Contributor);
+    let (status, _, _) = post_scan(
+        &app,
+        &contributor,
+        &json!({"image": format!("{}/team/db:5", registry.host())}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let first = wait_for_scan(&app, "", "Succeeded").await;
+    assert_eq!(first["properties"]["summary"]["findings"]["Medium"], 0);
+    assert!(findings(&app).await.is_empty());
+    let served = served_requests(&registry);
+    assert!(served > 0, "the registry's access log is readable");
+
+    let summary = import(&app, &gnutls_advisory("TEST-GNUTLS-3")).await;
+    assert_eq!(summary["imagesQueued"], 1, "{summary}");
+    let rematch = wait_for_scan(&app, "&trigger=AdvisoryUpdate", "Succeeded").await;
+    assert_eq!(
+        rematch["properties"]["summary"]["images"][0]["reusedInventory"],
+        true
+    );
+    let listed = findings(&app).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["properties"]["id"], "TEST-GNUTLS-3");
+    // Give a stray request time to show up in the log, then check there was none.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        served_requests(&registry),
+        served,
+        "the re-assessment pulled nothing"
+    );
+    assert_eq!(billed(&app).await, 1, "re-assessments are not billed");
+
+    // Withdrawing the advisory resolves the finding on the next re-match.
+    let mut withdrawn = gnutls_advisory("TEST-GNUTLS-3");
+    withdrawn["modified"] = json!("2026-11-02T00:00:00Z");
+    withdrawn["withdrawn"] = json!("2026-11-02T00:00:00Z");
+    import(&app, &withdrawn).await;
+    wait_for(
+        "the finding to resolve",
+        Duration::from_secs(30),
+        || async {
+            let listed = findings(&app).await;
+            listed
+                .iter()
+                .all(|f| f["properties"]["status"]["code"] == "Healthy")
+                .then_some(())
+        },
+    )
+    .await;
+}
