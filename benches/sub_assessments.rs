@@ -201,6 +201,7 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
                         last_seen: now,
                         resolved_at: None,
                         fingerprint: String::new(),
+                        severity_rank: 3,
                     }
                 })
                 .collect();

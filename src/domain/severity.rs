@@ -28,6 +28,16 @@ impl Severity {
         }
     }
 
+    /// A sort key: Low 1, Medium 2, High 3, Critical 4.
+    pub fn rank(self) -> i32 {
+        match self {
+            Self::Low => 1,
+            Self::Medium => 2,
+            Self::High => 3,
+            Self::Critical => 4,
+        }
+    }
+
     /// The value of `status.severity` in the 2019-01-01-preview API.
     pub fn azure_2019(self) -> Self {
         match self {

@@ -70,6 +70,7 @@ pub fn rows(
                 last_seen: now,
                 resolved_at: None,
                 fingerprint: String::new(),
+                severity_rank: m.severity.rank(),
             };
             row.fingerprint = fingerprint(&row);
             Some(row)

@@ -40,6 +40,8 @@ pub struct FindingRow {
     pub resolved_at: Option<i64>,
     /// A hash of the assessed content (see `jobs::findings`).
     pub fingerprint: String,
+    /// Low 1, Medium 2, High 3, Critical 4: the severity as a sort key.
+    pub severity_rank: i32,
 }
 
 /// Which findings a list reaches. Registries are named by their row id.

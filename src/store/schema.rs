@@ -85,6 +85,22 @@ diesel::table! {
         last_seen -> BigInt,
         resolved_at -> Nullable<BigInt>,
         fingerprint -> Text,
+        severity_rank -> Integer,
+    }
+}
+
+diesel::table! {
+    running_images (subscription_id, cluster, namespace, pod, container) {
+        subscription_id -> Text,
+        cluster -> Text,
+        namespace -> Text,
+        pod -> Text,
+        container -> Text,
+        image -> Text,
+        registry -> Nullable<Text>,
+        repository -> Nullable<Text>,
+        digest -> Nullable<Text>,
+        reported_at -> BigInt,
     }
 }
 
@@ -137,6 +153,7 @@ diesel::joinable!(images -> registries (registry_id));
 diesel::joinable!(findings -> images (image_id));
 diesel::allow_tables_to_appear_in_same_query!(
     registries,
+    running_images,
     scans,
     registry_events,
     billing_records,

@@ -625,5 +625,6 @@ pub fn finding_row(
         last_seen: now,
         resolved_at: None,
         fingerprint: String::new(),
+        severity_rank: 3,
     }
 }
