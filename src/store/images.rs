@@ -48,6 +48,14 @@ pub fn find_by_digest(
         .optional()
 }
 
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ImageRow>> {
+    images::table
+        .find(id)
+        .select(ImageRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 pub fn insert(conn: &mut AnyConnection, row: &ImageRow) -> QueryResult<()> {
     diesel::insert_into(images::table)
         .values(row)
@@ -295,6 +303,142 @@ pub fn index_assessed(
         .filter(images::registry_id.eq(registry_id))
         .filter(images::repository.eq(repository))
         .filter(images::index_digest.eq(digest))
+        .filter(images::scanned_at.is_not_null())
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| n > 0)
+}
+
+type Condition = Box<
+    dyn BoxableExpression<images::table, super::MultiBackend, SqlType = diesel::sql_types::Bool>,
+>;
+
+/// The images a scope reaches (resource groups through their registries), as a condition.
+fn in_scope(scope: &super::findings::FindingScope) -> Condition {
+    use super::findings::FindingScope;
+    use super::schema::registries;
+    match scope.clone() {
+        FindingScope::Subscription(sub) => Box::new(images::subscription_id.eq(sub)),
+        FindingScope::ResourceGroup(sub, rg) => Box::new(
+            images::registry_id.eq_any(
+                registries::table
+                    .filter(registries::subscription_id.eq(sub))
+                    .filter(registries::resource_group.eq(rg))
+                    .select(registries::id),
+            ),
+        ),
+        FindingScope::Registry(registry_id) => Box::new(images::registry_id.eq(registry_id)),
+    }
+}
+
+/// One page of a scope's images in id order, after `after`.
+pub fn list(
+    conn: &mut AnyConnection,
+    scope: &super::findings::FindingScope,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ImageRow>> {
+    let mut query = images::table
+        .filter(in_scope(scope))
+        .into_boxed()
+        .select(ImageRow::as_select())
+        .order(images::id.asc())
+        .limit(limit);
+    if let Some(after) = after {
+        query = query.filter(images::id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// The scope's images with this manifest (or index) digest, in every repository that holds it.
+pub fn with_digest(
+    conn: &mut AnyConnection,
+    scope: &super::findings::FindingScope,
+    digest: &str,
+) -> QueryResult<Vec<ImageRow>> {
+    images::table
+        .filter(in_scope(scope))
+        .filter(
+            images::digest
+                .eq(digest)
+                .or(images::index_digest.eq(digest)),
+        )
+        .select(ImageRow::as_select())
+        .order(images::id.asc())
+        .limit(1000)
+        .load(conn)
+}
+
+/// Images per health code in a scope.
+pub fn health_counts(
+    conn: &mut AnyConnection,
+    scope: &super::findings::FindingScope,
+) -> QueryResult<Vec<(String, i64)>> {
+    images::table
+        .filter(in_scope(scope))
+        .group_by(images::health)
+        .select((images::health, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// Active findings of these images, counted per (image, severity, patchable).
+pub fn finding_counts(
+    conn: &mut AnyConnection,
+    image_ids: &[String],
+) -> QueryResult<Vec<(String, String, bool, i64)>> {
+    use super::schema::findings;
+    let mut out = Vec::new();
+    for chunk in image_ids.chunks(500) {
+        out.extend(
+            findings::table
+                .filter(findings::image_id.eq_any(chunk))
+                .filter(findings::resolved_at.is_null())
+                .group_by((findings::image_id, findings::severity, findings::patchable))
+                .select((
+                    findings::image_id,
+                    findings::severity,
+                    findings::patchable,
+                    diesel::dsl::count_star(),
+                ))
+                .load::<(String, String, bool, i64)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Tags of these images, as (image id, tag).
+pub fn tags_of(
+    conn: &mut AnyConnection,
+    image_ids: &[String],
+) -> QueryResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for chunk in image_ids.chunks(500) {
+        out.extend(
+            image_tags::table
+                .filter(image_tags::image_id.eq_any(chunk))
+                .select((image_tags::image_id, image_tags::tag))
+                .order((image_tags::image_id.asc(), image_tags::tag.asc()))
+                .load::<(String, String)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Whether an image with this digest (or index digest) was assessed in the registry.
+pub fn assessed(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    digest: &str,
+) -> QueryResult<bool> {
+    images::table
+        .filter(images::registry_id.eq(registry_id))
+        .filter(images::repository.eq(repository))
+        .filter(
+            images::digest
+                .eq(digest)
+                .or(images::index_digest.eq(digest)),
+        )
         .filter(images::scanned_at.is_not_null())
         .count()
         .get_result::<i64>(conn)

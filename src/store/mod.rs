@@ -19,8 +19,10 @@ pub mod images;
 pub mod inventories;
 pub mod registries;
 pub mod registry_events;
+pub mod running_images;
 pub mod scans;
 pub mod schema;
+pub mod summary;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -184,22 +186,36 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, StoreError> {
 }
 
 /// Applies the embedded migrations of the pool's backend; returns the names of those applied now.
+/// Key of the PostgreSQL advisory lock held while migrating ("crowsnest" in ASCII, shortened).
+const MIGRATION_LOCK: i64 = 0x63726f77736e6573;
+
 pub fn migrate(pool: &Pool) -> Result<Vec<String>, StoreError> {
     let mut conn = pool
         .get()
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let owned = |r: diesel::migration::Result<Vec<diesel::migration::MigrationVersion<'_>>>| {
+        r.map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())
+    };
     let (target, applied) = match &mut *conn {
         AnyConnection::Postgresql(c) => {
-            ("PostgreSQL", c.run_pending_migrations(POSTGRES_MIGRATIONS))
+            // Replicas starting together on a new database would race to create the same tables:
+            // one migrates while the others wait, then find nothing left to do.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .map_err(|e| StoreError::Migration {
+                    target: "PostgreSQL".to_owned(),
+                    reason: format!("cannot take the migration lock: {e}"),
+                })?;
+            let applied = owned(c.run_pending_migrations(POSTGRES_MIGRATIONS));
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+            ("PostgreSQL", applied)
         }
-        AnyConnection::Sqlite(c) => ("SQLite", c.run_pending_migrations(SQLITE_MIGRATIONS)),
+        AnyConnection::Sqlite(c) => ("SQLite", owned(c.run_pending_migrations(SQLITE_MIGRATIONS))),
     };
-    applied
-        .map(|versions| versions.iter().map(ToString::to_string).collect())
-        .map_err(|e| StoreError::Migration {
-            target: target.to_owned(),
-            reason: e.to_string(),
-        })
+    applied.map_err(|reason| StoreError::Migration {
+        target: target.to_owned(),
+        reason,
+    })
 }
 
 /// Runs blocking database work on tokio's blocking pool, never on the async executor.

@@ -1,0 +1,103 @@
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{images, running_images};
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = running_images)]
+pub struct RunningImageRow {
+    pub subscription_id: String,
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub image: String,
+    pub registry: Option<String>,
+    pub repository: Option<String>,
+    pub digest: Option<String>,
+    pub reported_at: i64,
+}
+
+/// Makes `rows` the cluster's whole report (the previous one is dropped).
+pub fn replace(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    cluster: &str,
+    rows: &[RunningImageRow],
+) -> QueryResult<()> {
+    diesel::delete(
+        running_images::table
+            .filter(running_images::subscription_id.eq(subscription))
+            .filter(running_images::cluster.eq(cluster)),
+    )
+    .execute(conn)?;
+    for chunk in rows.chunks(200) {
+        on_each_backend!(conn, c => diesel::insert_into(running_images::table).values(chunk).execute(c))?;
+    }
+    Ok(())
+}
+
+/// Every container a subscription's clusters run.
+pub fn all(conn: &mut AnyConnection, subscription: &str) -> QueryResult<Vec<RunningImageRow>> {
+    running_images::table
+        .filter(running_images::subscription_id.eq(subscription))
+        .select(RunningImageRow::as_select())
+        .load(conn)
+}
+
+/// The containers running any of these digests.
+pub fn running(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    digests: &[String],
+) -> QueryResult<Vec<RunningImageRow>> {
+    let mut out = Vec::new();
+    for chunk in digests.chunks(500) {
+        out.extend(
+            running_images::table
+                .filter(running_images::subscription_id.eq(subscription))
+                .filter(running_images::digest.eq_any(chunk))
+                .select(RunningImageRow::as_select())
+                .order((
+                    running_images::cluster.asc(),
+                    running_images::namespace.asc(),
+                    running_images::pod.asc(),
+                    running_images::container.asc(),
+                ))
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Sets `images.running` for a subscription: true exactly for the images some cluster runs,
+/// given as (registry row id, repository, digest) where the digest may be an index's.
+pub fn mark_running(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    running: &[(String, String, String)],
+) -> QueryResult<usize> {
+    diesel::update(
+        images::table
+            .filter(images::subscription_id.eq(subscription))
+            .filter(images::running.eq(true)),
+    )
+    .set(images::running.eq(false))
+    .execute(conn)?;
+    let mut marked = 0;
+    for (registry_id, repository, digest) in running {
+        marked += diesel::update(
+            images::table
+                .filter(images::registry_id.eq(registry_id))
+                .filter(images::repository.eq(repository))
+                .filter(
+                    images::digest
+                        .eq(digest)
+                        .or(images::index_digest.eq(digest)),
+                ),
+        )
+        .set(images::running.eq(true))
+        .execute(conn)?;
+    }
+    Ok(marked)
+}
