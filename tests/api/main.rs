@@ -13,6 +13,7 @@ mod errors;
 mod openapi;
 mod operations;
 mod pipeline;
+mod queue_processes;
 mod registries;
 mod registry_client;
 mod registry_harness;
