@@ -15,6 +15,9 @@ pub struct ApiVersionQuery {
     pub api_version: Option<String>,
 }
 
+/// The Azure Assessments API (the registry-level assessment).
+pub const ASSESSMENTS: &str = "2021-06-01";
+
 /// The Azure Sub-Assessments API.
 pub const SUB_ASSESSMENTS: &str = "2019-01-01-preview";
 /// Crowsnest's own resources.

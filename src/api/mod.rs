@@ -2,11 +2,14 @@
 
 pub mod advisories;
 pub mod api_version;
+pub mod assessments;
 pub mod auth;
+pub mod images;
 pub mod operations;
 pub mod paging;
 pub mod registries;
 pub mod registry_events;
+pub mod running_images;
 pub mod scans;
 pub mod sub_assessments;
 pub mod usage;
@@ -81,6 +84,12 @@ pub async fn resolve_scope(
         scans::get,
         scans::list,
         usage::list,
+        images::list,
+        images::get,
+        assessments::list,
+        assessments::get,
+        assessments::summary,
+        running_images::report,
         advisories::import,
         advisories::get,
         advisories::status,
@@ -92,6 +101,8 @@ pub async fn resolve_scope(
     tags(
         (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview)"),
         (name = "Registries", description = "Connected registries (api-version 2026-11-01)"),
+        (name = "Images", description = "Per-image health, running images and the vulnerability summary (api-version 2026-11-01)"),
+        (name = "Assessments", description = "The registry-level assessment, as Azure's Assessments API (api-version 2021-06-01)"),
         (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
@@ -180,6 +191,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/providers/Microsoft.Security/advisories:status").route(web::get().to(advisories::status)))
         .service(resource("/providers/Microsoft.Security/advisories/{id}").route(web::get().to(advisories::get)))
+        .service(
+            resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/clusters/{cluster}/runningImages")
+                .app_data(web::PayloadConfig::new(running_images::MAX_REPORT))
+                .route(web::put().to(running_images::report)),
+        )
+        .service(resource(&format!("{SCOPE}/images")).route(web::get().to(images::list)))
+        .service(resource(&format!("{SCOPE}/images/{{digest}}")).route(web::get().to(images::get)))
+        .service(resource(&format!("{SCOPE}/vulnerabilitySummary")).route(web::get().to(assessments::summary)))
+        .service(resource(&format!("{SCOPE}/assessments")).route(web::get().to(assessments::list)))
+        .service(resource(&format!("{SCOPE}/assessments/{{assessmentName}}")).route(web::get().to(assessments::get)))
         .service(resource(&format!("{SCOPE}/subAssessments")).route(web::get().to(sub_assessments::list_all)))
         .service(
             resource(&format!("{SCOPE}/assessments/{{assessmentName}}/subAssessments"))

@@ -586,6 +586,20 @@ fn store_assessment(
             running: false,
             created_at: now,
         };
+        // A new row for an image a cluster already reported (a Runtime scan) starts out running.
+        let digests: Vec<String> = std::iter::once(digest.clone())
+            .chain(template.index_digest.clone())
+            .collect();
+        let template = ImageRow {
+            running: store::running_images::runs(
+                c,
+                &registry.subscription_id,
+                &registry.login_server,
+                &scan.repository,
+                &digests,
+            )?,
+            ..template
+        };
         let image = store::images::ensure(c, &template, None)?;
         let rows = findings::rows(&registry, &image, &scanned.report.matches, now);
         store::findings::merge(c, &image.id, &rows, now)?;

@@ -101,3 +101,21 @@ pub fn mark_running(
     }
     Ok(marked)
 }
+
+/// Whether some cluster of the subscription runs `repository` at one of `digests` from `registry`.
+pub fn runs(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    registry: &str,
+    repository: &str,
+    digests: &[String],
+) -> QueryResult<bool> {
+    running_images::table
+        .filter(running_images::subscription_id.eq(subscription))
+        .filter(running_images::registry.eq(registry))
+        .filter(running_images::repository.eq(repository))
+        .filter(running_images::digest.eq_any(digests))
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| n > 0)
+}

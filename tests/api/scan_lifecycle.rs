@@ -20,18 +20,18 @@ backend_tests!(
     advisory_imports_rematch_stored_inventories_without_pulling,
 );
 
-const SUB: &str = "sub-life";
-const OWN_API: &str = "api-version=2026-11-01";
+pub(crate) const SUB: &str = "sub-life";
+pub(crate) const OWN_API: &str = "api-version=2026-11-01";
 const EVENTS_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
 
-fn registry_path(name: &str) -> String {
+pub(crate) fn registry_path(name: &str) -> String {
     format!(
         "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}?{OWN_API}"
     )
 }
 
 /// Connects a registry; returns the webhook URL and secret.
-async fn connect(app: &TestApp, name: &str, login_server: &str) -> (String, String) {
+pub(crate) async fn connect(app: &TestApp, name: &str, login_server: &str) -> (String, String) {
     let admin = app.token(SUB, Role::Contributor);
     let (status, body) = app
         .put_json(
@@ -79,7 +79,7 @@ async fn notifying_registry(app: &TestApp, name: &str) -> TestRegistry {
 }
 
 /// An advisory for the gnutls28 source package of [`vulnerable_debian`] (3.6.7-4+deb10u2).
-fn gnutls_advisory(id: &str) -> Value {
+pub(crate) fn gnutls_advisory(id: &str) -> Value {
     json!({
         "schema_version": "1.6.0",
         "id": id,
@@ -92,7 +92,7 @@ fn gnutls_advisory(id: &str) -> Value {
     })
 }
 
-async fn import(app: &TestApp, record: &Value) -> Value {
+pub(crate) async fn import(app: &TestApp, record: &Value) -> Value {
     let response = app
         .client
         .post(app.url(&format!(
@@ -108,7 +108,7 @@ async fn import(app: &TestApp, record: &Value) -> Value {
     body
 }
 
-async fn post_scan(
+pub(crate) async fn post_scan(
     app: &TestApp,
     token: &str,
     body: &Value,
@@ -130,7 +130,7 @@ async fn post_scan(
     (status, headers, body)
 }
 
-async fn post_events(
+pub(crate) async fn post_events(
     app: &TestApp,
     webhook: &str,
     secret: Option<&str>,
@@ -153,7 +153,7 @@ async fn post_events(
     (status, body)
 }
 
-async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
+pub(crate) async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
     let token = app.token(SUB, Role::Reader);
     let (status, body) = app
         .get_json(
@@ -165,7 +165,7 @@ async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
     body["value"].as_array().unwrap().clone()
 }
 
-async fn findings(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn findings(app: &TestApp) -> Vec<Value> {
     let token = app.token(SUB, Role::Reader);
     let (status, body) = app
         .get_json(
@@ -190,7 +190,7 @@ async fn billed(app: &TestApp) -> i64 {
 }
 
 /// Polls `probe` until it returns `Some`, failing after `limit`.
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -208,7 +208,7 @@ where
     }
 }
 
-async fn wait_for_scan(app: &TestApp, filter: &str, status: &str) -> Value {
+pub(crate) async fn wait_for_scan(app: &TestApp, filter: &str, status: &str) -> Value {
     wait_for(
         &format!("a {status} scan ({filter})"),
         Duration::from_secs(60),

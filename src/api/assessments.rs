@@ -1,0 +1,419 @@
+//! The registry-level assessment in Azure's Assessments shape (api-version 2021-06-01), and
+//! Crowsnest's vulnerability summary of a scope.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{HttpRequest, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::api_version::{self, ApiVersionQuery};
+use super::paging::{ListQuery, paginate};
+use super::{AppState, resolve_scope};
+use crate::api::auth::Caller;
+use crate::domain::{
+    CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, RegistryId, Role, Scope, Severity,
+};
+use crate::error::{ApiError, CloudError};
+use crate::store::findings::FindingScope;
+use crate::store::registries::RegistryRow;
+use crate::store::{self, AnyConnection};
+
+pub const ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments";
+const DISPLAY_NAME: &str = "Container registry images should have vulnerability findings resolved";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityAssessment {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub properties: SecurityAssessmentProperties,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityAssessmentProperties {
+    pub resource_details: AzureResourceDetails,
+    pub display_name: String,
+    pub status: AssessmentStatus,
+    /// Counts as strings (Azure's `additionalData` is a string map).
+    pub additional_data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AzureResourceDetails {
+    /// Always `Azure`.
+    pub source: String,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssessmentStatus {
+    pub code: HealthCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityAssessmentList {
+    pub value: Vec<SecurityAssessment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AssessmentScopePath {
+    /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
+    pub scope: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AssessmentPath {
+    /// A registry resource id.
+    pub scope: String,
+    #[serde(rename = "assessmentName")]
+    #[param(rename = "assessmentName")]
+    pub assessment_name: String,
+}
+
+/// Images per health, findings per severity.
+#[derive(Debug, Default)]
+struct Tally {
+    images: BTreeMap<String, i64>,
+    findings: BTreeMap<String, i64>,
+    patchable: i64,
+}
+
+impl Tally {
+    fn load(c: &mut AnyConnection, scope: &FindingScope) -> diesel::QueryResult<Self> {
+        let mut tally = Tally::default();
+        for (health, n) in store::images::health_counts(c, scope)? {
+            *tally.images.entry(health).or_default() += n;
+        }
+        for (severity, patchable, n) in store::summary::severity_counts(c, scope)? {
+            *tally.findings.entry(severity).or_default() += n;
+            if patchable {
+                tally.patchable += n;
+            }
+        }
+        Ok(tally)
+    }
+
+    fn images(&self, code: HealthCode) -> i64 {
+        self.images.get(code.as_str()).copied().unwrap_or(0)
+    }
+
+    fn findings(&self) -> i64 {
+        self.findings.values().sum()
+    }
+
+    fn severity(&self, s: Severity) -> i64 {
+        self.findings.get(s.as_str()).copied().unwrap_or(0)
+    }
+}
+
+fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
+    let registry_id = RegistryId::format(
+        &registry.subscription_id,
+        &registry.resource_group,
+        &registry.name,
+    );
+    let unhealthy = tally.images(HealthCode::Unhealthy);
+    let healthy = tally.images(HealthCode::Healthy);
+    let not_applicable = tally.images(HealthCode::NotApplicable);
+    let total = unhealthy + healthy + not_applicable;
+    let status = if unhealthy > 0 {
+        AssessmentStatus {
+            code: HealthCode::Unhealthy,
+            cause: None,
+            description: format!(
+                "{unhealthy} of {total} images have {} active vulnerability findings ({} Critical, {} High, {} Medium, {} Low; {} patchable).",
+                tally.findings(),
+                tally.severity(Severity::Critical),
+                tally.severity(Severity::High),
+                tally.severity(Severity::Medium),
+                tally.severity(Severity::Low),
+                tally.patchable
+            ),
+        }
+    } else if healthy > 0 {
+        AssessmentStatus {
+            code: HealthCode::Healthy,
+            cause: None,
+            description: format!(
+                "None of the {healthy} assessed images has an active vulnerability finding."
+            ),
+        }
+    } else {
+        AssessmentStatus {
+            code: HealthCode::NotApplicable,
+            cause: Some("NotScanned".to_owned()),
+            description: if total == 0 {
+                "No image of this registry is known yet.".to_owned()
+            } else {
+                format!("None of the {total} images could be assessed yet.")
+            },
+        }
+    };
+    let mut additional_data = BTreeMap::new();
+    for (key, n) in [
+        ("images", total),
+        ("unhealthyImages", unhealthy),
+        ("healthyImages", healthy),
+        ("notApplicableImages", not_applicable),
+        ("findings", tally.findings()),
+        ("criticalFindings", tally.severity(Severity::Critical)),
+        ("highFindings", tally.severity(Severity::High)),
+        ("mediumFindings", tally.severity(Severity::Medium)),
+        ("lowFindings", tally.severity(Severity::Low)),
+        ("patchableFindings", tally.patchable),
+    ] {
+        additional_data.insert(key.to_owned(), n.to_string());
+    }
+    SecurityAssessment {
+        id: format!(
+            "{registry_id}/providers/Microsoft.Security/assessments/{CONTAINER_REGISTRY_ASSESSMENT_KEY}"
+        ),
+        name: CONTAINER_REGISTRY_ASSESSMENT_KEY.to_owned(),
+        resource_type: ASSESSMENT_TYPE.to_owned(),
+        properties: SecurityAssessmentProperties {
+            resource_details: AzureResourceDetails {
+                source: "Azure".to_owned(),
+                id: registry_id,
+            },
+            display_name: DISPLAY_NAME.to_owned(),
+            status,
+            additional_data,
+        },
+    }
+}
+
+/// The registry's assessment: Unhealthy when any image has active findings, Healthy when
+/// assessed images have none, NotApplicable before anything was assessed.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}",
+    operation_id = "Assessments_Get",
+    tag = "Assessments",
+    params(AssessmentPath, ApiVersionQuery),
+    responses(
+        (status = 200, description = "The assessment", body = SecurityAssessment),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<AssessmentPath>,
+    query: web::Query<ApiVersionQuery>,
+) -> Result<web::Json<SecurityAssessment>, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
+    if !path
+        .assessment_name
+        .eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY)
+    {
+        return Err(ApiError::not_found(
+            "AssessmentNotFound",
+            format!(
+                "Crowsnest provides only the assessment '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'."
+            ),
+        ));
+    }
+    let Ok(Scope::Registry(_)) = Scope::parse(&path.scope) else {
+        // Subscriptions and resource groups are valid scopes elsewhere; this assessment is a registry's.
+        resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
+        return Err(ApiError::not_found(
+            "AssessmentNotFound",
+            "The container registry assessment exists on registries; use a registry resource id as the scope.",
+        ));
+    };
+    let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
+    let FindingScope::Registry(row_id) = scope.clone() else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "a registry scope resolved to another scope"
+        )));
+    };
+    let (registry, tally) = store::run(&state.pool, move |c| {
+        let registry = store::registries::find_by_row_id(c, &row_id)?
+            .ok_or(diesel::result::Error::NotFound)?;
+        Ok((registry, Tally::load(c, &scope)?))
+    })
+    .await?;
+    Ok(web::Json(assessment(&registry, &tally)))
+}
+
+/// The assessments under a scope: one per connected registry.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/assessments",
+    operation_id = "Assessments_List",
+    tag = "Assessments",
+    params(AssessmentScopePath, ListQuery),
+    responses(
+        (status = 200, description = "One page of assessments", body = SecurityAssessmentList),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<AssessmentScopePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<SecurityAssessmentList>, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
+    let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
+    let page = query.page(2)?;
+    let top = page.top;
+    let rows = store::run(&state.pool, move |c| {
+        let registries = match &scope {
+            FindingScope::Registry(id) => store::registries::find_by_row_id(c, id)?
+                .into_iter()
+                .collect(),
+            FindingScope::Subscription(sub) => {
+                let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
+                store::registries::list(c, sub, None, after, top + 1)?
+            }
+            FindingScope::ResourceGroup(sub, rg) => {
+                let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
+                store::registries::list(c, sub, Some(rg), after, top + 1)?
+            }
+        };
+        let mut out = Vec::with_capacity(registries.len());
+        for registry in registries {
+            let tally = Tally::load(c, &FindingScope::Registry(registry.id.clone()))?;
+            out.push((registry, tally));
+        }
+        Ok(out)
+    })
+    .await?;
+    let page = paginate(
+        rows,
+        top,
+        |(r, _)| vec![r.resource_group.clone(), r.name.clone()],
+        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
+        |(r, tally)| assessment(&r, &tally),
+    );
+    Ok(web::Json(SecurityAssessmentList {
+        value: page.value,
+        next_link: page.next_link,
+    }))
+}
+
+/// A scope's vulnerability picture at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerabilitySummary {
+    /// Images per health code (`Healthy`, `Unhealthy`, `NotApplicable`).
+    pub images_by_health: BTreeMap<String, i64>,
+    /// Active findings per severity (`Critical`, `High`, `Medium`, `Low`).
+    pub findings_by_severity: BTreeMap<String, i64>,
+    pub patchable_findings: i64,
+    /// The advisories affecting the most images.
+    pub top_advisories: Vec<TopAdvisory>,
+    /// The images with the most active findings.
+    pub top_images: Vec<TopImage>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopAdvisory {
+    pub id: String,
+    pub affected_images: i64,
+    pub highest_severity: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopImage {
+    pub registry_id: String,
+    pub repository: String,
+    pub digest: String,
+    pub findings: i64,
+    pub highest_severity: Option<String>,
+}
+
+const TOP: i64 = 10;
+
+fn severity_of_rank(rank: Option<i32>) -> Option<String> {
+    Severity::ALL
+        .into_iter()
+        .find(|s| Some(s.rank()) == rank)
+        .map(|s| s.as_str().to_owned())
+}
+
+/// Images by health, findings by severity, and the top advisories and images of a scope.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/vulnerabilitySummary",
+    operation_id = "VulnerabilitySummary_Get",
+    tag = "Images",
+    params(AssessmentScopePath, ApiVersionQuery),
+    responses(
+        (status = 200, description = "The summary", body = VulnerabilitySummary),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<AssessmentScopePath>,
+    query: web::Query<ApiVersionQuery>,
+) -> Result<web::Json<VulnerabilitySummary>, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
+    let summary = store::run(&state.pool, move |c| {
+        let tally = Tally::load(c, &scope)?;
+        let advisories = store::summary::top_advisories(c, &scope, TOP)?;
+        let images = store::summary::top_images(c, &scope, TOP)?;
+        let mut registries: HashMap<String, String> = HashMap::new();
+        let mut top_images = Vec::with_capacity(images.len());
+        for (image_id, findings, rank) in images {
+            let Some(image) = store::images::find(c, &image_id)? else {
+                continue;
+            };
+            if !registries.contains_key(&image.registry_id)
+                && let Some(r) = store::registries::find_by_row_id(c, &image.registry_id)?
+            {
+                registries.insert(
+                    image.registry_id.clone(),
+                    RegistryId::format(&r.subscription_id, &r.resource_group, &r.name),
+                );
+            }
+            top_images.push(TopImage {
+                registry_id: registries
+                    .get(&image.registry_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                repository: image.repository,
+                digest: image.digest,
+                findings,
+                highest_severity: severity_of_rank(rank),
+            });
+        }
+        Ok(VulnerabilitySummary {
+            images_by_health: tally.images.clone(),
+            findings_by_severity: tally.findings.clone(),
+            patchable_findings: tally.patchable,
+            top_advisories: advisories
+                .into_iter()
+                .map(|(id, affected_images, rank)| TopAdvisory {
+                    id,
+                    affected_images,
+                    highest_severity: severity_of_rank(rank),
+                })
+                .collect(),
+            top_images,
+        })
+    })
+    .await?;
+    Ok(web::Json(summary))
+}

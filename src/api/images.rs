@@ -1,0 +1,373 @@
+//! Per-image health: what a portal lists and what a CI gate asks before deploying a digest.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::api_version::{self, ApiVersionQuery};
+use super::paging::{ListQuery, paginate};
+use super::{AppState, resolve_scope};
+use crate::api::auth::Caller;
+use crate::domain::{Digest, HealthCode, RegistryId, Role, Severity, Timestamp, health_cause};
+use crate::error::{ApiError, CloudError};
+use crate::store::images::ImageRow;
+use crate::store::registries::RegistryRow;
+use crate::store::running_images::RunningImageRow;
+use crate::store::{self, AnyConnection};
+
+pub const IMAGE_TYPE: &str = "Microsoft.Security/images";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Image {
+    /// `{registryId}/repositories/{repository}/images/{digest}`, as sub-assessments' `resourceDetails.id`.
+    pub id: String,
+    /// The manifest digest.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub properties: ImageProperties,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageProperties {
+    pub registry_id: String,
+    pub login_server: String,
+    pub repository: String,
+    pub digest: String,
+    /// The index (manifest list) this image is a platform of, when it was pushed as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<String>,
+    pub tags: Vec<String>,
+    /// `os/arch[/variant]`, once scanned.
+    pub platform: Option<String>,
+    /// `debian 12`, `alpine 3.19`, …, once scanned.
+    pub os: Option<String>,
+    pub health: ImageHealth,
+    /// Active (unresolved) findings.
+    pub findings: FindingCounts,
+    pub last_pushed_at: Option<String>,
+    pub last_pulled_at: Option<String>,
+    pub last_scanned_at: Option<String>,
+    /// Some cluster reported the image running.
+    pub running: bool,
+    /// Where it runs (the latest report of each cluster).
+    pub running_in: Vec<RunningContainer>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageHealth {
+    pub code: HealthCode,
+    /// Why an image is NotApplicable: `NotScanned`, `ScanFailed` or `UnsupportedOs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    pub description: String,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingCounts {
+    pub total: i64,
+    #[serde(rename = "Critical")]
+    pub critical: i64,
+    #[serde(rename = "High")]
+    pub high: i64,
+    #[serde(rename = "Medium")]
+    pub medium: i64,
+    #[serde(rename = "Low")]
+    pub low: i64,
+    /// Findings with a fixed version available.
+    pub patchable: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunningContainer {
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageList {
+    pub value: Vec<Image>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ImageScopePath {
+    /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
+    pub scope: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ImagePath {
+    /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
+    pub scope: String,
+    /// A manifest or index digest, `sha256:…`.
+    pub digest: String,
+}
+
+/// Everything a page of images needs besides the rows, read in a few queries.
+struct Context {
+    registries: HashMap<String, RegistryRow>,
+    counts: HashMap<String, FindingCounts>,
+    tags: HashMap<String, Vec<String>>,
+    running: Vec<RunningImageRow>,
+}
+
+fn load_context(c: &mut AnyConnection, rows: &[ImageRow]) -> diesel::QueryResult<Context> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut registries = HashMap::new();
+    for row in rows {
+        if !registries.contains_key(&row.registry_id)
+            && let Some(r) = store::registries::find_by_row_id(c, &row.registry_id)?
+        {
+            registries.insert(row.registry_id.clone(), r);
+        }
+    }
+    let mut counts: HashMap<String, FindingCounts> = HashMap::new();
+    for (image_id, severity, patchable, n) in store::images::finding_counts(c, &ids)? {
+        let entry = counts.entry(image_id).or_default();
+        entry.total += n;
+        if patchable {
+            entry.patchable += n;
+        }
+        match Severity::parse(&severity) {
+            Some(Severity::Critical) => entry.critical += n,
+            Some(Severity::High) => entry.high += n,
+            Some(Severity::Medium) => entry.medium += n,
+            Some(Severity::Low) | None => entry.low += n,
+        }
+    }
+    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    for (image_id, tag) in store::images::tags_of(c, &ids)? {
+        tags.entry(image_id).or_default().push(tag);
+    }
+    let mut running = Vec::new();
+    let mut by_subscription: HashMap<&str, Vec<String>> = HashMap::new();
+    for row in rows.iter().filter(|r| r.running) {
+        let digests = by_subscription.entry(&row.subscription_id).or_default();
+        digests.push(row.digest.clone());
+        digests.extend(row.index_digest.clone());
+    }
+    for (subscription, digests) in by_subscription {
+        running.extend(store::running_images::running(c, subscription, &digests)?);
+    }
+    Ok(Context {
+        registries,
+        counts,
+        tags,
+        running,
+    })
+}
+
+/// The image's health as a CI gate reads it: Unhealthy with what to fix, Healthy, or
+/// NotApplicable with the cause.
+fn health(row: &ImageRow, counts: &FindingCounts) -> ImageHealth {
+    if counts.total > 0 {
+        return ImageHealth {
+            code: HealthCode::Unhealthy,
+            cause: None,
+            description: format!(
+                "{} active vulnerability finding(s): {} Critical, {} High, {} Medium, {} Low; {} can be fixed by upgrading.",
+                counts.total,
+                counts.critical,
+                counts.high,
+                counts.medium,
+                counts.low,
+                counts.patchable
+            ),
+        };
+    }
+    let cause = row.health_reason.clone();
+    match (row.health.as_str(), cause.as_deref()) {
+        ("Healthy", _) | ("Unhealthy", _) => ImageHealth {
+            code: HealthCode::Healthy,
+            cause: None,
+            description: "No active vulnerability findings.".to_owned(),
+        },
+        (_, Some(health_cause::SCAN_FAILED)) => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause,
+            description: "The image could not be scanned; the scan's error says why.".to_owned(),
+        },
+        (_, Some(health_cause::UNSUPPORTED_OS)) => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause,
+            description: format!(
+                "No advisory source covers this image's OS ({}).",
+                row.os.as_deref().unwrap_or("unknown")
+            ),
+        },
+        _ => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause: Some(health_cause::NOT_SCANNED.to_owned()),
+            description: "The image has not been scanned yet.".to_owned(),
+        },
+    }
+}
+
+fn render(row: ImageRow, context: &mut Context) -> Image {
+    let (registry_id, login_server) = context.registries.get(&row.registry_id).map_or_else(
+        || (String::new(), String::new()),
+        |r| {
+            (
+                RegistryId::format(&r.subscription_id, &r.resource_group, &r.name),
+                r.login_server.clone(),
+            )
+        },
+    );
+    let counts = context.counts.remove(&row.id).unwrap_or_default();
+    let time = |t: Option<i64>| t.map(|t| Timestamp::from_micros(t).rfc3339());
+    let running_in = if row.running {
+        context
+            .running
+            .iter()
+            .filter(|r| {
+                r.subscription_id == row.subscription_id
+                    && r.digest
+                        .as_deref()
+                        .is_some_and(|d| d == row.digest || Some(d) == row.index_digest.as_deref())
+            })
+            .map(|r| RunningContainer {
+                cluster: r.cluster.clone(),
+                namespace: r.namespace.clone(),
+                pod: r.pod.clone(),
+                container: r.container.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Image {
+        id: format!(
+            "{registry_id}/repositories/{}/images/{}",
+            row.repository, row.digest
+        ),
+        name: row.digest.clone(),
+        resource_type: IMAGE_TYPE.to_owned(),
+        properties: ImageProperties {
+            health: health(&row, &counts),
+            registry_id,
+            login_server,
+            tags: context.tags.remove(&row.id).unwrap_or_default(),
+            repository: row.repository,
+            digest: row.digest,
+            index_digest: row.index_digest,
+            platform: row.platform,
+            os: row.os,
+            findings: counts,
+            last_pushed_at: time(row.pushed_at),
+            last_pulled_at: time(row.pulled_at),
+            last_scanned_at: time(row.scanned_at),
+            running: row.running,
+            running_in,
+        },
+    }
+}
+
+/// Renders rows with their registries, counts, tags and clusters.
+async fn render_all(state: &AppState, rows: Vec<ImageRow>) -> Result<Vec<Image>, ApiError> {
+    let (rows, mut context) = store::run(&state.pool, move |c| {
+        let context = load_context(c, &rows)?;
+        Ok((rows, context))
+    })
+    .await?;
+    Ok(rows.into_iter().map(|r| render(r, &mut context)).collect())
+}
+
+/// Lists the images in a subscription, resource group or registry, with their health.
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/images",
+    operation_id = "Images_List",
+    tag = "Images",
+    params(ImageScopePath, ListQuery),
+    responses(
+        (status = 200, description = "One page of images", body = ImageList),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<ImageScopePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<ImageList>, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
+    let page = query.page(1)?;
+    let after = page.after.and_then(|mut key| key.pop());
+    let top = page.top;
+    let rows = store::run(&state.pool, move |c| {
+        store::images::list(c, &scope, after.as_deref(), top + 1)
+    })
+    .await?;
+    let page = paginate(
+        rows,
+        top,
+        |row| vec![row.id.clone()],
+        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
+        |row| row,
+    );
+    Ok(web::Json(ImageList {
+        value: render_all(&state, page.value).await?,
+        next_link: page.next_link,
+    }))
+}
+
+/// Reads the image with a digest: what a CI gate asks before deploying it. When several
+/// repositories in the scope hold the digest, the least healthy one answers (Unhealthy before
+/// NotApplicable before Healthy).
+#[utoipa::path(
+    get,
+    path = "/{scope}/providers/Microsoft.Security/images/{digest}",
+    operation_id = "Images_Get",
+    tag = "Images",
+    params(ImagePath, ApiVersionQuery),
+    responses(
+        (status = 200, description = "The image", body = Image),
+        (status = "default", description = "CloudError", body = CloudError)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<ImagePath>,
+    query: web::Query<ApiVersionQuery>,
+) -> Result<web::Json<Image>, ApiError> {
+    api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
+    let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
+    let digest = Digest::parse(&path.digest)
+        .map_err(|e| ApiError::invalid_parameter("digest", e.to_string()))?
+        .to_string();
+    let wanted = digest.clone();
+    let rows = store::run(&state.pool, move |c| {
+        store::images::with_digest(c, &scope, &wanted)
+    })
+    .await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found(
+            "ImageNotFound",
+            format!("No image with digest '{digest}' is known in this scope."),
+        ));
+    }
+    let mut images = render_all(&state, rows).await?;
+    let rank = |i: &Image| match i.properties.health.code {
+        HealthCode::Unhealthy => 0,
+        HealthCode::NotApplicable => 1,
+        HealthCode::Healthy => 2,
+    };
+    images.sort_by_key(rank);
+    Ok(web::Json(images.remove(0)))
+}
