@@ -233,8 +233,8 @@ pub fn record_failure(conn: &mut AnyConnection, image_id: &str, reason: &str) ->
     .map(drop)
 }
 
-/// Images last assessed before `assessed_before` that were pulled or pushed since `active_since`,
-/// or are running.
+/// Images last assessed before `assessed_before` that were pulled, pushed or first seen since
+/// `active_since` (an image scanned on request has no push time), or are running.
 pub fn due_for_rescan(
     conn: &mut AnyConnection,
     assessed_before: i64,
@@ -248,6 +248,7 @@ pub fn due_for_rescan(
             images::pulled_at
                 .ge(active_since)
                 .or(images::pushed_at.ge(active_since))
+                .or(images::created_at.ge(active_since))
                 .or(images::running.eq(true)),
         )
         .select(ImageRow::as_select())

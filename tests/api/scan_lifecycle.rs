@@ -18,6 +18,7 @@ backend_tests!(
     submissions_are_accepted_polled_and_deduplicated,
     redelivered_events_queue_one_scan_and_a_dead_registry_fails_it,
     advisory_imports_rematch_stored_inventories_without_pulling,
+    the_scheduler_reassesses_active_images_only,
 );
 
 pub(crate) const SUB: &str = "sub-life";
@@ -576,4 +577,61 @@ async fn advisory_imports_rematch_stored_inventories_without_pulling(backend: Ba
         },
     )
     .await;
+}
+
+async fn the_scheduler_reassesses_active_images_only(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.jobs.rescans.interval = Duration::from_secs(1);
+    })
+    .await;
+    let registry = TestRegistry::start(RegistryAuth::None);
+    connect(&app, "daily", &registry.host()).await;
+    push_image(&registry, "team/cron", Some("1"), &vulnerable_debian()).await;
+    let contributor = app.token(SUB, Role::Contributor);
+    let image = json!({"image": format!("{}/team/cron:1", registry.host())});
+    let (status, _, _) = post_scan(&app, &contributor, &image, None).await;
+    assert_eq!(status, 202);
+    let first = wait_for_scan(&app, "&trigger=Api", "Succeeded").await;
+    let digest = first["properties"]["digest"].as_str().unwrap().to_owned();
+
+    // An image nobody pushed, pulled or ran for two months: not re-assessed.
+    let stale_digest = digest_of("stale");
+    {
+        let digest = stale_digest.clone();
+        app.db(move |c| {
+            use crowsnest::store::schema::registries;
+            use diesel::prelude::*;
+            let registry: crowsnest::store::registries::RegistryRow = registries::table
+                .filter(registries::name.eq("daily"))
+                .select(crowsnest::store::registries::RegistryRow::as_select())
+                .first(c)?;
+            let long_ago = crowsnest::domain::Timestamp::now().micros() - 60 * 86_400_000_000;
+            let row = crowsnest::store::images::ImageRow {
+                pushed_at: Some(long_ago),
+                scanned_at: Some(long_ago),
+                created_at: long_ago,
+                health: "Healthy".to_owned(),
+                ..image_row(&registry, "team/old", &digest)
+            };
+            crowsnest::store::images::insert(c, &row)
+        })
+        .await;
+    }
+
+    // The scheduler runs every second here: the scanned image comes round again, from its stored inventory.
+    let rescan = wait_for_scan(&app, "&trigger=Rescan", "Succeeded").await;
+    assert_eq!(rescan["properties"]["digest"], digest);
+    assert_eq!(
+        rescan["properties"]["summary"]["images"][0]["reusedInventory"],
+        true
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rescans = scans(&app, "&trigger=Rescan").await;
+    assert!(
+        rescans
+            .iter()
+            .all(|s| s["properties"]["digest"] == digest.as_str()),
+        "only the active image is re-assessed: {rescans:?}"
+    );
+    assert_eq!(billed(&app).await, 1, "rescans are not billed");
 }
