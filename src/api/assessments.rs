@@ -374,20 +374,27 @@ pub async fn summary(
         let tally = Tally::load(c, &scope)?;
         let advisories = store::summary::top_advisories(c, &scope, TOP)?;
         let images = store::summary::top_images(c, &scope, TOP)?;
-        let mut registries: HashMap<String, String> = HashMap::new();
-        let mut top_images = Vec::with_capacity(images.len());
+        let mut found = Vec::with_capacity(images.len());
         for (image_id, findings, rank) in images {
-            let Some(image) = store::images::find(c, &image_id)? else {
-                continue;
-            };
-            if !registries.contains_key(&image.registry_id)
-                && let Some(r) = store::registries::find_by_row_id(c, &image.registry_id)?
-            {
-                registries.insert(
-                    image.registry_id.clone(),
-                    RegistryId::format(&r.subscription_id, &r.resource_group, &r.name),
-                );
+            if let Some(image) = store::images::find(c, &image_id)? {
+                found.push((image, findings, rank));
             }
+        }
+        let registry_ids: Vec<String> = found
+            .iter()
+            .map(|(i, _, _)| i.registry_id.clone())
+            .collect();
+        let registries: HashMap<String, String> = store::registries::by_row_ids(c, &registry_ids)?
+            .into_iter()
+            .map(|(id, r)| {
+                (
+                    id,
+                    RegistryId::format(&r.subscription_id, &r.resource_group, &r.name),
+                )
+            })
+            .collect();
+        let mut top_images = Vec::with_capacity(found.len());
+        for (image, findings, rank) in found {
             top_images.push(TopImage {
                 registry_id: registries
                     .get(&image.registry_id)

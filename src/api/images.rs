@@ -124,14 +124,8 @@ struct Context {
 
 fn load_context(c: &mut AnyConnection, rows: &[ImageRow]) -> diesel::QueryResult<Context> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut registries = HashMap::new();
-    for row in rows {
-        if !registries.contains_key(&row.registry_id)
-            && let Some(r) = store::registries::find_by_row_id(c, &row.registry_id)?
-        {
-            registries.insert(row.registry_id.clone(), r);
-        }
-    }
+    let registry_ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
+    let registries = store::registries::by_row_ids(c, &registry_ids)?;
     let mut counts: HashMap<String, FindingCounts> = HashMap::new();
     for (image_id, severity, patchable, n) in store::images::finding_counts(c, &ids)? {
         let entry = counts.entry(image_id).or_default();

@@ -141,22 +141,17 @@ pub async fn list(
     })
     .await?;
     let registries: std::collections::HashMap<String, String> = {
-        let mut ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        store::run(&state.pool, move |c| {
-            let mut out = std::collections::HashMap::new();
-            for id in ids {
-                if let Some(r) = store::registries::find_by_row_id(c, &id)? {
-                    out.insert(
-                        id,
-                        RegistryId::format(&r.subscription_id, &r.resource_group, &r.name),
-                    );
-                }
-            }
-            Ok(out)
-        })
-        .await?
+        let ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
+        store::run(&state.pool, move |c| store::registries::by_row_ids(c, &ids))
+            .await?
+            .into_iter()
+            .map(|(id, r)| {
+                (
+                    id,
+                    RegistryId::format(&r.subscription_id, &r.resource_group, &r.name),
+                )
+            })
+            .collect()
     };
     let page = paginate(
         rows,

@@ -128,3 +128,21 @@ pub fn find_by_row_id(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<
         .first(conn)
         .optional()
 }
+
+/// Registries by row id, for rendering rows that refer to them (one query).
+pub fn by_row_ids(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, RegistryRow>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        for row in registries::table
+            .filter(registries::id.eq_any(chunk))
+            .select(RegistryRow::as_select())
+            .load::<RegistryRow>(conn)?
+        {
+            out.insert(row.id.clone(), row);
+        }
+    }
+    Ok(out)
+}
