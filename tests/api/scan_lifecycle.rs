@@ -376,7 +376,8 @@ async fn submissions_are_accepted_polled_and_deduplicated(backend: Backend) {
     assert_eq!(p["summary"]["packageCount"], 2);
     assert_eq!(p["summary"]["findings"]["Medium"], 1, "{done}");
     assert!(p.get("error").is_none());
-    assert_eq!(findings(&app).await.len(), 1);
+    let before = findings(&app).await;
+    assert_eq!(before.len(), 1);
 
     // The same key after the scan finished still names the first scan; no key queues a new one.
     let (_, _, replay) = post_scan(&app, &contributor, &image, Some("retry-me")).await;
@@ -397,8 +398,22 @@ async fn submissions_are_accepted_polled_and_deduplicated(backend: Backend) {
         (scan["properties"]["status"] == "Succeeded").then_some(())
     })
     .await;
-    // The rescan found the same finding: same name, still one.
-    assert_eq!(findings(&app).await.len(), 1);
+    // The second scan found the same finding: same name, same firstSeen, a later lastSeen.
+    let after = findings(&app).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["name"], before[0]["name"]);
+    let seen = |f: &Value, k: &str| {
+        f["properties"]["additionalData"][k]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(seen(&after[0], "firstSeen"), seen(&before[0], "firstSeen"));
+    assert!(
+        seen(&after[0], "lastSeen") > seen(&before[0], "lastSeen"),
+        "{after:?}"
+    );
+    assert!(after[0]["properties"]["additionalData"]["resolvedAt"].is_null());
 
     // Filters.
     assert!(!scans(&app, "&trigger=Api").await.is_empty());
