@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
+use super::odata::QueryOptions;
 use super::paging::{ListQuery, paginate};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
@@ -15,7 +16,7 @@ use crate::error::{ApiError, CloudError};
 use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
 use crate::store::running_images::RunningImageRow;
-use crate::store::{self, AnyConnection};
+use crate::store::{self, AnyConnection, filter};
 
 pub const IMAGE_TYPE: &str = "Microsoft.Security/images";
 
@@ -103,6 +104,28 @@ pub struct ImageList {
 pub struct ImageScopePath {
     /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
     pub scope: String,
+}
+
+/// `$filter` and `$orderby` of the image list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImageListOptions {
+    /// An OData filter (`eq`, `ne`, `gt`, `ge`, `lt`, `le`, `in (…)`, `and`, `or`, `not`,
+    /// parentheses) over `properties/repository`, `properties/digest`, `properties/os`,
+    /// `properties/platform`, `properties/health/code` (Healthy, Unhealthy, NotApplicable),
+    /// `properties/health/cause`, `properties/running`, `properties/lastPushedAt`,
+    /// `properties/lastPulledAt` and `properties/lastScannedAt`.
+    /// Example: `properties/health/code eq 'Unhealthy' and properties/running eq true`.
+    #[serde(rename = "$filter")]
+    #[param(rename = "$filter")]
+    pub filter: Option<String>,
+    /// One sort key, then `asc` (the default) or `desc`: `properties/repository`,
+    /// `properties/lastPushedAt`, `properties/lastPulledAt` or `properties/lastScannedAt`
+    /// (images never pushed, pulled or scanned come first). Without it, and between ties, the
+    /// order is the service's stable internal one.
+    #[serde(rename = "$orderby")]
+    #[param(rename = "$orderby")]
+    pub orderby: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -283,7 +306,7 @@ async fn render_all(state: &AppState, rows: Vec<ImageRow>) -> Result<Vec<Image>,
     path = "/{scope}/providers/Microsoft.Security/images",
     operation_id = "Images_List",
     tag = "Images",
-    params(ImageScopePath, ListQuery),
+    params(ImageScopePath, ListQuery, ImageListOptions),
     responses(
         (status = 200, description = "One page of images", body = ImageList),
         (status = "default", description = "CloudError", body = CloudError)
@@ -296,20 +319,26 @@ pub async fn list(
     req: HttpRequest,
     path: web::Path<ImageScopePath>,
     query: web::Query<ListQuery>,
+    options: web::Query<ImageListOptions>,
 ) -> Result<web::Json<ImageList>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
-    let page = query.page(1)?;
-    let after = page.after.and_then(|mut key| key.pop());
+    let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
+    let mut listing = filter::images(options.filter.as_ref(), options.orderby.as_ref())?;
+    let page = query.page(listing.token_len())?;
+    if let Some(token) = &page.after {
+        listing = listing.after(token)?;
+    }
     let top = page.top;
+    let tokens = listing.clone();
     let rows = store::run(&state.pool, move |c| {
-        store::images::list(c, &scope, after.as_deref(), top + 1)
+        store::images::list(c, &scope, &listing, top + 1)
     })
     .await?;
     let page = paginate(
         rows,
         top,
-        |row| vec![row.id.clone()],
+        |row| tokens.token(row),
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
         |row| row,
     );

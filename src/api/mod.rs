@@ -5,6 +5,7 @@ pub mod api_version;
 pub mod assessments;
 pub mod auth;
 pub mod images;
+pub mod odata;
 pub mod operations;
 pub mod paging;
 pub mod registries;

@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
+use super::odata::{self, QueryOptions};
 use super::paging::{ListQuery, paginate};
 use crate::api::auth::Caller;
 use crate::domain::{
@@ -15,7 +16,7 @@ use crate::domain::{
 use crate::error::{ApiError, CloudError};
 use crate::jobs::queue::Submission;
 use crate::scanner::registry::ImageReference;
-use crate::store::{self, scans::ScanFilter, scans::ScanRow};
+use crate::store::{self, filter, scans::ScanRow};
 
 pub const SCAN_TYPE: &str = "Microsoft.Security/scans";
 /// Seconds a client should wait before polling a queued scan.
@@ -105,6 +106,21 @@ pub struct ScanListQuery {
     pub repository: Option<String>,
     /// `sha256:…`
     pub digest: Option<String>,
+    /// An OData filter: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `in (…)`, `and`, `or`, `not` and
+    /// parentheses over `name`, `properties/status`, `properties/trigger`, `properties/repository`,
+    /// `properties/digest`, `properties/tag`, `properties/createdAt` and `properties/finishedAt`
+    /// (date-times such as 2026-11-01T00:00:00Z). Example:
+    /// `properties/status in ('Queued', 'Running') and properties/trigger eq 'Push'`.
+    /// The parameters above apply too.
+    #[serde(rename = "$filter")]
+    #[param(rename = "$filter")]
+    pub filter: Option<String>,
+    /// One sort key, then `asc` (the default) or `desc`: `name` or `properties/createdAt`
+    /// (the same order: submission order, the default) or `properties/finishedAt` (unfinished
+    /// scans first). Ties are broken by `name`.
+    #[serde(rename = "$orderby")]
+    #[param(rename = "$orderby")]
+    pub orderby: Option<String>,
 }
 
 fn scan_url(subscription: &str, id: &str) -> String {
@@ -352,7 +368,7 @@ pub async fn get(
 }
 
 /// Lists a subscription's scans, newest submissions included, filtered by status, trigger,
-/// repository or digest.
+/// repository or digest, or by a `$filter`, and sorted by `$orderby`.
 #[utoipa::path(
     get,
     path = "/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans",
@@ -375,67 +391,78 @@ pub async fn list(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let subscription = parse_subscription(&path)?;
     caller.authorize(&subscription, Role::Reader)?;
-    let filter = ScanFilter {
-        status: query
-            .status
-            .as_deref()
-            .map(|s| {
-                ScanStatus::parse(s).map(|s| s.as_str().to_owned()).ok_or_else(|| {
-                    ApiError::invalid_parameter(
-                        "status",
-                        format!("Unknown status {s:?}: use Queued, Running, Succeeded or Failed."),
-                    )
-                })
+    // The simple parameters are checked here (with their own targets), then join the $filter.
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            ScanStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "status",
+                    format!("Unknown status {s:?}: use Queued, Running, Succeeded or Failed."),
+                )
             })
-            .transpose()?,
-        triggered_by: query
-            .trigger
-            .as_deref()
-            .map(|t| {
-                ScanTrigger::parse(t).map(|t| t.as_str().to_owned()).ok_or_else(|| {
-                    ApiError::invalid_parameter(
-                        "trigger",
-                        format!("Unknown trigger {t:?}: use Api, Push, Rescan, AdvisoryUpdate or Runtime."),
-                    )
-                })
+        })
+        .transpose()?;
+    let trigger = query
+        .trigger
+        .as_deref()
+        .map(|t| {
+            ScanTrigger::parse(t).ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "trigger",
+                    format!(
+                        "Unknown trigger {t:?}: use Api, Push, Rescan, AdvisoryUpdate or Runtime."
+                    ),
+                )
             })
-            .transpose()?,
-        repository: query
-            .repository
-            .as_deref()
-            .map(|r| {
-                RepositoryName::parse(r)
-                    .map(|r| r.as_str().to_owned())
-                    .map_err(|e| ApiError::invalid_parameter("repository", e.to_string()))
-            })
-            .transpose()?,
-        digest: query
-            .digest
-            .as_deref()
-            .map(|d| {
-                Digest::parse(d)
-                    .map(|d| d.to_string())
-                    .map_err(|e| ApiError::invalid_parameter("digest", e.to_string()))
-            })
-            .transpose()?,
-    };
+        })
+        .transpose()?;
+    let repository = query
+        .repository
+        .as_deref()
+        .map(|r| {
+            RepositoryName::parse(r)
+                .map_err(|e| ApiError::invalid_parameter("repository", e.to_string()))
+        })
+        .transpose()?;
+    let digest = query
+        .digest
+        .as_deref()
+        .map(|d| Digest::parse(d).map_err(|e| ApiError::invalid_parameter("digest", e.to_string())))
+        .transpose()?;
+    let simple = [
+        status.map(|s| odata::equals("properties/status", s.as_str())),
+        trigger.map(|t| odata::equals("properties/trigger", t.as_str())),
+        repository.map(|r| odata::equals("properties/repository", r.as_str())),
+        digest.map(|d| odata::equals("properties/digest", d.as_str())),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(|a, b| crate::domain::odata::Expr::And(Box::new(a), Box::new(b)));
+    let options =
+        QueryOptions::parse(query.filter.as_deref(), query.orderby.as_deref())?.and(simple);
+    let mut listing = filter::scans(options.filter.as_ref(), options.orderby.as_ref())?;
     let page = ListQuery {
         api_version: None,
         top: query.top.clone(),
         skip_token: query.skip_token.clone(),
     }
-    .page(1)?;
+    .page(listing.token_len())?;
+    if let Some(token) = &page.after {
+        listing = listing.after(token)?;
+    }
     let top = page.top;
     let sub = subscription.as_str().to_owned();
+    let tokens = listing.clone();
     let rows = store::run(&state.pool, move |c| {
-        let after = page.after.as_ref().map(|k| k[0].as_str());
-        store::scans::list(c, &sub, &filter, after, top + 1)
+        store::scans::list(c, &sub, &listing, top + 1)
     })
     .await?;
     let page = paginate(
         rows,
         top,
-        |r| vec![r.id.clone()],
+        |r| tokens.token(r),
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
         |r| r,
     );

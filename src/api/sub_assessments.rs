@@ -5,12 +5,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
+use super::odata::QueryOptions;
 use super::paging::{ListQuery, paginate};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, RegistryId, Role, Severity, Timestamp};
 use crate::error::{ApiError, CloudError};
-use crate::store::{self, findings::FindingRow};
+use crate::store::{self, filter, findings::FindingRow};
 
 pub const SUB_ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments/subAssessments";
 
@@ -126,6 +127,8 @@ pub struct ContainerRegistryVulnerabilityProperties {
     pub first_seen: String,
     pub last_seen: String,
     pub resolved_at: Option<String>,
+    /// The image runs in a cluster (see the running-images report).
+    pub running: bool,
 }
 
 /// `{scope}`: where a list reaches.
@@ -135,6 +138,29 @@ pub struct ScopePath {
     /// `subscriptions/{id}`, `subscriptions/{id}/resourceGroups/{name}` or a registry resource id.
     #[param(allow_reserved)]
     pub scope: String,
+}
+
+/// `$filter` and `$orderby` of the sub-assessment lists (Crowsnest extensions).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubAssessmentListOptions {
+    /// An OData filter: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `in (…)`, `and`, `or`, `not` and
+    /// parentheses over `name`, `properties/id`, `properties/category`, `properties/status/code`
+    /// (Unhealthy, Healthy), `properties/status/severity` (Low, Medium, High; High includes
+    /// Critical), and under `properties/additionalData/`: `severity` (Low … Critical),
+    /// `repositoryName`, `imageDigest`, `patchable`, `packageName`, `ecosystem`, `cveId`,
+    /// `firstSeen`, `lastSeen` (date-times such as 2026-11-01T00:00:00Z) and `running`.
+    /// Example: `properties/status/severity eq 'High' and properties/additionalData/patchable eq true`.
+    #[serde(rename = "$filter")]
+    #[param(rename = "$filter")]
+    pub filter: Option<String>,
+    /// One sort key, then `asc` (the default) or `desc`: `name` (the default order),
+    /// `properties/status/severity`, `properties/additionalData/cvss`,
+    /// `properties/additionalData/firstSeen`, `properties/additionalData/lastSeen` or
+    /// `properties/additionalData/repositoryName`. Ties are broken by `name`.
+    #[serde(rename = "$orderby")]
+    #[param(rename = "$orderby")]
+    pub orderby: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -165,7 +191,7 @@ pub struct SubAssessmentPath {
     pub sub_assessment_name: String,
 }
 
-pub fn render(row: FindingRow) -> SecuritySubAssessment {
+pub fn render(row: FindingRow, running: bool) -> SecuritySubAssessment {
     let registry = RegistryId::format(
         &row.subscription_id,
         &row.resource_group,
@@ -240,6 +266,7 @@ pub fn render(row: FindingRow) -> SecuritySubAssessment {
                 first_seen: time(row.first_seen),
                 last_seen: time(row.last_seen),
                 resolved_at: row.resolved_at.map(time),
+                running,
             },
         },
     }
@@ -267,22 +294,33 @@ async fn list_page(
     req: &HttpRequest,
     scope: &str,
     query: &ListQuery,
+    options: &SubAssessmentListOptions,
 ) -> Result<SecuritySubAssessmentList, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
-    let page = query.page(1)?;
-    let after = page.after.and_then(|mut key| key.pop());
+    let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
+    let mut listing = filter::findings(options.filter.as_ref(), options.orderby.as_ref())?;
+    let page = query.page(listing.token_len())?;
+    if let Some(token) = &page.after {
+        listing = listing.after(token)?;
+    }
     let top = page.top;
-    let rows = store::run(&state.pool, move |c| {
-        store::findings::list(c, &scope, after.as_deref(), top + 1)
+    let tokens = listing.clone();
+    let (rows, running) = store::run(&state.pool, move |c| {
+        let rows = store::findings::list(c, &scope, Some(&listing), top + 1)?;
+        let images: Vec<String> = rows.iter().map(|r| r.image_id.clone()).collect();
+        Ok((rows, store::images::running_among(c, &images)?))
     })
     .await?;
     let page = paginate(
         rows,
         top,
-        |row| vec![row.id.clone()],
+        |row| tokens.token(row),
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        render,
+        |row| {
+            let runs = running.contains(&row.image_id);
+            render(row, runs)
+        },
     );
     Ok(SecuritySubAssessmentList {
         value: page.value,
@@ -296,7 +334,7 @@ async fn list_page(
     path = "/{scope}/providers/Microsoft.Security/subAssessments",
     operation_id = "SubAssessments_ListAll",
     tag = "SubAssessments",
-    params(ScopePath, ListQuery),
+    params(ScopePath, ListQuery, SubAssessmentListOptions),
     responses(
         (status = 200, description = "One page of sub-assessments", body = SecuritySubAssessmentList),
         (status = "default", description = "CloudError", body = CloudError)
@@ -309,8 +347,9 @@ pub async fn list_all(
     req: HttpRequest,
     path: web::Path<ScopePath>,
     query: web::Query<ListQuery>,
+    options: web::Query<SubAssessmentListOptions>,
 ) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
-    list_page(&state, &caller, &req, &path.scope, &query)
+    list_page(&state, &caller, &req, &path.scope, &query, &options)
         .await
         .map(web::Json)
 }
@@ -321,7 +360,7 @@ pub async fn list_all(
     path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}/subAssessments",
     operation_id = "SubAssessments_List",
     tag = "SubAssessments",
-    params(AssessmentPath, ListQuery),
+    params(AssessmentPath, ListQuery, SubAssessmentListOptions),
     responses(
         (status = 200, description = "One page of sub-assessments", body = SecuritySubAssessmentList),
         (status = "default", description = "CloudError", body = CloudError)
@@ -334,10 +373,11 @@ pub async fn list(
     req: HttpRequest,
     path: web::Path<AssessmentPath>,
     query: web::Query<ListQuery>,
+    options: web::Query<SubAssessmentListOptions>,
 ) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     require_assessment(&path.assessment_name)?;
-    list_page(&state, &caller, &req, &path.scope, &query)
+    list_page(&state, &caller, &req, &path.scope, &query, &options)
         .await
         .map(web::Json)
 }
@@ -381,6 +421,15 @@ pub async fn get(
     let id = uuid::Uuid::parse_str(&name)
         .map_err(|_| not_found())?
         .to_string();
-    let row = store::run(&state.pool, move |c| store::findings::find(c, &scope, &id)).await?;
-    row.map(|r| web::Json(render(r))).ok_or_else(not_found)
+    let found = store::run(&state.pool, move |c| {
+        let Some(row) = store::findings::find(c, &scope, &id)? else {
+            return Ok(None);
+        };
+        let running = store::images::running_among(c, std::slice::from_ref(&row.image_id))?;
+        Ok(Some((row, !running.is_empty())))
+    })
+    .await?;
+    found
+        .map(|(row, running)| web::Json(render(row, running)))
+        .ok_or_else(not_found)
 }

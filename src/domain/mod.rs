@@ -4,6 +4,7 @@ mod credentials;
 mod digest;
 mod finding;
 mod names;
+pub mod odata;
 mod role;
 mod scan;
 mod scope;

@@ -1,7 +1,8 @@
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::filter::{Findings, Listing};
 use super::schema::findings;
+use super::{AnyConnection, MultiBackend};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = findings)]
@@ -52,32 +53,38 @@ pub enum FindingScope {
     Registry(String),
 }
 
-fn in_scope(scope: &FindingScope) -> findings::BoxedQuery<'_, super::MultiBackend> {
-    let query = findings::table.into_boxed();
-    match scope {
-        FindingScope::Subscription(sub) => query.filter(findings::subscription_id.eq(sub)),
-        FindingScope::ResourceGroup(sub, rg) => query
-            .filter(findings::subscription_id.eq(sub))
-            .filter(findings::resource_group.eq(rg)),
-        FindingScope::Registry(registry_id) => query.filter(findings::registry_id.eq(registry_id)),
+/// The findings a scope reaches, as a condition (grouped queries cannot start from a boxed query).
+pub fn in_scope(
+    scope: &FindingScope,
+) -> Box<dyn BoxableExpression<findings::table, MultiBackend, SqlType = diesel::sql_types::Bool>> {
+    match scope.clone() {
+        FindingScope::Subscription(sub) => Box::new(findings::subscription_id.eq(sub)),
+        FindingScope::ResourceGroup(sub, rg) => Box::new(
+            findings::subscription_id
+                .eq(sub)
+                .and(findings::resource_group.eq(rg)),
+        ),
+        FindingScope::Registry(registry_id) => Box::new(findings::registry_id.eq(registry_id)),
     }
 }
 
-/// One page in id order, starting after `after` (keyset paging: stable while rows are added).
+/// One page of a scope's findings: those `listing` keeps, in its order, after its skip token
+/// (keyset paging, stable while rows are added). Without a listing: every finding in id order.
 pub fn list(
     conn: &mut AnyConnection,
     scope: &FindingScope,
-    after: Option<&str>,
+    listing: Option<&Listing<Findings>>,
     limit: i64,
 ) -> QueryResult<Vec<FindingRow>> {
-    let mut query = in_scope(scope)
+    let query = match listing {
+        Some(listing) => listing.query(),
+        None => Listing::<Findings>::all().query(),
+    };
+    query
+        .filter(in_scope(scope))
         .select(FindingRow::as_select())
-        .order(findings::id.asc())
-        .limit(limit);
-    if let Some(after) = after {
-        query = query.filter(findings::id.gt(after));
-    }
-    query.load(conn)
+        .limit(limit)
+        .load(conn)
 }
 
 pub fn find(
@@ -85,9 +92,10 @@ pub fn find(
     scope: &FindingScope,
     id: &str,
 ) -> QueryResult<Option<FindingRow>> {
-    in_scope(scope)
-        .select(FindingRow::as_select())
+    findings::table
+        .filter(in_scope(scope))
         .filter(findings::id.eq(id))
+        .select(FindingRow::as_select())
         .first(conn)
         .optional()
 }

@@ -332,23 +332,19 @@ fn in_scope(scope: &super::findings::FindingScope) -> Condition {
     }
 }
 
-/// One page of a scope's images in id order, after `after`.
+/// One page of a scope's images, filtered, ordered and after the cursor as `listing` says.
 pub fn list(
     conn: &mut AnyConnection,
     scope: &super::findings::FindingScope,
-    after: Option<&str>,
+    listing: &super::filter::Listing<super::filter::Images>,
     limit: i64,
 ) -> QueryResult<Vec<ImageRow>> {
-    let mut query = images::table
+    listing
+        .query()
         .filter(in_scope(scope))
-        .into_boxed()
         .select(ImageRow::as_select())
-        .order(images::id.asc())
-        .limit(limit);
-    if let Some(after) = after {
-        query = query.filter(images::id.gt(after));
-    }
-    query.load(conn)
+        .limit(limit)
+        .load(conn)
 }
 
 /// The scope's images with this manifest (or index) digest, in every repository that holds it.
@@ -444,4 +440,22 @@ pub fn assessed(
         .count()
         .get_result::<i64>(conn)
         .map(|n| n > 0)
+}
+
+/// Which of these images some cluster runs.
+pub fn running_among(
+    conn: &mut AnyConnection,
+    image_ids: &[String],
+) -> QueryResult<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in image_ids.chunks(500) {
+        out.extend(
+            images::table
+                .filter(images::id.eq_any(chunk))
+                .filter(images::running.eq(true))
+                .select(images::id)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(out)
 }

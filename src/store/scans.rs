@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::AnyConnection;
+use super::filter::{Listing, Scans};
 use super::schema::scans;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -134,45 +135,19 @@ pub fn enqueue_many(conn: &mut AnyConnection, rows: &[ScanRow]) -> QueryResult<u
     Ok(queued)
 }
 
-/// Filters of the scans list.
-#[derive(Debug, Clone, Default)]
-pub struct ScanFilter {
-    pub status: Option<String>,
-    pub triggered_by: Option<String>,
-    pub repository: Option<String>,
-    pub digest: Option<String>,
-}
-
-/// One page of a subscription's scans in id order, after `after`.
+/// One page of a subscription's scans: those `listing` keeps, in its order, after its skip token.
 pub fn list(
     conn: &mut AnyConnection,
     subscription: &str,
-    filter: &ScanFilter,
-    after: Option<&str>,
+    listing: &Listing<Scans>,
     limit: i64,
 ) -> QueryResult<Vec<ScanRow>> {
-    let mut query = scans::table
+    listing
+        .query()
         .filter(scans::subscription_id.eq(subscription))
         .select(ScanRow::as_select())
-        .order(scans::id.asc())
         .limit(limit)
-        .into_boxed();
-    if let Some(status) = &filter.status {
-        query = query.filter(scans::status.eq(status));
-    }
-    if let Some(trigger) = &filter.triggered_by {
-        query = query.filter(scans::triggered_by.eq(trigger));
-    }
-    if let Some(repository) = &filter.repository {
-        query = query.filter(scans::repository.eq(repository));
-    }
-    if let Some(digest) = &filter.digest {
-        query = query.filter(scans::digest.eq(digest));
-    }
-    if let Some(after) = after {
-        query = query.filter(scans::id.gt(after));
-    }
-    query.load(conn)
+        .load(conn)
 }
 
 #[derive(QueryableByName)]

@@ -4,26 +4,15 @@ use diesel::dsl::{count, count_star, max};
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
-use super::findings::FindingScope;
+use super::findings::{FindingScope, in_scope};
 use super::schema::findings;
 use super::{AnyConnection, MultiBackend};
 
-type Condition = Box<dyn BoxableExpression<findings::table, MultiBackend, SqlType = Bool>>;
-
-/// Active findings in the scope, as a condition (grouped queries cannot be boxed whole).
-fn active_in(scope: &FindingScope) -> Condition {
-    let active = findings::resolved_at.is_null();
-    match scope.clone() {
-        FindingScope::Subscription(sub) => Box::new(active.and(findings::subscription_id.eq(sub))),
-        FindingScope::ResourceGroup(sub, rg) => Box::new(
-            active
-                .and(findings::subscription_id.eq(sub))
-                .and(findings::resource_group.eq(rg)),
-        ),
-        FindingScope::Registry(registry_id) => {
-            Box::new(active.and(findings::registry_id.eq(registry_id)))
-        }
-    }
+/// Active findings in the scope.
+fn active_in(
+    scope: &FindingScope,
+) -> Box<dyn BoxableExpression<findings::table, MultiBackend, SqlType = Bool>> {
+    Box::new(findings::resolved_at.is_null().and(in_scope(scope)))
 }
 
 /// Active findings per (severity, patchable).

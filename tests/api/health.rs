@@ -242,6 +242,52 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
         "Unhealthy"
     );
 
+    // What a portal lists: the unhealthy images, and all of them newest scan first, page by page.
+    let list = |query: &'static str| {
+        let (app, reader) = (&app, reader.clone());
+        async move {
+            let mut next = Some(app.url(&format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Security/images?{OWN_API}&{query}"
+            )));
+            let mut digests = Vec::new();
+            while let Some(url) = next {
+                let response = app
+                    .client
+                    .get(&url)
+                    .bearer_auth(&reader)
+                    .send()
+                    .await
+                    .unwrap();
+                let (status, page) = json_of(response).await;
+                assert_eq!(status, 200, "{page}");
+                for image in page["value"].as_array().unwrap() {
+                    digests.push(image["name"].as_str().unwrap().to_owned());
+                }
+                next = page["nextLink"].as_str().map(str::to_owned);
+            }
+            digests
+        }
+    };
+    assert_eq!(
+        list("$filter=properties/health/code%20eq%20'Unhealthy'").await,
+        std::slice::from_ref(&vulnerable.manifest_digest)
+    );
+    assert_eq!(
+        list("$orderby=properties/lastScannedAt%20desc&$top=1").await,
+        [
+            fixed.manifest_digest.clone(),
+            vulnerable.manifest_digest.clone(),
+            clean.manifest_digest.clone()
+        ]
+    );
+    let (status, body) = app
+        .get_json(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/images?{OWN_API}&$filter=properties/health%20eq%20'Healthy'"),
+            &reader,
+        )
+        .await;
+    assert_cloud_error(status, &body, 400, "InvalidFilter");
+
     // The advisory withdrawn: the re-match makes the old image healthy, and the registry with it.
     let mut withdrawn = gnutls_advisory("TEST-GNUTLS-H");
     withdrawn["modified"] = json!("2026-11-03T00:00:00Z");
@@ -367,6 +413,28 @@ async fn images_never_scanned_are_not_applicable(backend: Backend) {
     assert_cloud_error(status, &body, 403, "AuthorizationFailed");
 }
 
+/// `additionalData.running` of every sub-assessment in the subscription.
+async fn finding_running(app: &TestApp) -> Vec<bool> {
+    let token = app.token(SUB, Role::Reader);
+    let (status, body) = app
+        .get_json(
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments?{SUB_API}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["properties"]["additionalData"]["running"]
+                .as_bool()
+                .unwrap()
+        })
+        .collect()
+}
+
 async fn put_pods(app: &TestApp, cluster: &str, token: &str, body: &[u8]) -> (u16, Value) {
     let response = app
         .client
@@ -384,6 +452,7 @@ async fn put_pods(app: &TestApp, cluster: &str, token: &str, body: &[u8]) -> (u1
 
 async fn running_images_come_from_a_kubectl_pod_list(backend: Backend) {
     let app = spawn_app(backend).await;
+    import(&app, &gnutls_advisory("TEST-GNUTLS-R")).await;
     let registry = TestRegistry::start(RegistryAuth::None);
     let host = registry.host();
     connect(&app, "runtime", &host).await;
@@ -449,6 +518,8 @@ async fn running_images_come_from_a_kubectl_pod_list(backend: Backend) {
             "prod-eu/shop/web-7d9c6b5f4d-x2k8p/web"
         ]
     );
+    // The web image's finding says it runs.
+    assert_eq!(finding_running(&app).await, [true]);
     let (_, body) = image(&app, &scope, &migrate.manifest_digest).await;
     assert_eq!(
         body["properties"]["running"], true,
@@ -476,6 +547,7 @@ async fn running_images_come_from_a_kubectl_pod_list(backend: Backend) {
     let (_, body) = image(&app, &scope, &web.manifest_digest).await;
     assert_eq!(body["properties"]["running"], false, "{body}");
     assert_eq!(body["properties"]["runningIn"], json!([]));
+    assert_eq!(finding_running(&app).await, [false]);
 
     // Refusals.
     let (status, body) = put_pods(

@@ -10,6 +10,7 @@ mod advisories;
 mod auth;
 mod cli;
 mod errors;
+mod filters;
 mod health;
 mod openapi;
 mod operations;
