@@ -171,19 +171,9 @@ fn render(row: ScanRow, registry_id: String, login_server: &str) -> Scan {
 
 /// Renders scans with their registries' ids and login servers (one look-up per registry).
 async fn render_all(state: &AppState, rows: Vec<ScanRow>) -> Result<Vec<Scan>, ApiError> {
-    let mut ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let registries = store::run(&state.pool, move |c| {
-        let mut out = std::collections::HashMap::new();
-        for id in ids {
-            if let Some(r) = store::registries::find_by_row_id(c, &id)? {
-                out.insert(id, r);
-            }
-        }
-        Ok(out)
-    })
-    .await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
+    let registries =
+        store::run(&state.pool, move |c| store::registries::by_row_ids(c, &ids)).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
