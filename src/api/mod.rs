@@ -135,6 +135,19 @@ pub fn openapi_json() -> String {
     text
 }
 
+/// A JSON response serialised into a buffer sized up front (`web::Json` grows one from empty,
+/// copying a large page several times). `estimate` is the expected size in bytes.
+pub fn json_response<T: serde::Serialize>(
+    value: &T,
+    estimate: usize,
+) -> Result<HttpResponse, ApiError> {
+    let mut body = Vec::with_capacity(estimate);
+    serde_json::to_writer(&mut body, value).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
+}
+
 /// A resource whose other methods answer 405 with a CloudError.
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|req: HttpRequest| async move {

@@ -1,6 +1,6 @@
 //! The Azure Security Center Sub-Assessments API (2019-01-01-preview) over the findings table.
 
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -328,6 +328,11 @@ async fn list_page(
     })
 }
 
+/// About 2.2 kB of JSON per finding.
+fn json_page(page: &SecuritySubAssessmentList) -> Result<HttpResponse, ApiError> {
+    super::json_response(page, 4096 + page.value.len() * 2560)
+}
+
 /// Lists every sub-assessment under a subscription, resource group or registry.
 #[utoipa::path(
     get,
@@ -348,10 +353,9 @@ pub async fn list_all(
     path: web::Path<ScopePath>,
     query: web::Query<ListQuery>,
     options: web::Query<SubAssessmentListOptions>,
-) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
-    list_page(&state, &caller, &req, &path.scope, &query, &options)
-        .await
-        .map(web::Json)
+) -> Result<HttpResponse, ApiError> {
+    let page = list_page(&state, &caller, &req, &path.scope, &query, &options).await?;
+    json_page(&page)
 }
 
 /// Lists the sub-assessments of one assessment (the container registry key) under a scope.
@@ -374,12 +378,11 @@ pub async fn list(
     path: web::Path<AssessmentPath>,
     query: web::Query<ListQuery>,
     options: web::Query<SubAssessmentListOptions>,
-) -> Result<web::Json<SecuritySubAssessmentList>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     require_assessment(&path.assessment_name)?;
-    list_page(&state, &caller, &req, &path.scope, &query, &options)
-        .await
-        .map(web::Json)
+    let page = list_page(&state, &caller, &req, &path.scope, &query, &options).await?;
+    json_page(&page)
 }
 
 /// Gets one sub-assessment.
