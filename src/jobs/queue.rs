@@ -474,6 +474,12 @@ impl Worker {
         store::run(&self.engine.pool, move |c| {
             c.transaction(|c| {
                 let now = Timestamp::now().micros();
+                // Writing first takes SQLite's write lock now: a transaction that read first and
+                // wrote later would fail with "database is locked" when another writer committed
+                // in between, instead of waiting its turn. It also checks the lease early.
+                if !store::scans::renew(c, &scan.id, &owner, now + micros(settings.lease))? {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
                 let kept = match outcome {
                     Ok(assessment) => store_assessment(c, &scan, &owner, assessment, now)?,
                     Err(failure) => store_failure(c, &scan, &owner, &settings, failure, now)?,

@@ -156,20 +156,30 @@ struct ClaimedId {
     id: String,
 }
 
-// One statement: the sub-select picks a due scan (Queued and due, or Running with a lease that ran
-// out) and the update takes it; PostgreSQL skips rows another worker is taking at that moment.
-const CLAIM_POSTGRES: &str = "UPDATE scans SET status = 'Running', lease_owner = $1, lease_until = $2, \
-     attempts = attempts + 1, started_at = $3 \
-     WHERE id = (SELECT id FROM scans \
-        WHERE (status = 'Queued' AND run_after <= $3) OR (status = 'Running' AND lease_until < $3) \
-        ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING id";
-const CLAIM_SQLITE: &str = "UPDATE scans SET status = 'Running', lease_owner = ?1, lease_until = ?2, \
-     attempts = attempts + 1, started_at = ?3 \
-     WHERE id = (SELECT id FROM scans \
-        WHERE (status = 'Queued' AND run_after <= ?3) OR (status = 'Running' AND lease_until < ?3) \
-        ORDER BY run_after LIMIT 1) \
-     RETURNING id";
+// Each claim is one statement: the sub-select picks a due scan and the update takes it;
+// PostgreSQL skips rows another worker is taking at that moment. Scans whose lease ran out come
+// first (there are few, and they must not wait behind a long queue), then queued scans in due
+// order. Each condition alone lets the index (status, run_after) find the row without sorting the
+// queue; `$3`/`?3` is now.
+const DUE: [(&str, &str); 2] = [
+    ("status = 'Running' AND lease_until < {now}", "lease_until"),
+    ("status = 'Queued' AND run_after <= {now}", "run_after"),
+];
+
+fn claim_sql(postgres: bool, due: &str, order: &str) -> String {
+    let (p, lock) = if postgres {
+        ("$", " FOR UPDATE SKIP LOCKED")
+    } else {
+        ("?", "")
+    };
+    format!(
+        "UPDATE scans SET status = 'Running', lease_owner = {p}1, lease_until = {p}2, \
+         attempts = attempts + 1, started_at = {p}3 \
+         WHERE id = (SELECT id FROM scans WHERE {due} ORDER BY {order} LIMIT 1{lock}) \
+         RETURNING id",
+        due = due.replace("{now}", &format!("{p}3")),
+    )
+}
 
 /// Leases the next due scan to `owner` until `lease_until`.
 pub fn claim(
@@ -178,28 +188,30 @@ pub fn claim(
     now: i64,
     lease_until: i64,
 ) -> QueryResult<Option<ScanRow>> {
-    let claimed: Option<ClaimedId> = match conn {
-        AnyConnection::Postgresql(c) => diesel::sql_query(CLAIM_POSTGRES)
-            .bind::<Text, _>(owner)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
-            .get_result(c)
-            .optional()?,
-        AnyConnection::Sqlite(c) => diesel::sql_query(CLAIM_SQLITE)
-            .bind::<Text, _>(owner)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
-            .get_result(c)
-            .optional()?,
-    };
-    match claimed {
-        Some(ClaimedId { id }) => scans::table
-            .find(id)
-            .select(ScanRow::as_select())
-            .first(conn)
-            .optional(),
-        None => Ok(None),
+    for (due, order) in DUE {
+        let claimed: Option<ClaimedId> = match conn {
+            AnyConnection::Postgresql(c) => diesel::sql_query(claim_sql(true, due, order))
+                .bind::<Text, _>(owner)
+                .bind::<BigInt, _>(lease_until)
+                .bind::<BigInt, _>(now)
+                .get_result(c)
+                .optional()?,
+            AnyConnection::Sqlite(c) => diesel::sql_query(claim_sql(false, due, order))
+                .bind::<Text, _>(owner)
+                .bind::<BigInt, _>(lease_until)
+                .bind::<BigInt, _>(now)
+                .get_result(c)
+                .optional()?,
+        };
+        if let Some(ClaimedId { id }) = claimed {
+            return scans::table
+                .find(id)
+                .select(ScanRow::as_select())
+                .first(conn)
+                .optional();
+        }
     }
+    Ok(None)
 }
 
 type Leased<'a> = diesel::helper_types::Filter<
