@@ -1,7 +1,9 @@
 //! `$filter` and `$orderby` as request parameters: parsed with [`crate::domain::odata`], refused
 //! with a CloudError that points at the position.
 
-use crate::domain::odata::{CompareOp, Expr, Literal, OrderBy, Property, Value, parse_filter, parse_orderby};
+use crate::domain::odata::{
+    CompareOp, Expr, Literal, OrderBy, Property, Value, parse_filter, parse_orderby,
+};
 use crate::error::ApiError;
 use crate::store::filter::FilterError;
 

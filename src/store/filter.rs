@@ -47,8 +47,8 @@ use super::findings::FindingRow;
 use super::images::ImageRow;
 use super::scans::ScanRow;
 use super::schema::{findings, images, scans};
-use crate::domain::odata::{CompareOp, Direction, Expr, Literal, OrderBy, Value};
 use crate::domain::Severity;
+use crate::domain::odata::{CompareOp, Direction, Expr, Literal, OrderBy, Value};
 
 /// A boolean condition on table `T`.
 pub type Condition<T> = Box<dyn BoxableExpression<T, MultiBackend, SqlType = Bool>>;
