@@ -59,7 +59,7 @@ def seed(db, subscription, resource_group, registry, count):
         names.append(name)
         advisory = f"CVE-2024-{i:05d}"
         conn.execute(
-            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 name, subscription, resource_group, registry_id, registry, image_id, "library/debian", digest,
                 advisory, "openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2", "Debian:12", "Debian",
@@ -68,6 +68,8 @@ def seed(db, subscription, resource_group, registry, count):
                 "High", json.dumps([{"title": advisory, "link": f"https://nvd.nist.gov/vuln/detail/{advisory}"}]),
                 json.dumps([{"title": "DSA-5532-1", "link": "https://security-tracker.debian.org/tracker/DSA-5532-1"}]),
                 now, True, "sha256:" + "cd" * 32, now, now, None,
+                "",  # fingerprint: only rescans compare it
+                4 if i % 2 else 2,  # severity_rank
             ),
         )
     conn.commit()
