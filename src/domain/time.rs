@@ -17,6 +17,11 @@ impl Timestamp {
         Self(t.timestamp_micros())
     }
 
+    /// A span in the same unit as stored times (saturating).
+    pub fn span_micros(d: std::time::Duration) -> i64 {
+        i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+    }
+
     pub fn micros(self) -> i64 {
         self.0
     }

@@ -298,7 +298,7 @@ impl Worker {
 
     async fn claim(&self) -> Result<Option<ScanRow>, StoreError> {
         let owner = self.owner.clone();
-        let lease = micros(self.settings.lease);
+        let lease = Timestamp::span_micros(self.settings.lease);
         store::run(&self.engine.pool, move |c| {
             let now = Timestamp::now().micros();
             store::scans::claim(c, &owner, now, now + lease)
@@ -354,7 +354,7 @@ impl Worker {
                 let (id, owner, lease) = (
                     scan.id.clone(),
                     self.owner.clone(),
-                    micros(self.settings.lease),
+                    Timestamp::span_micros(self.settings.lease),
                 );
                 let kept = store::run(&self.engine.pool, move |c| {
                     store::scans::renew(c, &id, &owner, Timestamp::now().micros() + lease)
@@ -477,7 +477,12 @@ impl Worker {
                 // Writing first takes SQLite's write lock now: a transaction that read first and
                 // wrote later would fail with "database is locked" when another writer committed
                 // in between, instead of waiting its turn. It also checks the lease early.
-                if !store::scans::renew(c, &scan.id, &owner, now + micros(settings.lease))? {
+                if !store::scans::renew(
+                    c,
+                    &scan.id,
+                    &owner,
+                    now + Timestamp::span_micros(settings.lease),
+                )? {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
                 let kept = match outcome {
@@ -541,10 +546,6 @@ fn retryable(code: &str) -> bool {
             | "BlobSizeMismatch"
             | "Interrupted"
     )
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn os_name(os: Option<&crate::scanner::advisories::ecosystem::OsRelease>) -> Option<String> {
@@ -719,7 +720,7 @@ fn store_failure(
             owner,
             now,
             &Outcome::Retry {
-                run_after: now + micros(delay),
+                run_after: now + Timestamp::span_micros(delay),
                 code: failure.code,
                 message: failure.message,
             },

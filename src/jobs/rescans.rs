@@ -38,8 +38,8 @@ pub fn queue_due(
     settings: &RescanSettings,
     now: i64,
 ) -> diesel::QueryResult<usize> {
-    let assessed_before = now - micros(settings.interval);
-    let active_since = now - micros(settings.active_within);
+    let assessed_before = now - Timestamp::span_micros(settings.interval);
+    let active_since = now - Timestamp::span_micros(settings.active_within);
     let mut queued = 0;
     let mut seen = 0;
     loop {
@@ -106,7 +106,10 @@ pub fn spawn_scheduler(
             let (s, q) = (settings.clone(), queue.clone());
             let passed = store::run(&pool, move |c| {
                 let now = Timestamp::now().micros();
-                store::registry_events::prune(c, now - micros(Duration::from_secs(7 * 24 * 3600)))?;
+                store::registry_events::prune(
+                    c,
+                    now - Timestamp::span_micros(Duration::from_secs(7 * 24 * 3600)),
+                )?;
                 queue_due(c, &s, now)
             })
             .await;
@@ -124,8 +127,4 @@ pub fn spawn_scheduler(
             }
         }
     });
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
