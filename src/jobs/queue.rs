@@ -277,17 +277,27 @@ struct Worker {
     settings: QueueSettings,
 }
 
+/// Re-assessments claimed together after a first one: they are matched one after another and
+/// stored in one transaction, so a daily rescan of thousands of images pays one claim, one lease
+/// renewal and one commit per batch instead of per image. Scans that need a pull are never
+/// batched: each keeps a worker of its own.
+const REASSESSMENT_BATCH: i64 = 32;
+
 impl Worker {
     async fn run(self) {
         loop {
             // Registered before looking, so a wake-up between the look and the wait is not lost.
             let woken = self.queue.wake.notified();
             match self.claim().await {
-                Ok(Some(scan)) => {
-                    self.execute(scan).await;
+                Ok(mut scans) if scans.len() == 1 => {
+                    self.execute(scans.remove(0)).await;
                     continue;
                 }
-                Ok(None) => {}
+                Ok(scans) if !scans.is_empty() => {
+                    self.execute_reassessments(scans).await;
+                    continue;
+                }
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(worker = %self.owner, error = %e, "cannot read the scan queue")
                 }
@@ -296,19 +306,35 @@ impl Worker {
         }
     }
 
-    async fn claim(&self) -> Result<Option<ScanRow>, StoreError> {
+    /// The next due scan; when it is a first attempt at a re-assessment, with the re-assessments
+    /// due after it (up to [`REASSESSMENT_BATCH`] in all).
+    async fn claim(&self) -> Result<Vec<ScanRow>, StoreError> {
         let owner = self.owner.clone();
         let lease = Timestamp::span_micros(self.settings.lease);
         store::run(&self.engine.pool, move |c| {
             let now = Timestamp::now().micros();
-            store::scans::claim(c, &owner, now, now + lease)
+            let Some(first) = store::scans::claim(c, &owner, now, now + lease)? else {
+                return Ok(Vec::new());
+            };
+            let batch = first.attempts == 1 && trigger_of(&first).is_reassessment();
+            let mut scans = vec![first];
+            if batch {
+                scans.extend(store::scans::claim_reassessments(
+                    c,
+                    &owner,
+                    now,
+                    now + lease,
+                    REASSESSMENT_BATCH - 1,
+                )?);
+            }
+            Ok(scans)
         })
         .await
     }
 
     async fn execute(&self, scan: ScanRow) {
         let started = std::time::Instant::now();
-        tracing::info!(scan = %scan.id, trigger = %scan.triggered_by, repository = %scan.repository, attempt = scan.attempts, "scan started");
+        log_start(&scan);
         let outcome = if scan.attempts
             > i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX)
         {
@@ -322,7 +348,10 @@ impl Worker {
                 retryable: false,
             })
         } else {
-            match self.with_lease(&scan, self.assess(&scan)).await {
+            match self
+                .with_lease(std::slice::from_ref(&scan), self.assess(&scan))
+                .await
+            {
                 Some(result) => result,
                 None => {
                     tracing::warn!(scan = %scan.id, "lease lost while scanning; another worker has the scan");
@@ -330,41 +359,87 @@ impl Worker {
                 }
             }
         };
-        let stored = self.complete(scan.clone(), outcome).await;
-        match stored {
-            Ok(true) => {
-                tracing::info!(scan = %scan.id, seconds = started.elapsed().as_secs_f64(), "scan finished")
-            }
-            Ok(false) => {
-                tracing::warn!(scan = %scan.id, "lease lost before the results were stored; another worker has the scan")
-            }
-            // The lease runs out and the scan is taken again: nothing is lost.
+        let (owner, settings, id) = (self.owner.clone(), self.settings.clone(), scan.id.clone());
+        let stored = store::run(&self.engine.pool, move |c| {
+            complete(c, &scan, &owner, &settings, outcome.as_ref().map_err(Clone::clone))
+        })
+        .await;
+        log_end(&id, started, &stored);
+    }
+
+    /// Re-assessments claimed together: those whose inventory is stored are matched and stored in
+    /// one transaction (one by one when that fails); the others are scanned one after another.
+    async fn execute_reassessments(&self, scans: Vec<ScanRow>) {
+        let started = std::time::Instant::now();
+        for scan in &scans {
+            log_start(scan);
+        }
+        let Some(rematched) = self.with_lease(&scans, self.rematch_all(&scans)).await else {
+            tracing::warn!(scans = scans.len(), "leases lost while re-matching; other workers have the scans");
+            return;
+        };
+        let rematched = match rematched {
+            Ok(rematched) => rematched,
             Err(e) => {
-                tracing::error!(scan = %scan.id, error = %e, "cannot store the scan's results")
+                // The database is away: each scan is retried later with its own backoff.
+                let failure = Failure::store(e);
+                for scan in scans {
+                    let failure = failure.clone();
+                    let (owner, settings, id) =
+                        (self.owner.clone(), self.settings.clone(), scan.id.clone());
+                    let stored = store::run(&self.engine.pool, move |c| {
+                        complete(c, &scan, &owner, &settings, Err(failure))
+                    })
+                    .await;
+                    log_end(&id, started, &stored);
+                }
+                return;
             }
+        };
+        let mut done = Vec::new();
+        let mut to_pull = Vec::new();
+        for (scan, assessment) in scans.into_iter().zip(rematched) {
+            match assessment {
+                Some(assessment) => done.push((scan, assessment)),
+                None => to_pull.push(scan),
+            }
+        }
+        let ids: Vec<String> = done.iter().map(|(scan, _)| scan.id.clone()).collect();
+        let (owner, settings) = (self.owner.clone(), self.settings.clone());
+        let stored = store::run(&self.engine.pool, move |c| {
+            complete_together(c, &done, &owner, &settings)
+        })
+        .await;
+        for (n, id) in ids.iter().enumerate() {
+            log_end(id, started, &stored.as_ref().map(|kept| kept[n]));
+        }
+        // Their analyzers changed since the inventory was stored (or it is gone): read them again.
+        for scan in to_pull {
+            self.execute(scan).await;
         }
     }
 
-    /// Runs `work` while renewing the lease; `None` when the lease was lost.
-    async fn with_lease<T>(&self, scan: &ScanRow, work: impl Future<Output = T>) -> Option<T> {
+    /// Runs `work` while renewing the leases of `scans`; `None` when one of them was lost.
+    async fn with_lease<T>(&self, scans: &[ScanRow], work: impl Future<Output = T>) -> Option<T> {
         let every = self.settings.lease / 3;
+        let ids: Vec<String> = scans.iter().map(|s| s.id.clone()).collect();
         let renew = async {
             loop {
                 tokio::time::sleep(every).await;
-                let (id, owner, lease) = (
-                    scan.id.clone(),
+                let (renewed, owner, lease) = (
+                    ids.clone(),
                     self.owner.clone(),
                     Timestamp::span_micros(self.settings.lease),
                 );
                 let kept = store::run(&self.engine.pool, move |c| {
-                    store::scans::renew(c, &id, &owner, Timestamp::now().micros() + lease)
+                    store::scans::renew(c, &renewed, &owner, Timestamp::now().micros() + lease)
                 })
                 .await;
                 match kept {
                     Ok(true) => {}
                     Ok(false) => return,
                     // The database is away: keep working, the final write will tell.
-                    Err(e) => tracing::warn!(scan = %scan.id, error = %e, "cannot renew the lease"),
+                    Err(e) => tracing::warn!(scans = ?ids, error = %e, "cannot renew the lease"),
                 }
             }
         };
@@ -381,17 +456,16 @@ impl Worker {
         })
         .await
         .map_err(Failure::store)?
-        .ok_or_else(|| Failure {
-            code: "RegistryNotConnected".to_owned(),
-            message: "the registry was disconnected".to_owned(),
-            retryable: false,
-        })?;
-        let trigger = ScanTrigger::parse(&scan.triggered_by).unwrap_or(ScanTrigger::Api);
-        if trigger.is_reassessment()
-            && let Some(digest) = &scan.digest
-            && let Some(result) = self.rematch(scan, digest).await.map_err(Failure::store)?
+        .ok_or_else(Failure::registry_gone)?;
+        if trigger_of(scan).is_reassessment()
+            && let Some(result) = self
+                .rematch_all(std::slice::from_ref(scan))
+                .await
+                .map_err(Failure::store)?
+                .pop()
+                .flatten()
         {
-            return Ok(Assessment { registry, result });
+            return Ok(result);
         }
         let credentials = match registry.credentials.as_deref() {
             Some(json) => Some(serde_json::from_str(json).map_err(|_| Failure {
@@ -424,82 +498,149 @@ impl Worker {
         Ok(Assessment { registry, result })
     }
 
-    /// Matches the stored inventory again, when there is one built by the current analyzers.
-    async fn rematch(
-        &self,
-        scan: &ScanRow,
-        digest: &str,
-    ) -> Result<Option<ScanResult>, StoreError> {
+    /// Matches the stored inventories of `scans` again, one database connection for all; `None`
+    /// for a scan without a digest, without an inventory built by the current analyzers, or whose
+    /// registry is gone.
+    async fn rematch_all(&self, scans: &[ScanRow]) -> Result<Vec<Option<Assessment>>, StoreError> {
         let key = crate::scanner::analyzers::cache_key(&crate::scanner::analyzers::analyzer_ids(
             &self.engine.analyzers,
         ));
-        let (digest, cache) = (digest.to_owned(), self.engine.cache.clone());
-        let (registry_id, repository) = (scan.registry_id.clone(), scan.repository.clone());
-        let started = std::time::Instant::now();
+        let (scans, cache) = (scans.to_vec(), self.engine.cache.clone());
         store::run(&self.engine.pool, move |c| {
-            let Some(inventory) = inventories::load(c, &digest, &key)? else {
-                return Ok(None);
-            };
-            let platform = store::images::find_by_digest(c, &registry_id, &repository, &digest)?
-                .and_then(|image| image.platform)
-                .unwrap_or_default();
-            let (report, _) = match_stored(c, &cache, &inventory)?;
-            let Ok(manifest_digest) = crate::domain::Digest::parse(&digest) else {
-                return Ok(None);
-            };
-            Ok(Some(ScanResult {
-                index_digest: None,
-                images: vec![ScannedImage {
-                    manifest_digest,
-                    platform,
-                    inventory,
-                    reused: true,
-                    report,
-                    seconds: started.elapsed().as_secs_f64(),
-                }],
-                skipped: Vec::new(),
-            }))
+            let registry_ids: Vec<String> = scans.iter().map(|s| s.registry_id.clone()).collect();
+            let registries = store::registries::by_row_ids(c, &registry_ids)?;
+            scans
+                .iter()
+                .map(|scan| {
+                    let started = std::time::Instant::now();
+                    let (Some(digest), Some(registry)) =
+                        (scan.digest.as_deref(), registries.get(&scan.registry_id))
+                    else {
+                        return Ok(None);
+                    };
+                    let Ok(manifest_digest) = crate::domain::Digest::parse(digest) else {
+                        return Ok(None);
+                    };
+                    let Some(inventory) = inventories::load(c, digest, &key)? else {
+                        return Ok(None);
+                    };
+                    let platform = store::images::find_by_digest(
+                        c,
+                        &scan.registry_id,
+                        &scan.repository,
+                        digest,
+                    )?
+                    .and_then(|image| image.platform)
+                    .unwrap_or_default();
+                    let (report, _) = match_stored(c, &cache, &inventory)?;
+                    Ok(Some(Assessment {
+                        registry: registry.clone(),
+                        result: ScanResult {
+                            index_digest: None,
+                            images: vec![ScannedImage {
+                                manifest_digest,
+                                platform,
+                                inventory,
+                                reused: true,
+                                report,
+                                seconds: started.elapsed().as_secs_f64(),
+                            }],
+                            skipped: Vec::new(),
+                        },
+                    }))
+                })
+                .collect()
         })
         .await
     }
+}
 
-    /// Stores the outcome; false when the lease was lost (nothing is written then).
-    async fn complete(
-        &self,
-        scan: ScanRow,
-        outcome: Result<Assessment, Failure>,
-    ) -> Result<bool, StoreError> {
-        let owner = self.owner.clone();
-        let settings = self.settings.clone();
-        store::run(&self.engine.pool, move |c| {
-            c.transaction(|c| {
-                let now = Timestamp::now().micros();
-                // Writing first takes SQLite's write lock now: a transaction that read first and
-                // wrote later would fail with "database is locked" when another writer committed
-                // in between, instead of waiting its turn. It also checks the lease early.
-                if !store::scans::renew(
-                    c,
-                    &scan.id,
-                    &owner,
-                    now + Timestamp::span_micros(settings.lease),
-                )? {
-                    return Err(diesel::result::Error::RollbackTransaction);
-                }
-                let kept = match outcome {
-                    Ok(assessment) => store_assessment(c, &scan, &owner, assessment, now)?,
-                    Err(failure) => store_failure(c, &scan, &owner, &settings, failure, now)?,
-                };
-                if !kept {
-                    return Err(diesel::result::Error::RollbackTransaction);
-                }
-                Ok(true)
-            })
-            .or_else(|e| match e {
-                diesel::result::Error::RollbackTransaction => Ok(false),
-                e => Err(e),
-            })
-        })
-        .await
+fn trigger_of(scan: &ScanRow) -> ScanTrigger {
+    ScanTrigger::parse(&scan.triggered_by).unwrap_or(ScanTrigger::Api)
+}
+
+fn log_start(scan: &ScanRow) {
+    tracing::info!(scan = %scan.id, trigger = %scan.triggered_by, repository = %scan.repository, attempt = scan.attempts, "scan started");
+}
+
+fn log_end<E: std::fmt::Display>(id: &str, started: std::time::Instant, stored: &Result<bool, E>) {
+    match stored {
+        Ok(true) => {
+            tracing::info!(scan = %id, seconds = started.elapsed().as_secs_f64(), "scan finished")
+        }
+        Ok(false) => {
+            tracing::warn!(scan = %id, "lease lost before the results were stored; another worker has the scan")
+        }
+        // The lease runs out and the scan is taken again: nothing is lost.
+        Err(e) => tracing::error!(scan = %id, error = %e, "cannot store the scan's results"),
+    }
+}
+
+/// Stores a scan's outcome in one transaction; false when the lease was lost (nothing is written
+/// then).
+fn complete(
+    c: &mut AnyConnection,
+    scan: &ScanRow,
+    owner: &str,
+    settings: &QueueSettings,
+    outcome: Result<&Assessment, Failure>,
+) -> diesel::QueryResult<bool> {
+    c.transaction(|c| {
+        let now = Timestamp::now().micros();
+        // Writing first takes SQLite's write lock now: a transaction that read first and wrote
+        // later would fail with "database is locked" when another writer committed in between,
+        // instead of waiting its turn. It also checks the lease early.
+        if !store::scans::hold(c, std::slice::from_ref(&scan.id), owner)? {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        let kept = match outcome {
+            Ok(assessment) => store_assessment(c, scan, owner, assessment, now)?,
+            Err(failure) => store_failure(c, scan, owner, settings, failure, now)?,
+        };
+        if !kept {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        Ok(true)
+    })
+    .or_else(|e| match e {
+        diesel::result::Error::RollbackTransaction => Ok(false),
+        e => Err(e),
+    })
+}
+
+/// Stores many assessed scans in one transaction; when that fails (a lease lost, a conflict),
+/// each is stored on its own, so one scan's trouble does not hold back the others. Returns, per
+/// scan, whether its result was kept.
+fn complete_together(
+    c: &mut AnyConnection,
+    done: &[(ScanRow, Assessment)],
+    owner: &str,
+    settings: &QueueSettings,
+) -> diesel::QueryResult<Vec<bool>> {
+    let ids: Vec<String> = done.iter().map(|(scan, _)| scan.id.clone()).collect();
+    let together = c.transaction(|c| {
+        let now = Timestamp::now().micros();
+        // Written first for the reasons given in `complete`.
+        if !store::scans::hold(c, &ids, owner)? {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        for (scan, assessment) in done {
+            if !store_assessment(c, scan, owner, assessment, now)? {
+                return Err(diesel::result::Error::RollbackTransaction);
+            }
+        }
+        Ok(())
+    });
+    match together {
+        Ok(()) => Ok(vec![true; done.len()]),
+        Err(e) => {
+            if !matches!(e, diesel::result::Error::RollbackTransaction) {
+                tracing::warn!(scans = done.len(), error = %e, "cannot store the batch together; storing each scan alone");
+            }
+            done.iter()
+                .map(|(scan, assessment)| complete(c, scan, owner, settings, Ok(assessment)))
+                .collect()
+        }
     }
 }
 
@@ -508,7 +649,7 @@ struct Assessment {
     result: ScanResult,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Failure {
     code: String,
     message: String,
@@ -516,6 +657,14 @@ struct Failure {
 }
 
 impl Failure {
+    fn registry_gone() -> Self {
+        Self {
+            code: "RegistryNotConnected".to_owned(),
+            message: "the registry was disconnected".to_owned(),
+            retryable: false,
+        }
+    }
+
     fn store(e: StoreError) -> Self {
         Self {
             code: "DatabaseUnavailable".to_owned(),
@@ -559,11 +708,11 @@ fn store_assessment(
     c: &mut AnyConnection,
     scan: &ScanRow,
     owner: &str,
-    assessment: Assessment,
+    assessment: &Assessment,
     now: i64,
 ) -> diesel::QueryResult<bool> {
     let Assessment { registry, result } = assessment;
-    let trigger = ScanTrigger::parse(&scan.triggered_by).unwrap_or(ScanTrigger::Api);
+    let trigger = trigger_of(scan);
     let mut summary = Summary {
         skipped: result
             .skipped

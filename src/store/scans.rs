@@ -156,17 +156,19 @@ struct ClaimedId {
     id: String,
 }
 
-// Each claim is one statement: the sub-select picks a due scan and the update takes it;
+// Each claim is one statement: the sub-select picks due scans and the update takes them;
 // PostgreSQL skips rows another worker is taking at that moment. Scans whose lease ran out come
 // first (there are few, and they must not wait behind a long queue), then queued scans in due
-// order. Each condition alone lets the index (status, run_after) find the row without sorting the
-// queue; `$3`/`?3` is now.
-const DUE: [(&str, &str); 2] = [
-    ("status = 'Running' AND lease_until < {now}", "lease_until"),
-    ("status = 'Queued' AND run_after <= {now}", "run_after"),
-];
+// order. Each condition is served by an index (the partial one on running scans' lease_until,
+// then (status, run_after)) without sorting the queue; `$3`/`?3` is now, `$4`/`?4` the limit.
+const EXPIRED: (&str, &str) = ("status = 'Running' AND lease_until < {now}", "lease_until");
+const QUEUED: (&str, &str) = ("status = 'Queued' AND run_after <= {now}", "run_after");
+const QUEUED_REASSESSMENTS: (&str, &str) = (
+    "status = 'Queued' AND run_after <= {now} AND triggered_by IN ('Rescan', 'AdvisoryUpdate')",
+    "run_after",
+);
 
-fn claim_sql(postgres: bool, due: &str, order: &str) -> String {
+fn claim_sql(postgres: bool, (due, order): (&str, &str)) -> String {
     let (p, lock) = if postgres {
         ("$", " FOR UPDATE SKIP LOCKED")
     } else {
@@ -175,10 +177,45 @@ fn claim_sql(postgres: bool, due: &str, order: &str) -> String {
     format!(
         "UPDATE scans SET status = 'Running', lease_owner = {p}1, lease_until = {p}2, \
          attempts = attempts + 1, started_at = {p}3 \
-         WHERE id = (SELECT id FROM scans WHERE {due} ORDER BY {order} LIMIT 1{lock}) \
+         WHERE id IN (SELECT id FROM scans WHERE {due} ORDER BY {order} LIMIT {p}4{lock}) \
          RETURNING id",
         due = due.replace("{now}", &format!("{p}3")),
     )
+}
+
+/// Leases up to `limit` scans matching `due` to `owner` until `lease_until`, in due order.
+fn claim_where(
+    conn: &mut AnyConnection,
+    due: (&str, &str),
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> QueryResult<Vec<ScanRow>> {
+    let claimed: Vec<ClaimedId> = match conn {
+        AnyConnection::Postgresql(c) => diesel::sql_query(claim_sql(true, due))
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+        AnyConnection::Sqlite(c) => diesel::sql_query(claim_sql(false, due))
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+    };
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = claimed.into_iter().map(|c| c.id).collect();
+    let mut rows: Vec<ScanRow> = scans::table
+        .filter(scans::id.eq_any(&ids))
+        .select(ScanRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|r| r.run_after);
+    Ok(rows)
 }
 
 /// Leases the next due scan to `owner` until `lease_until`.
@@ -188,30 +225,24 @@ pub fn claim(
     now: i64,
     lease_until: i64,
 ) -> QueryResult<Option<ScanRow>> {
-    for (due, order) in DUE {
-        let claimed: Option<ClaimedId> = match conn {
-            AnyConnection::Postgresql(c) => diesel::sql_query(claim_sql(true, due, order))
-                .bind::<Text, _>(owner)
-                .bind::<BigInt, _>(lease_until)
-                .bind::<BigInt, _>(now)
-                .get_result(c)
-                .optional()?,
-            AnyConnection::Sqlite(c) => diesel::sql_query(claim_sql(false, due, order))
-                .bind::<Text, _>(owner)
-                .bind::<BigInt, _>(lease_until)
-                .bind::<BigInt, _>(now)
-                .get_result(c)
-                .optional()?,
-        };
-        if let Some(ClaimedId { id }) = claimed {
-            return scans::table
-                .find(id)
-                .select(ScanRow::as_select())
-                .first(conn)
-                .optional();
+    for due in [EXPIRED, QUEUED] {
+        if let Some(scan) = claim_where(conn, due, owner, now, lease_until, 1)?.pop() {
+            return Ok(Some(scan));
         }
     }
     Ok(None)
+}
+
+/// Leases up to `limit` queued re-assessments (`Rescan`, `AdvisoryUpdate`) that are due, in due
+/// order: they re-match stored inventories, quick enough to run and store together.
+pub fn claim_reassessments(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> QueryResult<Vec<ScanRow>> {
+    claim_where(conn, QUEUED_REASSESSMENTS, owner, now, lease_until, limit)
 }
 
 type Leased<'a> = diesel::helper_types::Filter<
@@ -230,17 +261,37 @@ fn leased<'a>(id: &'a str, owner: &'a str) -> Leased<'a> {
         .filter(scans::status.eq("Running"))
 }
 
-/// Extends the lease; false when it is no longer this owner's (it ran out and was taken over).
+/// Extends the leases of `ids`; false unless this owner still holds every one of them.
 pub fn renew(
     conn: &mut AnyConnection,
-    id: &str,
+    ids: &[String],
     owner: &str,
     lease_until: i64,
 ) -> QueryResult<bool> {
-    diesel::update(leased(id, owner))
-        .set(scans::lease_until.eq(lease_until))
-        .execute(conn)
-        .map(|n| n == 1)
+    diesel::update(
+        scans::table
+            .filter(scans::id.eq_any(ids))
+            .filter(scans::lease_owner.eq(owner))
+            .filter(scans::status.eq("Running")),
+    )
+    .set(scans::lease_until.eq(lease_until))
+    .execute(conn)
+    .map(|n| n == ids.len())
+}
+
+/// Writes to the scans of `ids` without changing them (no index moves); false unless this owner
+/// still holds every one of them. A transaction that starts with it takes SQLite's write lock at
+/// once and learns early whether its leases are still held.
+pub fn hold(conn: &mut AnyConnection, ids: &[String], owner: &str) -> QueryResult<bool> {
+    diesel::update(
+        scans::table
+            .filter(scans::id.eq_any(ids))
+            .filter(scans::lease_owner.eq(owner))
+            .filter(scans::status.eq("Running")),
+    )
+    .set(scans::lease_owner.eq(owner))
+    .execute(conn)
+    .map(|n| n == ids.len())
 }
 
 /// How a leased scan ends.

@@ -1,0 +1,2 @@
+ALTER TABLE findings RESET (fillfactor);
+DROP INDEX scans_leased;
