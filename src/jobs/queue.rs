@@ -361,7 +361,13 @@ impl Worker {
         };
         let (owner, settings, id) = (self.owner.clone(), self.settings.clone(), scan.id.clone());
         let stored = store::run(&self.engine.pool, move |c| {
-            complete(c, &scan, &owner, &settings, outcome.as_ref().map_err(Clone::clone))
+            complete(
+                c,
+                &scan,
+                &owner,
+                &settings,
+                outcome.as_ref().map_err(Clone::clone),
+            )
         })
         .await;
         log_end(&id, started, &stored);
@@ -375,7 +381,10 @@ impl Worker {
             log_start(scan);
         }
         let Some(rematched) = self.with_lease(&scans, self.rematch_all(&scans)).await else {
-            tracing::warn!(scans = scans.len(), "leases lost while re-matching; other workers have the scans");
+            tracing::warn!(
+                scans = scans.len(),
+                "leases lost while re-matching; other workers have the scans"
+            );
             return;
         };
         let rematched = match rematched {

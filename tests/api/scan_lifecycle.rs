@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::helpers::*;
 use crate::registry::{
-    NotificationEndpoint, RegistryAuth, TestRegistry, push_image, read_shared_fixture,
+    Compression, Image, Layer, NotificationEndpoint, RegistryAuth, TarEntry, TestRegistry,
+    push_image, read_shared_fixture,
 };
 use crate::scan::vulnerable_debian;
 
@@ -18,6 +19,7 @@ backend_tests!(
     submissions_are_accepted_polled_and_deduplicated,
     redelivered_events_queue_one_scan_and_a_dead_registry_fails_it,
     advisory_imports_rematch_stored_inventories_without_pulling,
+    reassessments_run_in_batches_and_stale_inventories_are_read_again,
     the_scheduler_reassesses_active_images_only,
 );
 
@@ -536,6 +538,20 @@ fn served_requests(registry: &TestRegistry) -> usize {
         .count()
 }
 
+/// [`served_requests`] once the log has stopped growing (the registry writes a request's line
+/// after the response, so the last ones of a scan can show up a little after it finished).
+async fn settled_requests(registry: &TestRegistry) -> usize {
+    let mut last = served_requests(registry);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = served_requests(registry);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 async fn advisory_imports_rematch_stored_inventories_without_pulling(backend: Backend) {
     let app = spawn_app(backend).await;
     let registry = TestRegistry::start(RegistryAuth::None);
@@ -553,7 +569,7 @@ async fn advisory_imports_rematch_stored_inventories_without_pulling(backend: Ba
     let first = wait_for_scan(&app, "", "Succeeded").await;
     assert_eq!(first["properties"]["summary"]["findings"]["Medium"], 0);
     assert!(findings(&app).await.is_empty());
-    let served = served_requests(&registry);
+    let served = settled_requests(&registry).await;
     assert!(served > 0, "the registry's access log is readable");
 
     let summary = import(&app, &gnutls_advisory("TEST-GNUTLS-3")).await;
@@ -567,9 +583,8 @@ async fn advisory_imports_rematch_stored_inventories_without_pulling(backend: Ba
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["properties"]["id"], "TEST-GNUTLS-3");
     // Give a stray request time to show up in the log, then check there was none.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        served_requests(&registry),
+        settled_requests(&registry).await,
         served,
         "the re-assessment pulled nothing"
     );
@@ -592,6 +607,105 @@ async fn advisory_imports_rematch_stored_inventories_without_pulling(backend: Ba
         },
     )
     .await;
+}
+
+/// `vulnerable_debian` with one more layer: the same packages under another digest.
+fn vulnerable_debian_variant() -> Image {
+    let mut image = vulnerable_debian();
+    image.layers.push(Layer::from_entries(
+        &[TarEntry::file("etc/motd", b"variant".to_vec(), 0o644)],
+        Compression::Gzip,
+    ));
+    image
+}
+
+async fn reassessments_run_in_batches_and_stale_inventories_are_read_again(backend: Backend) {
+    // One worker: it claims the first re-assessment and the others queued with it in one go.
+    let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 1).await;
+    let registry = TestRegistry::start(RegistryAuth::None);
+    connect(&app, "batches", &registry.host()).await;
+    let contributor = app.token(SUB, Role::Contributor);
+    let repositories = ["team/a", "team/b", "team/c", "team/stale"];
+    let mut stale_digest = String::new();
+    for repository in repositories {
+        let image = if repository == "team/stale" {
+            vulnerable_debian_variant()
+        } else {
+            vulnerable_debian()
+        };
+        let pushed = push_image(&registry, repository, Some("1"), &image).await;
+        if repository == "team/stale" {
+            stale_digest = pushed.manifest_digest.clone();
+        }
+        let image = json!({"image": format!("{}/{repository}:1", registry.host())});
+        let (status, _, _) = post_scan(&app, &contributor, &image, None).await;
+        assert_eq!(status, 202);
+    }
+    wait_for("4 succeeded scans", Duration::from_secs(60), || async {
+        let done = scans(&app, "&status=Succeeded").await;
+        (done.len() == 4).then_some(())
+    })
+    .await;
+    // As if the analyzers had changed since this image's inventory was stored.
+    {
+        let digest = stale_digest.clone();
+        let marked = app
+            .db(move |c| {
+                use crowsnest::store::schema::inventories;
+                use diesel::prelude::*;
+                diesel::update(inventories::table.find(digest))
+                    .set(inventories::analyzers.eq("analyzers of an older release"))
+                    .execute(c)
+            })
+            .await;
+        assert_eq!(marked, 1);
+    }
+    let served = settled_requests(&registry).await;
+
+    let summary = import(&app, &gnutls_advisory("TEST-GNUTLS-4")).await;
+    assert_eq!(summary["imagesQueued"], 4, "{summary}");
+    let rematches = wait_for(
+        "4 AdvisoryUpdate scans",
+        Duration::from_secs(60),
+        || async {
+            let done = scans(&app, "&trigger=AdvisoryUpdate&status=Succeeded").await;
+            (done.len() == 4).then_some(done)
+        },
+    )
+    .await;
+    let reused = |s: &Value| s["properties"]["summary"]["images"][0]["reusedInventory"] == true;
+    let (batched, pulled): (Vec<&Value>, Vec<&Value>) = rematches.iter().partition(|s| reused(s));
+    assert_eq!(batched.len(), 3, "{rematches:?}");
+    assert_eq!(pulled.len(), 1, "{rematches:?}");
+    assert_eq!(pulled[0]["properties"]["repository"], "team/stale");
+    // Claimed in one statement: one start time for the whole batch.
+    let started: std::collections::HashSet<&Value> = rematches
+        .iter()
+        .map(|s| &s["properties"]["startedAt"])
+        .collect();
+    assert_eq!(started.len(), 1, "{rematches:?}");
+    assert!(
+        rematches.iter().all(|s| s["properties"]["attempts"] == 1),
+        "{rematches:?}"
+    );
+    assert!(
+        served_requests(&registry) > served,
+        "the stale inventory was read from the registry again"
+    );
+    let mut listed: Vec<String> = findings(&app)
+        .await
+        .iter()
+        .map(|f| {
+            assert_eq!(f["properties"]["id"], "TEST-GNUTLS-4");
+            f["properties"]["additionalData"]["repositoryName"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, repositories);
+    assert_eq!(billed(&app).await, 2, "two digests, billed once each");
 }
 
 async fn the_scheduler_reassesses_active_images_only(backend: Backend) {
