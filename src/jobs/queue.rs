@@ -766,7 +766,7 @@ fn store_assessment(
             ..template
         };
         let image = store::images::ensure(c, &template, None)?;
-        let rows = findings::rows(&registry, &image, &scanned.report.matches, now);
+        let rows = findings::rows(registry, &image, &scanned.report.matches, now);
         store::findings::merge(c, &image.id, &rows, now)?;
         let (health, reason) = if !rows.is_empty() {
             ("Unhealthy", None)

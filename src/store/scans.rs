@@ -4,9 +4,9 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use super::AnyConnection;
 use super::filter::{Listing, Scans};
 use super::schema::scans;
+use super::{AnyConnection, MultiBackend};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = scans)]
@@ -261,6 +261,25 @@ fn leased<'a>(id: &'a str, owner: &'a str) -> Leased<'a> {
         .filter(scans::status.eq("Running"))
 }
 
+/// The scans of `ids` that `owner` still holds.
+fn all_held(
+    ids: &[String],
+    owner: &str,
+) -> Box<
+    dyn BoxableExpression<
+            scans::table,
+            MultiBackend,
+            SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
+        >,
+> {
+    Box::new(
+        scans::id
+            .eq_any(ids.to_vec())
+            .and(scans::lease_owner.eq(owner.to_owned()))
+            .and(scans::status.eq("Running")),
+    )
+}
+
 /// Extends the leases of `ids`; false unless this owner still holds every one of them.
 pub fn renew(
     conn: &mut AnyConnection,
@@ -268,30 +287,20 @@ pub fn renew(
     owner: &str,
     lease_until: i64,
 ) -> QueryResult<bool> {
-    diesel::update(
-        scans::table
-            .filter(scans::id.eq_any(ids))
-            .filter(scans::lease_owner.eq(owner))
-            .filter(scans::status.eq("Running")),
-    )
-    .set(scans::lease_until.eq(lease_until))
-    .execute(conn)
-    .map(|n| n == ids.len())
+    diesel::update(scans::table.filter(all_held(ids, owner)))
+        .set(scans::lease_until.eq(lease_until))
+        .execute(conn)
+        .map(|n| n == ids.len())
 }
 
 /// Writes to the scans of `ids` without changing them (no index moves); false unless this owner
 /// still holds every one of them. A transaction that starts with it takes SQLite's write lock at
 /// once and learns early whether its leases are still held.
 pub fn hold(conn: &mut AnyConnection, ids: &[String], owner: &str) -> QueryResult<bool> {
-    diesel::update(
-        scans::table
-            .filter(scans::id.eq_any(ids))
-            .filter(scans::lease_owner.eq(owner))
-            .filter(scans::status.eq("Running")),
-    )
-    .set(scans::lease_owner.eq(owner))
-    .execute(conn)
-    .map(|n| n == ids.len())
+    diesel::update(scans::table.filter(all_held(ids, owner)))
+        .set(scans::lease_owner.eq(owner))
+        .execute(conn)
+        .map(|n| n == ids.len())
 }
 
 /// How a leased scan ends.
