@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
 use super::odata::QueryOptions;
-use super::paging::{ListQuery, paginate};
+use super::paging::{ListQuery, keyset_page};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{Digest, HealthCode, RegistryId, Role, Severity, Timestamp, health_cause};
@@ -324,24 +324,11 @@ pub async fn list(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
-    let mut listing = filter::images(options.filter.as_ref(), options.orderby.as_ref())?;
-    let page = query.page(listing.token_len())?;
-    if let Some(token) = &page.after {
-        listing = listing.after(token)?;
-    }
-    let top = page.top;
-    let tokens = listing.clone();
-    let rows = store::run(&state.pool, move |c| {
-        store::images::list(c, &scope, &listing, top + 1)
+    let listing = filter::images(options.filter.as_ref(), options.orderby.as_ref())?;
+    let (page, ()) = keyset_page(&state, &req, &query, listing, move |c, listing, limit| {
+        Ok((store::images::list(c, &scope, listing, limit)?, ()))
     })
     .await?;
-    let page = paginate(
-        rows,
-        top,
-        |row| tokens.token(row),
-        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |row| row,
-    );
     Ok(web::Json(ImageList {
         value: render_all(&state, page.value).await?,
         next_link: page.next_link,

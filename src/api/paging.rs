@@ -6,6 +6,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
+use crate::store::filter::{List, Listing};
+use crate::store::{self, AnyConnection};
 
 pub const DEFAULT_TOP: i64 = 100;
 pub const MAX_TOP: i64 = 1000;
@@ -64,6 +66,42 @@ impl ListQuery {
 pub struct Page<T> {
     pub value: Vec<T>,
     pub next_link: Option<String>,
+}
+
+/// One page of a keyset listing: the request's `$top` and `$skipToken` applied to `listing`,
+/// `top + 1` rows read by `load` in one database call (with whatever else the page needs, `X`), and
+/// the page cut with its `nextLink`.
+pub async fn keyset_page<L, X, F>(
+    state: &super::AppState,
+    req: &actix_web::HttpRequest,
+    query: &ListQuery,
+    mut listing: Listing<L>,
+    load: F,
+) -> Result<(Page<L::Row>, X), ApiError>
+where
+    L: List + Send + 'static,
+    L::Row: Send + 'static,
+    Listing<L>: Clone + Send,
+    X: Send + 'static,
+    F: FnOnce(&mut AnyConnection, &Listing<L>, i64) -> diesel::QueryResult<(Vec<L::Row>, X)>
+        + Send
+        + 'static,
+{
+    let page = query.page(listing.token_len())?;
+    if let Some(token) = &page.after {
+        listing = listing.after(token)?;
+    }
+    let top = page.top;
+    let tokens = listing.clone();
+    let (rows, extra) = store::run(&state.pool, move |c| load(c, &listing, top + 1)).await?;
+    let page = paginate(
+        rows,
+        top,
+        |row| tokens.token(row),
+        |token| next_link(&state.public_url, req.path(), req.query_string(), token),
+        |row| row,
+    );
+    Ok((page, extra))
 }
 
 /// Turns up to `top + 1` loaded rows into a page; the extra row only says that another page exists.

@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
 use super::odata::{self, QueryOptions};
-use super::paging::{ListQuery, paginate};
+use super::paging::{ListQuery, keyset_page};
 use crate::api::auth::Caller;
 use crate::domain::{
     Digest, LoginServer, RegistryId, RepositoryName, Role, ScanStatus, ScanTrigger, SubscriptionId,
@@ -432,30 +432,21 @@ pub async fn list(
     .reduce(|a, b| crate::domain::odata::Expr::And(Box::new(a), Box::new(b)));
     let options =
         QueryOptions::parse(query.filter.as_deref(), query.orderby.as_deref())?.and(simple);
-    let mut listing = filter::scans(options.filter.as_ref(), options.orderby.as_ref())?;
-    let page = ListQuery {
+    let listing = filter::scans(options.filter.as_ref(), options.orderby.as_ref())?;
+    let page_query = ListQuery {
         api_version: None,
         top: query.top.clone(),
         skip_token: query.skip_token.clone(),
-    }
-    .page(listing.token_len())?;
-    if let Some(token) = &page.after {
-        listing = listing.after(token)?;
-    }
-    let top = page.top;
+    };
     let sub = subscription.as_str().to_owned();
-    let tokens = listing.clone();
-    let rows = store::run(&state.pool, move |c| {
-        store::scans::list(c, &sub, &listing, top + 1)
-    })
+    let (page, ()) = keyset_page(
+        &state,
+        &req,
+        &page_query,
+        listing,
+        move |c, listing, limit| Ok((store::scans::list(c, &sub, listing, limit)?, ())),
+    )
     .await?;
-    let page = paginate(
-        rows,
-        top,
-        |r| tokens.token(r),
-        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |r| r,
-    );
     Ok(web::Json(ScanList {
         value: render_all(&state, page.value).await?,
         next_link: page.next_link,

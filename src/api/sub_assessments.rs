@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
 use super::odata::QueryOptions;
-use super::paging::{ListQuery, paginate};
+use super::paging::{ListQuery, keyset_page};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, RegistryId, Role, Severity, Timestamp};
@@ -299,31 +299,22 @@ async fn list_page(
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
-    let mut listing = filter::findings(options.filter.as_ref(), options.orderby.as_ref())?;
-    let page = query.page(listing.token_len())?;
-    if let Some(token) = &page.after {
-        listing = listing.after(token)?;
-    }
-    let top = page.top;
-    let tokens = listing.clone();
-    let (rows, running) = store::run(&state.pool, move |c| {
-        let rows = store::findings::list(c, &scope, Some(&listing), top + 1)?;
+    let listing = filter::findings(options.filter.as_ref(), options.orderby.as_ref())?;
+    let (page, running) = keyset_page(state, req, query, listing, move |c, listing, limit| {
+        let rows = store::findings::list(c, &scope, Some(listing), limit)?;
         let images: Vec<String> = rows.iter().map(|r| r.image_id.clone()).collect();
         Ok((rows, store::images::running_among(c, &images)?))
     })
     .await?;
-    let page = paginate(
-        rows,
-        top,
-        |row| tokens.token(row),
-        |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |row| {
-            let runs = running.contains(&row.image_id);
-            render(row, runs)
-        },
-    );
     Ok(SecuritySubAssessmentList {
-        value: page.value,
+        value: page
+            .value
+            .into_iter()
+            .map(|row| {
+                let runs = running.contains(&row.image_id);
+                render(row, runs)
+            })
+            .collect(),
         next_link: page.next_link,
     })
 }
