@@ -58,20 +58,45 @@ def seed(db, subscription, resource_group, registry, count):
         name = str(uuid.uuid4())
         names.append(name)
         advisory = f"CVE-2024-{i:05d}"
-        conn.execute(
-            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                name, subscription, resource_group, registry_id, registry, image_id, "library/debian", digest,
-                advisory, "openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2", "Debian:12", "Debian",
-                "Critical" if i % 2 else "Medium", "cvss3", None, 9.8 if i % 2 else 5.3,
-                f"openssl: {advisory}", f"{advisory} in openssl", "Upgrade openssl from 3.0.11-1~deb12u1 to 3.0.11-1~deb12u2 or later.",
-                "High", json.dumps([{"title": advisory, "link": f"https://nvd.nist.gov/vuln/detail/{advisory}"}]),
-                json.dumps([{"title": "DSA-5532-1", "link": "https://security-tracker.debian.org/tracker/DSA-5532-1"}]),
-                now, True, "sha256:" + "cd" * 32, now, now, None,
-                "",  # fingerprint: only rescans compare it
-                4 if i % 2 else 2,  # severity_rank
+        row = {
+            "id": name,
+            "subscription_id": subscription,
+            "resource_group": resource_group,
+            "registry_id": registry_id,
+            "registry_name": registry,
+            "image_id": image_id,
+            "repository": "library/debian",
+            "image_digest": digest,
+            "advisory_id": advisory,
+            "package_name": "openssl",
+            "installed_version": "3.0.11-1~deb12u1",
+            "fixed_version": "3.0.11-1~deb12u2",
+            "ecosystem": "Debian:12",
+            "category": "Debian",
+            "severity": "Critical" if i % 2 else "Medium",
+            "severity_source": "cvss3",
+            "cvss2_base": None,
+            "cvss3_base": 9.8 if i % 2 else 5.3,
+            "display_name": f"openssl: {advisory}",
+            "description": f"{advisory} in openssl",
+            "remediation": "Upgrade openssl from 3.0.11-1~deb12u1 to 3.0.11-1~deb12u2 or later.",
+            "impact": "High",
+            "cves": json.dumps([{"title": advisory, "link": f"https://nvd.nist.gov/vuln/detail/{advisory}"}]),
+            "vendor_references": json.dumps(
+                [{"title": "DSA-5532-1", "link": "https://security-tracker.debian.org/tracker/DSA-5532-1"}]
             ),
-        )
+            "published_at": now,
+            "patchable": True,
+            "layer_digest": "sha256:" + "cd" * 32,
+            "first_seen": now,
+            "last_seen": now,
+            "resolved_at": None,
+            "fingerprint": "",  # only rescans compare it
+            "severity_rank": 4 if i % 2 else 2,
+        }
+        columns = ", ".join(row)
+        placeholders = ", ".join("?" for _ in row)
+        conn.execute(f"INSERT INTO findings ({columns}) VALUES ({placeholders})", tuple(row.values()))
     conn.commit()
     return names, digest
 

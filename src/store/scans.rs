@@ -192,20 +192,13 @@ fn claim_where(
     lease_until: i64,
     limit: i64,
 ) -> QueryResult<Vec<ScanRow>> {
-    let claimed: Vec<ClaimedId> = match conn {
-        AnyConnection::Postgresql(c) => diesel::sql_query(claim_sql(true, due))
-            .bind::<Text, _>(owner)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)?,
-        AnyConnection::Sqlite(c) => diesel::sql_query(claim_sql(false, due))
-            .bind::<Text, _>(owner)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)?,
-    };
+    let sql = claim_sql(matches!(conn, AnyConnection::Postgresql(_)), due);
+    let claimed: Vec<ClaimedId> = on_each_backend!(conn, c => diesel::sql_query(&sql)
+        .bind::<Text, _>(owner)
+        .bind::<BigInt, _>(lease_until)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(c))?;
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
