@@ -281,7 +281,7 @@ struct Worker {
 /// stored in one transaction, so a daily rescan of thousands of images pays one claim, one lease
 /// renewal and one commit per batch instead of per image. Scans that need a pull are never
 /// batched: each keeps a worker of its own.
-const REASSESSMENT_BATCH: i64 = 32;
+const REASSESSMENT_BATCH: i64 = 64;
 
 impl Worker {
     async fn run(self) {
