@@ -131,18 +131,9 @@ pub fn record_pull(
     digest: &str,
     at: i64,
 ) -> QueryResult<usize> {
-    diesel::update(
-        images::table
-            .filter(images::registry_id.eq(registry_id))
-            .filter(images::repository.eq(repository))
-            .filter(
-                images::digest
-                    .eq(digest)
-                    .or(images::index_digest.eq(digest)),
-            ),
-    )
-    .set(images::pulled_at.eq(at))
-    .execute(conn)
+    diesel::update(images::table.filter(at_digest(registry_id, repository, digest)))
+        .set(images::pulled_at.eq(at))
+        .execute(conn)
 }
 
 /// Removes `digest` (an image, or an index and its children) with its tags and findings.
@@ -153,13 +144,7 @@ pub fn delete_digest(
     digest: &str,
 ) -> QueryResult<usize> {
     let ids: Vec<String> = images::table
-        .filter(images::registry_id.eq(registry_id))
-        .filter(images::repository.eq(repository))
-        .filter(
-            images::digest
-                .eq(digest)
-                .or(images::index_digest.eq(digest)),
-        )
+        .filter(at_digest(registry_id, repository, digest))
         .select(images::id)
         .load(conn)?;
     if ids.is_empty() {
@@ -314,6 +299,35 @@ type Condition = Box<
     dyn BoxableExpression<images::table, super::MultiBackend, SqlType = diesel::sql_types::Bool>,
 >;
 
+/// A condition that may be NULL (it reads the nullable `index_digest`); NULL filters a row out.
+pub type NullableCondition = Box<
+    dyn BoxableExpression<
+            images::table,
+            super::MultiBackend,
+            SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
+        >,
+>;
+
+/// The image with manifest `digest`, or the images of index `digest`.
+fn holds_digest(digest: &str) -> NullableCondition {
+    Box::new(
+        images::digest
+            .eq(digest.to_owned())
+            .or(images::index_digest.eq(digest.to_owned())),
+    )
+}
+
+/// [`holds_digest`] in one repository of one registry (by row id).
+pub fn at_digest(registry_id: &str, repository: &str, digest: &str) -> NullableCondition {
+    Box::new(
+        images::registry_id
+            .eq(registry_id.to_owned())
+            .and(images::repository.eq(repository.to_owned()))
+            .nullable()
+            .and(holds_digest(digest)),
+    )
+}
+
 /// The images a scope reaches (resource groups through their registries), as a condition.
 fn in_scope(scope: &super::findings::FindingScope) -> Condition {
     use super::findings::FindingScope;
@@ -355,11 +369,7 @@ pub fn with_digest(
 ) -> QueryResult<Vec<ImageRow>> {
     images::table
         .filter(in_scope(scope))
-        .filter(
-            images::digest
-                .eq(digest)
-                .or(images::index_digest.eq(digest)),
-        )
+        .filter(holds_digest(digest))
         .select(ImageRow::as_select())
         .order(images::id.asc())
         .limit(1000)
@@ -429,13 +439,7 @@ pub fn assessed(
     digest: &str,
 ) -> QueryResult<bool> {
     images::table
-        .filter(images::registry_id.eq(registry_id))
-        .filter(images::repository.eq(repository))
-        .filter(
-            images::digest
-                .eq(digest)
-                .or(images::index_digest.eq(digest)),
-        )
+        .filter(at_digest(registry_id, repository, digest))
         .filter(images::scanned_at.is_not_null())
         .count()
         .get_result::<i64>(conn)

@@ -86,16 +86,11 @@ pub fn mark_running(
     .execute(conn)?;
     let mut marked = 0;
     for (registry_id, repository, digest) in running {
-        marked += diesel::update(
-            images::table
-                .filter(images::registry_id.eq(registry_id))
-                .filter(images::repository.eq(repository))
-                .filter(
-                    images::digest
-                        .eq(digest)
-                        .or(images::index_digest.eq(digest)),
-                ),
-        )
+        marked += diesel::update(images::table.filter(super::images::at_digest(
+            registry_id,
+            repository,
+            digest,
+        )))
         .set(images::running.eq(true))
         .execute(conn)?;
     }
