@@ -38,6 +38,11 @@ impl Severity {
         }
     }
 
+    /// The severity with this [`rank`](Self::rank); `None` for any other number.
+    pub fn from_rank(rank: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.rank() == rank)
+    }
+
     /// The value of `status.severity` in the 2019-01-01-preview API.
     pub fn azure_2019(self) -> Self {
         match self {
@@ -66,6 +71,15 @@ impl fmt::Display for Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_round_trip() {
+        for s in Severity::ALL {
+            assert_eq!(Severity::from_rank(s.rank()), Some(s));
+        }
+        assert_eq!(Severity::from_rank(0), None);
+        assert_eq!(Severity::from_rank(5), None);
+    }
 
     #[test]
     fn cvss_bands_and_azure_mapping() {

@@ -844,12 +844,7 @@ fn status_code(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
 
 /// The severity a finding is shown with, by its rank (an unknown severity, rank 0, shows as Medium).
 fn shown(rank: i32) -> Severity {
-    match rank {
-        1 => Severity::Low,
-        3 => Severity::High,
-        4 => Severity::Critical,
-        _ => Severity::Medium,
-    }
+    Severity::from_rank(rank).unwrap_or(Severity::Medium)
 }
 
 /// The ranks whose shown severity (`view`ed) a comparison keeps, over `names` in order.
