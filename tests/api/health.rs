@@ -13,7 +13,8 @@ use crate::registry::{
     fixture_paths, push_image, read_shared_fixture,
 };
 use crate::scan_lifecycle::{
-    OWN_API, SUB, connect, gnutls_advisory, import, post_events, post_scan, wait_for, wait_for_scan,
+    OWN_API, SUB, connect, gnutls_advisory, import, post_events, post_scan, wait_for,
+    wait_for_scan, wait_for_scan_end,
 };
 
 backend_tests!(
@@ -76,24 +77,12 @@ async fn scan(app: &TestApp, reference: &str) -> Value {
     let (status, _, body) =
         post_scan(app, &contributor, &json!({ "image": reference }), None).await;
     assert_eq!(status, 202, "{body}");
-    let name = body["name"].as_str().unwrap().to_owned();
-    let reader = app.token(SUB, Role::Reader);
-    wait_for("the scan", Duration::from_secs(60), || async {
-        let (_, scan) = app
-            .get_json(
-                &format!(
-                    "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{name}?{OWN_API}"
-                ),
-                &reader,
-            )
-            .await;
-        match scan["properties"]["status"].as_str() {
-            Some("Succeeded") => Some(scan),
-            Some("Failed") => panic!("the scan failed: {scan}"),
-            _ => None,
-        }
-    })
-    .await
+    let scan = wait_for_scan_end(app, body["name"].as_str().unwrap()).await;
+    assert_eq!(
+        scan["properties"]["status"], "Succeeded",
+        "the scan failed: {scan}"
+    );
+    scan
 }
 
 async fn assessment(app: &TestApp, registry: &str) -> Value {

@@ -225,6 +225,31 @@ pub(crate) async fn wait_for_scan(app: &TestApp, filter: &str, status: &str) -> 
     .await
 }
 
+/// Polls the scan `name` until it has ended (Succeeded or Failed) and returns it.
+pub(crate) async fn wait_for_scan_end(app: &TestApp, name: &str) -> Value {
+    let reader = app.token(SUB, Role::Reader);
+    wait_for(
+        &format!("scan {name} to end"),
+        Duration::from_secs(60),
+        || async {
+            let (_, scan) = app
+                .get_json(
+                    &format!(
+                        "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{name}?{OWN_API}"
+                    ),
+                    &reader,
+                )
+                .await;
+            matches!(
+                scan["properties"]["status"].as_str(),
+                Some("Succeeded" | "Failed")
+            )
+            .then_some(scan)
+        },
+    )
+    .await
+}
+
 /// (pulled_at, tags) of the image row with `digest`, if there is one.
 async fn image_state(
     app: &TestApp,
@@ -356,20 +381,8 @@ async fn submissions_are_accepted_polled_and_deduplicated(backend: Backend) {
     let (status, _, again) = post_scan(&app, &contributor, &image, Some("retry-me")).await;
     assert_eq!((status, again["name"].as_str()), (202, Some(name.as_str())));
 
+    let done = wait_for_scan_end(&app, &name).await;
     let reader = app.token(SUB, Role::Reader);
-    let done = wait_for("the submitted scan", Duration::from_secs(60), || async {
-        let (_, scan) = app
-            .get_json(
-                &format!(
-                    "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{name}?{OWN_API}"
-                ),
-                &reader,
-            )
-            .await;
-        (scan["properties"]["status"] == "Succeeded" || scan["properties"]["status"] == "Failed")
-            .then_some(scan)
-    })
-    .await;
     let p = &done["properties"];
     assert_eq!(p["status"], "Succeeded", "{done}");
     assert_eq!(p["attempts"], 1);
@@ -388,18 +401,8 @@ async fn submissions_are_accepted_polled_and_deduplicated(backend: Backend) {
     assert_eq!(status, 202);
     let second = second["name"].as_str().unwrap().to_owned();
     assert_ne!(second, name);
-    wait_for("the second scan", Duration::from_secs(60), || async {
-        let (_, scan) = app
-            .get_json(
-                &format!(
-                    "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{second}?{OWN_API}"
-                ),
-                &reader,
-            )
-            .await;
-        (scan["properties"]["status"] == "Succeeded").then_some(())
-    })
-    .await;
+    let second = wait_for_scan_end(&app, &second).await;
+    assert_eq!(second["properties"]["status"], "Succeeded", "{second}");
     // The second scan found the same finding: same name, same firstSeen, a later lastSeen.
     let after = findings(&app).await;
     assert_eq!(after.len(), 1);
