@@ -193,6 +193,22 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
     }
 }
 
+/// Crowsnest has one assessment, the container registry one; any other key is a 404 (not an empty
+/// answer), so a mistyped key is noticed.
+pub(super) fn require_assessment(key: &str) -> Result<(), ApiError> {
+    if key.eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "AssessmentNotFound",
+            format!(
+                "No assessment '{}' here: Crowsnest provides only the container image assessment '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'.",
+                key.chars().take(64).collect::<String>()
+            ),
+        ))
+    }
+}
+
 /// The registry's assessment: Unhealthy when any image has active findings, Healthy when
 /// assessed images have none, NotApplicable before anything was assessed.
 #[utoipa::path(
@@ -214,17 +230,7 @@ pub async fn get(
     query: web::Query<ApiVersionQuery>,
 ) -> Result<web::Json<SecurityAssessment>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
-    if !path
-        .assessment_name
-        .eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY)
-    {
-        return Err(ApiError::not_found(
-            "AssessmentNotFound",
-            format!(
-                "Crowsnest provides only the assessment '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'."
-            ),
-        ));
-    }
+    require_assessment(&path.assessment_name)?;
     let Ok(Scope::Registry(_)) = Scope::parse(&path.scope) else {
         // Subscriptions and resource groups are valid scopes elsewhere; this assessment is a registry's.
         resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
@@ -273,16 +279,15 @@ pub async fn list(
     let page = query.page(2)?;
     let top = page.top;
     let rows = store::run(&state.pool, move |c| {
+        let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
         let registries = match &scope {
             FindingScope::Registry(id) => store::registries::find_by_row_id(c, id)?
                 .into_iter()
                 .collect(),
             FindingScope::Subscription(sub) => {
-                let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
                 store::registries::list(c, sub, None, after, top + 1)?
             }
             FindingScope::ResourceGroup(sub, rg) => {
-                let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
                 store::registries::list(c, sub, Some(rg), after, top + 1)?
             }
         };
@@ -343,9 +348,7 @@ pub struct TopImage {
 const TOP: i64 = 10;
 
 fn severity_of_rank(rank: Option<i32>) -> Option<String> {
-    Severity::ALL
-        .into_iter()
-        .find(|s| Some(s.rank()) == rank)
+    rank.and_then(Severity::from_rank)
         .map(|s| s.as_str().to_owned())
 }
 
@@ -374,16 +377,7 @@ pub async fn summary(
         let tally = Tally::load(c, &scope)?;
         let advisories = store::summary::top_advisories(c, &scope, TOP)?;
         let images = store::summary::top_images(c, &scope, TOP)?;
-        let mut found = Vec::with_capacity(images.len());
-        for (image_id, findings, rank) in images {
-            if let Some(image) = store::images::find(c, &image_id)? {
-                found.push((image, findings, rank));
-            }
-        }
-        let registry_ids: Vec<String> = found
-            .iter()
-            .map(|(i, _, _)| i.registry_id.clone())
-            .collect();
+        let registry_ids: Vec<String> = images.iter().map(|i| i.registry_id.clone()).collect();
         let registries: HashMap<String, String> = store::registries::by_row_ids(c, &registry_ids)?
             .into_iter()
             .map(|(id, r)| {
@@ -393,19 +387,19 @@ pub async fn summary(
                 )
             })
             .collect();
-        let mut top_images = Vec::with_capacity(found.len());
-        for (image, findings, rank) in found {
-            top_images.push(TopImage {
+        let top_images = images
+            .into_iter()
+            .map(|image| TopImage {
                 registry_id: registries
                     .get(&image.registry_id)
                     .cloned()
                     .unwrap_or_default(),
                 repository: image.repository,
                 digest: image.digest,
-                findings,
-                highest_severity: severity_of_rank(rank),
-            });
-        }
+                findings: image.findings,
+                highest_severity: severity_of_rank(image.highest_rank),
+            })
+            .collect();
         Ok(VulnerabilitySummary {
             images_by_health: tally.images.clone(),
             findings_by_severity: tally.findings.clone(),

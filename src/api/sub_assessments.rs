@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
+use super::assessments::require_assessment;
 use super::odata::QueryOptions;
 use super::paging::{ListQuery, keyset_page};
 use super::{AppState, resolve_scope};
@@ -269,22 +270,6 @@ pub fn render(row: FindingRow, running: bool) -> SecuritySubAssessment {
                 running,
             },
         },
-    }
-}
-
-/// Only the container registry assessment has sub-assessments here; any other key is a 404, not an
-/// empty list, so a mistyped key is noticed.
-fn require_assessment(key: &str) -> Result<(), ApiError> {
-    if key.eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(
-            "AssessmentNotFound",
-            format!(
-                "No assessment '{}' here; container image findings are under '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'.",
-                key.chars().take(64).collect::<String>()
-            ),
-        ))
     }
 }
 

@@ -49,17 +49,36 @@ pub fn top_advisories(
         .load(conn)
 }
 
-/// The images with the most active findings: (image id, findings, highest severity rank).
+/// An image among those with the most active findings.
+#[derive(Debug, Queryable)]
+pub struct TopImageRow {
+    /// The registry's row id.
+    pub registry_id: String,
+    pub repository: String,
+    pub digest: String,
+    pub findings: i64,
+    pub highest_rank: Option<i32>,
+}
+
+/// The images with the most active findings. Findings carry their image's registry, repository
+/// and digest, so no image rows are read.
 pub fn top_images(
     conn: &mut AnyConnection,
     scope: &FindingScope,
     limit: i64,
-) -> QueryResult<Vec<(String, i64, Option<i32>)>> {
+) -> QueryResult<Vec<TopImageRow>> {
     findings::table
         .filter(active_in(scope))
-        .group_by(findings::image_id)
-        .select((
+        .group_by((
             findings::image_id,
+            findings::registry_id,
+            findings::repository,
+            findings::image_digest,
+        ))
+        .select((
+            findings::registry_id,
+            findings::repository,
+            findings::image_digest,
             count_star(),
             max(findings::severity_rank),
         ))
