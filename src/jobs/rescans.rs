@@ -41,14 +41,17 @@ pub fn queue_due(
     let assessed_before = now - Timestamp::span_micros(settings.interval);
     let active_since = now - Timestamp::span_micros(settings.active_within);
     let mut queued = 0;
-    let mut seen = 0;
+    let mut after: Option<(i64, String)> = None;
     loop {
-        let due = store::images::due_for_rescan(conn, assessed_before, active_since, BATCH, seen)?;
-        let n = due.len();
+        let cursor = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+        let due =
+            store::images::due_for_rescan(conn, assessed_before, active_since, BATCH, cursor)?;
         queued += reassess_in(conn, &due, ScanTrigger::Rescan)?;
-        seen += i64::try_from(n).unwrap_or(i64::MAX);
-        if i64::try_from(n).unwrap_or(0) < BATCH {
-            return Ok(queued);
+        match due.last() {
+            Some(last) if i64::try_from(due.len()).unwrap_or(0) == BATCH => {
+                after = Some((last.scanned_at.unwrap_or_default(), last.id.clone()));
+            }
+            _ => return Ok(queued),
         }
     }
 }

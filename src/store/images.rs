@@ -219,15 +219,17 @@ pub fn record_failure(conn: &mut AnyConnection, image_id: &str, reason: &str) ->
 }
 
 /// Images last assessed before `assessed_before` that were pulled, pushed or first seen since
-/// `active_since` (an image scanned on request has no push time), or are running.
+/// `active_since` (an image scanned on request has no push time), or are running; oldest
+/// assessment first, after the (scanned_at, id) cursor `after`. A cursor rather than an offset:
+/// images scanned meanwhile leave the set without shifting the ones still to come.
 pub fn due_for_rescan(
     conn: &mut AnyConnection,
     assessed_before: i64,
     active_since: i64,
     limit: i64,
-    offset: i64,
+    after: Option<(i64, &str)>,
 ) -> QueryResult<Vec<ImageRow>> {
-    images::table
+    let mut query = images::table
         .filter(images::scanned_at.lt(assessed_before))
         .filter(
             images::pulled_at
@@ -239,8 +241,15 @@ pub fn due_for_rescan(
         .select(ImageRow::as_select())
         .order((images::scanned_at.asc(), images::id.asc()))
         .limit(limit)
-        .offset(offset)
-        .load(conn)
+        .into_boxed();
+    if let Some((scanned_at, id)) = after {
+        query = query.filter(
+            images::scanned_at.gt(scanned_at).or(images::scanned_at
+                .eq(scanned_at)
+                .and(images::id.gt(id.to_owned()))),
+        );
+    }
+    query.load(conn)
 }
 
 /// Scanned images whose stored inventory holds a package (binary or source name) in `names`.

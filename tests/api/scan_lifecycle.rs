@@ -21,6 +21,7 @@ backend_tests!(
     advisory_imports_rematch_stored_inventories_without_pulling,
     reassessments_run_in_batches_and_stale_inventories_are_read_again,
     the_scheduler_reassesses_active_images_only,
+    due_images_are_paged_by_cursor_while_they_are_being_rescanned,
 );
 
 pub(crate) const SUB: &str = "sub-life";
@@ -766,4 +767,55 @@ async fn the_scheduler_reassesses_active_images_only(backend: Backend) {
         "only the active image is re-assessed: {rescans:?}"
     );
     assert_eq!(billed(&app).await, 1, "rescans are not billed");
+}
+
+async fn due_images_are_paged_by_cursor_while_they_are_being_rescanned(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 0).await;
+    let registry = app.seed_registry(SUB, "rg", "due").await;
+    let day = 86_400_000_000;
+    let now = crowsnest::domain::Timestamp::now().micros();
+    for n in 0..5 {
+        let row = crowsnest::store::images::ImageRow {
+            // Oldest assessment first: image 0 was assessed longest ago.
+            scanned_at: Some(now - (10 - n) * day),
+            ..image_row(&registry, "team/due", &digest_of(&format!("due-{n}")))
+        };
+        app.db(move |c| crowsnest::store::images::insert(c, &row))
+            .await;
+    }
+    let page = |after: Option<(i64, String)>| {
+        app.db(move |c| {
+            crowsnest::store::images::due_for_rescan(
+                c,
+                now - day,
+                now - 30 * day,
+                2,
+                after.as_ref().map(|(at, id)| (*at, id.as_str())),
+            )
+        })
+    };
+    let first = page(None).await;
+    assert_eq!(first.len(), 2);
+    // Workers rescan the first page before the next one is read: those images leave the set.
+    let done: Vec<String> = first.iter().map(|i| i.id.clone()).collect();
+    app.db(move |c| {
+        use crowsnest::store::schema::images;
+        use diesel::prelude::*;
+        diesel::update(images::table.filter(images::id.eq_any(&done)))
+            .set(images::scanned_at.eq(now))
+            .execute(c)
+    })
+    .await;
+    let last = first.last().unwrap();
+    let second = page(Some((last.scanned_at.unwrap(), last.id.clone()))).await;
+    let last = second.last().unwrap();
+    let third = page(Some((last.scanned_at.unwrap(), last.id.clone()))).await;
+    let digests: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .map(|i| i.digest.clone())
+        .collect();
+    let expected: Vec<String> = (0..5).map(|n| digest_of(&format!("due-{n}"))).collect();
+    assert_eq!(digests, expected, "no due image is skipped or read twice");
 }
