@@ -98,6 +98,13 @@ impl ApiError {
     }
 }
 
+/// A resource name in the path or body that does not parse.
+impl From<crate::domain::NameError> for ApiError {
+    fn from(e: crate::domain::NameError) -> Self {
+        Self::bad_request("InvalidResourceName", e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -107,13 +107,10 @@ impl RegistryPath {
     }
 
     pub fn parse(&self) -> Result<RegistryId, ApiError> {
-        let invalid = |e: crate::domain::NameError| {
-            ApiError::bad_request("InvalidResourceName", e.to_string())
-        };
         Ok(RegistryId {
-            subscription: SubscriptionId::parse(&self.subscription_id).map_err(invalid)?,
-            resource_group: ResourceGroupName::parse(&self.resource_group_name).map_err(invalid)?,
-            name: RegistryName::parse(&self.registry_name).map_err(invalid)?,
+            subscription: SubscriptionId::parse(&self.subscription_id)?,
+            resource_group: ResourceGroupName::parse(&self.resource_group_name)?,
+            name: RegistryName::parse(&self.registry_name)?,
         })
     }
 }
@@ -351,13 +348,8 @@ async fn list_registries(
     query: &ListQuery,
 ) -> Result<RegistryList, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let invalid =
-        |e: crate::domain::NameError| ApiError::bad_request("InvalidResourceName", e.to_string());
-    let subscription = SubscriptionId::parse(subscription).map_err(invalid)?;
-    let resource_group = resource_group
-        .map(ResourceGroupName::parse)
-        .transpose()
-        .map_err(invalid)?;
+    let subscription = SubscriptionId::parse(subscription)?;
+    let resource_group = resource_group.map(ResourceGroupName::parse).transpose()?;
     caller.authorize(&subscription, Role::Reader)?;
     let page = query.page(2)?;
     let top = page.top;

@@ -168,8 +168,7 @@ pub async fn report(
     body: web::Bytes,
 ) -> Result<web::Json<RunningImagesReport>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let subscription = SubscriptionId::parse(&path.subscription_id)
-        .map_err(|e| ApiError::bad_request("InvalidResourceName", e.to_string()))?;
+    let subscription = SubscriptionId::parse(&path.subscription_id)?;
     caller.authorize(&subscription, Role::Contributor)?;
     if !valid_cluster(&path.cluster) {
         return Err(ApiError::bad_request(

@@ -191,11 +191,6 @@ async fn render_all(state: &AppState, rows: Vec<ScanRow>) -> Result<Vec<Scan>, A
         .collect())
 }
 
-fn parse_subscription(raw: &str) -> Result<SubscriptionId, ApiError> {
-    SubscriptionId::parse(raw)
-        .map_err(|e| ApiError::bad_request("InvalidResourceName", e.to_string()))
-}
-
 /// A polite client key: printable ASCII, at most 256 characters.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("Idempotency-Key") else {
@@ -248,7 +243,7 @@ pub async fn submit(
     body: web::Json<ScanSubmission>,
 ) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let subscription = parse_subscription(&path)?;
+    let subscription = SubscriptionId::parse(&path)?;
     caller.authorize(&subscription, Role::Contributor)?;
     let idempotency_key = idempotency_key(&req)?;
     let reference = ImageReference::parse(body.image.trim())
@@ -336,7 +331,7 @@ pub async fn get(
     query: web::Query<ApiVersionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let subscription = parse_subscription(&path.subscription_id)?;
+    let subscription = SubscriptionId::parse(&path.subscription_id)?;
     caller.authorize(&subscription, Role::Reader)?;
     let id = path.scan_id.clone();
     let sub = subscription.as_str().to_owned();
@@ -379,7 +374,7 @@ pub async fn list(
     query: web::Query<ScanListQuery>,
 ) -> Result<web::Json<ScanList>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let subscription = parse_subscription(&path)?;
+    let subscription = SubscriptionId::parse(&path)?;
     caller.authorize(&subscription, Role::Reader)?;
     // The simple parameters are checked here (with their own targets), then join the $filter.
     let status = query

@@ -86,8 +86,7 @@ pub async fn list(
     query: web::Query<UsageQuery>,
 ) -> Result<web::Json<Usage>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
-    let subscription = SubscriptionId::parse(&path)
-        .map_err(|e| ApiError::bad_request("InvalidResourceName", e.to_string()))?;
+    let subscription = SubscriptionId::parse(&path)?;
     caller.authorize(&subscription, Role::Reader)?;
     let now = Utc::now();
     let from = match query.from.as_deref() {
