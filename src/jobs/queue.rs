@@ -459,13 +459,7 @@ impl Worker {
     }
 
     async fn assess(&self, scan: &ScanRow) -> Result<Assessment, Failure> {
-        let registry_id = scan.registry_id.clone();
-        let registry = store::run(&self.engine.pool, move |c| {
-            store::registries::find_by_row_id(c, &registry_id)
-        })
-        .await
-        .map_err(Failure::store)?
-        .ok_or_else(Failure::registry_gone)?;
+        // A re-match reads the registry itself (and finds nothing when it is gone).
         if trigger_of(scan).is_reassessment()
             && let Some(result) = self
                 .rematch_all(std::slice::from_ref(scan))
@@ -476,6 +470,13 @@ impl Worker {
         {
             return Ok(result);
         }
+        let registry_id = scan.registry_id.clone();
+        let registry = store::run(&self.engine.pool, move |c| {
+            store::registries::find_by_row_id(c, &registry_id)
+        })
+        .await
+        .map_err(Failure::store)?
+        .ok_or_else(Failure::registry_gone)?;
         let credentials = match registry.credentials.as_deref() {
             Some(json) => Some(serde_json::from_str(json).map_err(|_| Failure {
                 code: "RegistryCredentialsUnreadable".to_owned(),
