@@ -333,8 +333,12 @@ impl Worker {
     }
 
     async fn execute(&self, scan: ScanRow) {
-        let started = std::time::Instant::now();
         log_start(&scan);
+        self.run_started(scan, std::time::Instant::now()).await;
+    }
+
+    /// Runs a scan whose start is logged already, and stores its outcome.
+    async fn run_started(&self, scan: ScanRow, started: std::time::Instant) {
         let outcome = if scan.attempts
             > i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX)
         {
@@ -424,7 +428,7 @@ impl Worker {
         }
         // Their analyzers changed since the inventory was stored (or it is gone): read them again.
         for scan in to_pull {
-            self.execute(scan).await;
+            self.run_started(scan, started).await;
         }
     }
 

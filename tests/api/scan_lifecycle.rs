@@ -692,6 +692,16 @@ async fn reassessments_run_in_batches_and_stale_inventories_are_read_again(backe
         rematches.iter().all(|s| s["properties"]["attempts"] == 1),
         "{rematches:?}"
     );
+    // Each scan's start is logged once, the re-read one included.
+    let logs = captured_logs();
+    for scan in &rematches {
+        let name = scan["name"].as_str().unwrap();
+        let starts = logs
+            .lines()
+            .filter(|l| l.contains("scan started") && l.contains(name))
+            .count();
+        assert_eq!(starts, 1, "scan {name} started {starts} times");
+    }
     assert!(
         served_requests(&registry) > served,
         "the stale inventory was read from the registry again"
