@@ -208,13 +208,3 @@ pub fn merge(
     }
     Ok(merged)
 }
-
-/// Active findings of an image per severity.
-pub fn active_counts(conn: &mut AnyConnection, image_id: &str) -> QueryResult<Vec<(String, i64)>> {
-    findings::table
-        .filter(findings::image_id.eq(image_id))
-        .filter(findings::resolved_at.is_null())
-        .group_by(findings::severity)
-        .select((findings::severity, diesel::dsl::count_star()))
-        .load(conn)
-}

@@ -48,14 +48,6 @@ pub fn find_by_digest(
         .optional()
 }
 
-pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ImageRow>> {
-    images::table
-        .find(id)
-        .select(ImageRow::as_select())
-        .first(conn)
-        .optional()
-}
-
 pub fn insert(conn: &mut AnyConnection, row: &ImageRow) -> QueryResult<()> {
     diesel::insert_into(images::table)
         .values(row)
