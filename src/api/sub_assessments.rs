@@ -1,58 +1,63 @@
 //! The Azure Security Center Sub-Assessments API (2019-01-01-preview) over the findings table.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
 use super::assessments::require_assessment;
 use super::odata::QueryOptions;
-use super::paging::{ListQuery, keyset_page};
+use super::paging::{ListQuery, Page, keyset_page};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, RegistryId, Role, Severity, Timestamp};
 use crate::error::{ApiError, CloudError};
-use crate::store::{self, filter, findings::FindingRow};
+use crate::store::{self, filter, findings::ListedFinding};
 
 pub const SUB_ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments/subAssessments";
 
 /// A list of sub-assessments; `nextLink` is absent on the last page.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SecuritySubAssessmentList {
-    pub value: Vec<SecuritySubAssessment>,
+pub struct SecuritySubAssessmentList<'a> {
+    pub value: Vec<SecuritySubAssessment<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_link: Option<String>,
 }
 
+// The wire types borrow the stored row's text: a page of 100 findings is about 220 kB of JSON, and
+// copying each string into an owned struct first would cost more than writing it out.
+
 /// One vulnerability found in one image: an ARM proxy resource.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SecuritySubAssessment {
+pub struct SecuritySubAssessment<'a> {
     /// `{registryId}/providers/Microsoft.Security/assessments/{key}/subAssessments/{name}`
     pub id: String,
     /// UUID v5 of (subscription, registry, repository, digest, advisory, package): stable across rescans.
-    pub name: String,
+    pub name: &'a str,
     /// Always `Microsoft.Security/assessments/subAssessments`.
     #[serde(rename = "type")]
-    pub resource_type: String,
-    pub properties: SubAssessmentProperties,
+    pub resource_type: &'static str,
+    pub properties: SubAssessmentProperties<'a>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SubAssessmentProperties {
+pub struct SubAssessmentProperties<'a> {
     /// The advisory id (CVE-…, DSA-…, GHSA-…).
-    pub id: String,
-    pub display_name: String,
+    pub id: &'a str,
+    pub display_name: &'a str,
     pub status: SubAssessmentStatus,
-    pub remediation: String,
-    pub impact: String,
+    pub remediation: &'a str,
+    pub impact: &'a str,
     /// The OS family or language ecosystem.
-    pub category: String,
-    pub description: String,
+    pub category: &'a str,
+    pub description: &'a str,
     pub time_generated: String,
     pub resource_details: ResourceDetails,
-    pub additional_data: ContainerRegistryVulnerabilityProperties,
+    pub additional_data: ContainerRegistryVulnerabilityProperties<'a>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,24 +71,29 @@ pub enum StatusCode {
 pub struct SubAssessmentStatus {
     pub code: StatusCode,
     /// `Vulnerable` while present, `Resolved` once a later scan no longer finds it.
-    pub cause: String,
-    pub description: String,
+    pub cause: &'static str,
+    #[schema(value_type = String)]
+    pub description: Cow<'static, str>,
     /// Low, Medium or High (a Critical finding is shown as High; see `additionalData.severity`).
-    pub severity: String,
+    pub severity: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResourceDetails {
     /// Always `Azure`.
-    pub source: String,
+    pub source: &'static str,
     /// `{registryId}/repositories/{repository}/images/{digest}`
     pub id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Link {
-    pub title: String,
-    pub link: String,
+pub struct Link<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub title: Cow<'a, str>,
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub link: Cow<'a, str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,28 +113,28 @@ pub struct CvssScores {
 /// Azure's `ContainerRegistryVulnerabilityProperties`, plus Crowsnest's extension fields.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerRegistryVulnerabilityProperties {
+pub struct ContainerRegistryVulnerabilityProperties<'a> {
     /// Always `ContainerRegistryVulnerability`.
-    pub assessed_resource_type: String,
+    pub assessed_resource_type: &'static str,
     /// Always `Vulnerability`.
     #[serde(rename = "type")]
-    pub vulnerability_type: String,
+    pub vulnerability_type: &'static str,
     pub cvss: CvssScores,
     pub patchable: bool,
-    pub cve: Vec<Link>,
+    pub cve: Vec<Link<'a>>,
     pub published_time: Option<String>,
-    pub vendor_references: Vec<Link>,
-    pub repository_name: String,
-    pub image_digest: String,
-    pub package_name: String,
-    pub installed_version: String,
-    pub fixed_version: Option<String>,
-    pub ecosystem: String,
+    pub vendor_references: Vec<Link<'a>>,
+    pub repository_name: &'a str,
+    pub image_digest: &'a str,
+    pub package_name: &'a str,
+    pub installed_version: &'a str,
+    pub fixed_version: Option<&'a str>,
+    pub ecosystem: &'a str,
     /// Low, Medium, High or Critical.
-    pub severity: String,
+    pub severity: &'static str,
     /// Where the severity came from (e.g. `cvss3`, `debian-urgency`, `default`).
-    pub severity_source: String,
-    pub layer_digest: Option<String>,
+    pub severity_source: &'a str,
+    pub layer_digest: Option<&'a str>,
     pub first_seen: String,
     pub last_seen: String,
     pub resolved_at: Option<String>,
@@ -192,7 +202,8 @@ pub struct SubAssessmentPath {
     pub sub_assessment_name: String,
 }
 
-pub fn render(row: FindingRow, running: bool) -> SecuritySubAssessment {
+pub fn render(listed: &ListedFinding) -> SecuritySubAssessment<'_> {
+    let row = &listed.finding;
     let registry = RegistryId::format(
         &row.subscription_id,
         &row.resource_group,
@@ -203,50 +214,50 @@ pub fn render(row: FindingRow, running: bool) -> SecuritySubAssessment {
         None => (
             StatusCode::Unhealthy,
             "Vulnerable",
-            "The image contains a vulnerable package.".to_owned(),
+            Cow::Borrowed("The image contains a vulnerable package."),
         ),
         Some(at) => (
             StatusCode::Healthy,
             "Resolved",
-            format!(
+            Cow::Owned(format!(
                 "Not found by the image's scans since {}.",
                 Timestamp::from_micros(at).rfc3339()
-            ),
+            )),
         ),
     };
-    let links = |json: &str| serde_json::from_str::<Vec<Link>>(json).unwrap_or_default();
+    let links = |json| serde_json::from_str::<Vec<Link<'_>>>(json).unwrap_or_default();
     let time = |micros: i64| Timestamp::from_micros(micros).rfc3339();
     SecuritySubAssessment {
         id: format!(
             "{registry}/providers/Microsoft.Security/assessments/{CONTAINER_REGISTRY_ASSESSMENT_KEY}/subAssessments/{}",
             row.id
         ),
-        name: row.id,
-        resource_type: SUB_ASSESSMENT_TYPE.to_owned(),
+        name: &row.id,
+        resource_type: SUB_ASSESSMENT_TYPE,
         properties: SubAssessmentProperties {
-            id: row.advisory_id,
-            display_name: row.display_name,
+            id: &row.advisory_id,
+            display_name: &row.display_name,
             status: SubAssessmentStatus {
                 code,
-                cause: cause.to_owned(),
+                cause,
                 description,
-                severity: severity.azure_2019().as_str().to_owned(),
+                severity: severity.azure_2019().as_str(),
             },
-            remediation: row.remediation,
-            impact: row.impact,
-            category: row.category,
-            description: row.description,
+            remediation: &row.remediation,
+            impact: &row.impact,
+            category: &row.category,
+            description: &row.description,
             time_generated: time(row.last_seen),
             resource_details: ResourceDetails {
-                source: "Azure".to_owned(),
+                source: "Azure",
                 id: format!(
                     "{registry}/repositories/{}/images/{}",
                     row.repository, row.image_digest
                 ),
             },
             additional_data: ContainerRegistryVulnerabilityProperties {
-                assessed_resource_type: "ContainerRegistryVulnerability".to_owned(),
-                vulnerability_type: "Vulnerability".to_owned(),
+                assessed_resource_type: "ContainerRegistryVulnerability",
+                vulnerability_type: "Vulnerability",
                 cvss: CvssScores {
                     v2: row.cvss2_base.map(|base| Cvss { base }),
                     v3: row.cvss3_base.map(|base| Cvss { base }),
@@ -255,24 +266,25 @@ pub fn render(row: FindingRow, running: bool) -> SecuritySubAssessment {
                 cve: links(&row.cves),
                 published_time: row.published_at.map(time),
                 vendor_references: links(&row.vendor_references),
-                repository_name: row.repository,
-                image_digest: row.image_digest,
-                package_name: row.package_name,
-                installed_version: row.installed_version,
-                fixed_version: row.fixed_version,
-                ecosystem: row.ecosystem,
-                severity: severity.as_str().to_owned(),
-                severity_source: row.severity_source,
-                layer_digest: row.layer_digest,
+                repository_name: &row.repository,
+                image_digest: &row.image_digest,
+                package_name: &row.package_name,
+                installed_version: &row.installed_version,
+                fixed_version: row.fixed_version.as_deref(),
+                ecosystem: &row.ecosystem,
+                severity: severity.as_str(),
+                severity_source: &row.severity_source,
+                layer_digest: row.layer_digest.as_deref(),
                 first_seen: time(row.first_seen),
                 last_seen: time(row.last_seen),
                 resolved_at: row.resolved_at.map(time),
-                running,
+                running: listed.running,
             },
         },
     }
 }
 
+/// One page of findings, rendered by [`json_page`] while the page still owns the rows.
 async fn list_page(
     state: &AppState,
     caller: &Caller,
@@ -280,33 +292,25 @@ async fn list_page(
     scope: &str,
     query: &ListQuery,
     options: &SubAssessmentListOptions,
-) -> Result<SecuritySubAssessmentList, ApiError> {
+) -> Result<Page<ListedFinding>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
     let listing = filter::findings(options.filter.as_ref(), options.orderby.as_ref())?;
-    let (page, running) = keyset_page(state, req, query, listing, move |c, listing, limit| {
-        let rows = store::findings::list(c, &scope, Some(listing), limit)?;
-        let images: Vec<String> = rows.iter().map(|r| r.image_id.clone()).collect();
-        Ok((rows, store::images::running_among(c, &images)?))
+    let (page, ()) = keyset_page(state, req, query, listing, move |c, listing, limit| {
+        Ok((store::findings::list(c, &scope, Some(listing), limit)?, ()))
     })
     .await?;
-    Ok(SecuritySubAssessmentList {
-        value: page
-            .value
-            .into_iter()
-            .map(|row| {
-                let runs = running.contains(&row.image_id);
-                render(row, runs)
-            })
-            .collect(),
-        next_link: page.next_link,
-    })
+    Ok(page)
 }
 
 /// About 2.2 kB of JSON per finding.
-fn json_page(page: &SecuritySubAssessmentList) -> Result<HttpResponse, ApiError> {
-    super::json_response(page, 4096 + page.value.len() * 2560)
+fn json_page(page: Page<ListedFinding>) -> Result<HttpResponse, ApiError> {
+    let list = SecuritySubAssessmentList {
+        value: page.value.iter().map(render).collect(),
+        next_link: page.next_link,
+    };
+    super::json_response(&list, 4096 + list.value.len() * 2560)
 }
 
 /// Lists every sub-assessment under a subscription, resource group or registry.
@@ -331,7 +335,7 @@ pub async fn list_all(
     options: web::Query<SubAssessmentListOptions>,
 ) -> Result<HttpResponse, ApiError> {
     let page = list_page(&state, &caller, &req, &path.scope, &query, &options).await?;
-    json_page(&page)
+    json_page(page)
 }
 
 /// Lists the sub-assessments of one assessment (the container registry key) under a scope.
@@ -358,7 +362,7 @@ pub async fn list(
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     require_assessment(&path.assessment_name)?;
     let page = list_page(&state, &caller, &req, &path.scope, &query, &options).await?;
-    json_page(&page)
+    json_page(page)
 }
 
 /// Gets one sub-assessment.
@@ -379,7 +383,7 @@ pub async fn get(
     caller: Caller,
     path: web::Path<SubAssessmentPath>,
     query: web::Query<ApiVersionQuery>,
-) -> Result<web::Json<SecuritySubAssessment>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let SubAssessmentPath {
         scope,
         assessment_name,
@@ -400,15 +404,8 @@ pub async fn get(
     let id = uuid::Uuid::parse_str(&name)
         .map_err(|_| not_found())?
         .to_string();
-    let found = store::run(&state.pool, move |c| {
-        let Some(row) = store::findings::find(c, &scope, &id)? else {
-            return Ok(None);
-        };
-        let running = store::images::running_among(c, std::slice::from_ref(&row.image_id))?;
-        Ok(Some((row, !running.is_empty())))
-    })
-    .await?;
-    found
-        .map(|(row, running)| web::Json(render(row, running)))
-        .ok_or_else(not_found)
+    let found = store::run(&state.pool, move |c| store::findings::find(c, &scope, &id))
+        .await?
+        .ok_or_else(not_found)?;
+    super::json_response(&render(&found), 4096)
 }

@@ -43,7 +43,7 @@ use diesel::sql_types::Bool;
 use sha2::{Digest as _, Sha256};
 
 use super::MultiBackend;
-use super::findings::FindingRow;
+use super::findings::ListedFinding;
 use super::images::ImageRow;
 use super::scans::ScanRow;
 use super::schema::{findings, images, scans};
@@ -723,7 +723,7 @@ pub enum FindingKey {
 }
 
 impl List for Findings {
-    type Row = FindingRow;
+    type Row = ListedFinding;
     type Leaf = FindingLeaf;
     type Key = FindingKey;
     const NAME: &'static str = "findings";
@@ -813,7 +813,8 @@ impl List for Findings {
         }
     }
 
-    fn key_value(key: FindingKey, row: &FindingRow) -> Option<KeyValue> {
+    fn key_value(key: FindingKey, row: &ListedFinding) -> Option<KeyValue> {
+        let row = &row.finding;
         match key {
             FindingKey::Id => None,
             FindingKey::SeverityRank => Some(KeyValue::Int(row.severity_rank.into())),
@@ -826,8 +827,8 @@ impl List for Findings {
         }
     }
 
-    fn id(row: &FindingRow) -> &str {
-        &row.id
+    fn id(row: &ListedFinding) -> &str {
+        &row.finding.id
     }
 }
 

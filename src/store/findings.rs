@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
 use super::filter::{Findings, Listing};
-use super::schema::findings;
+use super::schema::{findings, images};
 use super::{AnyConnection, MultiBackend};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -45,6 +45,37 @@ pub struct FindingRow {
     pub severity_rank: i32,
 }
 
+/// A finding as lists and reads show it: the row, and whether its image runs in a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedFinding {
+    pub finding: FindingRow,
+    pub running: bool,
+}
+
+/// Pairs rows with whether their images run in a cluster: one look-up by primary key for the lot.
+fn with_running(
+    conn: &mut AnyConnection,
+    rows: Vec<FindingRow>,
+) -> QueryResult<Vec<ListedFinding>> {
+    let mut images: Vec<&str> = rows.iter().map(|r| r.image_id.as_str()).collect();
+    images.sort_unstable();
+    images.dedup();
+    let running: std::collections::HashSet<String> = images::table
+        .filter(images::id.eq_any(&images))
+        .filter(images::running.eq(true))
+        .select(images::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|finding| ListedFinding {
+            running: running.contains(&finding.image_id),
+            finding,
+        })
+        .collect())
+}
+
 /// Which findings a list reaches. Registries are named by their row id.
 #[derive(Debug, Clone)]
 pub enum FindingScope {
@@ -75,29 +106,31 @@ pub fn list(
     scope: &FindingScope,
     listing: Option<&Listing<Findings>>,
     limit: i64,
-) -> QueryResult<Vec<FindingRow>> {
+) -> QueryResult<Vec<ListedFinding>> {
     let query = match listing {
         Some(listing) => listing.query(),
         None => Listing::<Findings>::all().query(),
     };
-    query
+    let rows = query
         .filter(in_scope(scope))
         .select(FindingRow::as_select())
         .limit(limit)
-        .load(conn)
+        .load(conn)?;
+    with_running(conn, rows)
 }
 
 pub fn find(
     conn: &mut AnyConnection,
     scope: &FindingScope,
     id: &str,
-) -> QueryResult<Option<FindingRow>> {
-    findings::table
+) -> QueryResult<Option<ListedFinding>> {
+    let row = findings::table
         .filter(in_scope(scope))
         .filter(findings::id.eq(id))
         .select(FindingRow::as_select())
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(with_running(conn, row.into_iter().collect())?.pop())
 }
 
 /// Inserts rows one statement each (diesel has no multi-row insert across backends); wrap the call

@@ -446,21 +446,3 @@ pub fn assessed(
         .get_result::<i64>(conn)
         .map(|n| n > 0)
 }
-
-/// Which of these images some cluster runs.
-pub fn running_among(
-    conn: &mut AnyConnection,
-    image_ids: &[String],
-) -> QueryResult<std::collections::HashSet<String>> {
-    let mut out = std::collections::HashSet::new();
-    for chunk in image_ids.chunks(500) {
-        out.extend(
-            images::table
-                .filter(images::id.eq_any(chunk))
-                .filter(images::running.eq(true))
-                .select(images::id)
-                .load::<String>(conn)?,
-        );
-    }
-    Ok(out)
-}

@@ -370,7 +370,7 @@ async fn scopes_are_isolated(backend: Backend) {
             &format!(
                 "/{}/providers/Microsoft.Security/assessments/{KEY}/subAssessments/{}?{SUB_API}",
                 reg("rg-b", "reg-b"),
-                a_finding.id
+                a_finding.finding.id
             ),
             &token,
         )
