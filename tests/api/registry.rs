@@ -235,14 +235,17 @@ impl TestRegistry {
         let config_path = root.join("config.yml");
         let mut last_log = String::new();
         // A port picked by bind(:0) can be stolen before the registry binds it: retry.
-        for _attempt in 0..5 {
+        for attempt in 0..5 {
             let port = free_port();
+            // Answers carry this header, so the probe knows it reached this registry and not
+            // another test's that took the port first.
+            let identity = format!("{}-{port}-{attempt}", std::process::id());
             let config = format!(
                 "version: 0.1\n\
                  log:\n  level: info\n  formatter: text\n  fields:\n    service: crowsnest-test-registry\n\
                  storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  \
                  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-                 http:\n  addr: {addr}\n  secret: crowsnest-test-http-secret\n  headers:\n    X-Content-Type-Options: [nosniff]\n\
+                 http:\n  addr: {addr}\n  secret: crowsnest-test-http-secret\n  headers:\n    X-Content-Type-Options: [nosniff]\n    X-Test-Registry: [{identity}]\n\
                  {auth_yaml}{notif_yaml}",
                 storage = yq(&root.join("storage").display().to_string()),
                 addr = yq(&format!("127.0.0.1:{port}")),
@@ -281,7 +284,7 @@ impl TestRegistry {
                     panic!("docker-registry exited early ({status}); log:\n{last_log}");
                 }
                 // 401 is "ready" for Basic/Token registries.
-                if let Some(200 | 401) = probe_v2(port) {
+                if let Some(200 | 401) = probe_v2(port, &identity) {
                     return TestRegistry {
                         child,
                         port,
@@ -445,8 +448,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Raw `GET /v2/` (no HTTP client needed, usable before any runtime): status code or None.
-fn probe_v2(port: u16) -> Option<u16> {
+/// Raw `GET /v2/` (no HTTP client needed, usable before any runtime): the status code, or None
+/// when nothing answers or the answer lacks the registry's `X-Test-Registry: identity` header.
+fn probe_v2(port: u16, identity: &str) -> Option<u16> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -455,9 +459,22 @@ fn probe_v2(port: u16) -> Option<u16> {
         "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).ok()?;
-    let head = std::str::from_utf8(&buf[..n]).ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let ours = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case(&format!("X-Test-Registry: {identity}")));
+    if !ours {
+        return None;
+    }
     head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
