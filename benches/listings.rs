@@ -9,7 +9,7 @@
 //! Per backend: the latency of a sequential client (one keep-alive connection) for the first page
 //! of 100 and the 50th page, with and without `$filter` on severity and repository; then `wrk -t2
 //! -c32` against the same URLs (requests/s, latency distribution) while the process's RSS is
-//! sampled every 100 ms. The server runs in this process (2 HTTP workers, a pool of 16), so the RSS
+//! sampled every 100 ms. The server runs in this process (by default 2 HTTP workers and a pool of 16), so the RSS
 //! includes the harness; seeding buffers are gone by then. Each wrk run also says where the cores
 //! went (this process, wrk, the pool's PostgreSQL backends, anything else on the machine) and so
 //! the CPU a page costs; last, the plans of the cases' SQL (`EXPLAIN (ANALYZE, BUFFERS)` on
@@ -24,7 +24,8 @@
 //! Environment: `CROWSNEST_BENCH_BACKENDS` (default `postgres,sqlite`),
 //! `CROWSNEST_BENCH_LISTINGS_FRACTION` (scale the data down for a quick run, e.g. `0.05`),
 //! `CROWSNEST_BENCH_SAMPLES` (sequential requests per case, default 300),
-//! `CROWSNEST_BENCH_WRK_SECONDS` (default 20), `CROWSNEST_BENCH_POSTGRES_URL` (see common),
+//! `CROWSNEST_BENCH_WRK_SECONDS` (default 20), `CROWSNEST_BENCH_POOL_SIZE` (default 16),
+//! `CROWSNEST_BENCH_HTTP_WORKERS` (default 2), `CROWSNEST_BENCH_POSTGRES_URL` (see common),
 //! `CROWSNEST_BENCH_WHAT_IF_SQL` (SQL to run after the measurements, e.g. a `CREATE INDEX`, before
 //! explaining the cases' queries a second time).
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`).
@@ -79,8 +80,6 @@ const SQLITE_SCALE: Scale = Scale {
 const TOP: usize = 100;
 /// The deep page measured: reached by following 49 `nextLink`s.
 const DEEP_PAGE: usize = 50;
-const POOL_SIZE: u32 = 16;
-const HTTP_WORKERS: usize = 2;
 const WRK_CONNECTIONS: usize = 32;
 const WARMUP: usize = 20;
 
@@ -114,6 +113,8 @@ fn main() {
     let options = Options {
         samples: env("CROWSNEST_BENCH_SAMPLES", 300usize).max(1),
         wrk_seconds: env("CROWSNEST_BENCH_WRK_SECONDS", 20u64).max(1),
+        pool_size: env("CROWSNEST_BENCH_POOL_SIZE", 16u32).max(1),
+        http_workers: env("CROWSNEST_BENCH_HTTP_WORKERS", 2usize).max(1),
     };
     let wrk = std::process::Command::new("wrk").arg("--version").output();
     assert!(
@@ -135,9 +136,28 @@ fn main() {
         let scale = SQLITE_SCALE.scaled(fraction);
         reports.push(runtime.block_on(bench(&db, scale, &options)));
     }
+    let page_bytes = reports
+        .iter()
+        .flat_map(|report| &report.cases)
+        .find_map(|case| case.latency.as_ref().map(|(_, bytes)| *bytes));
+    let ceiling = page_bytes.map(|bytes| (bytes, runtime.block_on(http_alone(bytes, &options))));
     println!("\n==================== summary ====================");
     for report in &reports {
         report.print();
+    }
+    if let Some((bytes, result)) = ceiling {
+        let per_page = |cores: f64| cores * 1000.0 / result.requests_per_second;
+        println!(
+            "\nHTTP alone: {:.0} KiB pages served from memory by actix-web ({} workers) under the same wrk load: \
+             {:.0} req/s, p99 {:.2} ms; server {:.3} ms and wrk {:.3} ms of CPU per page. \
+             Everything else a listed page costs is the query, decoding and rendering.",
+            bytes as f64 / 1024.0,
+            options.http_workers,
+            result.requests_per_second,
+            ms(result.p99),
+            per_page(result.cpu.server),
+            per_page(result.cpu.wrk),
+        );
     }
     println!(
         "\nthe whole bench took {:.0} s",
@@ -148,6 +168,8 @@ fn main() {
 struct Options {
     samples: usize,
     wrk_seconds: u64,
+    pool_size: u32,
+    http_workers: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,6 +807,40 @@ impl RssSampler {
     }
 }
 
+/// The floor under every case: a body of the page's size served from memory by actix-web with the
+/// same workers, under the same wrk load, so the HTTP layer's and the load generator's share of a
+/// page's cost is measured rather than guessed.
+async fn http_alone(bytes: usize, options: &Options) -> WrkResult {
+    let body = actix_web::web::Bytes::from(vec![b' '; bytes]);
+    let server = actix_web::HttpServer::new(move || {
+        let body = body.clone();
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            let body = body.clone();
+            async move {
+                actix_web::HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body)
+            }
+        }))
+    })
+    .workers(options.http_workers)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let address = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    let seconds = options.wrk_seconds;
+    let result = tokio::task::spawn_blocking(move || {
+        run_wrk(&format!("http://{address}/page"), "none", seconds, &[])
+    })
+    .await
+    .expect("wrk");
+    handle.stop(true).await;
+    let _ = running.await;
+    result
+}
+
 struct WrkResult {
     requests_per_second: f64,
     requests: u64,
@@ -1007,6 +1063,8 @@ struct Report {
     missing: Vec<String>,
     samples: usize,
     wrk_seconds: u64,
+    pool_size: u32,
+    http_workers: usize,
     idle_rss_kib: u64,
     hwm_during_load_kib: Option<u64>,
     explain: Vec<(String, String)>,
@@ -1019,7 +1077,7 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
         "\n== {}: seeding {} findings over {} images in {} subscriptions …",
         db.label, scale.findings, scale.images, scale.subscriptions
     );
-    let app = BenchApp::start(db, POOL_SIZE, HTTP_WORKERS).await;
+    let app = BenchApp::start(db, options.pool_size, options.http_workers).await;
     let url = db.url.clone();
     let seeded = tokio::task::spawn_blocking(move || seed(&url, scale))
         .await
@@ -1159,6 +1217,8 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
         missing,
         samples: options.samples,
         wrk_seconds: options.wrk_seconds,
+        pool_size: options.pool_size,
+        http_workers: options.http_workers,
         idle_rss_kib,
         hwm_during_load_kib,
         explain,
@@ -1344,8 +1404,10 @@ impl Report {
             self.samples, self.wrk_seconds
         );
         println!(
-            "RSS of the bench process (server in-process with {HTTP_WORKERS} HTTP workers and a pool of {POOL_SIZE}, plus the harness: \
+            "RSS of the bench process (server in-process with {} HTTP workers and a pool of {}, plus the harness: \
              tokio runtime, reqwest client{}): idle before load {:.0} MiB; peak sampled every 100 ms during wrk {:.0} MiB{}",
+            self.http_workers,
+            self.pool_size,
             if self.label == "SQLite" {
                 ", and SQLite's page caches, which live in-process"
             } else {
