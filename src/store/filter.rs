@@ -38,7 +38,11 @@
 
 use std::fmt;
 
+use diesel::expression::{
+    AppearsOnTable, Expression, SelectableExpression, ValidGrouping, is_aggregate,
+};
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::Bool;
 use sha2::{Digest as _, Sha256};
 
@@ -270,6 +274,8 @@ struct Cursor {
 #[derive(Debug, Clone)]
 pub struct Listing<L: List> {
     filter: Option<Node<L::Leaf>>,
+    /// Whether the filter's statements may stay prepared (see [`FilterShapes`]).
+    prepared: bool,
     key: L::Key,
     descending: bool,
     fingerprint: String,
@@ -281,6 +287,7 @@ impl<L: List> Listing<L> {
     pub fn all() -> Self {
         Self {
             filter: None,
+            prepared: true,
             key: L::ID,
             descending: false,
             fingerprint: fingerprint(L::NAME, None, ""),
@@ -318,6 +325,7 @@ impl<L: List> Listing<L> {
         };
         Ok(Self {
             filter: checked,
+            prepared: filter.is_none_or(|filter| FILTER_SHAPES.admit(filter)),
             key,
             descending,
             fingerprint: fingerprint(L::NAME, filter, &order_text),
@@ -361,7 +369,87 @@ impl<L: List> Listing<L> {
         &self,
         leaf: impl Fn(&L::Leaf) -> Condition<T>,
     ) -> Option<Condition<T>> {
-        self.filter.as_ref().map(|node| tree(node, &leaf))
+        let condition = tree(self.filter.as_ref()?, &leaf);
+        Some(if self.prepared {
+            condition
+        } else {
+            Box::new(Uncached(condition))
+        })
+    }
+}
+
+/// How many `$filter` shapes the process lets stay prepared on pooled connections.
+pub const PREPARED_FILTER_SHAPES: usize = 256;
+
+static FILTER_SHAPES: FilterShapes = FilterShapes::new(PREPARED_FILTER_SHAPES);
+
+/// The `$filter` shapes whose statements may stay prepared: the first `limit` the process sees.
+/// Each shape is a statement of its own and callers choose them, so without a bound one client
+/// could grow every pooled connection's statement cache, and PostgreSQL's memory, for as long as
+/// the connection lives. Filters of later shapes are planned on every use (about 0.2 ms of
+/// PostgreSQL CPU per page).
+pub struct FilterShapes {
+    limit: usize,
+    seen: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl FilterShapes {
+    pub const fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            seen: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// Whether statements for `filter` may stay prepared; admits its shape while there is room.
+    pub fn admit(&self, filter: &Expr) -> bool {
+        let shape = shape(filter);
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(&shape) {
+            return true;
+        }
+        if seen.len() < self.limit {
+            seen.insert(shape);
+            return true;
+        }
+        false
+    }
+}
+
+/// The filter without its values. Filters of one shape compile to one statement, or to a few: a
+/// value can change the SQL (`eq null`, how many severities `High` stands for).
+fn shape(filter: &Expr) -> String {
+    match filter {
+        Expr::Compare { property, op, .. } => format!("{} {} ?", property.path, op.as_str()),
+        Expr::In { property, values } => format!("{} in {}", property.path, values.len()),
+        Expr::Not(e) => format!("not ({})", shape(e)),
+        Expr::And(a, b) => format!("({}) and ({})", shape(a), shape(b)),
+        Expr::Or(a, b) => format!("({}) or ({})", shape(a), shape(b)),
+    }
+}
+
+/// A condition that keeps its query out of the prepared-statement cache (see [`FilterShapes`]).
+struct Uncached<T>(Condition<T>);
+
+impl<T> Expression for Uncached<T> {
+    type SqlType = Bool;
+}
+
+impl<T> AppearsOnTable<T> for Uncached<T> {}
+
+impl<T> SelectableExpression<T> for Uncached<T> {}
+
+impl<T> ValidGrouping<()> for Uncached<T> {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl<T> QueryFragment<MultiBackend> for Uncached<T> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        self.0.walk_ast(out)
     }
 }
 
@@ -1362,6 +1450,25 @@ mod tests {
             Err(FilterError::Filter { position, message }) => (position, message),
             other => panic!("{filter}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn filter_shapes_are_admitted_up_to_the_limit() {
+        let shapes = FilterShapes::new(2);
+        let admit = |text: &str| shapes.admit(&parse_filter(text).unwrap());
+        assert!(admit("properties/additionalData/packageName eq 'a'"));
+        // Another value is the same shape; another operator, list length or nesting is not.
+        assert!(admit("properties/additionalData/packageName eq 'b'"));
+        assert!(admit("properties/additionalData/packageName ne 'a'"));
+        assert!(!admit("not (properties/additionalData/packageName eq 'a')"));
+        assert!(!admit(
+            "properties/additionalData/packageName in ('a', 'b')"
+        ));
+        assert!(admit("properties/additionalData/packageName ne 'z'"));
+        assert_eq!(
+            shape(&parse_filter("(name eq 'x' or properties/id in ('a', 'b')) and not (properties/category ne 'c')").unwrap()),
+            "((name eq ?) or (properties/id in 2)) and (not (properties/category ne ?))"
+        );
     }
 
     #[test]

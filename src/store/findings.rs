@@ -57,6 +57,9 @@ fn with_running(
     conn: &mut AnyConnection,
     rows: Vec<FindingRow>,
 ) -> QueryResult<Vec<ListedFinding>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut images: Vec<&str> = rows.iter().map(|r| r.image_id.as_str()).collect();
     images.sort_unstable();
     images.dedup();

@@ -715,3 +715,85 @@ async fn images_listing_pages_by_nullable_times(backend: Backend) {
         assert_eq!(got, want, "{text:?} {orderby}");
     }
 }
+
+const PREPARED_FINDINGS_QUERIES: &str =
+    r#"SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%FROM "findings"%'"#;
+
+#[derive(QueryableByName)]
+struct Prepared {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Every `$filter` shape is a statement of its own, and callers choose them: past
+/// `PREPARED_FILTER_SHAPES` shapes, filtered findings queries must not stay prepared on the
+/// connection, or one client could grow every pooled connection's statement cache without bound.
+/// Lists without a filter (a bounded set of statements) are prepared once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_filter_statements_are_bounded() {
+    let app = spawn_app(Backend::Postgres).await;
+    let registry = app.seed_registry("sub-1", "rg", "reg").await;
+    let image = app.seed_image(&registry, "app", &digest_of("app")).await;
+    app.seed_findings(vec![finding_row(&registry, &image, "CVE-1", "pkg")])
+        .await;
+    // All on one connection: prepared statements belong to the session that prepared them.
+    let (by_filters, by_orders) = app
+        .db(|c| {
+            let prepared = |c: &mut store::AnyConnection| {
+                diesel::sql_query(PREPARED_FINDINGS_QUERIES)
+                    .get_result::<Prepared>(c)
+                    .map(|row| row.n)
+            };
+            let scope = store::findings::FindingScope::Subscription("sub-1".to_owned());
+            let list = |c: &mut store::AnyConnection, filter: Option<&str>, order: Option<&str>| {
+                let filter = filter.map(|text| parse_filter(text).unwrap());
+                let order = order.map(|text| parse_orderby(text).unwrap());
+                let listing = filter::findings(filter.as_ref(), order.as_ref()).unwrap();
+                store::findings::list(c, &scope, Some(&listing), 10).map(|rows| rows.len())
+            };
+            let before = prepared(c)?;
+            // More distinct shapes than may stay prepared: nesting depth × operator × property.
+            let shapes = (0..20).flat_map(|depth| {
+                ["eq", "ne", "gt", "ge", "lt", "le"]
+                    .into_iter()
+                    .flat_map(move |op| {
+                        ["packageName", "ecosystem", "repositoryName"]
+                            .into_iter()
+                            .map(move |property| {
+                                let leaf =
+                                    format!("properties/additionalData/{property} {op} 'zz'");
+                                (0..depth).fold(leaf, |inner, _| format!("not ({inner})"))
+                            })
+                    })
+            });
+            let mut tried = 0;
+            for text in shapes.take(filter::PREPARED_FILTER_SHAPES + 40) {
+                list(c, Some(&text), None)?;
+                tried += 1;
+            }
+            assert_eq!(tried, filter::PREPARED_FILTER_SHAPES + 40);
+            assert_eq!(
+                list(
+                    c,
+                    Some("properties/additionalData/packageName eq 'pkg'"),
+                    None
+                )?,
+                1
+            );
+            let after_filters = prepared(c)?;
+            for order in [
+                "properties/status/severity",
+                "properties/additionalData/cvss desc",
+                "properties/additionalData/firstSeen",
+            ] {
+                assert_eq!(list(c, None, Some(order))?, 1, "{order}");
+            }
+            Ok((after_filters - before, prepared(c)? - after_filters))
+        })
+        .await;
+    assert!(
+        (0..=filter::PREPARED_FILTER_SHAPES as i64).contains(&by_filters),
+        "{by_filters} statements left prepared by filtered lists"
+    );
+    assert_eq!(by_orders, 3, "one prepared statement per unfiltered order");
+}
