@@ -69,21 +69,19 @@ pub struct Page<T> {
 }
 
 /// One page of a keyset listing: the request's `$top` and `$skipToken` applied to `listing`,
-/// `top + 1` rows read by `load` in one database call (with whatever else the page needs, `X`), and
-/// the page cut with its `nextLink`.
-pub async fn keyset_page<L, X, F>(
+/// `top + 1` rows read by `load` in one database call, and the page cut with its `nextLink`.
+pub async fn keyset_page<L, F>(
     state: &super::AppState,
     req: &actix_web::HttpRequest,
     query: &ListQuery,
     mut listing: Listing<L>,
     load: F,
-) -> Result<(Page<L::Row>, X), ApiError>
+) -> Result<Page<L::Row>, ApiError>
 where
     L: List + Send + 'static,
     L::Row: Send + 'static,
     Listing<L>: Clone + Send,
-    X: Send + 'static,
-    F: FnOnce(&mut AnyConnection, &Listing<L>, i64) -> diesel::QueryResult<(Vec<L::Row>, X)>
+    F: FnOnce(&mut AnyConnection, &Listing<L>, i64) -> diesel::QueryResult<Vec<L::Row>>
         + Send
         + 'static,
 {
@@ -93,15 +91,14 @@ where
     }
     let top = page.top;
     let tokens = listing.clone();
-    let (rows, extra) = store::run(&state.pool, move |c| load(c, &listing, top + 1)).await?;
-    let page = paginate(
+    let rows = store::run(&state.pool, move |c| load(c, &listing, top + 1)).await?;
+    Ok(paginate(
         rows,
         top,
         |row| tokens.token(row),
         |token| next_link(&state.public_url, req.path(), req.query_string(), token),
         |row| row,
-    );
-    Ok((page, extra))
+    ))
 }
 
 /// Turns up to `top + 1` loaded rows into a page; the extra row only says that another page exists.

@@ -434,12 +434,12 @@ pub async fn list(
         skip_token: query.skip_token.clone(),
     };
     let sub = subscription.as_str().to_owned();
-    let (page, ()) = keyset_page(
+    let page = keyset_page(
         &state,
         &req,
         &page_query,
         listing,
-        move |c, listing, limit| Ok((store::scans::list(c, &sub, listing, limit)?, ())),
+        move |c, listing, limit| store::scans::list(c, &sub, listing, limit),
     )
     .await?;
     Ok(web::Json(ScanList {

@@ -1,8 +1,8 @@
 //! The Azure Security Center Sub-Assessments API (2019-01-01-preview) over the findings table.
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use std::borrow::Cow;
 
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -297,11 +297,10 @@ async fn list_page(
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
     let listing = filter::findings(options.filter.as_ref(), options.orderby.as_ref())?;
-    let (page, ()) = keyset_page(state, req, query, listing, move |c, listing, limit| {
-        Ok((store::findings::list(c, &scope, Some(listing), limit)?, ()))
+    keyset_page(state, req, query, listing, move |c, listing, limit| {
+        store::findings::list(c, &scope, Some(listing), limit)
     })
-    .await?;
-    Ok(page)
+    .await
 }
 
 /// About 2.2 kB of JSON per finding.
