@@ -9,11 +9,11 @@
 //! Per backend: the latency of a sequential client (one keep-alive connection) for the first page
 //! of 100 and the 50th page, with and without `$filter` on severity and repository; then `wrk -t2
 //! -c32` against the same URLs (requests/s, latency distribution) while the process's RSS is
-//! sampled every 100 ms. The server runs in this process (by default 2 HTTP workers and a pool of 16), so the RSS
-//! includes the harness; seeding buffers are gone by then. Each wrk run also says where the cores
-//! went (this process, wrk, the pool's PostgreSQL backends, anything else on the machine) and so
-//! the CPU a page costs; last, the plans of the cases' SQL (`EXPLAIN (ANALYZE, BUFFERS)` on
-//! PostgreSQL, `EXPLAIN QUERY PLAN` on SQLite).
+//! sampled every 100 ms. The server runs in this process (by default 2 HTTP workers and a pool of
+//! 16), so the RSS includes the harness; seeding buffers are gone by then. Each wrk run also says
+//! where the cores went (this process, wrk, the pool's PostgreSQL backends, anything else on the
+//! machine) and so the CPU a page costs; last, the plans of the cases' SQL (`EXPLAIN (ANALYZE,
+//! BUFFERS)` on PostgreSQL, `EXPLAIN QUERY PLAN` on SQLite).
 //!
 //! Seeding: multi-row INSERTs (1,000 rows per statement on PostgreSQL, 500 on SQLite) in one
 //! transaction per subscription, rows built by a second thread; then `VACUUM ANALYZE` on
@@ -165,6 +165,7 @@ fn main() {
     );
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Options {
     samples: usize,
     wrk_seconds: u64,
@@ -1061,10 +1062,7 @@ struct Report {
     seeded: Seeded,
     cases: Vec<Case>,
     missing: Vec<String>,
-    samples: usize,
-    wrk_seconds: u64,
-    pool_size: u32,
-    http_workers: usize,
+    options: Options,
     idle_rss_kib: u64,
     hwm_during_load_kib: Option<u64>,
     explain: Vec<(String, String)>,
@@ -1215,10 +1213,7 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
         seeded,
         cases: cases.into_iter().map(|(case, _, _)| case).collect(),
         missing,
-        samples: options.samples,
-        wrk_seconds: options.wrk_seconds,
-        pool_size: options.pool_size,
-        http_workers: options.http_workers,
+        options: *options,
         idle_rss_kib,
         hwm_during_load_kib,
         explain,
@@ -1401,13 +1396,13 @@ impl Report {
         println!(
             "\nlatency: {} sequential requests per case over one keep-alive connection (after {WARMUP} warm-up), time to the whole body; \
              wrk -t2 -c{WRK_CONNECTIONS} -d{}s --latency on loopback, same 2 cores",
-            self.samples, self.wrk_seconds
+            self.options.samples, self.options.wrk_seconds
         );
         println!(
             "RSS of the bench process (server in-process with {} HTTP workers and a pool of {}, plus the harness: \
              tokio runtime, reqwest client{}): idle before load {:.0} MiB; peak sampled every 100 ms during wrk {:.0} MiB{}",
-            self.http_workers,
-            self.pool_size,
+            self.options.http_workers,
+            self.options.pool_size,
             if self.label == "SQLite" {
                 ", and SQLite's page caches, which live in-process"
             } else {

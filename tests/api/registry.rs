@@ -469,9 +469,8 @@ fn probe_v2(port: u16, identity: &str) -> Option<u16> {
         head.extend_from_slice(&buf[..n]);
     }
     let head = String::from_utf8_lossy(&head);
-    let ours = head
-        .lines()
-        .any(|line| line.eq_ignore_ascii_case(&format!("X-Test-Registry: {identity}")));
+    let header = format!("X-Test-Registry: {identity}");
+    let ours = head.lines().any(|line| line.eq_ignore_ascii_case(&header));
     if !ours {
         return None;
     }
