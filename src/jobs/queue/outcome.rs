@@ -1,0 +1,335 @@
+//! Storing a scan's outcome: its findings, the image's health, the tag, the billing record and the
+//! scan's end, in one transaction that commits only while the worker still holds the lease.
+
+use std::time::Duration;
+
+use diesel::Connection;
+
+use crate::domain::{Timestamp, health_cause};
+use crate::store::images::{Assessed, ImageRow};
+use crate::store::registries::RegistryRow;
+use crate::store::scans::{Outcome, ScanRow};
+use crate::store::{self, AnyConnection, StoreError};
+
+use super::super::findings;
+use super::super::scan::{ScanError, ScanResult};
+use super::worker::trigger_of;
+use super::{ImageSummary, QueueSettings, SeverityCounts, Summary};
+
+/// Stores a scan's outcome in one transaction; false when the lease was lost (nothing is written
+/// then).
+pub(super) fn complete(
+    c: &mut AnyConnection,
+    scan: &ScanRow,
+    owner: &str,
+    settings: &QueueSettings,
+    outcome: Result<&Assessment, Failure>,
+) -> diesel::QueryResult<bool> {
+    c.transaction(|c| {
+        let now = Timestamp::now().micros();
+        // Writing first takes SQLite's write lock now: a transaction that read first and wrote
+        // later would fail with "database is locked" when another writer committed in between,
+        // instead of waiting its turn. It also checks the lease early.
+        if !store::scans::hold(c, std::slice::from_ref(&scan.id), owner)? {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        let kept = match outcome {
+            Ok(assessment) => store_assessment(c, scan, owner, assessment, now)?,
+            Err(failure) => store_failure(c, scan, owner, settings, failure, now)?,
+        };
+        if !kept {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        Ok(true)
+    })
+    .or_else(|e| match e {
+        diesel::result::Error::RollbackTransaction => Ok(false),
+        e => Err(e),
+    })
+}
+
+/// Stores many assessed scans in one transaction; when that fails (a lease lost, a conflict),
+/// each is stored on its own, so one scan's trouble does not hold back the others. Returns, per
+/// scan, whether its result was kept.
+pub(super) fn complete_together(
+    c: &mut AnyConnection,
+    done: &[(ScanRow, Assessment)],
+    owner: &str,
+    settings: &QueueSettings,
+) -> diesel::QueryResult<Vec<bool>> {
+    let ids: Vec<String> = done.iter().map(|(scan, _)| scan.id.clone()).collect();
+    let together = c.transaction(|c| {
+        let now = Timestamp::now().micros();
+        // Written first for the reasons given in `complete`.
+        if !store::scans::hold(c, &ids, owner)? {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        for (scan, assessment) in done {
+            if !store_assessment(c, scan, owner, assessment, now)? {
+                return Err(diesel::result::Error::RollbackTransaction);
+            }
+        }
+        Ok(())
+    });
+    match together {
+        Ok(()) => Ok(vec![true; done.len()]),
+        Err(e) => {
+            if !matches!(e, diesel::result::Error::RollbackTransaction) {
+                tracing::warn!(scans = done.len(), error = %e, "cannot store the batch together; storing each scan alone");
+            }
+            done.iter()
+                .map(|(scan, assessment)| complete(c, scan, owner, settings, Ok(assessment)))
+                .collect()
+        }
+    }
+}
+
+pub(super) struct Assessment {
+    pub(super) registry: RegistryRow,
+    pub(super) result: ScanResult,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Failure {
+    pub(super) code: String,
+    pub(super) message: String,
+    pub(super) retryable: bool,
+}
+
+impl Failure {
+    pub(super) fn registry_gone() -> Self {
+        Self {
+            code: "RegistryNotConnected".to_owned(),
+            message: "the registry was disconnected".to_owned(),
+            retryable: false,
+        }
+    }
+
+    pub(super) fn store(e: StoreError) -> Self {
+        Self {
+            code: "DatabaseUnavailable".to_owned(),
+            message: e.to_string(),
+            retryable: true,
+        }
+    }
+
+    pub(super) fn scan(e: &ScanError) -> Self {
+        let code = e.code();
+        Self {
+            code: code.to_owned(),
+            message: e.to_string(),
+            retryable: retryable(code),
+        }
+    }
+}
+
+/// Errors that may pass: the registry or the database away, throttling, a damaged download.
+fn retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "RegistryUnavailable"
+            | "TooManyRequests"
+            | "DatabaseUnavailable"
+            | "LayerTruncated"
+            | "DigestMismatch"
+            | "BlobSizeMismatch"
+            | "Interrupted"
+    )
+}
+
+fn os_name(os: Option<&crate::scanner::advisories::ecosystem::OsRelease>) -> Option<String> {
+    os.map(|os| match &os.version_id {
+        Some(v) => format!("{} {v}", os.id),
+        None => os.id.clone(),
+    })
+}
+
+fn store_assessment(
+    c: &mut AnyConnection,
+    scan: &ScanRow,
+    owner: &str,
+    assessment: &Assessment,
+    now: i64,
+) -> diesel::QueryResult<bool> {
+    let Assessment { registry, result } = assessment;
+    let trigger = trigger_of(scan);
+    let mut summary = Summary {
+        skipped: result
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.platform, s.reason))
+            .collect(),
+        ..Summary::default()
+    };
+    let single = result.images.len() == 1 && result.index_digest.is_none();
+    for scanned in &result.images {
+        let digest = scanned.manifest_digest.to_string();
+        let os = os_name(scanned.inventory.os.as_ref());
+        let template = ImageRow {
+            id: store::new_id(),
+            registry_id: registry.id.clone(),
+            subscription_id: registry.subscription_id.clone(),
+            repository: scan.repository.clone(),
+            digest: digest.clone(),
+            index_digest: result.index_digest.as_ref().map(ToString::to_string),
+            platform: Some(scanned.platform.clone()).filter(|p| !p.is_empty()),
+            os: os.clone(),
+            health: "NotApplicable".to_owned(),
+            health_reason: Some(health_cause::NOT_SCANNED.to_owned()),
+            pushed_at: None,
+            pulled_at: None,
+            scanned_at: None,
+            running: false,
+            created_at: now,
+        };
+        // A new row for an image a cluster already reported (a Runtime scan) starts out running.
+        let digests: Vec<String> = std::iter::once(digest.clone())
+            .chain(template.index_digest.clone())
+            .collect();
+        let template = ImageRow {
+            running: store::running_images::runs(
+                c,
+                &registry.subscription_id,
+                &registry.login_server,
+                &scan.repository,
+                &digests,
+            )?,
+            ..template
+        };
+        let image = store::images::ensure(c, &template, None)?;
+        let rows = findings::rows(registry, &image, &scanned.report.matches, now);
+        store::findings::merge(c, &image.id, &rows, now)?;
+        let (health, reason) = if !rows.is_empty() {
+            ("Unhealthy", None)
+        } else if scanned.report.unsupported_os.is_some() {
+            ("NotApplicable", Some(health_cause::UNSUPPORTED_OS))
+        } else {
+            ("Healthy", None)
+        };
+        store::images::record_assessment(
+            c,
+            &image.id,
+            &Assessed {
+                index_digest: template.index_digest.clone(),
+                platform: template.platform.clone(),
+                os: os.clone(),
+                health: health.to_owned(),
+                health_reason: reason.map(str::to_owned),
+                scanned_at: now,
+            },
+        )?;
+        if single && let Some(tag) = &scan.tag {
+            store::images::set_tag(
+                c,
+                &store::images::ImageTagRow {
+                    registry_id: registry.id.clone(),
+                    repository: scan.repository.clone(),
+                    tag: tag.clone(),
+                    image_id: image.id.clone(),
+                    updated_at: now,
+                },
+            )?;
+        }
+        if !trigger.is_reassessment() {
+            store::billing::bill_once(
+                c,
+                &store::billing::BillingRow {
+                    id: store::new_id(),
+                    subscription_id: registry.subscription_id.clone(),
+                    digest: digest.clone(),
+                    registry_id: registry.id.clone(),
+                    repository: scan.repository.clone(),
+                    scan_id: scan.id.clone(),
+                    billed_at: now,
+                },
+            )?;
+        }
+        let mut counts = SeverityCounts::default();
+        for m in &scanned.report.matches {
+            counts.add(m.severity);
+        }
+        summary.findings.critical += counts.critical;
+        summary.findings.high += counts.high;
+        summary.findings.medium += counts.medium;
+        summary.findings.low += counts.low;
+        summary.patchable += scanned
+            .report
+            .matches
+            .iter()
+            .filter(|m| m.patchable)
+            .count();
+        summary.package_count += scanned.inventory.packages.len();
+        if summary.os.is_none() {
+            summary.os = os.clone();
+        }
+        summary.images.push(ImageSummary {
+            digest,
+            platform: scanned.platform.clone(),
+            os,
+            package_count: scanned.inventory.packages.len(),
+            findings: rows.len(),
+            reused_inventory: scanned.reused,
+            unsupported_os: scanned.report.unsupported_os.clone(),
+        });
+    }
+    let digest = result
+        .index_digest
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| result.images.first().map(|i| i.manifest_digest.to_string()))
+        .or_else(|| scan.digest.clone());
+    let summary = serde_json::to_string(&summary).unwrap_or_default();
+    store::scans::finish(
+        c,
+        &scan.id,
+        owner,
+        now,
+        &Outcome::Succeeded { digest, summary },
+    )
+}
+
+fn store_failure(
+    c: &mut AnyConnection,
+    scan: &ScanRow,
+    owner: &str,
+    settings: &QueueSettings,
+    failure: Failure,
+    now: i64,
+) -> diesel::QueryResult<bool> {
+    let attempts = u32::try_from(scan.attempts).unwrap_or(0);
+    if failure.retryable && attempts < settings.max_attempts {
+        let delay = settings
+            .retry_delay
+            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
+            .min(Duration::from_secs(3600));
+        tracing::warn!(scan = %scan.id, code = %failure.code, error = %failure.message, attempt = attempts, retry_in = ?delay, "scan failed; will retry");
+        return store::scans::finish(
+            c,
+            &scan.id,
+            owner,
+            now,
+            &Outcome::Retry {
+                run_after: now + Timestamp::span_micros(delay),
+                code: failure.code,
+                message: failure.message,
+            },
+        );
+    }
+    tracing::warn!(scan = %scan.id, code = %failure.code, error = %failure.message, attempts, "scan failed");
+    if let Some(digest) = &scan.digest
+        && let Some(image) =
+            store::images::find_by_digest(c, &scan.registry_id, &scan.repository, digest)?
+    {
+        store::images::record_failure(c, &image.id, health_cause::SCAN_FAILED)?;
+    }
+    store::scans::finish(
+        c,
+        &scan.id,
+        owner,
+        now,
+        &Outcome::Failed {
+            code: failure.code,
+            message: failure.message,
+        },
+    )
+}

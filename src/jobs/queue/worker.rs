@@ -1,0 +1,373 @@
+//! The worker loop: claim due scans, hold their leases while they run, and hand the outcome to
+//! [`super::outcome`].
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{ScanTrigger, Timestamp};
+use crate::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
+use crate::store::scans::ScanRow;
+use crate::store::{self, StoreError};
+
+use super::super::inventories;
+use super::super::matching::match_stored;
+use super::super::scan::{self as engine_scan, Engine, ScanError, ScanResult, ScannedImage};
+use super::outcome::{Assessment, Failure, complete, complete_together};
+use super::{Queue, QueueSettings};
+
+/// Starts `settings.workers` workers; they run until the runtime stops.
+pub fn spawn_workers(
+    engine: Arc<Engine>,
+    queue: Queue,
+    settings: QueueSettings,
+    stop: CancellationToken,
+) {
+    let process = format!(
+        "{}:{}:{}",
+        hostname(),
+        std::process::id(),
+        &store::new_id()[..8]
+    );
+    for n in 0..settings.workers {
+        let worker = Worker {
+            owner: format!("{process}:{n}"),
+            engine: engine.clone(),
+            queue: queue.clone(),
+            settings: settings.clone(),
+        };
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = worker.run() => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "crowsnest".to_owned())
+}
+
+struct Worker {
+    owner: String,
+    engine: Arc<Engine>,
+    queue: Queue,
+    settings: QueueSettings,
+}
+
+/// Re-assessments claimed together after a first one: they are matched one after another and
+/// stored in one transaction, so a daily rescan of thousands of images pays one claim, one lease
+/// renewal and one commit per batch instead of per image. Scans that need a pull are never
+/// batched: each keeps a worker of its own.
+const REASSESSMENT_BATCH: i64 = 64;
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            // Registered before looking, so a wake-up between the look and the wait is not lost.
+            let woken = self.queue.wake.notified();
+            match self.claim().await {
+                Ok(mut scans) if scans.len() == 1 => {
+                    self.execute(scans.remove(0)).await;
+                    continue;
+                }
+                Ok(scans) if !scans.is_empty() => {
+                    self.execute_reassessments(scans).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(worker = %self.owner, error = %e, "cannot read the scan queue")
+                }
+            }
+            let _ = tokio::time::timeout(self.settings.poll, woken).await;
+        }
+    }
+
+    /// The next due scan; when it is a first attempt at a re-assessment, with the re-assessments
+    /// due after it (up to [`REASSESSMENT_BATCH`] in all).
+    async fn claim(&self) -> Result<Vec<ScanRow>, StoreError> {
+        let owner = self.owner.clone();
+        let lease = Timestamp::span_micros(self.settings.lease);
+        store::run(&self.engine.pool, move |c| {
+            let now = Timestamp::now().micros();
+            let Some(first) = store::scans::claim(c, &owner, now, now + lease)? else {
+                return Ok(Vec::new());
+            };
+            let batch = first.attempts == 1 && trigger_of(&first).is_reassessment();
+            let mut scans = vec![first];
+            if batch {
+                scans.extend(store::scans::claim_reassessments(
+                    c,
+                    &owner,
+                    now,
+                    now + lease,
+                    REASSESSMENT_BATCH - 1,
+                )?);
+            }
+            Ok(scans)
+        })
+        .await
+    }
+
+    async fn execute(&self, scan: ScanRow) {
+        log_start(&scan);
+        self.run_started(scan, std::time::Instant::now()).await;
+    }
+
+    /// Runs a scan whose start is logged already, and stores its outcome.
+    async fn run_started(&self, scan: ScanRow, started: std::time::Instant) {
+        let outcome = if scan.attempts
+            > i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX)
+        {
+            // Leases ran out this many times: the scan itself stops its workers (a crash, an OOM kill).
+            Err(Failure {
+                code: "WorkerLost".to_owned(),
+                message: format!(
+                    "the scan was abandoned {} times without finishing (the worker stopped)",
+                    scan.attempts - 1
+                ),
+                retryable: false,
+            })
+        } else {
+            match self
+                .with_lease(std::slice::from_ref(&scan), self.assess(&scan))
+                .await
+            {
+                Some(result) => result,
+                None => {
+                    tracing::warn!(scan = %scan.id, "lease lost while scanning; another worker has the scan");
+                    return;
+                }
+            }
+        };
+        let (owner, settings, id) = (self.owner.clone(), self.settings.clone(), scan.id.clone());
+        let stored = store::run(&self.engine.pool, move |c| {
+            complete(
+                c,
+                &scan,
+                &owner,
+                &settings,
+                outcome.as_ref().map_err(Clone::clone),
+            )
+        })
+        .await;
+        log_end(&id, started, &stored);
+    }
+
+    /// Re-assessments claimed together: those whose inventory is stored are matched and stored in
+    /// one transaction (one by one when that fails); the others are scanned one after another.
+    async fn execute_reassessments(&self, scans: Vec<ScanRow>) {
+        let started = std::time::Instant::now();
+        for scan in &scans {
+            log_start(scan);
+        }
+        let Some(rematched) = self.with_lease(&scans, self.rematch_all(&scans)).await else {
+            tracing::warn!(
+                scans = scans.len(),
+                "leases lost while re-matching; other workers have the scans"
+            );
+            return;
+        };
+        let rematched = match rematched {
+            Ok(rematched) => rematched,
+            Err(e) => {
+                // The database is away: each scan is retried later with its own backoff.
+                let failure = Failure::store(e);
+                for scan in scans {
+                    let failure = failure.clone();
+                    let (owner, settings, id) =
+                        (self.owner.clone(), self.settings.clone(), scan.id.clone());
+                    let stored = store::run(&self.engine.pool, move |c| {
+                        complete(c, &scan, &owner, &settings, Err(failure))
+                    })
+                    .await;
+                    log_end(&id, started, &stored);
+                }
+                return;
+            }
+        };
+        let mut done = Vec::new();
+        let mut to_pull = Vec::new();
+        for (scan, assessment) in scans.into_iter().zip(rematched) {
+            match assessment {
+                Some(assessment) => done.push((scan, assessment)),
+                None => to_pull.push(scan),
+            }
+        }
+        let ids: Vec<String> = done.iter().map(|(scan, _)| scan.id.clone()).collect();
+        let (owner, settings) = (self.owner.clone(), self.settings.clone());
+        let stored = store::run(&self.engine.pool, move |c| {
+            complete_together(c, &done, &owner, &settings)
+        })
+        .await;
+        for (n, id) in ids.iter().enumerate() {
+            log_end(id, started, &stored.as_ref().map(|kept| kept[n]));
+        }
+        // Their analyzers changed since the inventory was stored (or it is gone): read them again.
+        for scan in to_pull {
+            self.run_started(scan, started).await;
+        }
+    }
+
+    /// Runs `work` while renewing the leases of `scans`; `None` when one of them was lost.
+    async fn with_lease<T>(&self, scans: &[ScanRow], work: impl Future<Output = T>) -> Option<T> {
+        let every = self.settings.lease / 3;
+        let ids: Vec<String> = scans.iter().map(|s| s.id.clone()).collect();
+        let renew = async {
+            loop {
+                tokio::time::sleep(every).await;
+                let (renewed, owner, lease) = (
+                    ids.clone(),
+                    self.owner.clone(),
+                    Timestamp::span_micros(self.settings.lease),
+                );
+                let kept = store::run(&self.engine.pool, move |c| {
+                    store::scans::renew(c, &renewed, &owner, Timestamp::now().micros() + lease)
+                })
+                .await;
+                match kept {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    // The database is away: keep working, the final write will tell.
+                    Err(e) => tracing::warn!(scans = ?ids, error = %e, "cannot renew the lease"),
+                }
+            }
+        };
+        tokio::select! {
+            result = work => Some(result),
+            () = renew => None,
+        }
+    }
+
+    async fn assess(&self, scan: &ScanRow) -> Result<Assessment, Failure> {
+        // A re-match reads the registry itself (and finds nothing when it is gone).
+        if trigger_of(scan).is_reassessment()
+            && let Some(result) = self
+                .rematch_all(std::slice::from_ref(scan))
+                .await
+                .map_err(Failure::store)?
+                .pop()
+                .flatten()
+        {
+            return Ok(result);
+        }
+        let registry_id = scan.registry_id.clone();
+        let registry = store::run(&self.engine.pool, move |c| {
+            store::registries::find_by_row_id(c, &registry_id)
+        })
+        .await
+        .map_err(Failure::store)?
+        .ok_or_else(Failure::registry_gone)?;
+        let credentials = match registry.credentials.as_deref() {
+            Some(json) => Some(serde_json::from_str(json).map_err(|_| Failure {
+                code: "RegistryCredentialsUnreadable".to_owned(),
+                message:
+                    "the stored credentials cannot be read; connect the registry again".to_owned(),
+                retryable: false,
+            })?),
+            None => None,
+        };
+        let reference = ImageReference {
+            registry: registry.login_server.clone(),
+            repository: scan.repository.clone(),
+            tag: scan.tag.clone(),
+            digest: scan
+                .digest
+                .as_deref()
+                .and_then(|d| crate::domain::Digest::parse(d).ok()),
+        };
+        let config = ClientConfig {
+            insecure: registry.insecure,
+            credentials,
+            ..ClientConfig::default()
+        };
+        let client = RegistryClient::new(&registry.login_server, config)
+            .map_err(|e| Failure::scan(&ScanError::from(e)))?;
+        let result = engine_scan::scan(&self.engine, &client, &reference)
+            .await
+            .map_err(|e| Failure::scan(&e))?;
+        Ok(Assessment { registry, result })
+    }
+
+    /// Matches the stored inventories of `scans` again, one database connection for all; `None`
+    /// for a scan without a digest, without an inventory built by the current analyzers, or whose
+    /// registry is gone.
+    async fn rematch_all(&self, scans: &[ScanRow]) -> Result<Vec<Option<Assessment>>, StoreError> {
+        let key = crate::scanner::analyzers::cache_key(&crate::scanner::analyzers::analyzer_ids(
+            &self.engine.analyzers,
+        ));
+        let (scans, cache) = (scans.to_vec(), self.engine.cache.clone());
+        store::run(&self.engine.pool, move |c| {
+            let registry_ids: Vec<String> = scans.iter().map(|s| s.registry_id.clone()).collect();
+            let registries = store::registries::by_row_ids(c, &registry_ids)?;
+            scans
+                .iter()
+                .map(|scan| {
+                    let started = std::time::Instant::now();
+                    let (Some(digest), Some(registry)) =
+                        (scan.digest.as_deref(), registries.get(&scan.registry_id))
+                    else {
+                        return Ok(None);
+                    };
+                    let Ok(manifest_digest) = crate::domain::Digest::parse(digest) else {
+                        return Ok(None);
+                    };
+                    let Some(inventory) = inventories::load(c, digest, &key)? else {
+                        return Ok(None);
+                    };
+                    let platform = store::images::find_by_digest(
+                        c,
+                        &scan.registry_id,
+                        &scan.repository,
+                        digest,
+                    )?
+                    .and_then(|image| image.platform)
+                    .unwrap_or_default();
+                    let (report, _) = match_stored(c, &cache, &inventory)?;
+                    Ok(Some(Assessment {
+                        registry: registry.clone(),
+                        result: ScanResult {
+                            index_digest: None,
+                            images: vec![ScannedImage {
+                                manifest_digest,
+                                platform,
+                                inventory,
+                                reused: true,
+                                report,
+                                seconds: started.elapsed().as_secs_f64(),
+                            }],
+                            skipped: Vec::new(),
+                        },
+                    }))
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+pub(super) fn trigger_of(scan: &ScanRow) -> ScanTrigger {
+    ScanTrigger::parse(&scan.triggered_by).unwrap_or(ScanTrigger::Api)
+}
+
+fn log_start(scan: &ScanRow) {
+    tracing::info!(scan = %scan.id, trigger = %scan.triggered_by, repository = %scan.repository, attempt = scan.attempts, "scan started");
+}
+
+fn log_end<E: std::fmt::Display>(id: &str, started: std::time::Instant, stored: &Result<bool, E>) {
+    match stored {
+        Ok(true) => {
+            tracing::info!(scan = %id, seconds = started.elapsed().as_secs_f64(), "scan finished")
+        }
+        Ok(false) => {
+            tracing::warn!(scan = %id, "lease lost before the results were stored; another worker has the scan")
+        }
+        // The lease runs out and the scan is taken again: nothing is lost.
+        Err(e) => tracing::error!(scan = %id, error = %e, "cannot store the scan's results"),
+    }
+}
