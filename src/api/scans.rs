@@ -66,7 +66,7 @@ pub struct ScanProperties {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ScanError>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::jobs::queue::Summary>)]
+    #[schema(value_type = Option<crate::domain::Summary>)]
     pub summary: Option<serde_json::Value>,
 }
 

@@ -18,7 +18,9 @@ pub use names::{
     LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId,
 };
 pub use role::Role;
-pub use scan::{HealthCode, ScanStatus, ScanTrigger, health_cause};
+pub use scan::{
+    HealthCode, ImageSummary, ScanStatus, ScanTrigger, SeverityCounts, Summary, health_cause,
+};
 pub use scope::{RegistryId, Scope};
 pub use severity::Severity;
 pub use time::Timestamp;

@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Severity;
+
 /// Why a scan was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum ScanTrigger {
@@ -99,6 +101,57 @@ pub mod health_cause {
     pub const NOT_SCANNED: &str = "NotScanned";
     pub const SCAN_FAILED: &str = "ScanFailed";
     pub const UNSUPPORTED_OS: &str = "UnsupportedOs";
+}
+
+/// What a finished scan found, as the scans API shows it.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// The first image's OS (`debian 12`), when known.
+    pub os: Option<String>,
+    pub package_count: usize,
+    pub findings: SeverityCounts,
+    pub patchable: usize,
+    pub images: Vec<ImageSummary>,
+    /// Index children that were not scanned, with the reason.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SeverityCounts {
+    #[serde(rename = "Critical")]
+    pub critical: usize,
+    #[serde(rename = "High")]
+    pub high: usize,
+    #[serde(rename = "Medium")]
+    pub medium: usize,
+    #[serde(rename = "Low")]
+    pub low: usize,
+}
+
+impl SeverityCounts {
+    pub fn add(&mut self, severity: Severity) {
+        match severity {
+            Severity::Critical => self.critical += 1,
+            Severity::High => self.high += 1,
+            Severity::Medium => self.medium += 1,
+            Severity::Low => self.low += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSummary {
+    pub digest: String,
+    pub platform: String,
+    pub os: Option<String>,
+    pub package_count: usize,
+    pub findings: usize,
+    /// The inventory was already stored: no layer was pulled.
+    pub reused_inventory: bool,
+    /// Set when the image's OS has no advisory ecosystem.
+    pub unsupported_os: Option<String>,
 }
 
 #[cfg(test)]

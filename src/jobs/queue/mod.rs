@@ -9,10 +9,6 @@ mod worker;
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::domain::Severity;
-
 pub use submission::{Queue, Submission, reassess_in};
 pub use worker::spawn_workers;
 
@@ -41,55 +37,4 @@ impl Default for QueueSettings {
             poll: Duration::from_secs(1),
         }
     }
-}
-
-/// What a finished scan found, as the scans API shows it.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// The first image's OS (`debian 12`), when known.
-    pub os: Option<String>,
-    pub package_count: usize,
-    pub findings: SeverityCounts,
-    pub patchable: usize,
-    pub images: Vec<ImageSummary>,
-    /// Index children that were not scanned, with the reason.
-    pub skipped: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct SeverityCounts {
-    #[serde(rename = "Critical")]
-    pub critical: usize,
-    #[serde(rename = "High")]
-    pub high: usize,
-    #[serde(rename = "Medium")]
-    pub medium: usize,
-    #[serde(rename = "Low")]
-    pub low: usize,
-}
-
-impl SeverityCounts {
-    fn add(&mut self, severity: Severity) {
-        match severity {
-            Severity::Critical => self.critical += 1,
-            Severity::High => self.high += 1,
-            Severity::Medium => self.medium += 1,
-            Severity::Low => self.low += 1,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageSummary {
-    pub digest: String,
-    pub platform: String,
-    pub os: Option<String>,
-    pub package_count: usize,
-    pub findings: usize,
-    /// The inventory was already stored: no layer was pulled.
-    pub reused_inventory: bool,
-    /// Set when the image's OS has no advisory ecosystem.
-    pub unsupported_os: Option<String>,
 }

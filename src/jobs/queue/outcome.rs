@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use diesel::Connection;
 
-use crate::domain::{Timestamp, health_cause};
+use crate::domain::{ImageSummary, SeverityCounts, Summary, Timestamp, health_cause};
 use crate::store::images::{Assessed, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{Outcome, ScanRow};
@@ -13,8 +13,8 @@ use crate::store::{self, AnyConnection, StoreError};
 
 use super::super::findings;
 use super::super::scan::{ScanError, ScanResult};
+use super::QueueSettings;
 use super::worker::trigger_of;
-use super::{ImageSummary, QueueSettings, SeverityCounts, Summary};
 
 /// Stores a scan's outcome in one transaction; false when the lease was lost (nothing is written
 /// then).
