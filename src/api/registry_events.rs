@@ -11,10 +11,10 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
 use super::registries::RegistryPath;
-use crate::domain::{Digest, RepositoryName, ScanTrigger, Timestamp, health_cause};
+use crate::domain::{Digest, RepositoryName, ScanTrigger, Timestamp};
 use crate::error::{ApiError, CloudError};
 use crate::jobs::queue::{Queue, Submission};
-use crate::store::images::{ImageRow, ImageTagRow};
+use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
 use crate::store::{self, AnyConnection};
 
@@ -308,34 +308,12 @@ fn push(
 ) -> diesel::QueryResult<bool> {
     if !index {
         let template = ImageRow {
-            id: store::new_id(),
-            registry_id: registry.id.clone(),
-            subscription_id: registry.subscription_id.clone(),
-            repository: repository.to_owned(),
-            digest: digest.to_owned(),
-            index_digest: None,
-            platform: None,
-            os: None,
-            health: "NotApplicable".to_owned(),
-            health_reason: Some(health_cause::NOT_SCANNED.to_owned()),
             pushed_at: Some(now),
-            pulled_at: None,
-            scanned_at: None,
-            running: false,
-            created_at: now,
+            ..ImageRow::unscanned(registry, repository, digest, now)
         };
         let image = store::images::ensure(c, &template, Some(now))?;
         if let Some(tag) = &tag {
-            store::images::set_tag(
-                c,
-                &ImageTagRow {
-                    registry_id: registry.id.clone(),
-                    repository: repository.to_owned(),
-                    tag: tag.clone(),
-                    image_id: image.id.clone(),
-                    updated_at: now,
-                },
-            )?;
+            store::images::set_tag(c, &image, tag, now)?;
         }
         if image.scanned_at.is_some() {
             return Ok(true);

@@ -129,6 +129,26 @@ pub struct SeverityCounts {
     pub low: usize,
 }
 
+impl Summary {
+    /// Adds one scanned image: its line, its findings' severities and how many are patchable.
+    pub fn add_image(
+        &mut self,
+        image: ImageSummary,
+        severities: impl IntoIterator<Item = Severity>,
+        patchable: usize,
+    ) {
+        for severity in severities {
+            self.findings.add(severity);
+        }
+        self.patchable += patchable;
+        self.package_count += image.package_count;
+        if self.os.is_none() {
+            self.os.clone_from(&image.os);
+        }
+        self.images.push(image);
+    }
+}
+
 impl SeverityCounts {
     pub fn add(&mut self, severity: Severity) {
         match severity {

@@ -1,7 +1,9 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
+use super::registries::RegistryRow;
 use super::schema::{image_tags, images};
+use crate::domain::{HealthCode, health_cause};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = images)]
@@ -21,6 +23,30 @@ pub struct ImageRow {
     pub scanned_at: Option<i64>,
     pub running: bool,
     pub created_at: i64,
+}
+
+impl ImageRow {
+    /// An image not assessed yet (NotApplicable, NotScanned), as first recorded by a push, a
+    /// scan or a cluster report.
+    pub fn unscanned(registry: &RegistryRow, repository: &str, digest: &str, now: i64) -> Self {
+        Self {
+            id: super::new_id(),
+            registry_id: registry.id.clone(),
+            subscription_id: registry.subscription_id.clone(),
+            repository: repository.to_owned(),
+            digest: digest.to_owned(),
+            index_digest: None,
+            platform: None,
+            os: None,
+            health: HealthCode::NotApplicable.as_str().to_owned(),
+            health_reason: Some(health_cause::NOT_SCANNED.to_owned()),
+            pushed_at: None,
+            pulled_at: None,
+            scanned_at: None,
+            running: false,
+            created_at: now,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -56,7 +82,14 @@ pub fn insert(conn: &mut AnyConnection, row: &ImageRow) -> QueryResult<()> {
 }
 
 /// Points `tag` at the image, moving it away from whichever image held it before.
-pub fn set_tag(conn: &mut AnyConnection, tag: &ImageTagRow) -> QueryResult<()> {
+pub fn set_tag(conn: &mut AnyConnection, image: &ImageRow, tag: &str, now: i64) -> QueryResult<()> {
+    let tag = ImageTagRow {
+        registry_id: image.registry_id.clone(),
+        repository: image.repository.clone(),
+        tag: tag.to_owned(),
+        image_id: image.id.clone(),
+        updated_at: now,
+    };
     diesel::delete(
         image_tags::table
             .filter(image_tags::registry_id.eq(&tag.registry_id))
@@ -65,7 +98,7 @@ pub fn set_tag(conn: &mut AnyConnection, tag: &ImageTagRow) -> QueryResult<()> {
     )
     .execute(conn)?;
     diesel::insert_into(image_tags::table)
-        .values(tag)
+        .values(&tag)
         .execute(conn)
         .map(drop)
 }

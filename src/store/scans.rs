@@ -7,6 +7,7 @@ use diesel::sql_types::{BigInt, Text};
 use super::filter::{Listing, Scans};
 use super::schema::scans;
 use super::{AnyConnection, MultiBackend};
+use crate::domain::{ScanStatus, ScanTrigger};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = scans)]
@@ -27,11 +28,54 @@ pub struct ScanRow {
     pub idempotency_key: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
-    /// JSON (see `jobs::scans::Summary`).
+    /// JSON (see `domain::Summary`).
     pub summary: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+}
+
+/// The image a new scan is of: a repository of a connected registry, by digest or by tag.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanTarget<'a> {
+    pub subscription_id: &'a str,
+    pub registry_id: &'a str,
+    pub repository: &'a str,
+    pub digest: Option<&'a str>,
+    pub tag: Option<&'a str>,
+}
+
+impl ScanRow {
+    /// A scan of `target`, queued now and due at once; it stands for the image's pending scan.
+    pub fn queued(target: ScanTarget<'_>, trigger: ScanTrigger, now: i64) -> Self {
+        Self {
+            id: super::new_ordered_id(),
+            subscription_id: target.subscription_id.to_owned(),
+            registry_id: target.registry_id.to_owned(),
+            repository: target.repository.to_owned(),
+            tag: target.tag.map(str::to_owned),
+            digest: target.digest.map(str::to_owned),
+            triggered_by: trigger.as_str().to_owned(),
+            status: ScanStatus::Queued.as_str().to_owned(),
+            attempts: 0,
+            run_after: now,
+            lease_owner: None,
+            lease_until: None,
+            pending_key: Some(pending_key(
+                target.registry_id,
+                target.repository,
+                target.digest,
+                target.tag,
+            )),
+            idempotency_key: None,
+            error_code: None,
+            error_message: None,
+            summary: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
 }
 
 /// The key that keeps one pending scan per image: by digest when it is known, else by tag

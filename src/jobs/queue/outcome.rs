@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use diesel::Connection;
 
-use crate::domain::{ImageSummary, SeverityCounts, Summary, Timestamp, health_cause};
+use crate::domain::{HealthCode, ImageSummary, Summary, Timestamp, health_cause};
 use crate::store::images::{Assessed, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{Outcome, ScanRow};
 use crate::store::{self, AnyConnection, StoreError};
 
-use super::super::findings;
-use super::super::scan::{ScanError, ScanResult};
 use super::QueueSettings;
 use super::worker::trigger_of;
+use crate::jobs::findings;
+use crate::jobs::scan::{ScanError, ScanResult, ScannedImage};
 
 /// Stores a scan's outcome in one transaction; false when the lease was lost (nothing is written
 /// then).
@@ -144,6 +144,8 @@ fn os_name(os: Option<&crate::scanner::advisories::ecosystem::OsRelease>) -> Opt
     })
 }
 
+/// Stores what a successful scan found: each image's findings, health, tag and billing record,
+/// then the scan's end with its summary.
 fn store_assessment(
     c: &mut AnyConnection,
     scan: &ScanRow,
@@ -152,7 +154,6 @@ fn store_assessment(
     now: i64,
 ) -> diesel::QueryResult<bool> {
     let Assessment { registry, result } = assessment;
-    let trigger = trigger_of(scan);
     let mut summary = Summary {
         skipped: result
             .skipped
@@ -161,121 +162,50 @@ fn store_assessment(
             .collect(),
         ..Summary::default()
     };
-    let single = result.images.len() == 1 && result.index_digest.is_none();
+    let index_digest = result.index_digest.as_ref().map(ToString::to_string);
+    // A tag names the scanned image itself only when the reference was not an index.
+    let tag = scan
+        .tag
+        .as_deref()
+        .filter(|_| index_digest.is_none() && result.images.len() == 1);
     for scanned in &result.images {
-        let digest = scanned.manifest_digest.to_string();
         let os = os_name(scanned.inventory.os.as_ref());
-        let template = ImageRow {
-            id: store::new_id(),
-            registry_id: registry.id.clone(),
-            subscription_id: registry.subscription_id.clone(),
-            repository: scan.repository.clone(),
-            digest: digest.clone(),
-            index_digest: result.index_digest.as_ref().map(ToString::to_string),
-            platform: Some(scanned.platform.clone()).filter(|p| !p.is_empty()),
-            os: os.clone(),
-            health: "NotApplicable".to_owned(),
-            health_reason: Some(health_cause::NOT_SCANNED.to_owned()),
-            pushed_at: None,
-            pulled_at: None,
-            scanned_at: None,
-            running: false,
-            created_at: now,
-        };
-        // A new row for an image a cluster already reported (a Runtime scan) starts out running.
-        let digests: Vec<String> = std::iter::once(digest.clone())
-            .chain(template.index_digest.clone())
-            .collect();
-        let template = ImageRow {
-            running: store::running_images::runs(
-                c,
-                &registry.subscription_id,
-                &registry.login_server,
-                &scan.repository,
-                &digests,
-            )?,
-            ..template
-        };
-        let image = store::images::ensure(c, &template, None)?;
-        let rows = findings::rows(registry, &image, &scanned.report.matches, now);
-        store::findings::merge(c, &image.id, &rows, now)?;
-        let (health, reason) = if !rows.is_empty() {
-            ("Unhealthy", None)
-        } else if scanned.report.unsupported_os.is_some() {
-            ("NotApplicable", Some(health_cause::UNSUPPORTED_OS))
-        } else {
-            ("Healthy", None)
-        };
-        store::images::record_assessment(
+        let image = assessed_image(
             c,
-            &image.id,
-            &Assessed {
-                index_digest: template.index_digest.clone(),
-                platform: template.platform.clone(),
-                os: os.clone(),
-                health: health.to_owned(),
-                health_reason: reason.map(str::to_owned),
-                scanned_at: now,
-            },
+            registry,
+            scan,
+            index_digest.as_deref(),
+            scanned,
+            &os,
+            now,
         )?;
-        if single && let Some(tag) = &scan.tag {
-            store::images::set_tag(
-                c,
-                &store::images::ImageTagRow {
-                    registry_id: registry.id.clone(),
-                    repository: scan.repository.clone(),
-                    tag: tag.clone(),
-                    image_id: image.id.clone(),
-                    updated_at: now,
-                },
-            )?;
+        let findings = record_findings(c, registry, &image, scanned, now)?;
+        if let Some(tag) = tag {
+            store::images::set_tag(c, &image, tag, now)?;
         }
-        if !trigger.is_reassessment() {
-            store::billing::bill_once(
-                c,
-                &store::billing::BillingRow {
-                    id: store::new_id(),
-                    subscription_id: registry.subscription_id.clone(),
-                    digest: digest.clone(),
-                    registry_id: registry.id.clone(),
-                    repository: scan.repository.clone(),
-                    scan_id: scan.id.clone(),
-                    billed_at: now,
-                },
-            )?;
+        if !trigger_of(scan).is_reassessment() {
+            bill(c, registry, scan, &image.digest, now)?;
         }
-        let mut counts = SeverityCounts::default();
-        for m in &scanned.report.matches {
-            counts.add(m.severity);
-        }
-        summary.findings.critical += counts.critical;
-        summary.findings.high += counts.high;
-        summary.findings.medium += counts.medium;
-        summary.findings.low += counts.low;
-        summary.patchable += scanned
-            .report
-            .matches
-            .iter()
-            .filter(|m| m.patchable)
-            .count();
-        summary.package_count += scanned.inventory.packages.len();
-        if summary.os.is_none() {
-            summary.os = os.clone();
-        }
-        summary.images.push(ImageSummary {
-            digest,
-            platform: scanned.platform.clone(),
-            os,
-            package_count: scanned.inventory.packages.len(),
-            findings: rows.len(),
-            reused_inventory: scanned.reused,
-            unsupported_os: scanned.report.unsupported_os.clone(),
-        });
+        summary.add_image(
+            ImageSummary {
+                digest: image.digest,
+                platform: scanned.platform.clone(),
+                os,
+                package_count: scanned.inventory.packages.len(),
+                findings,
+                reused_inventory: scanned.reused,
+                unsupported_os: scanned.report.unsupported_os.clone(),
+            },
+            scanned.report.matches.iter().map(|m| m.severity),
+            scanned
+                .report
+                .matches
+                .iter()
+                .filter(|m| m.patchable)
+                .count(),
+        );
     }
-    let digest = result
-        .index_digest
-        .as_ref()
-        .map(ToString::to_string)
+    let digest = index_digest
         .or_else(|| result.images.first().map(|i| i.manifest_digest.to_string()))
         .or_else(|| scan.digest.clone());
     let summary = serde_json::to_string(&summary).unwrap_or_default();
@@ -286,6 +216,100 @@ fn store_assessment(
         now,
         &Outcome::Succeeded { digest, summary },
     )
+}
+
+/// The image's row, created when this is its first assessment; a new row for an image a cluster
+/// already reported (a Runtime scan) starts out running.
+fn assessed_image(
+    c: &mut AnyConnection,
+    registry: &RegistryRow,
+    scan: &ScanRow,
+    index_digest: Option<&str>,
+    scanned: &ScannedImage,
+    os: &Option<String>,
+    now: i64,
+) -> diesel::QueryResult<ImageRow> {
+    let digest = scanned.manifest_digest.to_string();
+    let digests: Vec<String> = std::iter::once(digest.clone())
+        .chain(index_digest.map(str::to_owned))
+        .collect();
+    let running = store::running_images::runs(
+        c,
+        &registry.subscription_id,
+        &registry.login_server,
+        &scan.repository,
+        &digests,
+    )?;
+    let template = ImageRow {
+        index_digest: index_digest.map(str::to_owned),
+        platform: Some(scanned.platform.clone()).filter(|p| !p.is_empty()),
+        os: os.clone(),
+        running,
+        ..ImageRow::unscanned(registry, &scan.repository, &digest, now)
+    };
+    let mut image = store::images::ensure(c, &template, None)?;
+    image.index_digest = template.index_digest;
+    image.platform = template.platform;
+    image.os = template.os;
+    Ok(image)
+}
+
+/// Merges the image's findings and records its health; returns how many findings it has.
+fn record_findings(
+    c: &mut AnyConnection,
+    registry: &RegistryRow,
+    image: &ImageRow,
+    scanned: &ScannedImage,
+    now: i64,
+) -> diesel::QueryResult<usize> {
+    let rows = findings::rows(registry, image, &scanned.report.matches, now);
+    store::findings::merge(c, &image.id, &rows, now)?;
+    let (health, reason) = if !rows.is_empty() {
+        (HealthCode::Unhealthy, None)
+    } else if scanned.report.unsupported_os.is_some() {
+        (
+            HealthCode::NotApplicable,
+            Some(health_cause::UNSUPPORTED_OS),
+        )
+    } else {
+        (HealthCode::Healthy, None)
+    };
+    store::images::record_assessment(
+        c,
+        &image.id,
+        &Assessed {
+            index_digest: image.index_digest.clone(),
+            platform: image.platform.clone(),
+            os: image.os.clone(),
+            health: health.as_str().to_owned(),
+            health_reason: reason.map(str::to_owned),
+            scanned_at: now,
+        },
+    )?;
+    Ok(rows.len())
+}
+
+/// Bills the image to the subscription, once per digest whatever scans it again.
+fn bill(
+    c: &mut AnyConnection,
+    registry: &RegistryRow,
+    scan: &ScanRow,
+    digest: &str,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    store::billing::bill_once(
+        c,
+        &store::billing::BillingRow {
+            id: store::new_id(),
+            subscription_id: registry.subscription_id.clone(),
+            digest: digest.to_owned(),
+            registry_id: registry.id.clone(),
+            repository: scan.repository.clone(),
+            scan_id: scan.id.clone(),
+            billed_at: now,
+        },
+    )
+    .map(drop)
 }
 
 fn store_failure(

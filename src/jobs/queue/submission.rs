@@ -5,10 +5,10 @@ use std::sync::Arc;
 use diesel::Connection;
 use tokio::sync::Notify;
 
-use crate::domain::{ScanStatus, ScanTrigger, Timestamp};
+use crate::domain::{ScanTrigger, Timestamp};
 use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
-use crate::store::scans::ScanRow;
+use crate::store::scans::{ScanRow, ScanTarget};
 use crate::store::{self, AnyConnection, Pool, StoreError};
 
 /// Submits scans and wakes this process's workers.
@@ -31,32 +31,16 @@ pub struct Submission {
 
 impl Submission {
     fn row(&self, now: i64) -> ScanRow {
+        let target = ScanTarget {
+            subscription_id: &self.registry.subscription_id,
+            registry_id: &self.registry.id,
+            repository: &self.repository,
+            digest: self.digest.as_deref(),
+            tag: self.tag.as_deref(),
+        };
         ScanRow {
-            id: store::new_ordered_id(),
-            subscription_id: self.registry.subscription_id.clone(),
-            registry_id: self.registry.id.clone(),
-            repository: self.repository.clone(),
-            tag: self.tag.clone(),
-            digest: self.digest.clone(),
-            triggered_by: self.trigger.as_str().to_owned(),
-            status: ScanStatus::Queued.as_str().to_owned(),
-            attempts: 0,
-            run_after: now,
-            lease_owner: None,
-            lease_until: None,
-            pending_key: Some(store::scans::pending_key(
-                &self.registry.id,
-                &self.repository,
-                self.digest.as_deref(),
-                self.tag.as_deref(),
-            )),
             idempotency_key: self.idempotency_key.clone(),
-            error_code: None,
-            error_message: None,
-            summary: None,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
+            ..ScanRow::queued(target, self.trigger, now)
         }
     }
 }
@@ -113,32 +97,15 @@ pub fn reassess_in(
     let now = Timestamp::now().micros();
     let rows: Vec<ScanRow> = images
         .iter()
-        .map(|image| ScanRow {
-            id: store::new_ordered_id(),
-            subscription_id: image.subscription_id.clone(),
-            registry_id: image.registry_id.clone(),
-            repository: image.repository.clone(),
-            tag: None,
-            digest: Some(image.digest.clone()),
-            triggered_by: trigger.as_str().to_owned(),
-            status: ScanStatus::Queued.as_str().to_owned(),
-            attempts: 0,
-            run_after: now,
-            lease_owner: None,
-            lease_until: None,
-            pending_key: Some(store::scans::pending_key(
-                &image.registry_id,
-                &image.repository,
-                Some(&image.digest),
-                None,
-            )),
-            idempotency_key: None,
-            error_code: None,
-            error_message: None,
-            summary: None,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
+        .map(|image| {
+            let target = ScanTarget {
+                subscription_id: &image.subscription_id,
+                registry_id: &image.registry_id,
+                repository: &image.repository,
+                digest: Some(&image.digest),
+                tag: None,
+            };
+            ScanRow::queued(target, trigger, now)
         })
         .collect();
     conn.transaction(|c| store::scans::enqueue_many(c, &rows))

@@ -10,11 +10,11 @@ use crate::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
 use crate::store::scans::ScanRow;
 use crate::store::{self, StoreError};
 
-use super::super::inventories;
-use super::super::matching::match_stored;
-use super::super::scan::{self as engine_scan, Engine, ScanError, ScanResult, ScannedImage};
 use super::outcome::{Assessment, Failure, complete, complete_together};
 use super::{Queue, QueueSettings};
+use crate::jobs::inventories;
+use crate::jobs::matching::match_stored;
+use crate::jobs::scan::{self as engine_scan, Engine, ScanError, ScanResult, ScannedImage};
 
 /// Starts `settings.workers` workers; they run until the runtime stops.
 pub fn spawn_workers(
