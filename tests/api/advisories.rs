@@ -12,7 +12,7 @@ use crowsnest::scanner::advisories::osv;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(
     bundles_import_with_counts_and_reimport_changes_nothing,

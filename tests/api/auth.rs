@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(
     requests_without_a_valid_token_get_401_with_a_challenge,

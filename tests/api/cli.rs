@@ -1,6 +1,6 @@
 use std::process::Command;
 
-use crate::helpers::*;
+use crate::support::app::*;
 
 fn crowsnest() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crowsnest"));

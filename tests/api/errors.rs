@@ -2,7 +2,7 @@ use crowsnest::domain::Role;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(
     api_version_is_required_and_checked,

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(
     sub_assessments_page_through_every_filter_and_order,

@@ -7,14 +7,14 @@ use crowsnest::domain::Role;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::*;
-use crate::registry::{
-    Compression, Image, Layer, MediaKind, Platform, RegistryAuth, TarEntry, TestRegistry,
-    fixture_paths, push_image, read_shared_fixture,
-};
 use crate::scan_lifecycle::{
     OWN_API, SUB, connect, gnutls_advisory, import, post_events, post_scan, wait_for,
     wait_for_scan, wait_for_scan_end,
+};
+use crate::support::app::*;
+use crate::support::registry::{
+    Compression, Image, Layer, MediaKind, Platform, RegistryAuth, TarEntry, TestRegistry,
+    fixture_paths, push_image, read_shared_fixture,
 };
 
 backend_tests!(

@@ -3,7 +3,7 @@ use crowsnest::scanner::advisories::ecosystem::OsRelease;
 use crowsnest::scanner::advisories::matcher::{Inventory, InventoryPackage, PackageKind};
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(inventories_are_reused_only_while_the_analyzers_are_the_same);
 

@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod helpers;
-mod inventories;
-mod registry;
+mod support;
 
 mod advisories;
 mod auth;
@@ -12,6 +10,7 @@ mod cli;
 mod errors;
 mod filters;
 mod health;
+mod inventories;
 mod openapi;
 mod operations;
 mod pipeline;

@@ -1,5 +1,5 @@
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(probes_metrics_and_docs_answer);
 

@@ -8,10 +8,10 @@ use crowsnest::scanner::analyzers;
 use crowsnest::scanner::layers::Limits;
 use crowsnest::scanner::pipeline::{LayerReader, LayerRef, PipelineError, inventory};
 
-use crate::registry::{
+use crate::support::registry::{
     Compression, Image, Layer, MediaKind, Platform, TarEntry, WHITEOUT_PURGED_PACKAGE,
 };
-use crate::registry::{
+use crate::support::registry::{
     fixture_image_alpine, fixture_image_debian, fixture_image_rpm, fixture_image_whiteout,
 };
 

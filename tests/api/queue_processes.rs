@@ -19,8 +19,8 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::*;
-use crate::registry::{
+use crate::support::app::*;
+use crate::support::registry::{
     Compression, HttpRequest, HttpResponse, Image, Layer, MediaKind, MiniServer, Platform,
     TarEntry, fixture_paths, read_shared_fixture, sha256_digest,
 };

@@ -2,7 +2,7 @@ use crowsnest::domain::Role;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 backend_tests!(
     connect_read_update_delete_never_shows_credentials,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::registry::*;
+use crate::support::registry::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 

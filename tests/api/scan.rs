@@ -6,8 +6,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::*;
-use crate::registry::{
+use crate::support::app::*;
+use crate::support::registry::{
     Compression, Image, IndexKind, Layer, MediaKind, Platform, RegistryAuth, TarEntry,
     TestRegistry, WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, fixture_paths,
     push_fixture_multiarch, push_image, read_shared_fixture,
@@ -229,7 +229,8 @@ fn tar_dir(dir: &std::path::Path, out: &std::path::Path) {
 async fn local_layouts_and_archives_scan_like_registry_images(backend: Backend) {
     let app = spawn_app(backend).await;
     let work = tempfile::tempdir().unwrap();
-    let image = crate::registry::fixture_image_alpine(MediaKind::Oci, Platform::linux_amd64());
+    let image =
+        crate::support::registry::fixture_image_alpine(MediaKind::Oci, Platform::linux_amd64());
 
     let layout = work.path().join("layout");
     write_oci_layout(&layout, &image);
@@ -288,7 +289,7 @@ async fn rpm_images_scan_through_a_token_auth_registry(backend: Backend) {
         &registry,
         "os/amazonlinux",
         Some("2023"),
-        &crate::registry::fixture_image_rpm(MediaKind::DockerV2),
+        &crate::support::registry::fixture_image_rpm(MediaKind::DockerV2),
     )
     .await;
     let reference = format!("{}/os/amazonlinux:2023", registry.host());

@@ -7,12 +7,12 @@ use crowsnest::domain::Role;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::*;
-use crate::registry::{
+use crate::scan::vulnerable_debian;
+use crate::support::app::*;
+use crate::support::registry::{
     Compression, Image, Layer, NotificationEndpoint, RegistryAuth, TarEntry, TestRegistry,
     push_image, read_shared_fixture,
 };
-use crate::scan::vulnerable_debian;
 
 backend_tests!(
     pushes_are_scanned_listed_billed_once_and_deleted_with_the_image,

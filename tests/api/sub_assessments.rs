@@ -4,7 +4,7 @@ use crowsnest::domain::Role;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::*;
+use crate::support::app::*;
 
 const AZURE_GET_EXAMPLE: &str = "../shared/reference/azure/azure-rest-api-specs/specification/security/resource-manager/Microsoft.Security/preview/2019-01-01-preview/examples/SubAssessments/GetSubAssessment_example.json";
 

@@ -13,7 +13,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::AsyncReadExt as _;
 
-use super::fake::*;
+use crate::support::fake_registry::*;
 
 const REPO: &str = "team/app";
 

@@ -11,7 +11,7 @@ use crowsnest::scanner::registry::{
 use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 
-use crate::registry::{
+use crate::support::registry::{
     IndexKind, MediaKind, Platform, RegistryAuth, TestRegistry, fixture_image_alpine, pull_scope,
     push_fixture_multiarch, push_image,
 };
@@ -189,7 +189,7 @@ async fn real_registry_token_auth() {
         .client()
         .fetch_token(
             &ts.realm(),
-            crate::registry::TOKEN_SERVICE,
+            crate::support::registry::TOKEN_SERVICE,
             &pull_scope("test/alpine"),
         )
         .await

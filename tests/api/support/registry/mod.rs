@@ -50,11 +50,11 @@ pub const TOKEN_ISSUER: &str = "crowsnest-test-token-issuer";
 /// `auth.htpasswd.realm` of Basic-auth registries.
 pub const BASIC_REALM: &str = "crowsnest-basic-realm";
 
-const HTPASSWD_DEFAULT: &str = include_str!("../fixtures/registry/htpasswd");
-const TOKEN_KEY_PEM: &str = include_str!("../fixtures/registry/token-issuer.key.pem");
-const TOKEN_CERT_PEM: &str = include_str!("../fixtures/registry/token-issuer.cert.pem");
+const HTPASSWD_DEFAULT: &str = include_str!("../../../fixtures/registry/htpasswd");
+const TOKEN_KEY_PEM: &str = include_str!("../../../fixtures/registry/token-issuer.key.pem");
+const TOKEN_CERT_PEM: &str = include_str!("../../../fixtures/registry/token-issuer.cert.pem");
 const AMAZONLINUX_2023_OS_RELEASE: &str =
-    include_str!("../fixtures/registry/amazonlinux-2023.os-release");
+    include_str!("../../../fixtures/registry/amazonlinux-2023.os-release");
 
 /// Fixed timestamp used for tar mtimes and config `created` (reproducible digests).
 pub const FIXED_MTIME: u64 = 1_700_000_000;

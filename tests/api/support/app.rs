@@ -39,11 +39,11 @@ macro_rules! backend_tests {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
+                    super::$name($crate::support::app::Backend::Sqlite).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    super::$name($crate::helpers::Backend::Postgres).await
+                    super::$name($crate::support::app::Backend::Postgres).await
                 }
             }
         )*
