@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
+use crate::support::rows::digest_of;
 
 backend_tests!(
     bundles_import_with_counts_and_reimport_changes_nothing,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
 
 backend_tests!(
     requests_without_a_valid_token_get_401_with_a_challenge,

@@ -1,6 +1,7 @@
 use std::process::Command;
 
 use crate::support::app::*;
+use crate::support::database::{Backend, TestDb, free_port};
 
 fn crowsnest() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crowsnest"));

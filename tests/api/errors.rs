@@ -3,6 +3,7 @@ use serde_json::json;
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
 
 backend_tests!(
     api_version_is_required_and_checked,

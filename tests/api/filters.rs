@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
+use crate::support::rows::{digest_of, finding_row, image_row};
 
 backend_tests!(
     sub_assessments_page_through_every_filter_and_order,

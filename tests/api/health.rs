@@ -12,10 +12,12 @@ use crate::scan_lifecycle::{
     wait_for_scan, wait_for_scan_end,
 };
 use crate::support::app::*;
+use crate::support::database::Backend;
 use crate::support::registry::{
     Compression, Image, Layer, MediaKind, Platform, RegistryAuth, TarEntry, TestRegistry,
     fixture_paths, push_image, read_shared_fixture,
 };
+use crate::support::rows::digest_of;
 
 backend_tests!(
     health_follows_scans_fixes_and_withdrawals,

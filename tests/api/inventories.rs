@@ -4,6 +4,8 @@ use crowsnest::scanner::advisories::matcher::{Inventory, InventoryPackage, Packa
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
+use crate::support::rows::digest_of;
 
 backend_tests!(inventories_are_reused_only_while_the_analyzers_are_the_same);
 

@@ -1,5 +1,6 @@
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
 
 backend_tests!(probes_metrics_and_docs_answer);
 

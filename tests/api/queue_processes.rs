@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::{Backend, TestDb, free_port};
 use crate::support::registry::{
     Compression, HttpRequest, HttpResponse, Image, Layer, MediaKind, MiniServer, Platform,
     TarEntry, fixture_paths, read_shared_fixture, sha256_digest,

@@ -3,6 +3,7 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
 
 backend_tests!(
     connect_read_update_delete_never_shows_credentials,

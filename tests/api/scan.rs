@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
 use crate::support::registry::{
     Compression, Image, IndexKind, Layer, MediaKind, Platform, RegistryAuth, TarEntry,
     TestRegistry, WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, fixture_paths,

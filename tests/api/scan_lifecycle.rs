@@ -9,10 +9,12 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::scan::vulnerable_debian;
 use crate::support::app::*;
+use crate::support::database::{Backend, free_port};
 use crate::support::registry::{
     Compression, Image, Layer, NotificationEndpoint, RegistryAuth, TarEntry, TestRegistry,
     push_image, read_shared_fixture,
 };
+use crate::support::rows::{digest_of, image_row};
 
 backend_tests!(
     pushes_are_scanned_listed_billed_once_and_deleted_with_the_image,

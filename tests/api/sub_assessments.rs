@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use crate::backend_tests;
 use crate::support::app::*;
+use crate::support::database::Backend;
+use crate::support::rows::{digest_of, finding_row};
 
 const AZURE_GET_EXAMPLE: &str = "../shared/reference/azure/azure-rest-api-specs/specification/security/resource-manager/Microsoft.Security/preview/2019-01-01-preview/examples/SubAssessments/GetSubAssessment_example.json";
 

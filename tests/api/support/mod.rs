@@ -1,5 +1,7 @@
 //! Support code shared by the integration tests.
 
 pub mod app;
+pub mod database;
 pub mod fake_registry;
 pub mod registry;
+pub mod rows;
