@@ -13,10 +13,10 @@ use crate::scan_lifecycle::{
 };
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::registry::{
-    Compression, Image, Layer, MediaKind, Platform, RegistryAuth, TarEntry, TestRegistry,
-    fixture_paths, push_image, read_shared_fixture,
-};
+use crate::support::fixtures::{fixture_paths, read_shared_fixture};
+use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+use crate::support::registry::client::push_image;
+use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
 
 backend_tests!(

@@ -8,12 +8,11 @@ use crowsnest::scanner::analyzers;
 use crowsnest::scanner::layers::Limits;
 use crowsnest::scanner::pipeline::{LayerReader, LayerRef, PipelineError, inventory};
 
-use crate::support::registry::{
-    Compression, Image, Layer, MediaKind, Platform, TarEntry, WHITEOUT_PURGED_PACKAGE,
+use crate::support::fixtures::{
+    WHITEOUT_PURGED_PACKAGE, fixture_image_alpine, fixture_image_debian, fixture_image_rpm,
+    fixture_image_whiteout,
 };
-use crate::support::registry::{
-    fixture_image_alpine, fixture_image_debian, fixture_image_rpm, fixture_image_whiteout,
-};
+use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
 
 async fn inventory_of(image: &Image) -> Result<Inventory, PipelineError> {
     let refs: Vec<LayerRef> = image

@@ -21,9 +21,10 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::{Backend, TestDb, free_port};
-use crate::support::registry::{
-    Compression, HttpRequest, HttpResponse, Image, Layer, MediaKind, MiniServer, Platform,
-    TarEntry, fixture_paths, read_shared_fixture, sha256_digest,
+use crate::support::fixtures::{fixture_paths, read_shared_fixture};
+use crate::support::http::{HttpRequest, HttpResponse, MiniServer};
+use crate::support::images::{
+    Compression, Image, Layer, MediaKind, Platform, TarEntry, sha256_digest,
 };
 
 backend_tests!(a_killed_worker_loses_nothing);

@@ -3,6 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::fixtures::*;
+use crate::support::images::*;
+use crate::support::registry::client::*;
+use crate::support::registry::notifications::*;
 use crate::support::registry::*;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -8,11 +8,13 @@ use serde_json::Value;
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::registry::{
-    Compression, Image, IndexKind, Layer, MediaKind, Platform, RegistryAuth, TarEntry,
-    TestRegistry, WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, fixture_paths,
-    push_fixture_multiarch, push_image, read_shared_fixture,
+use crate::support::fixtures::{
+    WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, fixture_paths, push_fixture_multiarch,
+    read_shared_fixture,
 };
+use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+use crate::support::registry::client::{IndexKind, push_image};
+use crate::support::registry::{RegistryAuth, TestRegistry};
 
 backend_tests!(
     scans_find_the_advisories_and_reuse_inventories,
@@ -231,7 +233,7 @@ async fn local_layouts_and_archives_scan_like_registry_images(backend: Backend) 
     let app = spawn_app(backend).await;
     let work = tempfile::tempdir().unwrap();
     let image =
-        crate::support::registry::fixture_image_alpine(MediaKind::Oci, Platform::linux_amd64());
+        crate::support::fixtures::fixture_image_alpine(MediaKind::Oci, Platform::linux_amd64());
 
     let layout = work.path().join("layout");
     write_oci_layout(&layout, &image);
@@ -290,7 +292,7 @@ async fn rpm_images_scan_through_a_token_auth_registry(backend: Backend) {
         &registry,
         "os/amazonlinux",
         Some("2023"),
-        &crate::support::registry::fixture_image_rpm(MediaKind::DockerV2),
+        &crate::support::fixtures::fixture_image_rpm(MediaKind::DockerV2),
     )
     .await;
     let reference = format!("{}/os/amazonlinux:2023", registry.host());

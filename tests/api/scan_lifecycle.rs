@@ -10,10 +10,10 @@ use crate::backend_tests;
 use crate::scan::vulnerable_debian;
 use crate::support::app::*;
 use crate::support::database::{Backend, free_port};
-use crate::support::registry::{
-    Compression, Image, Layer, NotificationEndpoint, RegistryAuth, TarEntry, TestRegistry,
-    push_image, read_shared_fixture,
-};
+use crate::support::fixtures::read_shared_fixture;
+use crate::support::images::{Compression, Image, Layer, TarEntry};
+use crate::support::registry::client::push_image;
+use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
 
 backend_tests!(

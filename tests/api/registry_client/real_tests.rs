@@ -11,10 +11,10 @@ use crowsnest::scanner::registry::{
 use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 
-use crate::support::registry::{
-    IndexKind, MediaKind, Platform, RegistryAuth, TestRegistry, fixture_image_alpine, pull_scope,
-    push_fixture_multiarch, push_image,
-};
+use crate::support::fixtures::{fixture_image_alpine, push_fixture_multiarch};
+use crate::support::images::{MediaKind, Platform};
+use crate::support::registry::client::{IndexKind, pull_scope, push_image};
+use crate::support::registry::{RegistryAuth, TestRegistry};
 
 fn client_for(reg: &TestRegistry, credentials: Option<RegistryCredentials>) -> RegistryClient {
     let config = ClientConfig {

@@ -18,8 +18,8 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const SERVICE: &str = "fake-registry";
 
-pub use crate::support::registry::HttpRequest as Req;
-pub use crate::support::registry::sha256_digest as sha256;
+pub use crate::support::http::HttpRequest as Req;
+pub use crate::support::images::sha256_digest as sha256;
 
 /// How the body is framed on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,210 @@
+//! A tiny HTTP/1.1 server on its own thread, for the real registry's helper servers (token
+//! server, notification receiver) and tests that need a scripted upstream. It runs its own
+//! tokio runtime, so it works from `#[tokio::test]` (any flavor) and from sync tests alike.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A request seen by [`MiniServer`].
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: String,
+    /// Request target as sent (path + query).
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+    /// Decoded query pairs in order (repeated keys kept).
+    pub fn query(&self) -> Vec<(String, String)> {
+        let Some((_, q)) = self.target.split_once('?') else {
+            return Vec::new();
+        };
+        url::form_urlencoded::parse(q.as_bytes())
+            .into_owned()
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    pub fn json(status: u16, v: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(v).expect("serialize json"),
+        }
+    }
+}
+
+pub type Handler = Arc<dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync>;
+
+/// Minimal HTTP/1.1 server (one request per connection, `Connection: close`) on 127.0.0.1:0,
+/// running a current-thread tokio runtime on a dedicated thread; stopped on Drop.
+pub struct MiniServer {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MiniServer {
+    pub fn start(name: &str, handler: Handler) -> MiniServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mini server");
+        listener.set_nonblocking(true).expect("set_nonblocking");
+        let addr = listener.local_addr().expect("local_addr");
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("mini server runtime");
+                rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    loop {
+                        tokio::select! {
+                            _ = &mut rx => break,
+                            acc = listener.accept() => {
+                                if let Ok((stream, _)) = acc {
+                                    let h = handler.clone();
+                                    tokio::spawn(async move {
+                                        let _ = tokio::time::timeout(
+                                            Duration::from_secs(30),
+                                            serve_connection(stream, h),
+                                        )
+                                        .await;
+                                    });
+                                }
+                            }
+                        }
+                    }
+                });
+            })
+            .expect("spawn mini server thread");
+        MiniServer {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for MiniServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve_connection(
+    mut stream: tokio::net::TcpStream,
+    handler: Handler,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        if buf.len() > 1 << 20 {
+            return Ok(());
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut req_line = lines.next().unwrap_or("").split(' ');
+    let method = req_line.next().unwrap_or("").to_string();
+    let target = req_line.next().unwrap_or("/").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[header_end + 4..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    let req = HttpRequest {
+        method,
+        target,
+        headers,
+        body,
+    };
+    let resp = handler(&req);
+    let reason = match resp.status {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        _ => "Status",
+    };
+    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason);
+    for (k, v) in &resp.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        resp.body.len()
+    ));
+    stream.write_all(out.as_bytes()).await?;
+    stream.write_all(&resp.body).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
