@@ -1,5 +1,5 @@
-//! An in-process fake OCI registry (raw HTTP/1.1 on a tokio TcpListener, one request per
-//! connection) with Basic / Bearer auth, a token endpoint and fault injection.
+//! An in-process fake OCI registry (on a tokio TcpListener, speaking the HTTP/1.1 of
+//! `support::http`) with Basic / Bearer auth, a token endpoint and fault injection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -18,19 +18,10 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const SERVICE: &str = "fake-registry";
 
+pub use crate::support::http::Framing;
 pub use crate::support::http::HttpRequest as Req;
+use crate::support::http::{HttpResponse, read_request, write_response};
 pub use crate::support::images::sha256_digest as sha256;
-
-/// How the body is framed on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// `Content-Length` = body length.
-    Exact,
-    /// No `Content-Length`: the body ends when the connection closes.
-    CloseDelimited,
-    /// `Content-Length: n` but only the body is sent, then the connection closes.
-    Declared(u64),
-}
 
 #[derive(Clone, Debug)]
 pub struct Resp {
@@ -237,71 +228,29 @@ async fn serve(
     st: Arc<Mutex<State>>,
     addr: SocketAddr,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf[0] == 0x16 {
-            // A TLS ClientHello on this plain-HTTP port: answer like Go's net/http does.
-            stream
-                .write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
-                .await?;
-            return Ok(());
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut rl = lines.next().unwrap_or("").split(' ');
-    let method = rl.next().unwrap_or("").to_string();
-    let target = rl.next().unwrap_or("/").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[end + 4..].to_vec();
-    while body.len() < len {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 1 && first[0] == 0x16 {
+        // A TLS ClientHello on this plain-HTTP port: answer like Go's net/http does.
+        stream
+            .write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+            .await?;
+        return Ok(());
     }
-    let req = Req {
-        method,
-        target,
+    let Some(req) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let Resp {
+        status,
+        headers,
+        body,
+        framing,
+    } = handle(&st, &req, addr);
+    let response = HttpResponse {
+        status,
         headers,
         body,
     };
-    let resp = handle(&st, &req, addr);
-    let mut out = format!("HTTP/1.1 {} X\r\n", resp.status);
-    for (k, v) in &resp.headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    match resp.framing {
-        Framing::Exact => out.push_str(&format!("Content-Length: {}\r\n", resp.body.len())),
-        Framing::Declared(n) => out.push_str(&format!("Content-Length: {n}\r\n")),
-        Framing::CloseDelimited => {}
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    stream.write_all(out.as_bytes()).await?;
-    if req.method != "HEAD" {
-        stream.write_all(&resp.body).await?;
-    }
-    stream.flush().await?;
-    let _ = stream.shutdown().await;
-    Ok(())
+    write_response(&mut stream, &req, &response, framing).await
 }
 
 fn json_resp(status: u16, v: serde_json::Value) -> Resp {

@@ -1,6 +1,9 @@
-//! A tiny HTTP/1.1 server on its own thread, for the real registry's helper servers (token
-//! server, notification receiver) and tests that need a scripted upstream. It runs its own
-//! tokio runtime, so it works from `#[tokio::test]` (any flavor) and from sync tests alike.
+//! The little HTTP/1.1 the test servers speak: one request per connection, `Connection: close`.
+//! [`read_request`] and [`write_response`] serve both [`MiniServer`] and the fake registry.
+//!
+//! [`MiniServer`] runs a handler on its own thread (own tokio runtime), so it works from
+//! `#[tokio::test]` (any flavor) and from sync tests alike: the real registry's token server and
+//! notification receiver, and tests that need a scripted upstream.
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
@@ -8,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A request seen by [`MiniServer`].
+/// A request as read by [`read_request`].
 #[derive(Clone, Debug)]
 pub struct HttpRequest {
     pub method: String,
@@ -141,7 +145,18 @@ async fn serve_connection(
     mut stream: tokio::net::TcpStream,
     handler: Handler,
 ) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(request) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let response = handler(&request);
+    write_response(&mut stream, &request, &response, Framing::Exact).await
+}
+
+/// Reads one request: the head up to the blank line (at most 1 MiB), then `Content-Length`
+/// bytes of body. `None` when the peer closes (or sends too much) before the head is complete.
+pub async fn read_request(
+    stream: &mut tokio::net::TcpStream,
+) -> std::io::Result<Option<HttpRequest>> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -149,11 +164,11 @@ async fn serve_connection(
             break p;
         }
         if buf.len() > 1 << 20 {
-            return Ok(());
+            return Ok(None);
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -180,30 +195,51 @@ async fn serve_connection(
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(len);
-    let req = HttpRequest {
+    Ok(Some(HttpRequest {
         method,
         target,
         headers,
         body,
-    };
-    let resp = handler(&req);
-    let reason = match resp.status {
-        200 => "OK",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        _ => "Status",
-    };
-    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason);
-    for (k, v) in &resp.headers {
+    }))
+}
+
+/// How a response tells the length of its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` = body length.
+    Exact,
+    /// No `Content-Length`: the body ends when the connection closes.
+    CloseDelimited,
+    /// `Content-Length: n` but only the body is sent, then the connection closes.
+    Declared(u64),
+}
+
+/// Writes `response` to `request` with `Connection: close` (no body for a HEAD request), then
+/// closes the connection.
+pub async fn write_response(
+    stream: &mut tokio::net::TcpStream,
+    request: &HttpRequest,
+    response: &HttpResponse,
+    framing: Framing,
+) -> std::io::Result<()> {
+    let reason = reqwest::StatusCode::from_u16(response.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Status");
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", response.status);
+    for (k, v) in &response.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        resp.body.len()
-    ));
+    match framing {
+        Framing::Exact => out.push_str(&format!("Content-Length: {}\r\n", response.body.len())),
+        Framing::Declared(n) => out.push_str(&format!("Content-Length: {n}\r\n")),
+        Framing::CloseDelimited => {}
+    }
+    out.push_str("Connection: close\r\n\r\n");
     stream.write_all(out.as_bytes()).await?;
-    stream.write_all(&resp.body).await?;
+    if request.method != "HEAD" {
+        stream.write_all(&response.body).await?;
+    }
     stream.flush().await?;
     let _ = stream.shutdown().await;
     Ok(())
