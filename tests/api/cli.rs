@@ -1,7 +1,8 @@
 use std::process::Command;
 
 use crate::support::app::*;
-use crate::support::database::{Backend, TestDb, free_port};
+use crate::support::database::{Backend, TestDb};
+use crate::support::free_port;
 
 fn crowsnest() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crowsnest"));

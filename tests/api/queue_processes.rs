@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::support::app::*;
-use crate::support::database::{Backend, TestDb, free_port};
+use crate::support::database::{Backend, TestDb};
 use crate::support::fixtures::{fixture_paths, read_shared_fixture};
+use crate::support::free_port;
 use crate::support::http::{HttpRequest, HttpResponse, MiniServer};
 use crate::support::images::{
     Compression, Image, Layer, MediaKind, Platform, TarEntry, sha256_digest,

@@ -1,7 +1,6 @@
 //! A database per test: a fresh SQLite file or PostgreSQL database for each test, on the local
 //! PostgreSQL server or a throwaway cluster, and `backend_tests!`, which runs a test on both.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -10,6 +9,8 @@ use std::time::{Duration, Instant};
 use crowsnest::store::DatabaseUrl;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
+
+use super::free_port;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -252,12 +253,4 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

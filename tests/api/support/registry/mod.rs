@@ -14,13 +14,15 @@ pub mod notifications;
 pub mod token_server;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use client::RegistryClient;
 use token_server::TokenServer;
+
+use crate::support::free_port;
 
 /// Default test user (Basic and Token modes). Its bcrypt hash is committed in
 /// `tests/fixtures/registry/htpasswd` (generated with `htpasswd -nbB -C 5`).
@@ -393,14 +395,6 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-/// Pick a free loopback port (bind :0, read it, release it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 /// Raw `GET /v2/` (no HTTP client needed, usable before any runtime): the status code, or None
