@@ -6,12 +6,11 @@ use crowsnest::store::findings::FindingRow;
 use crowsnest::store::images::ImageRow;
 use crowsnest::store::registries::RegistryRow;
 
+use crate::support::images::sha256_digest;
+
+/// A made-up `sha256:` digest, the same for the same seed.
 pub fn digest_of(seed: &str) -> String {
-    use sha2::Digest;
-    format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(seed.as_bytes()))
-    )
+    sha256_digest(seed.as_bytes())
 }
 
 pub fn registry_row(subscription: &str, resource_group: &str, name: &str) -> RegistryRow {
