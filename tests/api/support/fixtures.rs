@@ -13,7 +13,7 @@ use crate::support::registry::client::{IndexKind, PushedImage, PushedIndex};
 const AMAZONLINUX_2023_OS_RELEASE: &str =
     include_str!("../../fixtures/registry/amazonlinux-2023.os-release");
 
-/// `<crate root>/../shared/fixtures` (same from /work/main and /work/scratch-*).
+/// `<crate root>/../shared/fixtures`.
 pub fn shared_fixtures_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
     assert!(

@@ -1,4 +1,25 @@
-//! Support code shared by the integration tests.
+//! Support code shared by the integration tests; the feature tests sit beside this folder.
+//!
+//! * `app`: [`app::spawn_app`] starts the service on a free port over a fresh database and returns
+//!   a [`app::TestApp`] that mints tokens of any role, sends JSON requests and seeds the store.
+//! * `database`: a fresh SQLite file or PostgreSQL database per test ([`database::TestDb`]), and
+//!   `backend_tests!`, which runs each `async fn name(backend: Backend)` as `name::sqlite` and
+//!   `name::postgres`.
+//! * `rows`: registry, image and finding rows to seed the store with.
+//! * `registry`: a real Docker Distribution registry ([`registry::TestRegistry`]) with its token
+//!   server and notification settings; `registry::notifications` receives webhook POSTs and
+//!   `registry::client` pushes and pulls images.
+//! * `images`: images built by hand (tar layers, compression, config, manifest, flattening).
+//! * `fixtures`: the Debian, Alpine, RPM, whiteout and multi-arch fixture images.
+//! * `fake_registry`: an in-process fake registry for fault injection.
+//! * `http`: the HTTP/1.1 request reader and response writer of the fake registry and of
+//!   `http::MiniServer`, the helper servers' server.
+//! * [`free_port`]: a free loopback port, for anything that must be told its port up front.
+//!
+//! A database test is listed in `backend_tests!` and starts with `spawn_app(backend).await`. A
+//! test that scans starts `TestRegistry::start(RegistryAuth::None)` (or Basic, Token, or with
+//! notifications to the app's webhook), pushes an image with `registry::client::push_image`, and
+//! connects `registry.host()` to the app as a registry's login server.
 
 use std::net::TcpListener;
 

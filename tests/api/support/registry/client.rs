@@ -15,7 +15,7 @@ use super::TestRegistry;
 use crate::support::images::{Image, MT_DOCKER_LIST, MT_OCI_INDEX, Platform, sha256_digest};
 
 /// All four manifest types: Distribution 2.8 answers 404 for an OCI manifest/index unless the
-/// Accept header names its type (real-registry.md §9.4), so always send all of them.
+/// Accept header names its type, so always send all of them.
 pub const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \

@@ -80,7 +80,7 @@ impl RegistryAuth {
     }
 }
 
-/// One notification endpoint (`notifications.endpoints[0]`), see real-registry.md §2.1/§7.
+/// One notification endpoint (`notifications.endpoints[0]` of the registry's configuration).
 #[derive(Clone, Debug)]
 pub struct NotificationEndpoint {
     pub name: String,
@@ -99,8 +99,7 @@ pub struct NotificationEndpoint {
 }
 
 impl NotificationEndpoint {
-    /// Defaults from real-registry.md §2.1: timeout 2s, threshold 3, backoff 1s,
-    /// includereferences on, no filters.
+    /// Timeout 2s, threshold 3, backoff 1s, includereferences on, no filters.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             name: "crowsnest-test-webhook".into(),
