@@ -1,7 +1,6 @@
 //! Liveness and readiness probes.
 
 use actix_web::{HttpResponse, web};
-use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -31,7 +30,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database is unreachable", body = CloudError)
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    store::run(&state.pool, |c| c.batch_execute("SELECT 1")).await?;
+    store::ping(&state.pool).await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok".to_owned(),
     }))

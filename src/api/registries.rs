@@ -1,10 +1,7 @@
 //! Connected registries: `Microsoft.ContainerRegistry/registries` resources.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use diesel::Connection;
 use serde::{Deserialize, Deserializer, Serialize};
-use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -16,7 +13,8 @@ use crate::domain::{
     SubscriptionId, Timestamp,
 };
 use crate::error::{ApiError, CloudError};
-use crate::store::{self, registries::RegistryChanges, registries::RegistryRow};
+use crate::jobs::registries::{self, Connected, RegistrySettings, WebhookSecret};
+use crate::store::{self, registries::RegistryRow};
 
 pub const REGISTRY_TYPE: &str = "Microsoft.ContainerRegistry/registries";
 
@@ -148,12 +146,6 @@ fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registr
     }
 }
 
-enum PutOutcome {
-    Created(RegistryRow),
-    Updated(RegistryRow),
-    LoginServerTaken(RegistryRow),
-}
-
 /// Connects a registry, or changes a connected one.
 #[utoipa::path(
     put,
@@ -191,62 +183,23 @@ pub async fn put(
             Some(Some(json))
         }
     };
-    let mut secret_bytes = [0u8; 32];
-    getrandom::fill(&mut secret_bytes)
+    let secret = WebhookSecret::generate()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
-    let secret_hash = hex::encode(Sha256::digest(secret.as_bytes()));
-    let now = Timestamp::now().micros();
-    let outcome = store::run(&state.pool, move |c| {
-        c.transaction(|c| {
-            let existing = store::registries::find(c, &id)?;
-            if let Some(other) = store::registries::find_by_login_server(
-                c,
-                id.subscription.as_str(),
-                login_server.as_str(),
-            )? && existing.as_ref().is_none_or(|e| e.id != other.id)
-            {
-                return Ok(PutOutcome::LoginServerTaken(other));
-            }
-            match existing {
-                Some(row) => {
-                    let changes = RegistryChanges {
-                        login_server: login_server.as_str().to_owned(),
-                        insecure: props.insecure,
-                        credentials,
-                        updated_at: now,
-                    };
-                    store::registries::update(c, &row.id, &changes).map(PutOutcome::Updated)
-                }
-                None => {
-                    let row = RegistryRow {
-                        id: store::new_id(),
-                        subscription_id: id.subscription.as_str().to_owned(),
-                        resource_group: id.resource_group.as_str().to_owned(),
-                        name: id.name.as_str().to_owned(),
-                        login_server: login_server.as_str().to_owned(),
-                        insecure: props.insecure,
-                        credentials: credentials.flatten(),
-                        webhook_secret_sha256: secret_hash,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    store::registries::insert(c, &row).map(|()| PutOutcome::Created(row))
-                }
-            }
-        })
-    })
-    .await?;
-    match outcome {
-        PutOutcome::Created(row) => {
+    let settings = RegistrySettings {
+        login_server,
+        insecure: props.insecure,
+        credentials,
+    };
+    match registries::connect(&state.pool, id, settings, &secret).await? {
+        Connected::Created(row) => {
             tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry connected");
-            Ok(HttpResponse::Created().json(render(&state, row, Some(secret))))
+            Ok(HttpResponse::Created().json(render(&state, row, Some(secret.plain))))
         }
-        PutOutcome::Updated(row) => {
+        Connected::Updated(row) => {
             tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry updated");
             Ok(HttpResponse::Ok().json(render(&state, row, None)))
         }
-        PutOutcome::LoginServerTaken(other) => Err(ApiError::Conflict {
+        Connected::LoginServerTaken(other) => Err(ApiError::Conflict {
             code: "LoginServerAlreadyConnected",
             message: format!(
                 "The login server '{}' is already connected in this subscription as {}.",
@@ -322,13 +275,7 @@ pub async fn delete(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let id = path.authorize(&caller, Role::Contributor)?;
     let name = id.to_string();
-    let deleted = store::run(&state.pool, move |c| {
-        c.transaction(|c| match store::registries::find(c, &id)? {
-            Some(row) => store::registries::delete(c, &row.id),
-            None => Ok(false),
-        })
-    })
-    .await?;
+    let deleted = registries::disconnect(&state.pool, id).await?;
     if deleted {
         tracing::info!(registry = %name, by = %caller.subject, "registry disconnected");
     }

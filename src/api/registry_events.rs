@@ -3,7 +3,6 @@
 //! comes as soon as the envelope is recorded (scans run later).
 
 use actix_web::{HttpRequest, web};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
@@ -11,12 +10,10 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
 use super::registries::RegistryPath;
-use crate::domain::{Digest, RepositoryName, ScanTrigger, Timestamp};
+use crate::domain::{Digest, RepositoryName};
 use crate::error::{ApiError, CloudError};
-use crate::jobs::queue::{Queue, Submission};
-use crate::store::images::ImageRow;
-use crate::store::registries::RegistryRow;
-use crate::store::{self, AnyConnection};
+use crate::jobs::registry_events::{self, ImageAction, RegistryEvent};
+use crate::store::{self, registries::RegistryRow};
 
 /// Largest envelope accepted; the registry sends one event per envelope, a few kB each.
 pub const MAX_ENVELOPE: usize = 1024 * 1024;
@@ -63,7 +60,7 @@ pub struct Target {
 }
 
 /// What was done with an envelope's events.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsAccepted {
     /// Events acted on (a scan queued, a pull or delete recorded).
@@ -110,14 +107,21 @@ pub async fn notify(
             format!("The body is not a registry notification envelope: {e}"),
         )
     })?;
-    let outcome = store::run(&state.pool, move |c| {
-        c.transaction(|c| apply(c, &registry, &envelope.events))
-    })
-    .await?;
-    if !outcome.scans.is_empty() {
-        state.queue.wake();
-    }
-    Ok(web::Json(outcome))
+    let events = envelope
+        .events
+        .iter()
+        .map(|event| RegistryEvent {
+            id: event.id.clone(),
+            action: understand(event),
+        })
+        .collect();
+    let recorded = registry_events::receive(&state.pool, &state.queue, registry, events).await?;
+    Ok(web::Json(EventsAccepted {
+        accepted: recorded.accepted,
+        duplicates: recorded.duplicates,
+        ignored: recorded.ignored,
+        scans: recorded.scans,
+    }))
 }
 
 /// The registry named by the path, when the bearer token is its webhook secret. An unknown
@@ -158,91 +162,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn apply(
-    c: &mut AnyConnection,
-    registry: &RegistryRow,
-    events: &[Event],
-) -> diesel::QueryResult<EventsAccepted> {
-    let mut out = EventsAccepted::default();
-    let now = Timestamp::now().micros();
-    for event in events {
-        if event.id.is_empty() || event.id.len() > 200 {
-            out.ignored += 1;
-            continue;
-        }
-        if !store::registry_events::record_once(c, &registry.id, &event.id, now)? {
-            out.duplicates += 1;
-            continue;
-        }
-        let Some(action) = understand(event) else {
-            out.ignored += 1;
-            continue;
-        };
-        let acted = match action {
-            Action::Push {
-                repository,
-                digest,
-                tag,
-                index,
-            } => push(
-                c,
-                registry,
-                &repository,
-                &digest,
-                tag,
-                index,
-                now,
-                &mut out.scans,
-            )?,
-            Action::Pull { repository, digest } => {
-                store::images::record_pull(c, &registry.id, &repository, &digest, now)? > 0
-            }
-            Action::DeleteDigest { repository, digest } => {
-                let key = store::scans::pending_key(&registry.id, &repository, Some(&digest), None);
-                store::scans::cancel_queued(
-                    c,
-                    &key,
-                    now,
-                    "the image was deleted from the registry",
-                )?;
-                store::images::delete_digest(c, &registry.id, &repository, &digest)? > 0
-            }
-            Action::DeleteTag { repository, tag } => {
-                store::images::remove_tag(c, &registry.id, &repository, &tag)? > 0
-            }
-        };
-        if acted {
-            out.accepted += 1;
-        } else {
-            out.ignored += 1;
-        }
-    }
-    Ok(out)
-}
-
-enum Action {
-    Push {
-        repository: String,
-        digest: String,
-        tag: Option<String>,
-        index: bool,
-    },
-    Pull {
-        repository: String,
-        digest: String,
-    },
-    DeleteDigest {
-        repository: String,
-        digest: String,
-    },
-    DeleteTag {
-        repository: String,
-        tag: String,
-    },
-}
-
 /// The event as an action on images, or `None` for blob events, mounts and malformed targets.
-fn understand(event: &Event) -> Option<Action> {
+fn understand(event: &Event) -> Option<ImageAction> {
     let t = &event.target;
     let repository = RepositoryName::parse(t.repository.as_deref()?)
         .ok()?
@@ -262,7 +183,7 @@ fn understand(event: &Event) -> Option<Action> {
         .clone()
         .filter(|tag| !tag.is_empty() && tag.len() <= 128);
     match event.action.as_str() {
-        "push" if manifest => Some(Action::Push {
+        "push" if manifest => Some(ImageAction::Push {
             repository,
             digest: digest?,
             tag,
@@ -272,14 +193,14 @@ fn understand(event: &Event) -> Option<Action> {
                 .is_some_and(|m| INDEX_TYPES.contains(&m)),
         }),
         // The scanner's own reads are not pulls by users (they would keep every image "in use").
-        "pull" if manifest && !by_scanner(event) => Some(Action::Pull {
+        "pull" if manifest && !by_scanner(event) => Some(ImageAction::Pull {
             repository,
             digest: digest?,
         }),
         // A delete carries no media type: by digest it removes the manifest, by tag the tag.
         "delete" => match (digest, tag) {
-            (Some(digest), _) => Some(Action::DeleteDigest { repository, digest }),
-            (None, Some(tag)) => Some(Action::DeleteTag { repository, tag }),
+            (Some(digest), _) => Some(ImageAction::DeleteDigest { repository, digest }),
+            (None, Some(tag)) => Some(ImageAction::DeleteTag { repository, tag }),
             (None, None) => None,
         },
         _ => None,
@@ -292,46 +213,4 @@ fn by_scanner(event: &Event) -> bool {
         .useragent
         .as_deref()
         .is_some_and(|ua| ua.starts_with(crate::scanner::registry::USER_AGENT_PRODUCT))
-}
-
-/// A pushed manifest: a digest already assessed only gains the tag; anything else is scanned.
-#[allow(clippy::too_many_arguments)]
-fn push(
-    c: &mut AnyConnection,
-    registry: &RegistryRow,
-    repository: &str,
-    digest: &str,
-    tag: Option<String>,
-    index: bool,
-    now: i64,
-    scans: &mut Vec<String>,
-) -> diesel::QueryResult<bool> {
-    if !index {
-        let template = ImageRow {
-            pushed_at: Some(now),
-            ..ImageRow::unscanned(registry, repository, digest, now)
-        };
-        let image = store::images::ensure(c, &template, Some(now))?;
-        if let Some(tag) = &tag {
-            store::images::set_tag(c, &image, tag, now)?;
-        }
-        if image.scanned_at.is_some() {
-            return Ok(true);
-        }
-    } else if store::images::index_assessed(c, &registry.id, repository, digest)? {
-        return Ok(true);
-    }
-    let (scan, _) = Queue::submit_in(
-        c,
-        &Submission {
-            registry: registry.clone(),
-            repository: repository.to_owned(),
-            tag,
-            digest: Some(digest.to_owned()),
-            trigger: ScanTrigger::Push,
-            idempotency_key: None,
-        },
-    )?;
-    scans.push(scan.id);
-    Ok(true)
 }

@@ -2,23 +2,19 @@
 //! prints. A cluster's report replaces its previous one; running images are re-assessed daily,
 //! and those from connected registries that were never scanned are scanned now (`Runtime`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use actix_web::web;
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
 use crate::api::auth::Caller;
-use crate::domain::{
-    Digest, LoginServer, RepositoryName, Role, ScanTrigger, SubscriptionId, Timestamp,
-};
+use crate::domain::{Digest, RepositoryName, Role, SubscriptionId, Timestamp};
 use crate::error::{ApiError, CloudError};
-use crate::jobs::queue::{Queue, Submission};
+use crate::jobs::running_images;
 use crate::store::running_images::RunningImageRow;
-use crate::store::{self, AnyConnection};
 
 /// Largest report accepted (a PodList of a few thousand pods).
 pub const MAX_REPORT: usize = 32 * 1024 * 1024;
@@ -231,13 +227,7 @@ pub async fn report(
     let mut seen = BTreeSet::new();
     rows.retain(|r| seen.insert((r.namespace.clone(), r.pod.clone(), r.container.clone())));
     let containers = rows.len();
-    let outcome = store::run(&state.pool, move |c| {
-        c.transaction(|c| apply(c, &sub, &cluster, &rows))
-    })
-    .await?;
-    if outcome.scans_queued > 0 {
-        state.queue.wake();
-    }
+    let outcome = running_images::report(&state.pool, &state.queue, sub, cluster, rows).await?;
     tracing::info!(cluster = %path.cluster, containers, images = outcome.images, scans_queued = outcome.scans_queued, by = %caller.subject, "running images reported");
     Ok(web::Json(RunningImagesReport {
         cluster: path.cluster.clone(),
@@ -248,103 +238,6 @@ pub async fn report(
         unconnected_registries: outcome.unconnected,
         without_digest,
     }))
-}
-
-struct Applied {
-    images: usize,
-    connected: usize,
-    scans_queued: usize,
-    unconnected: Vec<String>,
-}
-
-fn apply(
-    c: &mut AnyConnection,
-    subscription: &str,
-    cluster: &str,
-    rows: &[RunningImageRow],
-) -> diesel::QueryResult<Applied> {
-    store::running_images::replace(c, subscription, cluster, rows)?;
-    // The running flags follow every cluster's latest report, not only this one.
-    let registries: HashMap<String, store::registries::RegistryRow> =
-        store::registries::list(c, subscription, None, None, 10_000)?
-            .into_iter()
-            .map(|r| (r.login_server.clone(), r))
-            .collect();
-    let mut running: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for row in store::running_images::all(c, subscription)? {
-        let (Some(host), Some(repository), Some(digest)) =
-            (&row.registry, &row.repository, &row.digest)
-        else {
-            continue;
-        };
-        if let Some(registry) = lookup(&registries, host) {
-            running.insert((registry.id.clone(), repository.clone(), digest.clone()));
-        }
-    }
-    let running: Vec<(String, String, String)> = running.into_iter().collect();
-    store::running_images::mark_running(c, subscription, &running)?;
-
-    let mut images = BTreeSet::new();
-    let mut unconnected = BTreeSet::new();
-    let mut connected = 0;
-    let mut scans_queued = 0;
-    for row in rows {
-        let (Some(host), Some(repository), Some(digest)) =
-            (&row.registry, &row.repository, &row.digest)
-        else {
-            continue;
-        };
-        if !images.insert((host.clone(), repository.clone(), digest.clone())) {
-            continue;
-        }
-        let Some(registry) = lookup(&registries, host) else {
-            unconnected.insert(host.clone());
-            continue;
-        };
-        connected += 1;
-        if store::images::assessed(c, &registry.id, repository, digest)? {
-            continue;
-        }
-        let (_, created) = Queue::submit_in(
-            c,
-            &Submission {
-                registry: registry.clone(),
-                repository: repository.clone(),
-                tag: None,
-                digest: Some(digest.clone()),
-                trigger: ScanTrigger::Runtime,
-                idempotency_key: None,
-            },
-        )?;
-        if created {
-            scans_queued += 1;
-        }
-    }
-    Ok(Applied {
-        images: images.len(),
-        connected,
-        scans_queued,
-        unconnected: unconnected.into_iter().collect(),
-    })
-}
-
-/// The connected registry for a host as the cluster names it (Docker Hub has several names).
-fn lookup<'a>(
-    registries: &'a HashMap<String, store::registries::RegistryRow>,
-    host: &str,
-) -> Option<&'a store::registries::RegistryRow> {
-    let normalised = LoginServer::parse(host)
-        .map(|l| l.as_str().to_owned())
-        .unwrap_or_else(|_| host.to_owned());
-    registries.get(&normalised).or_else(|| {
-        (normalised == "docker.io")
-            .then(|| {
-                registries
-                    .get("index.docker.io")
-                    .or_else(|| registries.get("registry-1.docker.io"))
-            })
-            .flatten()
-    })
 }
 
 #[cfg(test)]

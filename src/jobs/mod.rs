@@ -6,5 +6,8 @@ pub mod import_advisories;
 pub mod inventories;
 pub mod matching;
 pub mod queue;
+pub mod registries;
+pub mod registry_events;
 pub mod rescans;
+pub mod running_images;
 pub mod scan;

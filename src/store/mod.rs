@@ -236,6 +236,20 @@ where
     .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
 }
 
+/// [`run`] with all of `work` in one transaction: it commits when `work` returns `Ok`.
+pub async fn run_transaction<T, F>(pool: &Pool, work: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |c| c.transaction(work)).await
+}
+
+/// The database answers a trivial query.
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    run(pool, |c| c.batch_execute("SELECT 1")).await
+}
+
 /// [`run`] for callers outside the async runtime (the CLI).
 pub fn run_blocking<T>(
     pool: &Pool,
