@@ -76,6 +76,11 @@ impl ScanRow {
             finished_at: None,
         }
     }
+
+    /// Why the scan was queued; a value this version does not know reads as `Api`.
+    pub fn trigger(&self) -> ScanTrigger {
+        ScanTrigger::parse(&self.triggered_by).unwrap_or(ScanTrigger::Api)
+    }
 }
 
 /// The key that keeps one pending scan per image: by digest when it is known, else by tag

@@ -5,6 +5,7 @@
 mod support;
 
 mod advisories;
+mod architecture;
 mod auth;
 mod cli;
 mod errors;

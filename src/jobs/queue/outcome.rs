@@ -12,7 +12,6 @@ use crate::store::scans::{Outcome, ScanRow};
 use crate::store::{self, AnyConnection, StoreError};
 
 use super::QueueSettings;
-use super::worker::trigger_of;
 use crate::jobs::findings;
 use crate::jobs::scan::{ScanError, ScanResult, ScannedImage};
 
@@ -183,7 +182,7 @@ fn store_assessment(
         if let Some(tag) = tag {
             store::images::set_tag(c, &image, tag, now)?;
         }
-        if !trigger_of(scan).is_reassessment() {
+        if !scan.trigger().is_reassessment() {
             bill(c, registry, scan, &image.digest, now)?;
         }
         summary.add_image(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ScanTrigger, Timestamp};
+use crate::domain::Timestamp;
 use crate::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
 use crate::store::scans::ScanRow;
 use crate::store::{self, StoreError};
@@ -98,7 +98,7 @@ impl Worker {
             let Some(first) = store::scans::claim(c, &owner, now, now + lease)? else {
                 return Ok(Vec::new());
             };
-            let batch = first.attempts == 1 && trigger_of(&first).is_reassessment();
+            let batch = first.attempts == 1 && first.trigger().is_reassessment();
             let mut scans = vec![first];
             if batch {
                 scans.extend(store::scans::claim_reassessments(
@@ -246,7 +246,7 @@ impl Worker {
 
     async fn assess(&self, scan: &ScanRow) -> Result<Assessment, Failure> {
         // A re-match reads the registry itself (and finds nothing when it is gone).
-        if trigger_of(scan).is_reassessment()
+        if scan.trigger().is_reassessment()
             && let Some(result) = self
                 .rematch_all(std::slice::from_ref(scan))
                 .await
@@ -349,10 +349,6 @@ impl Worker {
         })
         .await
     }
-}
-
-pub(super) fn trigger_of(scan: &ScanRow) -> ScanTrigger {
-    ScanTrigger::parse(&scan.triggered_by).unwrap_or(ScanTrigger::Api)
 }
 
 fn log_start(scan: &ScanRow) {
