@@ -1,4 +1,5 @@
-//! `$filter` and `$orderby`: the OData subset of DESIGN §2.1, parsed into a small syntax tree.
+//! `$filter` and `$orderby`: the OData subset the list routes accept (comparisons, `in`, `and`,
+//! `or`, `not` and parentheses over documented property paths), parsed into a small syntax tree.
 //!
 //! Grammar (keywords are matched without regard to case; property paths are case-sensitive):
 //!

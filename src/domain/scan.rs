@@ -78,7 +78,8 @@ impl ScanStatus {
     }
 }
 
-/// An image's health (DESIGN §1).
+/// An image's health: Unhealthy with findings, Healthy without, NotApplicable when it cannot be
+/// told (not scanned yet, the scan failed, or the OS has no advisory data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum HealthCode {
     Healthy,

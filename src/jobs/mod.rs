@@ -1,4 +1,8 @@
-//! Work that runs outside a request: advisory imports, the scan queue and its workers, rescans.
+//! Where decisions are made and the scanner meets the store: what a registry's notifications, a
+//! cluster's report and a registry connection mean (`registry_events`, `running_images`,
+//! `registries`), and the work that runs outside a request: the scan engine over stored inventories
+//! (`scan`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
+//! advisory imports and rescans. The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
 pub mod findings;

@@ -1,7 +1,9 @@
-//! The scan queue and its workers (DESIGN §6). Submissions are rows in `scans`; a worker leases
-//! one, renews the lease while it works, and stores the results, the scan's end and the billing
-//! record in one transaction that only commits while it still holds the lease. A process killed at
-//! any point leaves either a Queued scan or a Running one whose lease runs out and is taken again.
+//! The scan queue and its workers. Submissions are rows in `scans` (`submission.rs`); a worker
+//! leases one, renews the lease while it works (`worker.rs`), and stores the results, the scan's end
+//! and the billing record in one transaction that only commits while it still holds the lease
+//! (`outcome.rs`). A process killed at any point leaves either a Queued scan or a Running one whose
+//! lease runs out and is taken again. Retries: passing failures (registry or database away,
+//! throttling, damaged downloads) are retried with a doubling delay up to the attempt limit.
 
 mod outcome;
 mod submission;
