@@ -7,10 +7,6 @@ use crowsnest::domain::Role;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::scan_lifecycle::{
-    OWN_API, SUB, connect, gnutls_advisory, import, post_events, post_scan, wait_for,
-    wait_for_scan, wait_for_scan_end,
-};
 use crate::support::app::*;
 use crate::support::database::Backend;
 use crate::support::fixtures::{fixture_paths, read_shared_fixture};
@@ -18,6 +14,10 @@ use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, Tar
 use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
+use crate::support::scans::{
+    SUB, connect, gnutls_advisory, import, post_events, post_scan, wait_for_scan, wait_for_scan_end,
+};
+use crate::support::wait_for;
 
 backend_tests!(
     health_follows_scans_fixes_and_withdrawals,

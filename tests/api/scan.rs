@@ -9,10 +9,9 @@ use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
 use crate::support::fixtures::{
-    WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, fixture_paths, push_fixture_multiarch,
-    read_shared_fixture,
+    WHITEOUT_PURGED_PACKAGE, fixture_image_whiteout, push_fixture_multiarch, vulnerable_debian,
 };
-use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+use crate::support::images::{Image, MediaKind, Platform};
 use crate::support::registry::client::{IndexKind, push_image};
 use crate::support::registry::{RegistryAuth, TestRegistry};
 
@@ -22,30 +21,6 @@ backend_tests!(
     local_layouts_and_archives_scan_like_registry_images,
     rpm_images_scan_through_a_token_auth_registry,
 );
-
-/// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
-pub(crate) fn vulnerable_debian() -> Image {
-    let status = "Package: libgnutls30
-Status: install ok installed
-Architecture: amd64
-Source: gnutls28
-Version: 3.6.7-4+deb10u2
-
-Package: base-files
-Status: install ok installed
-Architecture: amd64
-Version: 10.3+deb10u13
-";
-    let os_release = read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE);
-    let layer = Layer::from_entries(
-        &[
-            TarEntry::file("etc/os-release", os_release, 0o644),
-            TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
-        ],
-        Compression::Gzip,
-    );
-    Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
-}
 
 fn scan(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))

@@ -1,21 +1,24 @@
 //! The scan lifecycle through the service: registry notifications from a real registry, scan
 //! submissions, the queue's retries, billing, and re-assessment after an advisory import.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crowsnest::domain::Role;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::scan::vulnerable_debian;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::fixtures::read_shared_fixture;
-use crate::support::free_port;
+use crate::support::fixtures::{read_shared_fixture, vulnerable_debian};
 use crate::support::images::{Compression, Image, Layer, TarEntry};
 use crate::support::registry::client::push_image;
 use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
+use crate::support::scans::{
+    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, registry_path, scans,
+    wait_for_scan, wait_for_scan_end,
+};
+use crate::support::{free_port, wait_for};
 
 backend_tests!(
     pushes_are_scanned_listed_billed_once_and_deleted_with_the_image,
@@ -27,38 +30,7 @@ backend_tests!(
     due_images_are_paged_by_cursor_while_they_are_being_rescanned,
 );
 
-pub(crate) const SUB: &str = "sub-life";
 pub(crate) const OWN_API: &str = "api-version=2026-11-01";
-const EVENTS_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
-
-pub(crate) fn registry_path(name: &str) -> String {
-    format!(
-        "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}?{OWN_API}"
-    )
-}
-
-/// Connects a registry; returns the webhook URL and secret.
-pub(crate) async fn connect(app: &TestApp, name: &str, login_server: &str) -> (String, String) {
-    let admin = app.token(SUB, Role::Contributor);
-    let (status, body) = app
-        .put_json(
-            &registry_path(name),
-            &admin,
-            &json!({"properties": {"loginServer": login_server, "insecure": true}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["properties"]["webhook"]["url"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        body["properties"]["webhook"]["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
-}
 
 async fn move_registry(app: &TestApp, name: &str, login_server: &str) {
     let admin = app.token(SUB, Role::Contributor);
@@ -85,105 +57,6 @@ async fn notifying_registry(app: &TestApp, name: &str) -> TestRegistry {
     registry
 }
 
-/// An advisory for the gnutls28 source package of [`vulnerable_debian`] (3.6.7-4+deb10u2).
-pub(crate) fn gnutls_advisory(id: &str) -> Value {
-    json!({
-        "schema_version": "1.6.0",
-        "id": id,
-        "modified": "2026-11-01T00:00:00Z",
-        "summary": "gnutls28 demo flaw",
-        "affected": [{
-            "package": {"ecosystem": "Debian:10", "name": "gnutls28"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.6.7-4+deb10u3"}]}]
-        }]
-    })
-}
-
-pub(crate) async fn import(app: &TestApp, record: &Value) -> Value {
-    let response = app
-        .client
-        .post(app.url(&format!(
-            "/providers/Microsoft.Security/advisories:import?{OWN_API}"
-        )))
-        .bearer_auth(app.token("*", Role::Admin))
-        .json(record)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(response).await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-pub(crate) async fn post_scan(
-    app: &TestApp,
-    token: &str,
-    body: &Value,
-    key: Option<&str>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut request = app
-        .client
-        .post(app.url(&format!(
-            "/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}"
-        )))
-        .bearer_auth(token)
-        .json(body);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.unwrap();
-    let headers = response.headers().clone();
-    let (status, body) = json_of(response).await;
-    (status, headers, body)
-}
-
-pub(crate) async fn post_events(
-    app: &TestApp,
-    webhook: &str,
-    secret: Option<&str>,
-    body: &[u8],
-) -> (u16, Value) {
-    let mut request = app
-        .client
-        .post(webhook)
-        .header("content-type", EVENTS_TYPE)
-        .body(body.to_vec());
-    if let Some(secret) = secret {
-        request = request.bearer_auth(secret);
-    }
-    let (status, body) = json_of(request.send().await.unwrap()).await;
-    if status == 500 {
-        for line in captured_logs().lines().filter(|l| l.contains("ERROR")) {
-            eprintln!("{line}");
-        }
-    }
-    (status, body)
-}
-
-pub(crate) async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}&$top=1000{filter}"),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["value"].as_array().unwrap().clone()
-}
-
-pub(crate) async fn findings(app: &TestApp) -> Vec<Value> {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments?{SUB_API}"),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["value"].as_array().unwrap().clone()
-}
-
 async fn billed(app: &TestApp) -> i64 {
     let token = app.token(SUB, Role::Reader);
     let (status, body) = app
@@ -194,64 +67,6 @@ async fn billed(app: &TestApp) -> i64 {
         .await;
     assert_eq!(status, 200, "{body}");
     body["billedImages"].as_i64().unwrap()
-}
-
-/// Polls `probe` until it returns `Some`, failing after `limit`.
-pub(crate) async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) async fn wait_for_scan(app: &TestApp, filter: &str, status: &str) -> Value {
-    wait_for(
-        &format!("a {status} scan ({filter})"),
-        Duration::from_secs(60),
-        || async {
-            scans(app, filter)
-                .await
-                .into_iter()
-                .find(|s| s["properties"]["status"] == status)
-        },
-    )
-    .await
-}
-
-/// Polls the scan `name` until it has ended (Succeeded or Failed) and returns it.
-pub(crate) async fn wait_for_scan_end(app: &TestApp, name: &str) -> Value {
-    let reader = app.token(SUB, Role::Reader);
-    wait_for(
-        &format!("scan {name} to end"),
-        Duration::from_secs(60),
-        || async {
-            let (_, scan) = app
-                .get_json(
-                    &format!(
-                        "/subscriptions/{SUB}/providers/Microsoft.Security/scans/{name}?{OWN_API}"
-                    ),
-                    &reader,
-                )
-                .await;
-            matches!(
-                scan["properties"]["status"].as_str(),
-                Some("Succeeded" | "Failed")
-            )
-            .then_some(scan)
-        },
-    )
-    .await
 }
 
 /// (pulled_at, tags) of the image row with `digest`, if there is one.

@@ -163,6 +163,30 @@ pub fn fixture_image_rpm(kind: MediaKind) -> Image {
     Image::new(layers, Platform::linux_amd64(), kind)
 }
 
+/// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
+pub fn vulnerable_debian() -> Image {
+    let status = "Package: libgnutls30
+Status: install ok installed
+Architecture: amd64
+Source: gnutls28
+Version: 3.6.7-4+deb10u2
+
+Package: base-files
+Status: install ok installed
+Architecture: amd64
+Version: 10.3+deb10u13
+";
+    let os_release = read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE);
+    let layer = Layer::from_entries(
+        &[
+            TarEntry::file("etc/os-release", os_release, 0o644),
+            TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
+        ],
+        Compression::Gzip,
+    );
+    Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
+}
+
 /// Split a dpkg status file into stanzas (blank-line separated).
 pub fn dpkg_stanzas(status: &str) -> Vec<String> {
     status

@@ -22,6 +22,7 @@
 //! connects `registry.host()` to the app as a registry's login server.
 
 use std::net::TcpListener;
+use std::time::{Duration, Instant};
 
 pub mod app;
 pub mod database;
@@ -31,6 +32,7 @@ pub mod http;
 pub mod images;
 pub mod registry;
 pub mod rows;
+pub mod scans;
 
 /// Pick a free loopback port (bind :0, read it, release it).
 pub fn free_port() -> u16 {
@@ -38,4 +40,23 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// Polls `probe` until it returns `Some`, failing after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
