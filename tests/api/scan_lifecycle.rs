@@ -30,8 +30,6 @@ backend_tests!(
     due_images_are_paged_by_cursor_while_they_are_being_rescanned,
 );
 
-pub(crate) const OWN_API: &str = "api-version=2026-11-01";
-
 async fn move_registry(app: &TestApp, name: &str, login_server: &str) {
     let admin = app.token(SUB, Role::Contributor);
     let (status, body) = app
