@@ -10,16 +10,22 @@
 //!   server and notification settings; `registry::notifications` receives webhook POSTs and
 //!   `registry::client` pushes and pulls images.
 //! * `images`: images built by hand (tar layers, compression, config, manifest, flattening).
-//! * `fixtures`: the Debian, Alpine, RPM, whiteout and multi-arch fixture images.
+//! * `fixtures`: the Debian, Alpine, RPM, whiteout and multi-arch fixture images, and
+//!   [`fixtures::vulnerable_debian`], Debian with one vulnerable library.
 //! * `fake_registry`: an in-process fake registry for fault injection.
 //! * `http`: the HTTP/1.1 request reader and response writer of the fake registry and of
 //!   `http::MiniServer`, the helper servers' server.
+//! * `scans`: scans through the API in subscription [`scans::SUB`]: connect a registry, import an
+//!   advisory, submit a scan or deliver registry notifications, list the scans and findings and
+//!   wait for a scan to end.
 //! * [`free_port`]: a free loopback port, for anything that must be told its port up front.
+//! * [`wait_for`]: polls until a condition holds, failing after a time limit.
 //!
 //! A database test is listed in `backend_tests!` and starts with `spawn_app(backend).await`. A
 //! test that scans starts `TestRegistry::start(RegistryAuth::None)` (or Basic, Token, or with
-//! notifications to the app's webhook), pushes an image with `registry::client::push_image`, and
-//! connects `registry.host()` to the app as a registry's login server.
+//! notifications to the app's webhook), pushes an image with `registry::client::push_image`,
+//! connects `registry.host()` to the app as a registry's login server (`scans::connect`), then
+//! submits a scan (`scans::post_scan`) and waits for it (`scans::wait_for_scan_end`).
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
