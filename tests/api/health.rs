@@ -15,7 +15,8 @@ use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
 use crate::support::scans::{
-    SUB, connect, gnutls_advisory, import, post_events, post_scan, wait_for_scan, wait_for_scan_end,
+    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, wait_for_scan,
+    wait_for_scan_end,
 };
 use crate::support::wait_for;
 
@@ -113,18 +114,12 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
     scan(&app, &format!("{host}/team/app:clean")).await;
     let healthy = health_of(&app, &clean.manifest_digest).await;
     assert_eq!(healthy["code"], "Healthy", "{healthy}");
-    let reader = app.token(SUB, Role::Reader);
-    let (_, listed) = app
-        .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments?{SUB_API}"),
-            &reader,
-        )
-        .await;
     assert_eq!(
-        listed["value"],
-        json!([]),
+        findings(&app).await,
+        Vec::<Value>::new(),
         "a healthy image has no sub-assessments"
     );
+    let reader = app.token(SUB, Role::Reader);
 
     let vulnerable = push_image(
         &registry,
@@ -406,17 +401,8 @@ async fn images_never_scanned_are_not_applicable(backend: Backend) {
 
 /// `additionalData.running` of every sub-assessment in the subscription.
 async fn finding_running(app: &TestApp) -> Vec<bool> {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments?{SUB_API}"),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["value"]
-        .as_array()
-        .unwrap()
+    findings(app)
+        .await
         .iter()
         .map(|f| {
             f["properties"]["additionalData"]["running"]
