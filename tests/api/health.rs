@@ -15,8 +15,8 @@ use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
 use crate::support::scans::{
-    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, wait_for_scan,
-    wait_for_scan_end,
+    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, registry_id,
+    wait_for_scan, wait_for_scan_end,
 };
 use crate::support::wait_for;
 
@@ -51,12 +51,6 @@ fn debian(gnutls: Option<&str>, marker: &str) -> Image {
         Compression::Gzip,
     );
     Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
-}
-
-fn registry_id(name: &str) -> String {
-    format!(
-        "subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}"
-    )
 }
 
 async fn image(app: &TestApp, scope: &str, digest: &str) -> (u16, Value) {

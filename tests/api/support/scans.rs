@@ -13,6 +13,12 @@ use super::wait_for;
 pub const SUB: &str = "sub-life";
 const EVENTS_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
 
+pub fn registry_id(name: &str) -> String {
+    format!(
+        "subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}"
+    )
+}
+
 pub fn registry_path(name: &str) -> String {
     format!(
         "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}?{OWN_API}"
