@@ -15,7 +15,7 @@ use crate::support::registry::client::push_image;
 use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
 use crate::support::scans::{
-    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, registry_path, scans,
+    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, put_registry, scans,
     wait_for_scan, wait_for_scan_end,
 };
 use crate::support::{free_port, wait_for};
@@ -31,14 +31,7 @@ backend_tests!(
 );
 
 async fn move_registry(app: &TestApp, name: &str, login_server: &str) {
-    let admin = app.token(SUB, Role::Contributor);
-    let (status, body) = app
-        .put_json(
-            &registry_path(name),
-            &admin,
-            &json!({"properties": {"loginServer": login_server, "insecure": true}}),
-        )
-        .await;
+    let (status, body) = put_registry(app, name, login_server).await;
     assert_eq!(status, 200, "{body}");
 }
 

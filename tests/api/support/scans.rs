@@ -20,21 +20,24 @@ pub fn registry_id(name: &str) -> String {
 }
 
 pub fn registry_path(name: &str) -> String {
-    format!(
-        "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/{name}?{OWN_API}"
+    format!("/{}?{OWN_API}", registry_id(name))
+}
+
+/// PUTs registry `name` at `login_server`, insecure (the test registries speak plain HTTP);
+/// returns the status and body.
+pub async fn put_registry(app: &TestApp, name: &str, login_server: &str) -> (u16, Value) {
+    let admin = app.token(SUB, Role::Contributor);
+    app.put_json(
+        &registry_path(name),
+        &admin,
+        &json!({"properties": {"loginServer": login_server, "insecure": true}}),
     )
+    .await
 }
 
 /// Connects a registry; returns the webhook URL and secret.
 pub async fn connect(app: &TestApp, name: &str, login_server: &str) -> (String, String) {
-    let admin = app.token(SUB, Role::Contributor);
-    let (status, body) = app
-        .put_json(
-            &registry_path(name),
-            &admin,
-            &json!({"properties": {"loginServer": login_server, "insecure": true}}),
-        )
-        .await;
+    let (status, body) = put_registry(app, name, login_server).await;
     assert_eq!(status, 201, "{body}");
     (
         body["properties"]["webhook"]["url"]
