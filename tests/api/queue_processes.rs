@@ -21,12 +21,10 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::{Backend, TestDb};
-use crate::support::fixtures::{fixture_paths, read_shared_fixture};
+use crate::support::fixtures::vulnerable_debian_with;
 use crate::support::free_port;
 use crate::support::http::{HttpRequest, HttpResponse, MiniServer};
-use crate::support::images::{
-    Compression, Image, Layer, MediaKind, Platform, TarEntry, sha256_digest,
-};
+use crate::support::images::{Image, TarEntry, sha256_digest};
 
 backend_tests!(a_killed_worker_loses_nothing);
 
@@ -39,30 +37,11 @@ const REPOSITORY: &str = "team/app";
 /// Debian 10 with libgnutls30 from gnutls28 3.6.7-4+deb10u2 (affected by [`ADVISORY`]); `marker`
 /// goes into a file of its own, so every marker makes a different image.
 fn debian_image(marker: &str) -> Image {
-    let status = "Package: libgnutls30
-Status: install ok installed
-Architecture: amd64
-Source: gnutls28
-Version: 3.6.7-4+deb10u2
-
-Package: base-files
-Status: install ok installed
-Architecture: amd64
-Version: 10.3+deb10u13
-";
-    let layer = Layer::from_entries(
-        &[
-            TarEntry::file(
-                "etc/os-release",
-                read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE),
-                0o644,
-            ),
-            TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
-            TarEntry::file("etc/build-marker", marker.as_bytes().to_vec(), 0o644),
-        ],
-        Compression::Gzip,
-    );
-    Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
+    vulnerable_debian_with(vec![TarEntry::file(
+        "etc/build-marker",
+        marker.as_bytes().to_vec(),
+        0o644,
+    )])
 }
 
 /// DSA-4652-1 as osv.dev publishes it: gnutls28 on Debian 10 before 3.6.7-4+deb10u3.

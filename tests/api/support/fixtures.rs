@@ -165,6 +165,11 @@ pub fn fixture_image_rpm(kind: MediaKind) -> Image {
 
 /// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
 pub fn vulnerable_debian() -> Image {
+    vulnerable_debian_with(Vec::new())
+}
+
+/// [`vulnerable_debian`] with `more` files in its layer (a marker file makes another digest).
+pub fn vulnerable_debian_with(more: Vec<TarEntry>) -> Image {
     let status = "Package: libgnutls30
 Status: install ok installed
 Architecture: amd64
@@ -177,13 +182,12 @@ Architecture: amd64
 Version: 10.3+deb10u13
 ";
     let os_release = read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE);
-    let layer = Layer::from_entries(
-        &[
-            TarEntry::file("etc/os-release", os_release, 0o644),
-            TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
-        ],
-        Compression::Gzip,
-    );
+    let mut entries = vec![
+        TarEntry::file("etc/os-release", os_release, 0o644),
+        TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
+    ];
+    entries.extend(more);
+    let layer = Layer::from_entries(&entries, Compression::Gzip);
     Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
 }
 
