@@ -9,19 +9,17 @@ use base64::Engine as _;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const SERVICE: &str = "fake-registry";
 
 pub use crate::support::http::Framing;
 pub use crate::support::http::HttpRequest as Req;
 use crate::support::http::{HttpResponse, read_request, write_response};
 pub use crate::support::images::sha256_digest as sha256;
+pub use crate::support::images::{
+    MT_DOCKER_CONFIG as DOCKER_CONFIG, MT_DOCKER_LAYER_GZIP as DOCKER_LAYER,
+    MT_DOCKER_MANIFEST as DOCKER_MANIFEST, MT_OCI_CONFIG as OCI_CONFIG, MT_OCI_INDEX as OCI_INDEX,
+    MT_OCI_LAYER_GZIP as OCI_LAYER, MT_OCI_MANIFEST as OCI_MANIFEST,
+};
 
 #[derive(Clone, Debug)]
 pub struct Resp {

@@ -19,6 +19,8 @@ pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// `sha256:<hex>` of `data`.
 pub fn sha256_digest(data: &[u8]) -> String {
@@ -194,12 +196,10 @@ impl Layer {
 
     pub fn media_type(&self, kind: MediaKind) -> &'static str {
         match (kind, self.compression) {
-            (MediaKind::Oci, Compression::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip",
+            (MediaKind::Oci, Compression::Gzip) => MT_OCI_LAYER_GZIP,
             (MediaKind::Oci, Compression::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd",
             (MediaKind::Oci, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
-            (MediaKind::DockerV2, Compression::Gzip) => {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            }
+            (MediaKind::DockerV2, Compression::Gzip) => MT_DOCKER_LAYER_GZIP,
             // Not in the Docker v2.2 spec; containerd's name for it. Distribution 2.8 accepts it.
             (MediaKind::DockerV2, Compression::Zstd) => {
                 "application/vnd.docker.image.rootfs.diff.tar.zstd"
