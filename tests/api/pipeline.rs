@@ -12,7 +12,9 @@ use crate::support::fixtures::{
     WHITEOUT_PURGED_PACKAGE, fixture_image_alpine, fixture_image_debian, fixture_image_rpm,
     fixture_image_whiteout,
 };
-use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+use crate::support::images::{
+    Compression, Image, Layer, MediaKind, Platform, TarEntry, sha256_digest,
+};
 
 async fn inventory_of(image: &Image) -> Result<Inventory, PipelineError> {
     let refs: Vec<LayerRef> = image
@@ -124,7 +126,7 @@ async fn hostile_layers_fail_with_a_reason() {
         Compression::Gzip,
     );
     evil.blob = gz.finish().unwrap();
-    evil.digest = digest_of_bytes(&evil.blob);
+    evil.digest = sha256_digest(&evil.blob);
     let image = Image::new(vec![evil], Platform::linux_amd64(), MediaKind::Oci);
     let err = inventory_of(&image).await.unwrap_err();
     assert_eq!(err.code(), "PathTraversal", "{err}");
@@ -136,9 +138,4 @@ async fn hostile_layers_fail_with_a_reason() {
     image.layers[0].blob[last] ^= 0xff;
     let err = inventory_of(&image).await.unwrap_err();
     assert_eq!(err.code(), "DigestMismatch", "{err}");
-}
-
-fn digest_of_bytes(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }

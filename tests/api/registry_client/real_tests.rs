@@ -12,7 +12,7 @@ use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 
 use crate::support::fixtures::{fixture_image_alpine, push_fixture_multiarch};
-use crate::support::images::{MediaKind, Platform};
+use crate::support::images::{MediaKind, Platform, sha256_digest};
 use crate::support::registry::client::{IndexKind, pull_scope, push_image};
 use crate::support::registry::{RegistryAuth, TestRegistry};
 
@@ -103,11 +103,7 @@ async fn push_resolve_and_stream(reg: &TestRegistry, client: &RegistryClient) {
     // Unknown tag / blob.
     let e = client.manifest("test/alpine", "nope").await.unwrap_err();
     assert_eq!(e.code(), "ManifestNotFound", "{e}");
-    let missing = crowsnest::domain::Digest::parse(&format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(b"missing"))
-    ))
-    .unwrap();
+    let missing = crowsnest::domain::Digest::parse(&sha256_digest(b"missing")).unwrap();
     let e = client.blob("test/alpine", &missing).await.unwrap_err();
     assert_eq!(e.code(), "BlobNotFound", "{e}");
 }
