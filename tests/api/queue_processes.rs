@@ -7,8 +7,8 @@ use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::{Backend, TestDb};
+use crate::support::fake_registry::{Fake, FakeAuth, Resp};
 use crate::support::fixtures::vulnerable_debian_with;
 use crate::support::free_port;
-use crate::support::http::{HttpRequest, HttpResponse, MiniServer};
-use crate::support::images::{Image, TarEntry, sha256_digest};
+use crate::support::images::{Image, Layer, TarEntry};
 
 backend_tests!(a_killed_worker_loses_nothing);
 
@@ -72,107 +72,47 @@ async fn import_advisory(pool: &Pool) {
     .unwrap();
 }
 
-/// An anonymous registry serving images from memory (on its own thread). The first GET of the
-/// slow blob holds the whole registry for the delay before it answers; later GETs answer at once.
-struct FakeRegistry {
-    server: MiniServer,
-    /// The digest of every blob GET, in order.
-    blob_gets: Arc<Mutex<Vec<String>>>,
-    /// Set when the slow blob's first GET arrived (before the delay).
-    slow_started: Arc<AtomicBool>,
+/// An anonymous registry serving `images` under their tags in [`REPOSITORY`].
+async fn registry_serving(images: &[(String, &Image)]) -> Fake {
+    let registry = Fake::start(FakeAuth::None).await;
+    for (tag, image) in images {
+        registry.put_built_image(REPOSITORY, Some(tag), image);
+    }
+    registry
 }
 
-impl FakeRegistry {
-    fn start(images: &[(String, &Image)], slow: Option<(String, Duration)>) -> Self {
-        let mut manifests: HashMap<String, (String, Vec<u8>)> = HashMap::new();
-        let mut blobs: HashMap<String, Vec<u8>> = HashMap::new();
-        for (tag, image) in images {
-            let manifest = (
-                image.manifest_media_type().to_owned(),
-                image.manifest_bytes(),
-            );
-            manifests.insert(format!("{REPOSITORY}/{tag}"), manifest.clone());
-            manifests.insert(
-                format!("{REPOSITORY}/{}", image.manifest_digest()),
-                manifest,
-            );
-            blobs.insert(image.config_digest(), image.config_bytes());
-            for layer in &image.layers {
-                blobs.insert(layer.digest.clone(), layer.blob.clone());
-            }
-        }
-        let blob_gets = Arc::new(Mutex::new(Vec::new()));
-        let slow_started = Arc::new(AtomicBool::new(false));
-        let (gets, started) = (blob_gets.clone(), slow_started.clone());
-        let handler = move |req: &HttpRequest| -> HttpResponse {
-            let error = |status, code: &str| {
-                HttpResponse::json(
-                    status,
-                    &json!({"errors": [{"code": code, "message": code.to_lowercase()}]}),
-                )
-            };
-            let path = req.path();
-            if path == "/v2/" || path == "/v2" {
-                return HttpResponse::json(200, &json!({}));
-            }
-            let Some(rest) = path.strip_prefix("/v2/") else {
-                return error(404, "NOT_FOUND");
-            };
-            if let Some((repository, reference)) = rest.rsplit_once("/manifests/") {
-                return match manifests.get(&format!("{repository}/{reference}")) {
-                    Some((media_type, bytes)) => HttpResponse {
-                        status: 200,
-                        headers: vec![
-                            ("Content-Type".to_owned(), media_type.clone()),
-                            ("Docker-Content-Digest".to_owned(), sha256_digest(bytes)),
-                        ],
-                        body: bytes.clone(),
-                    },
-                    None => error(404, "MANIFEST_UNKNOWN"),
-                };
-            }
-            let Some((repository, digest)) = rest.rsplit_once("/blobs/") else {
-                return error(404, "NOT_FOUND");
-            };
-            let Some(bytes) = blobs.get(digest).filter(|_| repository == REPOSITORY) else {
-                return error(404, "BLOB_UNKNOWN");
-            };
-            gets.lock().unwrap().push(digest.to_owned());
-            if let Some((slow, delay)) = &slow
-                && slow == digest
-                && !started.swap(true, Ordering::SeqCst)
-            {
-                std::thread::sleep(*delay);
-            }
-            HttpResponse {
-                status: 200,
-                headers: vec![(
-                    "Content-Type".to_owned(),
-                    "application/octet-stream".to_owned(),
-                )],
-                body: bytes.clone(),
-            }
-        };
-        Self {
-            server: MiniServer::start("slow-registry", Arc::new(handler)),
-            blob_gets,
-            slow_started,
-        }
-    }
+/// Answers the first request for `layer`'s blob after `delay`, later ones at once; the flag
+/// returned is set when that first request arrives (before the delay).
+fn slow_first_pull(registry: &Fake, layer: &Layer, delay: Duration) -> Arc<AtomicBool> {
+    let started = Arc::new(AtomicBool::new(false));
+    let (arrived, path, blob) = (
+        started.clone(),
+        blob_path(&layer.digest),
+        layer.blob.clone(),
+    );
+    registry.set_hook(move |req| {
+        (req.path() == path && !arrived.swap(true, Ordering::SeqCst)).then(|| {
+            Resp::new(200)
+                .header("Content-Type", "application/octet-stream")
+                .body(blob.clone())
+                .delay(delay)
+        })
+    });
+    started
+}
 
-    /// `127.0.0.1:PORT`
-    fn host(&self) -> String {
-        self.server.addr().to_string()
-    }
+fn blob_path(digest: &str) -> String {
+    format!("/v2/{REPOSITORY}/blobs/{digest}")
+}
 
-    fn gets_of(&self, digest: &str) -> usize {
-        self.blob_gets
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|d| *d == digest)
-            .count()
-    }
+/// How many requests for the blob `digest` the registry had.
+fn blob_gets(registry: &Fake, digest: &str) -> usize {
+    let path = blob_path(digest);
+    registry
+        .requests()
+        .iter()
+        .filter(|r| r.path() == path)
+        .count()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,7 +199,7 @@ impl Cluster {
             .await
     }
 
-    async fn connect_registry(&self, server: &Server, registry: &FakeRegistry) {
+    async fn connect_registry(&self, server: &Server, registry: &Fake) {
         let path = format!(
             "{}/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/fake?{OWN_API}",
             server.base
@@ -419,10 +359,8 @@ async fn a_killed_worker_loses_nothing(backend: Backend) {
     let image = debian_image("a killed worker");
     let digest = image.manifest_digest();
     let layer = image.layers[0].digest.clone();
-    let registry = FakeRegistry::start(
-        &[("1.0".to_owned(), &image)],
-        Some((layer.clone(), Duration::from_secs(3))),
-    );
+    let registry = registry_serving(&[("1.0".to_owned(), &image)]).await;
+    let slow_started = slow_first_pull(&registry, &image.layers[0], Duration::from_secs(3));
     let cluster = Cluster::new(&db, "2s");
 
     let mut first = cluster.start("first", 1).await;
@@ -439,7 +377,7 @@ async fn a_killed_worker_loses_nothing(backend: Backend) {
             "the scan ended before the kill: {scan:#}\n{}",
             first.log_text()
         );
-        if status == "Running" && registry.slow_started.load(Ordering::SeqCst) {
+        if status == "Running" && slow_started.load(Ordering::SeqCst) {
             assert_eq!(scan["properties"]["attempts"], 1, "{scan:#}");
             break;
         }
@@ -565,7 +503,7 @@ async fn a_killed_worker_loses_nothing(backend: Backend) {
         second.log_text()
     );
     // The layer was pulled by each process: the killed one's pull never completed.
-    assert_eq!(registry.gets_of(&layer), 2);
+    assert_eq!(blob_gets(&registry, &layer), 2);
 }
 
 /// Two servers (two workers each) on one PostgreSQL database: 50 scans submitted alternately to
@@ -578,7 +516,7 @@ async fn two_servers_share_the_queue() {
         .map(|n| (format!("v{n}"), debian_image(&format!("build {n}"))))
         .collect();
     let served: Vec<(String, &Image)> = images.iter().map(|(t, i)| (t.clone(), i)).collect();
-    let registry = FakeRegistry::start(&served, None);
+    let registry = registry_serving(&served).await;
     // A lease long enough that a busy machine never loses one: this test is about sharing.
     let cluster = Cluster::new(&db, "10s");
     // Both start on the empty database at once: migrations are serialised by an advisory lock.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::json;
@@ -14,6 +15,7 @@ pub const SERVICE: &str = "fake-registry";
 pub use crate::support::http::Framing;
 pub use crate::support::http::HttpRequest as Req;
 use crate::support::http::{HttpResponse, read_request, write_response};
+use crate::support::images::Image;
 pub use crate::support::images::sha256_digest as sha256;
 pub use crate::support::images::{
     MT_DOCKER_CONFIG as DOCKER_CONFIG, MT_DOCKER_LAYER_GZIP as DOCKER_LAYER,
@@ -27,6 +29,8 @@ pub struct Resp {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub framing: Framing,
+    /// How long to wait before answering; the registry answers other requests meanwhile.
+    pub delay: Duration,
 }
 
 impl Resp {
@@ -36,6 +40,7 @@ impl Resp {
             headers: Vec::new(),
             body: Vec::new(),
             framing: Framing::Exact,
+            delay: Duration::ZERO,
         }
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -48,6 +53,10 @@ impl Resp {
     }
     pub fn framing(mut self, f: Framing) -> Self {
         self.framing = f;
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
         self
     }
 }
@@ -170,6 +179,21 @@ impl Fake {
         d
     }
 
+    /// Stores `image` in `repo`: its config and layers, and its manifest by digest (and by
+    /// `tag`); returns the manifest's digest.
+    pub fn put_built_image(&self, repo: &str, tag: Option<&str>, image: &Image) -> String {
+        self.put_blob(repo, &image.config_bytes());
+        for layer in &image.layers {
+            self.put_blob(repo, &layer.blob);
+        }
+        self.put_manifest(
+            repo,
+            tag,
+            image.manifest_media_type(),
+            &image.manifest_bytes(),
+        )
+    }
+
     /// Pushes a one-layer image; returns (manifest digest, manifest bytes, layer bytes).
     pub fn put_image(
         &self,
@@ -242,7 +266,9 @@ async fn serve(
         headers,
         body,
         framing,
+        delay,
     } = handle(&st, &req, addr);
+    tokio::time::sleep(delay).await;
     let response = HttpResponse {
         status,
         headers,
