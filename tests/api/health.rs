@@ -15,8 +15,8 @@ use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
 use crate::support::scans::{
-    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, registry_id,
-    wait_for_scan, wait_for_scan_end,
+    SUB, connect, findings, get_security, gnutls_advisory, import, post_events, post_scan,
+    registry_id, wait_for_scan, wait_for_scan_end,
 };
 use crate::support::wait_for;
 
@@ -183,15 +183,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
         format!("/{}", registry_id("health"))
     );
 
-    let (status, summary) = app
-        .get_json(
-            &format!(
-                "/subscriptions/{SUB}/providers/Microsoft.Security/vulnerabilitySummary?{OWN_API}"
-            ),
-            &reader,
-        )
-        .await;
-    assert_eq!(status, 200, "{summary}");
+    let summary = get_security(&app, &format!("vulnerabilitySummary?{OWN_API}")).await;
     assert_eq!(
         summary["imagesByHealth"],
         json!({"Healthy": 1, "Unhealthy": 1})

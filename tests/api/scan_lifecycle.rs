@@ -15,8 +15,8 @@ use crate::support::registry::client::push_image;
 use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
 use crate::support::scans::{
-    SUB, connect, findings, gnutls_advisory, import, post_events, post_scan, put_registry, scans,
-    wait_for_scan, wait_for_scan_end,
+    SUB, connect, findings, get_security, gnutls_advisory, import, post_events, post_scan,
+    put_registry, scans, wait_for_scan, wait_for_scan_end,
 };
 use crate::support::{free_port, wait_for};
 
@@ -49,14 +49,7 @@ async fn notifying_registry(app: &TestApp, name: &str) -> TestRegistry {
 }
 
 async fn billed(app: &TestApp) -> i64 {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/usage?{OWN_API}&from=2000-01-01T00:00:00Z"),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = get_security(app, &format!("usage?{OWN_API}&from=2000-01-01T00:00:00Z")).await;
     body["billedImages"].as_i64().unwrap()
 }
 

@@ -126,27 +126,27 @@ pub async fn post_events(
     (status, body)
 }
 
-pub async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
+/// GETs `/subscriptions/{SUB}/providers/Microsoft.Security/{resource}` as a Reader; asserts 200
+/// and returns the body.
+pub async fn get_security(app: &TestApp, resource: &str) -> Value {
     let token = app.token(SUB, Role::Reader);
     let (status, body) = app
         .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}&$top=1000{filter}"),
+            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/{resource}"),
             &token,
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    body
+}
+
+pub async fn scans(app: &TestApp, filter: &str) -> Vec<Value> {
+    let body = get_security(app, &format!("scans?{OWN_API}&$top=1000{filter}")).await;
     body["value"].as_array().unwrap().clone()
 }
 
 pub async fn findings(app: &TestApp) -> Vec<Value> {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments?{SUB_API}"),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = get_security(app, &format!("subAssessments?{SUB_API}")).await;
     body["value"].as_array().unwrap().clone()
 }
 
