@@ -353,7 +353,7 @@ async fn invalid_filters_and_orders_say_where(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 0).await;
     let token = app.token("sub-1", Role::Reader);
     let long = format!("name eq '{}'", "x".repeat(2000));
-    for (filter, position, says) in [
+    let filters: &[(&str, usize, &str)] = &[
         (
             "properties/foo eq 1",
             0,
@@ -378,23 +378,8 @@ async fn invalid_filters_and_orders_say_where(backend: Backend) {
         ),
         ("name eq 'a' or", 14, "expected a property path"),
         (&long, 2000, "longer than 2000 characters"),
-    ] {
-        let (status, body) = app
-            .get_json(
-                &format!("{LIST}?{SUB_API}&$filter={}", encode(filter)),
-                &token,
-            )
-            .await;
-        assert_cloud_error(status, &body, 400, "InvalidFilter");
-        assert_eq!(body["error"]["target"], "$filter", "{body}");
-        let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(says), "{filter}: {message}");
-        assert!(
-            message.contains(&format!("at position {position}")),
-            "{filter}: {message}"
-        );
-    }
-    for (orderby, position, says) in [
+    ];
+    let orders: &[(&str, usize, &str)] = &[
         (
             "properties/category",
             0,
@@ -402,21 +387,27 @@ async fn invalid_filters_and_orders_say_where(backend: Backend) {
         ),
         ("name, properties/id", 4, "only one $orderby key"),
         ("name sideways", 5, "expected 'asc', 'desc'"),
+    ];
+    for (option, code, cases) in [
+        ("$filter", "InvalidFilter", filters),
+        ("$orderby", "InvalidOrderBy", orders),
     ] {
-        let (status, body) = app
-            .get_json(
-                &format!("{LIST}?{SUB_API}&$orderby={}", encode(orderby)),
-                &token,
-            )
-            .await;
-        assert_cloud_error(status, &body, 400, "InvalidOrderBy");
-        assert_eq!(body["error"]["target"], "$orderby", "{body}");
-        let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(says), "{orderby}: {message}");
-        assert!(
-            message.contains(&format!("at position {position}")),
-            "{orderby}: {message}"
-        );
+        for (value, position, says) in cases {
+            let (status, body) = app
+                .get_json(
+                    &format!("{LIST}?{SUB_API}&{option}={}", encode(value)),
+                    &token,
+                )
+                .await;
+            assert_cloud_error(status, &body, 400, code);
+            assert_eq!(body["error"]["target"], option, "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{value}: {message}");
+            assert!(
+                message.contains(&format!("at position {position}")),
+                "{value}: {message}"
+            );
+        }
     }
     // An empty option is no option.
     let (status, body) = app
