@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crowsnest::domain::RegistryCredentials;
 use crowsnest::scanner::registry::{
-    Backoff, ClientConfig, ImageReference, OCI_INDEX, OCI_MANIFEST, RegistryClient,
+    Backoff, ClientConfig, ImageReference, OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError,
 };
 use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
@@ -35,6 +35,23 @@ fn basic_creds(reg: &TestRegistry) -> Option<RegistryCredentials> {
     reg.credentials().map(|(u, p)| RegistryCredentials::Basic {
         username: u.into(),
         password: p.into(),
+    })
+}
+
+const WRONG_PASSWORD: &str = "wrong-password-123";
+
+/// The error a client with `credentials` gets for the pushed Alpine manifest.
+async fn refusal(reg: &TestRegistry, credentials: Option<RegistryCredentials>) -> RegistryError {
+    client_for(reg, credentials)
+        .manifest("test/alpine", "3.18")
+        .await
+        .unwrap_err()
+}
+
+fn wrong_password() -> Option<RegistryCredentials> {
+    Some(RegistryCredentials::Basic {
+        username: "crowsnest".into(),
+        password: WRONG_PASSWORD.into(),
     })
 }
 
@@ -149,21 +166,11 @@ async fn real_registry_basic_auth() {
     let client = client_for(&reg, basic_creds(&reg));
     push_resolve_and_stream(&reg, &client).await;
 
-    let e = client_for(&reg, None)
-        .manifest("test/alpine", "3.18")
-        .await
-        .unwrap_err();
+    let e = refusal(&reg, None).await;
     assert_eq!(e.code(), "RegistryUnauthorized", "{e}");
-    let wrong = Some(RegistryCredentials::Basic {
-        username: "crowsnest".into(),
-        password: "wrong-password-123".into(),
-    });
-    let e = client_for(&reg, wrong)
-        .manifest("test/alpine", "3.18")
-        .await
-        .unwrap_err();
+    let e = refusal(&reg, wrong_password()).await;
     assert_eq!(e.code(), "RegistryUnauthorized", "{e}");
-    assert!(!e.to_string().contains("wrong-password-123"));
+    assert!(!e.to_string().contains(WRONG_PASSWORD));
 }
 
 #[tokio::test]
@@ -196,20 +203,10 @@ async fn real_registry_token_auth() {
     assert_eq!(resolved.images.len(), 1);
 
     // Anonymous tokens carry no access on this token server: 401 after the token → Unauthorized.
-    let e = client_for(&reg, None)
-        .manifest("test/alpine", "3.18")
-        .await
-        .unwrap_err();
+    let e = refusal(&reg, None).await;
     assert_eq!(e.code(), "RegistryUnauthorized", "{e}");
     // Wrong password: the token service refuses.
-    let wrong = Some(RegistryCredentials::Basic {
-        username: "crowsnest".into(),
-        password: "wrong-password-123".into(),
-    });
-    let e = client_for(&reg, wrong)
-        .manifest("test/alpine", "3.18")
-        .await
-        .unwrap_err();
+    let e = refusal(&reg, wrong_password()).await;
     assert_eq!(e.code(), "RegistryUnauthorized", "{e}");
     assert!(e.to_string().contains("token service"), "{e}");
 }
