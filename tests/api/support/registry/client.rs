@@ -381,19 +381,7 @@ impl RegistryClient {
                 &scope,
             )
             .await;
-        let status = put.status();
-        let got = put
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = put.text().await.unwrap_or_default();
-        assert_eq!(
-            status,
-            StatusCode::CREATED,
-            "PUT blob {repo}@{digest}: {body}"
-        );
+        let got = created_digest(put, &format!("PUT blob {repo}@{digest}")).await;
         assert_eq!(got, digest, "registry digest for uploaded blob");
         digest
     }
@@ -416,19 +404,11 @@ impl RegistryClient {
                 &push_scope(repo),
             )
             .await;
-        let status = resp.status();
-        let got = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = resp.text().await.unwrap_or_default();
-        assert_eq!(
-            status,
-            StatusCode::CREATED,
-            "PUT manifest {repo}:{reference} ({media_type}): {body}"
-        );
+        let got = created_digest(
+            resp,
+            &format!("PUT manifest {repo}:{reference} ({media_type})"),
+        )
+        .await;
         assert_eq!(
             got,
             sha256_digest(bytes),
@@ -490,6 +470,20 @@ impl RegistryClient {
                 .collect(),
         }
     }
+}
+
+/// Asserts that `what` answered 201 Created; returns its `Docker-Content-Digest`.
+async fn created_digest(response: reqwest::Response, what: &str) -> String {
+    let status = response.status();
+    let digest = response
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::CREATED, "{what}: {body}");
+    digest
 }
 
 /// Push `image` to `registry` (with its credentials). See [`RegistryClient::push_image`].
