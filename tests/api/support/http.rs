@@ -23,12 +23,17 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
+/// The value of the header `name` (any case) in `headers`.
+pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 impl HttpRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_value(&self.headers, name)
     }
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
@@ -181,10 +186,8 @@ pub async fn read_request(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
+    let len: usize = header_value(&headers, "content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut body = buf[header_end + 4..].to_vec();
     while body.len() < len {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::http::{Handler, HttpRequest, HttpResponse, MiniServer};
+use crate::support::http::{Handler, HttpRequest, HttpResponse, MiniServer, header_value};
 
 /// One webhook POST, byte for byte.
 #[derive(Clone, Debug)]
@@ -20,10 +20,7 @@ pub struct ReceivedEnvelope {
 
 impl ReceivedEnvelope {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_value(&self.headers, name)
     }
     pub fn events(&self) -> Vec<Value> {
         self.json["events"].as_array().cloned().unwrap_or_default()
