@@ -186,6 +186,23 @@ fn order_of(orderby: Option<&str>) -> (fn(&FindingRow) -> Key, bool) {
     (key, descending)
 }
 
+/// The ids of `rows` in a listing's order: by `key`, ties by id, all reversed when `descending`.
+fn listed_order<R>(
+    mut rows: Vec<&R>,
+    key: impl Fn(&R) -> Key,
+    descending: bool,
+    id: fn(&R) -> &str,
+) -> Vec<String> {
+    rows.sort_by(|a, b| {
+        let order = key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| id(a).cmp(id(b)));
+        if descending { order.reverse() } else { order }
+    });
+    rows.into_iter().map(|r| id(r).to_owned()).collect()
+}
+
 fn names_cves(row: &FindingRow, cve: &str) -> bool {
     let links: Vec<Value> = serde_json::from_str(&row.cves).unwrap();
     row.advisory_id == cve || links.iter().any(|l| l["title"] == cve)
@@ -297,15 +314,12 @@ async fn sub_assessments_page_through_every_filter_and_order(backend: Backend) {
     ];
     for (filter, orderby, keep) in &cases {
         let (key, descending) = order_of(*orderby);
-        let mut want: Vec<&FindingRow> = seeded.rows.iter().filter(|r| keep(r, &seeded)).collect();
-        want.sort_by(|a, b| {
-            let order = key(a)
-                .partial_cmp(&key(b))
-                .unwrap_or(Ordering::Equal)
-                .then_with(|| a.id.cmp(&b.id));
-            if descending { order.reverse() } else { order }
-        });
-        let want: Vec<String> = want.into_iter().map(|r| r.id.clone()).collect();
+        let want = listed_order(
+            seeded.rows.iter().filter(|r| keep(r, &seeded)).collect(),
+            key,
+            descending,
+            |r| r.id.as_str(),
+        );
         let mut url = format!("{LIST}?{SUB_API}&$top=7");
         if !filter.is_empty() {
             url.push_str(&format!("&$filter={}", encode(filter)));
@@ -671,15 +685,12 @@ async fn images_listing_pages_by_nullable_times(backend: Backend) {
         ),
     ];
     for (text, orderby, keep, key, descending) in cases {
-        let mut want: Vec<&ImageRow> = rows.iter().filter(|r| keep(r)).collect();
-        want.sort_by(|a, b| {
-            let order = key(a)
-                .partial_cmp(&key(b))
-                .unwrap_or(Ordering::Equal)
-                .then_with(|| a.id.cmp(&b.id));
-            if descending { order.reverse() } else { order }
-        });
-        let want: Vec<String> = want.into_iter().map(|r| r.id.clone()).collect();
+        let want = listed_order(
+            rows.iter().filter(|r| keep(r)).collect(),
+            key,
+            descending,
+            |r| r.id.as_str(),
+        );
         let expr = text.as_deref().map(|t| parse_filter(t).unwrap());
         let order = parse_orderby(orderby).unwrap();
         let listing = filter::images(expr.as_ref(), Some(&order)).unwrap();
