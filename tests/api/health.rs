@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::fixtures::{fixture_paths, read_shared_fixture};
-use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+use crate::support::fixtures::{debian_with_gnutls, read_shared_fixture};
+use crate::support::images::{Image, TarEntry};
 use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
@@ -29,28 +29,11 @@ backend_tests!(
 const ASSESSMENT: &str = "dbd0cb49-b563-45e7-9724-889e799fa648";
 const ASSESSMENTS_API: &str = "api-version=2021-06-01";
 
-/// Debian 10 with libgnutls30 at `gnutls` (source gnutls28), or without it.
+/// Debian 10 with libgnutls30 at `gnutls` (source gnutls28), or without it; `marker` goes into a
+/// file of its own, so every marker makes a different image.
 fn debian(gnutls: Option<&str>, marker: &str) -> Image {
-    let mut status = format!(
-        "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 10.3+deb10u13\nDescription: {marker}\n"
-    );
-    if let Some(version) = gnutls {
-        status.push_str(&format!(
-            "\nPackage: libgnutls30\nStatus: install ok installed\nArchitecture: amd64\nSource: gnutls28\nVersion: {version}\n"
-        ));
-    }
-    let layer = Layer::from_entries(
-        &[
-            TarEntry::file(
-                "etc/os-release",
-                read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE),
-                0o644,
-            ),
-            TarEntry::file("var/lib/dpkg/status", status.into_bytes(), 0o644),
-        ],
-        Compression::Gzip,
-    );
-    Image::new(vec![layer], Platform::linux_amd64(), MediaKind::DockerV2)
+    let marker = TarEntry::file("etc/build-marker", marker.as_bytes().to_vec(), 0o644);
+    debian_with_gnutls(gnutls, vec![marker])
 }
 
 async fn image(app: &TestApp, scope: &str, digest: &str) -> (u16, Value) {

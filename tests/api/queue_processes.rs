@@ -22,7 +22,7 @@ use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::{Backend, TestDb};
 use crate::support::fake_registry::{Fake, FakeAuth, Resp};
-use crate::support::fixtures::vulnerable_debian_with;
+use crate::support::fixtures::debian_with_gnutls;
 use crate::support::free_port;
 use crate::support::images::{Image, Layer, TarEntry};
 
@@ -37,11 +37,8 @@ const REPOSITORY: &str = "team/app";
 /// Debian 10 with libgnutls30 from gnutls28 3.6.7-4+deb10u2 (affected by [`ADVISORY`]); `marker`
 /// goes into a file of its own, so every marker makes a different image.
 fn debian_image(marker: &str) -> Image {
-    vulnerable_debian_with(vec![TarEntry::file(
-        "etc/build-marker",
-        marker.as_bytes().to_vec(),
-        0o644,
-    )])
+    let marker = TarEntry::file("etc/build-marker", marker.as_bytes().to_vec(), 0o644);
+    debian_with_gnutls(Some("3.6.7-4+deb10u2"), vec![marker])
 }
 
 /// DSA-4652-1 as osv.dev publishes it: gnutls28 on Debian 10 before 3.6.7-4+deb10u3.

@@ -165,26 +165,25 @@ pub fn fixture_image_rpm(kind: MediaKind) -> Image {
 
 /// Debian 10 with one vulnerable library (libgnutls30 from gnutls28, fixed by DSA-4652-1).
 pub fn vulnerable_debian() -> Image {
-    vulnerable_debian_with(Vec::new())
+    debian_with_gnutls(Some("3.6.7-4+deb10u2"), Vec::new())
 }
 
-/// [`vulnerable_debian`] with `more` files in its layer (a marker file makes another digest).
-pub fn vulnerable_debian_with(more: Vec<TarEntry>) -> Image {
-    let status = "Package: libgnutls30
-Status: install ok installed
-Architecture: amd64
-Source: gnutls28
-Version: 3.6.7-4+deb10u2
-
-Package: base-files
-Status: install ok installed
-Architecture: amd64
-Version: 10.3+deb10u13
-";
+/// Debian 10 with base-files and, when `gnutls` is a version, libgnutls30 (source gnutls28) at
+/// that version; `more` files go into its layer (a marker file makes another digest).
+pub fn debian_with_gnutls(gnutls: Option<&str>, more: Vec<TarEntry>) -> Image {
+    let mut status = String::new();
+    if let Some(version) = gnutls {
+        status.push_str(&format!(
+            "Package: libgnutls30\nStatus: install ok installed\nArchitecture: amd64\nSource: gnutls28\nVersion: {version}\n\n"
+        ));
+    }
+    status.push_str(
+        "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 10.3+deb10u13\n",
+    );
     let os_release = read_shared_fixture(fixture_paths::DEBIAN_OS_RELEASE);
     let mut entries = vec![
         TarEntry::file("etc/os-release", os_release, 0o644),
-        TarEntry::file("var/lib/dpkg/status", status.as_bytes().to_vec(), 0o644),
+        TarEntry::file("var/lib/dpkg/status", status.into_bytes(), 0o644),
     ];
     entries.extend(more);
     let layer = Layer::from_entries(&entries, Compression::Gzip);

@@ -11,7 +11,8 @@
 //!   `registry::client` pushes and pulls images.
 //! * `images`: images built by hand (tar layers, compression, config, manifest, flattening).
 //! * `fixtures`: the Debian, Alpine, RPM, whiteout and multi-arch fixture images, and
-//!   [`fixtures::vulnerable_debian`], Debian with one vulnerable library.
+//!   [`fixtures::vulnerable_debian`], Debian with one vulnerable library (other versions of it, or
+//!   none, with [`fixtures::debian_with_gnutls`]).
 //! * `fake_registry`: an in-process fake registry for fault injection.
 //! * `http`: the HTTP/1.1 request reader and response writer of the fake registry and of
 //!   `http::MiniServer`, the helper servers' server.
