@@ -26,7 +26,6 @@ backend_tests!(
     running_images_come_from_a_kubectl_pod_list,
 );
 
-const ASSESSMENT: &str = "dbd0cb49-b563-45e7-9724-889e799fa648";
 const ASSESSMENTS_API: &str = "api-version=2021-06-01";
 
 /// Debian 10 with libgnutls30 at `gnutls` (source gnutls28), or without it; `marker` goes into a
@@ -70,7 +69,7 @@ async fn assessment(app: &TestApp, registry: &str) -> Value {
     let (status, body) = app
         .get_json(
             &format!(
-                "/{}/providers/Microsoft.Security/assessments/{ASSESSMENT}?{ASSESSMENTS_API}",
+                "/{}/providers/Microsoft.Security/assessments/{KEY}?{ASSESSMENTS_API}",
                 registry_id(registry)
             ),
             &token,
@@ -151,7 +150,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
     assert_cloud_error(status, &body, 404, "ImageNotFound");
 
     let unhealthy = assessment(&app, "health").await;
-    assert_eq!(unhealthy["name"], ASSESSMENT);
+    assert_eq!(unhealthy["name"], KEY);
     assert_eq!(unhealthy["type"], "Microsoft.Security/assessments");
     let props = &unhealthy["properties"];
     assert_eq!(props["status"]["code"], "Unhealthy", "{unhealthy}");
@@ -352,7 +351,7 @@ async fn images_never_scanned_are_not_applicable(backend: Backend) {
     let (status, body) = app
         .get_json(
             &format!(
-                "/{}/providers/Microsoft.Security/assessments/{ASSESSMENT}?{OWN_API}",
+                "/{}/providers/Microsoft.Security/assessments/{KEY}?{OWN_API}",
                 registry_id("idle")
             ),
             &reader,

@@ -21,8 +21,11 @@ use diesel::Connection;
 use super::database::{Backend, TestDb};
 use super::rows::{image_row, registry_row};
 
+/// The api-version of the Azure sub-assessments routes.
 pub const SUB_API: &str = "api-version=2019-01-01-preview";
+/// The api-version of the service's own routes (registries, scans, images, advisories).
 pub const OWN_API: &str = "api-version=2026-11-01";
+/// The assessment key of container registry images' vulnerabilities, the sub-assessments' parent.
 pub const KEY: &str = "dbd0cb49-b563-45e7-9724-889e799fa648";
 
 // ---------------------------------------------------------------------------------------------
