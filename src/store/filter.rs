@@ -687,11 +687,11 @@ macro_rules! keyset {
         match $after {
             None => query,
             Some((k, i)) if $descending => {
-                let (k, k2) = twice(k);
+                let (k, k2) = $crate::store::filter::twice(k);
                 query.filter($key.le(k).and($key.lt(k2).or($id.lt(i))))
             }
             Some((k, i)) => {
-                let (k, k2) = twice(k);
+                let (k, k2) = $crate::store::filter::twice(k);
                 query.filter($key.ge(k).and($key.gt(k2).or($id.gt(i))))
             }
         }
@@ -714,6 +714,8 @@ macro_rules! by_id {
 /// A [`Test`] of a NOT NULL column of table `$table`.
 macro_rules! test {
     ($table:ty, $column:expr, $test:expr) => {{
+        use $crate::domain::odata::CompareOp;
+        use $crate::store::filter::{Condition, Test};
         let condition: Condition<$table> = match $test.clone() {
             Test::Compare(CompareOp::Eq, v) => Box::new($column.eq(v)),
             Test::Compare(CompareOp::Ne, v) => Box::new($column.ne(v)),
@@ -732,6 +734,8 @@ macro_rules! test {
 /// A [`Test`] of a nullable column: true or false, never NULL.
 macro_rules! nullable_test {
     ($table:ty, $column:expr, $test:expr) => {{
+        use $crate::domain::odata::CompareOp;
+        use $crate::store::filter::{Condition, Test};
         let condition: Condition<$table> = match $test.clone() {
             Test::Compare(CompareOp::Ne, v) => {
                 Box::new($column.is_null().or($column.assume_not_null().ne(v)))
