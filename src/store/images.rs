@@ -329,10 +329,6 @@ pub fn index_assessed(
         .map(|n| n > 0)
 }
 
-type Condition = Box<
-    dyn BoxableExpression<images::table, super::MultiBackend, SqlType = diesel::sql_types::Bool>,
->;
-
 /// A condition that may be NULL (it reads the nullable `index_digest`); NULL filters a row out.
 pub type NullableCondition = Box<
     dyn BoxableExpression<
@@ -363,7 +359,7 @@ pub fn at_digest(registry_id: &str, repository: &str, digest: &str) -> NullableC
 }
 
 /// The images a scope reaches (resource groups through their registries), as a condition.
-fn in_scope(scope: &super::findings::FindingScope) -> Condition {
+fn in_scope(scope: &super::findings::FindingScope) -> super::filter::Condition<images::table> {
     use super::findings::FindingScope;
     use super::schema::registries;
     match scope.clone() {
