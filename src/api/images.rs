@@ -16,7 +16,7 @@ use crate::error::{ApiError, CloudError};
 use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
 use crate::store::running_images::RunningImageRow;
-use crate::store::{self, AnyConnection, filter};
+use crate::store::{self, AnyConnection};
 
 pub const IMAGE_TYPE: &str = "Microsoft.Security/images";
 
@@ -324,7 +324,7 @@ pub async fn list(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
-    let listing = filter::images(options.filter.as_ref(), options.orderby.as_ref())?;
+    let listing = store::images::images(options.filter.as_ref(), options.orderby.as_ref())?;
     let page = keyset_page(&state, &req, &query, listing, move |c, listing, limit| {
         store::images::list(c, &scope, listing, limit)
     })

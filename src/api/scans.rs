@@ -16,7 +16,7 @@ use crate::domain::{
 use crate::error::{ApiError, CloudError};
 use crate::jobs::queue::Submission;
 use crate::scanner::registry::ImageReference;
-use crate::store::{self, filter, scans::ScanRow};
+use crate::store::{self, scans::ScanRow};
 
 pub const SCAN_TYPE: &str = "Microsoft.Security/scans";
 /// Seconds a client should wait before polling a queued scan.
@@ -427,7 +427,7 @@ pub async fn list(
     .reduce(|a, b| crate::domain::odata::Expr::And(Box::new(a), Box::new(b)));
     let options =
         QueryOptions::parse(query.filter.as_deref(), query.orderby.as_deref())?.and(simple);
-    let listing = filter::scans(options.filter.as_ref(), options.orderby.as_ref())?;
+    let listing = store::scans::scans(options.filter.as_ref(), options.orderby.as_ref())?;
     let page_query = ListQuery {
         api_version: None,
         top: query.top.clone(),

@@ -14,7 +14,7 @@ use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, RegistryId, Role, Severity, Timestamp};
 use crate::error::{ApiError, CloudError};
-use crate::store::{self, filter, findings::ListedFinding};
+use crate::store::{self, findings::ListedFinding};
 
 pub const SUB_ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments/subAssessments";
 
@@ -296,7 +296,7 @@ async fn list_page(
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
-    let listing = filter::findings(options.filter.as_ref(), options.orderby.as_ref())?;
+    let listing = store::findings::findings(options.filter.as_ref(), options.orderby.as_ref())?;
     keyset_page(state, req, query, listing, move |c, listing, limit| {
         store::findings::list(c, &scope, Some(listing), limit)
     })

@@ -47,11 +47,6 @@ use diesel::sql_types::Bool;
 use sha2::{Digest as _, Sha256};
 
 use super::MultiBackend;
-use super::findings::ListedFinding;
-use super::images::ImageRow;
-use super::scans::ScanRow;
-use super::schema::{findings, images, scans};
-use crate::domain::Severity;
 use crate::domain::odata::{CompareOp, Direction, Expr, Literal, OrderBy, Value};
 
 /// A boolean condition on table `T`.
@@ -82,7 +77,7 @@ fn filter_error(position: usize, what: impl fmt::Display, hint: &str) -> FilterE
 }
 
 /// Its first use, and its second (values that are `Copy` need no clone).
-fn twice<T: Clone>(value: T) -> (T, T) {
+pub(super) fn twice<T: Clone>(value: T) -> (T, T) {
     (value.clone(), value)
 }
 
@@ -120,7 +115,7 @@ impl<L> Node<L> {
     }
 
     /// The `or` of the nodes; of none, false.
-    fn any(mut nodes: impl Iterator<Item = Node<L>>) -> Node<L> {
+    pub(super) fn any(mut nodes: impl Iterator<Item = Node<L>>) -> Node<L> {
         let first = nodes.next().unwrap_or(Node::Const(false));
         nodes.fold(first, |a, b| Node::Or(Box::new(a), Box::new(b)))
     }
@@ -155,7 +150,7 @@ pub struct Comparison<'a> {
 }
 
 impl Comparison<'_> {
-    fn type_error(&self, value: &Value, expected: &str) -> FilterError {
+    pub(super) fn type_error(&self, value: &Value, expected: &str) -> FilterError {
         filter_error(
             value.position,
             format!(
@@ -168,7 +163,7 @@ impl Comparison<'_> {
     }
 
     /// Reported at the value: the tree does not keep the operator's position.
-    fn op_error(&self, kind: &str, allowed: &str) -> FilterError {
+    pub(super) fn op_error(&self, kind: &str, allowed: &str) -> FilterError {
         let position = self.values.first().map_or(0, |v| v.position);
         let op = self.op.map_or("in", CompareOp::as_str);
         filter_error(
@@ -223,21 +218,21 @@ impl KeyValue {
 
     // `Listing::after` decoded the key with the listing's own key type, so the fallbacks below
     // never apply.
-    fn int(&self) -> i64 {
+    pub(super) fn int(&self) -> i64 {
         match self {
             Self::Int(n) => *n,
             _ => 0,
         }
     }
 
-    fn float(&self) -> f64 {
+    pub(super) fn float(&self) -> f64 {
         match self {
             Self::Float(f) => *f,
             _ => 0.0,
         }
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         match self {
             Self::Text(s) => s.clone(),
             other => other.encode(),
@@ -265,21 +260,21 @@ pub trait List {
 
 /// Where a page starts: after the row with this sort key and id.
 #[derive(Debug, Clone, PartialEq)]
-struct Cursor {
-    key: Option<KeyValue>,
-    id: String,
+pub(super) struct Cursor {
+    pub(super) key: Option<KeyValue>,
+    pub(super) id: String,
 }
 
 /// A checked `$filter` and `$orderby` of list `L`, and where the page starts.
 #[derive(Debug, Clone)]
 pub struct Listing<L: List> {
-    filter: Option<Node<L::Leaf>>,
+    pub(super) filter: Option<Node<L::Leaf>>,
     /// Whether the filter's statements may stay prepared (see [`FilterShapes`]).
     prepared: bool,
-    key: L::Key,
-    descending: bool,
-    fingerprint: String,
-    after: Option<Cursor>,
+    pub(super) key: L::Key,
+    pub(super) descending: bool,
+    pub(super) fingerprint: String,
+    pub(super) after: Option<Cursor>,
 }
 
 impl<L: List> Listing<L> {
@@ -365,7 +360,7 @@ impl<L: List> Listing<L> {
         token
     }
 
-    fn condition<T: 'static>(
+    pub(super) fn condition<T: 'static>(
         &self,
         leaf: impl Fn(&L::Leaf) -> Condition<T>,
     ) -> Option<Condition<T>> {
@@ -629,7 +624,7 @@ fn matches<T: PartialEq>(
 }
 
 /// The indexes of `names` a comparison keeps; with `ordered`, gt/ge/lt/le compare positions.
-fn choose(
+pub(super) fn choose(
     c: &Comparison<'_>,
     names: &[&'static str],
     ordered: bool,
@@ -752,7 +747,9 @@ macro_rules! nullable_test {
     }};
 }
 
-mod sql {
+pub(super) use {by_id, keyset, nullable_test, test};
+
+pub(super) mod sql {
     use diesel::sql_types::{BigInt, Double, Nullable};
 
     diesel::define_sql_function! {
@@ -769,692 +766,12 @@ mod sql {
 }
 
 /// What NULL sorts as in nullable time columns: before every real timestamp.
-const NULL_TIME: i64 = -1;
-
-fn rank_of(n: i64) -> i32 {
-    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Findings (sub-assessments)
-
-/// The sub-assessment list.
-#[derive(Debug, Clone, Copy)]
-pub struct Findings;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum FindingLeaf {
-    Id(Test<String>),
-    AdvisoryId(Test<String>),
-    Category(Test<String>),
-    Repository(Test<String>),
-    ImageDigest(Test<String>),
-    PackageName(Test<String>),
-    Ecosystem(Test<String>),
-    /// `resolved_at IS NOT NULL` (true) or `IS NULL` (false).
-    Resolved(bool),
-    /// `severity_rank IN (…)`.
-    Ranks(Vec<i32>),
-    Patchable(bool),
-    /// On an image some cluster runs (true) or not (false).
-    Running(bool),
-    FirstSeen(Test<i64>),
-    LastSeen(Test<i64>),
-    /// Names this CVE among its `cve` links, or is that advisory.
-    Cve(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindingKey {
-    Id,
-    SeverityRank,
-    Cvss,
-    FirstSeen,
-    LastSeen,
-    Repository,
-}
-
-impl List for Findings {
-    type Row = ListedFinding;
-    type Leaf = FindingLeaf;
-    type Key = FindingKey;
-    const NAME: &'static str = "findings";
-    const PROPERTIES: &'static [Property<FindingLeaf>] = &[
-        Property {
-            path: "name",
-            kind: Kind::Text(FindingLeaf::Id),
-        },
-        Property {
-            path: "properties/id",
-            kind: Kind::Text(FindingLeaf::AdvisoryId),
-        },
-        Property {
-            path: "properties/category",
-            kind: Kind::Text(FindingLeaf::Category),
-        },
-        Property {
-            path: "properties/status/code",
-            kind: Kind::Custom(status_code),
-        },
-        Property {
-            path: "properties/status/severity",
-            kind: Kind::Custom(severity_2019),
-        },
-        Property {
-            path: "properties/additionalData/severity",
-            kind: Kind::Custom(severity),
-        },
-        Property {
-            path: "properties/additionalData/repositoryName",
-            kind: Kind::Text(FindingLeaf::Repository),
-        },
-        Property {
-            path: "properties/additionalData/imageDigest",
-            kind: Kind::Text(FindingLeaf::ImageDigest),
-        },
-        Property {
-            path: "properties/additionalData/patchable",
-            kind: Kind::Flag(FindingLeaf::Patchable),
-        },
-        Property {
-            path: "properties/additionalData/packageName",
-            kind: Kind::Text(FindingLeaf::PackageName),
-        },
-        Property {
-            path: "properties/additionalData/ecosystem",
-            kind: Kind::Text(FindingLeaf::Ecosystem),
-        },
-        Property {
-            path: "properties/additionalData/cveId",
-            kind: Kind::Custom(cve),
-        },
-        Property {
-            path: "properties/additionalData/firstSeen",
-            kind: Kind::Time(FindingLeaf::FirstSeen),
-        },
-        Property {
-            path: "properties/additionalData/lastSeen",
-            kind: Kind::Time(FindingLeaf::LastSeen),
-        },
-        Property {
-            path: "properties/additionalData/running",
-            kind: Kind::Flag(FindingLeaf::Running),
-        },
-    ];
-    const KEYS: &'static [(&'static str, FindingKey)] = &[
-        ("name", FindingKey::Id),
-        ("properties/status/severity", FindingKey::SeverityRank),
-        ("properties/additionalData/cvss", FindingKey::Cvss),
-        ("properties/additionalData/firstSeen", FindingKey::FirstSeen),
-        ("properties/additionalData/lastSeen", FindingKey::LastSeen),
-        (
-            "properties/additionalData/repositoryName",
-            FindingKey::Repository,
-        ),
-    ];
-    const ID: FindingKey = FindingKey::Id;
-
-    fn key_type(key: FindingKey) -> Option<KeyType> {
-        match key {
-            FindingKey::Id => None,
-            FindingKey::SeverityRank | FindingKey::FirstSeen | FindingKey::LastSeen => {
-                Some(KeyType::Int)
-            }
-            FindingKey::Cvss => Some(KeyType::Float),
-            FindingKey::Repository => Some(KeyType::Text),
-        }
-    }
-
-    fn key_value(key: FindingKey, row: &ListedFinding) -> Option<KeyValue> {
-        let row = &row.finding;
-        match key {
-            FindingKey::Id => None,
-            FindingKey::SeverityRank => Some(KeyValue::Int(row.severity_rank.into())),
-            FindingKey::Cvss => Some(KeyValue::Float(
-                row.cvss3_base.or(row.cvss2_base).unwrap_or(0.0),
-            )),
-            FindingKey::FirstSeen => Some(KeyValue::Int(row.first_seen)),
-            FindingKey::LastSeen => Some(KeyValue::Int(row.last_seen)),
-            FindingKey::Repository => Some(KeyValue::Text(row.repository.clone())),
-        }
-    }
-
-    fn id(row: &ListedFinding) -> &str {
-        &row.finding.id
-    }
-}
-
-/// Unhealthy while present, Healthy once resolved; nothing is exempt (NotApplicable) yet.
-fn status_code(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
-    let kept = choose(c, &["Unhealthy", "Healthy", "NotApplicable"], false, "")?;
-    Ok(match (kept.contains(&0), kept.contains(&1)) {
-        (true, true) => Node::Const(true),
-        (true, false) => Node::Leaf(FindingLeaf::Resolved(false)),
-        (false, true) => Node::Leaf(FindingLeaf::Resolved(true)),
-        (false, false) => Node::Const(false),
-    })
-}
-
-/// The severity a finding is shown with, by its rank (an unknown severity, rank 0, shows as Medium).
-fn shown(rank: i32) -> Severity {
-    Severity::from_rank(rank).unwrap_or(Severity::Medium)
-}
-
-/// The ranks whose shown severity (`view`ed) a comparison keeps, over `names` in order.
-fn ranks(
-    c: &Comparison<'_>,
-    names: &[&'static str],
-    view: fn(Severity) -> Severity,
-    hint: &str,
-) -> Result<Node<FindingLeaf>, FilterError> {
-    let kept = choose(c, names, true, hint)?;
-    let ranks: Vec<i32> = (0..=4)
-        .filter(|r| {
-            let name = view(shown(*r)).as_str();
-            names
-                .iter()
-                .position(|n| *n == name)
-                .is_some_and(|i| kept.contains(&i))
-        })
-        .collect();
-    Ok(if ranks.is_empty() {
-        Node::Const(false)
-    } else {
-        Node::Leaf(FindingLeaf::Ranks(ranks))
-    })
-}
-
-/// The 2019 API's Low/Medium/High: a Critical finding shows (and matches) as High.
-fn severity_2019(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
-    ranks(
-        c,
-        &["Low", "Medium", "High"],
-        Severity::azure_2019,
-        " (Critical findings show as High here; properties/additionalData/severity tells them apart)",
-    )
-}
-
-fn severity(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
-    ranks(c, &["Low", "Medium", "High", "Critical"], |s| s, "")
-}
-
-fn cve(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
-    let mut leaves = Vec::new();
-    for value in c.values {
-        match &value.literal {
-            Literal::String(s) => leaves.push(Node::Leaf(FindingLeaf::Cve(s.clone()))),
-            _ => return Err(c.type_error(value, "a string")),
-        }
-    }
-    match c.op {
-        None | Some(CompareOp::Eq) => Ok(Node::any(leaves.into_iter())),
-        Some(CompareOp::Ne) => Ok(Node::Not(Box::new(Node::any(leaves.into_iter())))),
-        Some(_) => Err(c.op_error("a CVE id", "eq, ne or in")),
-    }
-}
-
-/// A LIKE pattern that finds `"title"` (as JSON writes it) anywhere in the `cves` text.
-fn cve_pattern(title: &str) -> String {
-    let quoted = serde_json::to_string(title).unwrap_or_default();
-    let mut pattern = String::from("%");
-    for ch in quoted.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(ch);
-    }
-    pattern.push('%');
-    pattern
-}
-
-fn finding_condition(leaf: &FindingLeaf) -> Condition<findings::table> {
-    type T = findings::table;
-    match leaf {
-        FindingLeaf::Id(t) => test!(T, findings::id, t),
-        FindingLeaf::AdvisoryId(t) => test!(T, findings::advisory_id, t),
-        FindingLeaf::Category(t) => test!(T, findings::category, t),
-        FindingLeaf::Repository(t) => test!(T, findings::repository, t),
-        FindingLeaf::ImageDigest(t) => test!(T, findings::image_digest, t),
-        FindingLeaf::PackageName(t) => test!(T, findings::package_name, t),
-        FindingLeaf::Ecosystem(t) => test!(T, findings::ecosystem, t),
-        FindingLeaf::FirstSeen(t) => test!(T, findings::first_seen, t),
-        FindingLeaf::LastSeen(t) => test!(T, findings::last_seen, t),
-        FindingLeaf::Resolved(true) => Box::new(findings::resolved_at.is_not_null()),
-        FindingLeaf::Resolved(false) => Box::new(findings::resolved_at.is_null()),
-        FindingLeaf::Ranks(ranks) => Box::new(findings::severity_rank.eq_any(ranks.clone())),
-        FindingLeaf::Patchable(b) => Box::new(findings::patchable.eq(*b)),
-        FindingLeaf::Running(b) => {
-            let running = findings::image_id.eq_any(
-                images::table
-                    .filter(images::running.eq(true))
-                    .select(images::id),
-            );
-            if *b {
-                Box::new(running)
-            } else {
-                Box::new(diesel::dsl::not(running))
-            }
-        }
-        FindingLeaf::Cve(title) => Box::new(
-            findings::cves
-                .like(cve_pattern(title))
-                .escape('\\')
-                .or(findings::advisory_id.eq(title.clone())),
-        ),
-    }
-}
-
-impl Listing<Findings> {
-    /// All findings (no scope yet) that pass the filter, in order, after the cursor.
-    pub fn query(&self) -> findings::BoxedQuery<'static, MultiBackend> {
-        let mut query = findings::table.into_boxed();
-        if let Some(condition) = self.condition(finding_condition) {
-            query = query.filter(condition);
-        }
-        let after = self.after.clone();
-        let id = after.as_ref().map(|c| c.id.clone());
-        let key = |c: &Cursor| c.key.clone().unwrap_or(KeyValue::Int(0));
-        let d = self.descending;
-        match self.key {
-            FindingKey::Id => by_id!(query, findings::id, d, id),
-            FindingKey::SeverityRank => keyset!(
-                query,
-                findings::severity_rank,
-                findings::id,
-                d,
-                after.map(|c| (rank_of(key(&c).int()), c.id))
-            ),
-            FindingKey::Cvss => keyset!(
-                query,
-                sql::score(findings::cvss3_base, findings::cvss2_base, 0.0),
-                findings::id,
-                d,
-                after.map(|c| (key(&c).float(), c.id))
-            ),
-            FindingKey::FirstSeen => keyset!(
-                query,
-                findings::first_seen,
-                findings::id,
-                d,
-                after.map(|c| (key(&c).int(), c.id))
-            ),
-            FindingKey::LastSeen => keyset!(
-                query,
-                findings::last_seen,
-                findings::id,
-                d,
-                after.map(|c| (key(&c).int(), c.id))
-            ),
-            FindingKey::Repository => keyset!(
-                query,
-                findings::repository,
-                findings::id,
-                d,
-                after.map(|c| (key(&c).text(), c.id))
-            ),
-        }
-    }
-}
-
-/// The sub-assessment listing of a request.
-pub fn findings(
-    filter: Option<&Expr>,
-    order: Option<&OrderBy>,
-) -> Result<Listing<Findings>, FilterError> {
-    Listing::new(filter, order)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scans
-
-/// A subscription's scans.
-#[derive(Debug, Clone, Copy)]
-pub struct Scans;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ScanLeaf {
-    Id(Test<String>),
-    Status(Vec<String>),
-    Trigger(Vec<String>),
-    Repository(Test<String>),
-    Digest(Test<String>),
-    Tag(Test<String>),
-    CreatedAt(Test<i64>),
-    FinishedAt(Test<i64>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanKey {
-    /// Ids are UUID v7: id order is submission order.
-    Id,
-    FinishedAt,
-}
-
-/// `ScanStatus` and `ScanTrigger` names (a test checks they agree).
-const SCAN_STATUSES: &[&str] = &["Queued", "Running", "Succeeded", "Failed"];
-const SCAN_TRIGGERS: &[&str] = &["Api", "Push", "Rescan", "AdvisoryUpdate", "Runtime"];
-
-impl List for Scans {
-    type Row = ScanRow;
-    type Leaf = ScanLeaf;
-    type Key = ScanKey;
-    const NAME: &'static str = "scans";
-    const PROPERTIES: &'static [Property<ScanLeaf>] = &[
-        Property {
-            path: "name",
-            kind: Kind::Text(ScanLeaf::Id),
-        },
-        Property {
-            path: "properties/status",
-            kind: Kind::Choice(SCAN_STATUSES, ScanLeaf::Status),
-        },
-        Property {
-            path: "properties/trigger",
-            kind: Kind::Choice(SCAN_TRIGGERS, ScanLeaf::Trigger),
-        },
-        Property {
-            path: "properties/repository",
-            kind: Kind::Text(ScanLeaf::Repository),
-        },
-        Property {
-            path: "properties/digest",
-            kind: Kind::Text(ScanLeaf::Digest),
-        },
-        Property {
-            path: "properties/tag",
-            kind: Kind::Text(ScanLeaf::Tag),
-        },
-        Property {
-            path: "properties/createdAt",
-            kind: Kind::Time(ScanLeaf::CreatedAt),
-        },
-        Property {
-            path: "properties/finishedAt",
-            kind: Kind::Time(ScanLeaf::FinishedAt),
-        },
-    ];
-    const KEYS: &'static [(&'static str, ScanKey)] = &[
-        ("name", ScanKey::Id),
-        ("properties/createdAt", ScanKey::Id),
-        ("properties/finishedAt", ScanKey::FinishedAt),
-    ];
-    const ID: ScanKey = ScanKey::Id;
-
-    fn key_type(key: ScanKey) -> Option<KeyType> {
-        match key {
-            ScanKey::Id => None,
-            ScanKey::FinishedAt => Some(KeyType::Int),
-        }
-    }
-
-    fn key_value(key: ScanKey, row: &ScanRow) -> Option<KeyValue> {
-        match key {
-            ScanKey::Id => None,
-            ScanKey::FinishedAt => Some(KeyValue::Int(row.finished_at.unwrap_or(NULL_TIME))),
-        }
-    }
-
-    fn id(row: &ScanRow) -> &str {
-        &row.id
-    }
-}
-
-fn scan_condition(leaf: &ScanLeaf) -> Condition<scans::table> {
-    type T = scans::table;
-    match leaf {
-        ScanLeaf::Id(t) => test!(T, scans::id, t),
-        ScanLeaf::Status(names) => Box::new(scans::status.eq_any(names.clone())),
-        ScanLeaf::Trigger(names) => Box::new(scans::triggered_by.eq_any(names.clone())),
-        ScanLeaf::Repository(t) => test!(T, scans::repository, t),
-        ScanLeaf::Digest(t) => nullable_test!(T, scans::digest, t),
-        ScanLeaf::Tag(t) => nullable_test!(T, scans::tag, t),
-        ScanLeaf::CreatedAt(t) => test!(T, scans::created_at, t),
-        ScanLeaf::FinishedAt(t) => nullable_test!(T, scans::finished_at, t),
-    }
-}
-
-impl Listing<Scans> {
-    /// All scans (no subscription yet) that pass the filter, in order, after the cursor.
-    pub fn query(&self) -> scans::BoxedQuery<'static, MultiBackend> {
-        let mut query = scans::table.into_boxed();
-        if let Some(condition) = self.condition(scan_condition) {
-            query = query.filter(condition);
-        }
-        let after = self.after.clone();
-        let d = self.descending;
-        match self.key {
-            ScanKey::Id => by_id!(query, scans::id, d, after.map(|c| c.id)),
-            ScanKey::FinishedAt => keyset!(
-                query,
-                sql::or_else(scans::finished_at, NULL_TIME),
-                scans::id,
-                d,
-                after.map(|c| (c.key.map_or(0, |k| k.int()), c.id))
-            ),
-        }
-    }
-}
-
-/// The scan listing of a request.
-pub fn scans(
-    filter: Option<&Expr>,
-    order: Option<&OrderBy>,
-) -> Result<Listing<Scans>, FilterError> {
-    Listing::new(filter, order)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Images
-
-/// The image list.
-#[derive(Debug, Clone, Copy)]
-pub struct Images;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ImageLeaf {
-    Repository(Test<String>),
-    Digest(Test<String>),
-    Os(Test<String>),
-    Platform(Test<String>),
-    Health(Vec<String>),
-    HealthCause(Test<String>),
-    Running(bool),
-    PushedAt(Test<i64>),
-    PulledAt(Test<i64>),
-    ScannedAt(Test<i64>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKey {
-    Id,
-    Repository,
-    PushedAt,
-    PulledAt,
-    ScannedAt,
-}
-
-/// `HealthCode` names.
-const HEALTH_CODES: &[&str] = &["Healthy", "Unhealthy", "NotApplicable"];
-
-impl List for Images {
-    type Row = ImageRow;
-    type Leaf = ImageLeaf;
-    type Key = ImageKey;
-    const NAME: &'static str = "images";
-    const PROPERTIES: &'static [Property<ImageLeaf>] = &[
-        Property {
-            path: "properties/repository",
-            kind: Kind::Text(ImageLeaf::Repository),
-        },
-        Property {
-            path: "properties/digest",
-            kind: Kind::Text(ImageLeaf::Digest),
-        },
-        Property {
-            path: "properties/os",
-            kind: Kind::Text(ImageLeaf::Os),
-        },
-        Property {
-            path: "properties/platform",
-            kind: Kind::Text(ImageLeaf::Platform),
-        },
-        Property {
-            path: "properties/health/code",
-            kind: Kind::Choice(HEALTH_CODES, ImageLeaf::Health),
-        },
-        Property {
-            path: "properties/health/cause",
-            kind: Kind::Text(ImageLeaf::HealthCause),
-        },
-        Property {
-            path: "properties/running",
-            kind: Kind::Flag(ImageLeaf::Running),
-        },
-        Property {
-            path: "properties/lastPushedAt",
-            kind: Kind::Time(ImageLeaf::PushedAt),
-        },
-        Property {
-            path: "properties/lastPulledAt",
-            kind: Kind::Time(ImageLeaf::PulledAt),
-        },
-        Property {
-            path: "properties/lastScannedAt",
-            kind: Kind::Time(ImageLeaf::ScannedAt),
-        },
-    ];
-    const KEYS: &'static [(&'static str, ImageKey)] = &[
-        ("name", ImageKey::Id),
-        ("properties/repository", ImageKey::Repository),
-        ("properties/lastPushedAt", ImageKey::PushedAt),
-        ("properties/lastPulledAt", ImageKey::PulledAt),
-        ("properties/lastScannedAt", ImageKey::ScannedAt),
-    ];
-    const ID: ImageKey = ImageKey::Id;
-
-    fn key_type(key: ImageKey) -> Option<KeyType> {
-        match key {
-            ImageKey::Id => None,
-            ImageKey::Repository => Some(KeyType::Text),
-            ImageKey::PushedAt | ImageKey::PulledAt | ImageKey::ScannedAt => Some(KeyType::Int),
-        }
-    }
-
-    fn key_value(key: ImageKey, row: &ImageRow) -> Option<KeyValue> {
-        let time = |t: Option<i64>| Some(KeyValue::Int(t.unwrap_or(NULL_TIME)));
-        match key {
-            ImageKey::Id => None,
-            ImageKey::Repository => Some(KeyValue::Text(row.repository.clone())),
-            ImageKey::PushedAt => time(row.pushed_at),
-            ImageKey::PulledAt => time(row.pulled_at),
-            ImageKey::ScannedAt => time(row.scanned_at),
-        }
-    }
-
-    fn id(row: &ImageRow) -> &str {
-        &row.id
-    }
-}
-
-fn image_condition(leaf: &ImageLeaf) -> Condition<images::table> {
-    type T = images::table;
-    match leaf {
-        ImageLeaf::Repository(t) => test!(T, images::repository, t),
-        ImageLeaf::Digest(t) => test!(T, images::digest, t),
-        ImageLeaf::Os(t) => nullable_test!(T, images::os, t),
-        ImageLeaf::Platform(t) => nullable_test!(T, images::platform, t),
-        ImageLeaf::Health(names) => Box::new(images::health.eq_any(names.clone())),
-        ImageLeaf::HealthCause(t) => nullable_test!(T, images::health_reason, t),
-        ImageLeaf::Running(b) => Box::new(images::running.eq(*b)),
-        ImageLeaf::PushedAt(t) => nullable_test!(T, images::pushed_at, t),
-        ImageLeaf::PulledAt(t) => nullable_test!(T, images::pulled_at, t),
-        ImageLeaf::ScannedAt(t) => nullable_test!(T, images::scanned_at, t),
-    }
-}
-
-impl Listing<Images> {
-    /// All images (no scope yet) that pass the filter, in order, after the cursor.
-    pub fn query(&self) -> images::BoxedQuery<'static, MultiBackend> {
-        let mut query = images::table.into_boxed();
-        if let Some(condition) = self.condition(image_condition) {
-            query = query.filter(condition);
-        }
-        let after = self.after.clone();
-        let d = self.descending;
-        let time = |c: Cursor| (c.key.map_or(0, |k| k.int()), c.id);
-        match self.key {
-            ImageKey::Id => by_id!(query, images::id, d, after.map(|c| c.id)),
-            ImageKey::Repository => keyset!(
-                query,
-                images::repository,
-                images::id,
-                d,
-                after.map(|c| (c.key.map_or_else(String::new, |k| k.text()), c.id))
-            ),
-            ImageKey::PushedAt => keyset!(
-                query,
-                sql::or_else(images::pushed_at, NULL_TIME),
-                images::id,
-                d,
-                after.map(time)
-            ),
-            ImageKey::PulledAt => keyset!(
-                query,
-                sql::or_else(images::pulled_at, NULL_TIME),
-                images::id,
-                d,
-                after.map(time)
-            ),
-            ImageKey::ScannedAt => keyset!(
-                query,
-                sql::or_else(images::scanned_at, NULL_TIME),
-                images::id,
-                d,
-                after.map(time)
-            ),
-        }
-    }
-}
-
-/// The image listing of a request.
-pub fn images(
-    filter: Option<&Expr>,
-    order: Option<&OrderBy>,
-) -> Result<Listing<Images>, FilterError> {
-    Listing::new(filter, order)
-}
-
-/// [`images`], started after `after` (a skip token's strings), as a query: add the scope, select
-/// and limit. Make the next token with `images(filter, order)?.token(last_row)`.
-pub fn images_query(
-    filter: Option<&Expr>,
-    order: Option<&OrderBy>,
-    after: Option<&[String]>,
-) -> Result<images::BoxedQuery<'static, MultiBackend>, FilterError> {
-    let mut listing = images(filter, order)?;
-    if let Some(token) = after {
-        listing = listing.after(token)?;
-    }
-    Ok(listing.query())
-}
+pub(super) const NULL_TIME: i64 = -1;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::odata::{parse_filter, parse_orderby};
-    use crate::domain::{ScanStatus, ScanTrigger};
-
-    fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError> {
-        Listing::<L>::new(Some(&parse_filter(filter).unwrap()), None)
-            .map(|l| l.filter.unwrap_or(Node::Const(true)))
-    }
-
-    fn error_at<L: List>(filter: &str) -> (usize, String) {
-        match check::<L>(filter) {
-            Err(FilterError::Filter { position, message }) => (position, message),
-            other => panic!("{filter}: {other:?}"),
-        }
-    }
+    use crate::domain::odata::parse_filter;
 
     #[test]
     fn filter_shapes_are_admitted_up_to_the_limit() {
@@ -1473,216 +790,5 @@ mod tests {
             shape(&parse_filter("(name eq 'x' or properties/id in ('a', 'b')) and not (properties/category ne 'c')").unwrap()),
             "((name eq ?) or (properties/id in 2)) and (not (properties/category ne ?))"
         );
-    }
-
-    #[test]
-    fn domain_names_agree() {
-        assert_eq!(
-            SCAN_STATUSES,
-            ScanStatus::ALL.map(ScanStatus::as_str).as_slice()
-        );
-        assert_eq!(
-            SCAN_TRIGGERS,
-            ScanTrigger::ALL.map(ScanTrigger::as_str).as_slice()
-        );
-        for s in Severity::ALL {
-            assert_eq!(shown(s.rank()), s);
-        }
-    }
-
-    #[test]
-    fn severities_become_rank_sets() {
-        let ranks = |f: &str| match check::<Findings>(f).unwrap() {
-            Node::Leaf(FindingLeaf::Ranks(r)) => r,
-            other => panic!("{f}: {other:?}"),
-        };
-        let s = "properties/status/severity";
-        let a = "properties/additionalData/severity";
-        assert_eq!(ranks(&format!("{s} eq 'High'")), vec![3, 4]);
-        assert_eq!(ranks(&format!("{s} eq 'medium'")), vec![0, 2]);
-        assert_eq!(ranks(&format!("{s} ne 'High'")), vec![0, 1, 2]);
-        assert_eq!(ranks(&format!("{s} ge 'Medium'")), vec![0, 2, 3, 4]);
-        assert_eq!(ranks(&format!("{s} in ('Low', 'High')")), vec![1, 3, 4]);
-        assert_eq!(ranks(&format!("{a} eq 'Critical'")), vec![4]);
-        assert_eq!(ranks(&format!("{a} gt 'High'")), vec![4]);
-        assert_eq!(ranks(&format!("{a} lt 'High'")), vec![0, 1, 2]);
-        assert_eq!(
-            check::<Findings>(&format!("{s} gt 'High'")).unwrap(),
-            Node::Const(false)
-        );
-        let (position, message) = error_at::<Findings>(&format!("{s} eq 'Critical'"));
-        assert_eq!(position, 30);
-        assert!(message.contains("use Low, Medium, High"), "{message}");
-        let (position, message) = error_at::<Findings>(&format!("{a} eq 'Huge'"));
-        assert_eq!(position, 38, "{message}");
-    }
-
-    #[test]
-    fn status_code_and_flags_fold_to_what_rows_can_hold() {
-        let c = "properties/status/code";
-        assert_eq!(
-            check::<Findings>(&format!("{c} eq 'Unhealthy'")).unwrap(),
-            Node::Leaf(FindingLeaf::Resolved(false))
-        );
-        assert_eq!(
-            check::<Findings>(&format!("{c} ne 'Unhealthy'")).unwrap(),
-            Node::Leaf(FindingLeaf::Resolved(true))
-        );
-        assert_eq!(
-            check::<Findings>(&format!("{c} eq 'NotApplicable'")).unwrap(),
-            Node::Const(false)
-        );
-        let p = "properties/additionalData/patchable";
-        assert_eq!(
-            check::<Findings>(&format!("{p} ne true")).unwrap(),
-            Node::Leaf(FindingLeaf::Patchable(false))
-        );
-        assert_eq!(
-            check::<Findings>(&format!("{p} in (true, false)")).unwrap(),
-            Node::Const(true)
-        );
-        assert_eq!(
-            check::<Scans>("properties/status ne 'Queued'").unwrap(),
-            Node::Leaf(ScanLeaf::Status(vec![
-                "Running".into(),
-                "Succeeded".into(),
-                "Failed".into()
-            ]))
-        );
-    }
-
-    #[test]
-    fn values_are_typed() {
-        let t = "properties/additionalData/firstSeen";
-        assert_eq!(
-            check::<Findings>(&format!("{t} ge 2026-11-01T00:00:00Z")).unwrap(),
-            Node::Leaf(FindingLeaf::FirstSeen(Test::Compare(
-                CompareOp::Ge,
-                1_793_491_200_000_000
-            )))
-        );
-        assert_eq!(
-            check::<Findings>(&format!("{t} ge '2026-11-01T00:00:00Z'")).unwrap(),
-            check::<Findings>(&format!("{t} ge 2026-11-01T00:00:00Z")).unwrap(),
-        );
-        assert_eq!(
-            check::<Scans>("properties/tag in ('a', null)").unwrap(),
-            Node::Or(
-                Box::new(Node::Leaf(ScanLeaf::Tag(Test::In(vec!["a".into()])))),
-                Box::new(Node::Leaf(ScanLeaf::Tag(Test::IsNull(true))))
-            )
-        );
-        for (filter, position, says) in [
-            (
-                "properties/foo eq 1",
-                0,
-                "unknown property 'properties/foo' at position 0; known: name, properties/id",
-            ),
-            (
-                "name eq 'a' and properties/foo eq 1",
-                16,
-                "unknown property",
-            ),
-            (
-                "properties/additionalData/patchable eq 'yes'",
-                39,
-                "cannot compare properties/additionalData/patchable (a boolean) with a string",
-            ),
-            (
-                "properties/additionalData/patchable gt true",
-                39,
-                "'gt' does not apply",
-            ),
-            (
-                "properties/category eq true",
-                23,
-                "(a string) with a boolean",
-            ),
-            (
-                "properties/category gt null",
-                23,
-                "null can only be compared with eq or ne",
-            ),
-            (
-                "properties/additionalData/lastSeen lt 5",
-                38,
-                "(a date-time) with a number",
-            ),
-            (
-                "properties/additionalData/lastSeen lt 'soon'",
-                38,
-                "'soon' is not a date-time",
-            ),
-            (
-                "properties/additionalData/cveId gt 'CVE-1'",
-                35,
-                "'gt' does not apply",
-            ),
-            (
-                "properties/status/code lt 'Healthy'",
-                26,
-                "'lt' does not apply",
-            ),
-            (
-                "properties/status/code eq 'Broken'",
-                26,
-                "use Unhealthy, Healthy, NotApplicable",
-            ),
-        ] {
-            let (at, message) = error_at::<Findings>(filter);
-            assert_eq!(at, position, "{filter}: {message}");
-            assert!(message.contains(says), "{filter}: {message}");
-            assert!(
-                message.contains(&format!("at position {position}")),
-                "{filter}: {message}"
-            );
-        }
-    }
-
-    #[test]
-    fn tokens_belong_to_one_listing() {
-        let filter = parse_filter("properties/category eq 'Debian'").unwrap();
-        let asc = parse_orderby("properties/additionalData/cvss").unwrap();
-        let desc = parse_orderby("properties/additionalData/cvss desc").unwrap();
-        let listing = findings(Some(&filter), Some(&asc)).unwrap();
-        assert_eq!(listing.token_len(), 3);
-        let token = vec![
-            listing.fingerprint.clone(),
-            "7.5".to_owned(),
-            "id-1".to_owned(),
-        ];
-        let resumed = listing.clone().after(&token).unwrap();
-        assert_eq!(
-            resumed.after,
-            Some(Cursor {
-                key: Some(KeyValue::Float(7.5)),
-                id: "id-1".to_owned()
-            })
-        );
-        let other = findings(Some(&filter), Some(&desc)).unwrap();
-        assert_eq!(other.after(&token).err(), Some(FilterError::SkipToken));
-        let unfiltered = findings(None, Some(&asc)).unwrap();
-        assert_eq!(unfiltered.after(&token).err(), Some(FilterError::SkipToken));
-        let bad_key = vec![
-            listing.fingerprint.clone(),
-            "x".to_owned(),
-            "id-1".to_owned(),
-        ];
-        assert_eq!(
-            listing.clone().after(&bad_key).err(),
-            Some(FilterError::SkipToken)
-        );
-        assert_eq!(findings(None, None).unwrap().token_len(), 2);
-        let unknown = parse_orderby("properties/category").unwrap();
-        assert!(matches!(
-            findings(None, Some(&unknown)),
-            Err(FilterError::OrderBy { position: 0, .. })
-        ));
-    }
-
-    #[test]
-    fn cve_patterns_escape_like_wildcards() {
-        assert_eq!(cve_pattern("CVE-2023-1234"), "%\"CVE-2023-1234\"%");
-        assert_eq!(cve_pattern("a%b_c\\"), "%\"a\\%b\\_c\\\\\\\\\"%");
     }
 }

@@ -1,8 +1,13 @@
 use diesel::prelude::*;
 
-use super::filter::{Findings, Listing};
+use super::filter::{
+    Comparison, Condition, Cursor, FilterError, KeyType, KeyValue, Kind, List, Listing, Node,
+    Property, Test, by_id, choose, keyset, sql, test,
+};
 use super::schema::{findings, images};
 use super::{AnyConnection, MultiBackend};
+use crate::domain::Severity;
+use crate::domain::odata::{CompareOp, Expr, Literal, OrderBy};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = findings)]
@@ -243,4 +248,543 @@ pub fn merge(
         .execute(conn)?;
     }
     Ok(merged)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sub-assessment list: its `$filter` properties, sort keys and keyset query
+
+/// The sub-assessment list.
+#[derive(Debug, Clone, Copy)]
+pub struct Findings;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FindingLeaf {
+    Id(Test<String>),
+    AdvisoryId(Test<String>),
+    Category(Test<String>),
+    Repository(Test<String>),
+    ImageDigest(Test<String>),
+    PackageName(Test<String>),
+    Ecosystem(Test<String>),
+    /// `resolved_at IS NOT NULL` (true) or `IS NULL` (false).
+    Resolved(bool),
+    /// `severity_rank IN (…)`.
+    Ranks(Vec<i32>),
+    Patchable(bool),
+    /// On an image some cluster runs (true) or not (false).
+    Running(bool),
+    FirstSeen(Test<i64>),
+    LastSeen(Test<i64>),
+    /// Names this CVE among its `cve` links, or is that advisory.
+    Cve(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingKey {
+    Id,
+    SeverityRank,
+    Cvss,
+    FirstSeen,
+    LastSeen,
+    Repository,
+}
+
+impl List for Findings {
+    type Row = ListedFinding;
+    type Leaf = FindingLeaf;
+    type Key = FindingKey;
+    const NAME: &'static str = "findings";
+    const PROPERTIES: &'static [Property<FindingLeaf>] = &[
+        Property {
+            path: "name",
+            kind: Kind::Text(FindingLeaf::Id),
+        },
+        Property {
+            path: "properties/id",
+            kind: Kind::Text(FindingLeaf::AdvisoryId),
+        },
+        Property {
+            path: "properties/category",
+            kind: Kind::Text(FindingLeaf::Category),
+        },
+        Property {
+            path: "properties/status/code",
+            kind: Kind::Custom(status_code),
+        },
+        Property {
+            path: "properties/status/severity",
+            kind: Kind::Custom(severity_2019),
+        },
+        Property {
+            path: "properties/additionalData/severity",
+            kind: Kind::Custom(severity),
+        },
+        Property {
+            path: "properties/additionalData/repositoryName",
+            kind: Kind::Text(FindingLeaf::Repository),
+        },
+        Property {
+            path: "properties/additionalData/imageDigest",
+            kind: Kind::Text(FindingLeaf::ImageDigest),
+        },
+        Property {
+            path: "properties/additionalData/patchable",
+            kind: Kind::Flag(FindingLeaf::Patchable),
+        },
+        Property {
+            path: "properties/additionalData/packageName",
+            kind: Kind::Text(FindingLeaf::PackageName),
+        },
+        Property {
+            path: "properties/additionalData/ecosystem",
+            kind: Kind::Text(FindingLeaf::Ecosystem),
+        },
+        Property {
+            path: "properties/additionalData/cveId",
+            kind: Kind::Custom(cve),
+        },
+        Property {
+            path: "properties/additionalData/firstSeen",
+            kind: Kind::Time(FindingLeaf::FirstSeen),
+        },
+        Property {
+            path: "properties/additionalData/lastSeen",
+            kind: Kind::Time(FindingLeaf::LastSeen),
+        },
+        Property {
+            path: "properties/additionalData/running",
+            kind: Kind::Flag(FindingLeaf::Running),
+        },
+    ];
+    const KEYS: &'static [(&'static str, FindingKey)] = &[
+        ("name", FindingKey::Id),
+        ("properties/status/severity", FindingKey::SeverityRank),
+        ("properties/additionalData/cvss", FindingKey::Cvss),
+        ("properties/additionalData/firstSeen", FindingKey::FirstSeen),
+        ("properties/additionalData/lastSeen", FindingKey::LastSeen),
+        (
+            "properties/additionalData/repositoryName",
+            FindingKey::Repository,
+        ),
+    ];
+    const ID: FindingKey = FindingKey::Id;
+
+    fn key_type(key: FindingKey) -> Option<KeyType> {
+        match key {
+            FindingKey::Id => None,
+            FindingKey::SeverityRank | FindingKey::FirstSeen | FindingKey::LastSeen => {
+                Some(KeyType::Int)
+            }
+            FindingKey::Cvss => Some(KeyType::Float),
+            FindingKey::Repository => Some(KeyType::Text),
+        }
+    }
+
+    fn key_value(key: FindingKey, row: &ListedFinding) -> Option<KeyValue> {
+        let row = &row.finding;
+        match key {
+            FindingKey::Id => None,
+            FindingKey::SeverityRank => Some(KeyValue::Int(row.severity_rank.into())),
+            FindingKey::Cvss => Some(KeyValue::Float(
+                row.cvss3_base.or(row.cvss2_base).unwrap_or(0.0),
+            )),
+            FindingKey::FirstSeen => Some(KeyValue::Int(row.first_seen)),
+            FindingKey::LastSeen => Some(KeyValue::Int(row.last_seen)),
+            FindingKey::Repository => Some(KeyValue::Text(row.repository.clone())),
+        }
+    }
+
+    fn id(row: &ListedFinding) -> &str {
+        &row.finding.id
+    }
+}
+
+/// Unhealthy while present, Healthy once resolved; nothing is exempt (NotApplicable) yet.
+fn status_code(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    let kept = choose(c, &["Unhealthy", "Healthy", "NotApplicable"], false, "")?;
+    Ok(match (kept.contains(&0), kept.contains(&1)) {
+        (true, true) => Node::Const(true),
+        (true, false) => Node::Leaf(FindingLeaf::Resolved(false)),
+        (false, true) => Node::Leaf(FindingLeaf::Resolved(true)),
+        (false, false) => Node::Const(false),
+    })
+}
+
+/// The severity a finding is shown with, by its rank (an unknown severity, rank 0, shows as Medium).
+fn shown(rank: i32) -> Severity {
+    Severity::from_rank(rank).unwrap_or(Severity::Medium)
+}
+
+/// The ranks whose shown severity (`view`ed) a comparison keeps, over `names` in order.
+fn ranks(
+    c: &Comparison<'_>,
+    names: &[&'static str],
+    view: fn(Severity) -> Severity,
+    hint: &str,
+) -> Result<Node<FindingLeaf>, FilterError> {
+    let kept = choose(c, names, true, hint)?;
+    let ranks: Vec<i32> = (0..=4)
+        .filter(|r| {
+            let name = view(shown(*r)).as_str();
+            names
+                .iter()
+                .position(|n| *n == name)
+                .is_some_and(|i| kept.contains(&i))
+        })
+        .collect();
+    Ok(if ranks.is_empty() {
+        Node::Const(false)
+    } else {
+        Node::Leaf(FindingLeaf::Ranks(ranks))
+    })
+}
+
+/// The 2019 API's Low/Medium/High: a Critical finding shows (and matches) as High.
+fn severity_2019(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    ranks(
+        c,
+        &["Low", "Medium", "High"],
+        Severity::azure_2019,
+        " (Critical findings show as High here; properties/additionalData/severity tells them apart)",
+    )
+}
+
+fn severity(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    ranks(c, &["Low", "Medium", "High", "Critical"], |s| s, "")
+}
+
+fn cve(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    let mut leaves = Vec::new();
+    for value in c.values {
+        match &value.literal {
+            Literal::String(s) => leaves.push(Node::Leaf(FindingLeaf::Cve(s.clone()))),
+            _ => return Err(c.type_error(value, "a string")),
+        }
+    }
+    match c.op {
+        None | Some(CompareOp::Eq) => Ok(Node::any(leaves.into_iter())),
+        Some(CompareOp::Ne) => Ok(Node::Not(Box::new(Node::any(leaves.into_iter())))),
+        Some(_) => Err(c.op_error("a CVE id", "eq, ne or in")),
+    }
+}
+
+/// A LIKE pattern that finds `"title"` (as JSON writes it) anywhere in the `cves` text.
+fn cve_pattern(title: &str) -> String {
+    let quoted = serde_json::to_string(title).unwrap_or_default();
+    let mut pattern = String::from("%");
+    for ch in quoted.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn rank_of(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
+}
+
+fn finding_condition(leaf: &FindingLeaf) -> Condition<findings::table> {
+    type T = findings::table;
+    match leaf {
+        FindingLeaf::Id(t) => test!(T, findings::id, t),
+        FindingLeaf::AdvisoryId(t) => test!(T, findings::advisory_id, t),
+        FindingLeaf::Category(t) => test!(T, findings::category, t),
+        FindingLeaf::Repository(t) => test!(T, findings::repository, t),
+        FindingLeaf::ImageDigest(t) => test!(T, findings::image_digest, t),
+        FindingLeaf::PackageName(t) => test!(T, findings::package_name, t),
+        FindingLeaf::Ecosystem(t) => test!(T, findings::ecosystem, t),
+        FindingLeaf::FirstSeen(t) => test!(T, findings::first_seen, t),
+        FindingLeaf::LastSeen(t) => test!(T, findings::last_seen, t),
+        FindingLeaf::Resolved(true) => Box::new(findings::resolved_at.is_not_null()),
+        FindingLeaf::Resolved(false) => Box::new(findings::resolved_at.is_null()),
+        FindingLeaf::Ranks(ranks) => Box::new(findings::severity_rank.eq_any(ranks.clone())),
+        FindingLeaf::Patchable(b) => Box::new(findings::patchable.eq(*b)),
+        FindingLeaf::Running(b) => {
+            let running = findings::image_id.eq_any(
+                images::table
+                    .filter(images::running.eq(true))
+                    .select(images::id),
+            );
+            if *b {
+                Box::new(running)
+            } else {
+                Box::new(diesel::dsl::not(running))
+            }
+        }
+        FindingLeaf::Cve(title) => Box::new(
+            findings::cves
+                .like(cve_pattern(title))
+                .escape('\\')
+                .or(findings::advisory_id.eq(title.clone())),
+        ),
+    }
+}
+
+impl Listing<Findings> {
+    /// All findings (no scope yet) that pass the filter, in order, after the cursor.
+    pub fn query(&self) -> findings::BoxedQuery<'static, MultiBackend> {
+        let mut query = findings::table.into_boxed();
+        if let Some(condition) = self.condition(finding_condition) {
+            query = query.filter(condition);
+        }
+        let after = self.after.clone();
+        let id = after.as_ref().map(|c| c.id.clone());
+        let key = |c: &Cursor| c.key.clone().unwrap_or(KeyValue::Int(0));
+        let d = self.descending;
+        match self.key {
+            FindingKey::Id => by_id!(query, findings::id, d, id),
+            FindingKey::SeverityRank => keyset!(
+                query,
+                findings::severity_rank,
+                findings::id,
+                d,
+                after.map(|c| (rank_of(key(&c).int()), c.id))
+            ),
+            FindingKey::Cvss => keyset!(
+                query,
+                sql::score(findings::cvss3_base, findings::cvss2_base, 0.0),
+                findings::id,
+                d,
+                after.map(|c| (key(&c).float(), c.id))
+            ),
+            FindingKey::FirstSeen => keyset!(
+                query,
+                findings::first_seen,
+                findings::id,
+                d,
+                after.map(|c| (key(&c).int(), c.id))
+            ),
+            FindingKey::LastSeen => keyset!(
+                query,
+                findings::last_seen,
+                findings::id,
+                d,
+                after.map(|c| (key(&c).int(), c.id))
+            ),
+            FindingKey::Repository => keyset!(
+                query,
+                findings::repository,
+                findings::id,
+                d,
+                after.map(|c| (key(&c).text(), c.id))
+            ),
+        }
+    }
+}
+
+/// The sub-assessment listing of a request.
+pub fn findings(
+    filter: Option<&Expr>,
+    order: Option<&OrderBy>,
+) -> Result<Listing<Findings>, FilterError> {
+    Listing::new(filter, order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::odata::{CompareOp, parse_filter, parse_orderby};
+
+    fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError> {
+        Listing::<L>::new(Some(&parse_filter(filter).unwrap()), None)
+            .map(|l| l.filter.unwrap_or(Node::Const(true)))
+    }
+
+    fn error_at<L: List>(filter: &str) -> (usize, String) {
+        match check::<L>(filter) {
+            Err(FilterError::Filter { position, message }) => (position, message),
+            other => panic!("{filter}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn domain_names_agree() {
+        for s in Severity::ALL {
+            assert_eq!(shown(s.rank()), s);
+        }
+    }
+
+    #[test]
+    fn severities_become_rank_sets() {
+        let ranks = |f: &str| match check::<Findings>(f).unwrap() {
+            Node::Leaf(FindingLeaf::Ranks(r)) => r,
+            other => panic!("{f}: {other:?}"),
+        };
+        let s = "properties/status/severity";
+        let a = "properties/additionalData/severity";
+        assert_eq!(ranks(&format!("{s} eq 'High'")), vec![3, 4]);
+        assert_eq!(ranks(&format!("{s} eq 'medium'")), vec![0, 2]);
+        assert_eq!(ranks(&format!("{s} ne 'High'")), vec![0, 1, 2]);
+        assert_eq!(ranks(&format!("{s} ge 'Medium'")), vec![0, 2, 3, 4]);
+        assert_eq!(ranks(&format!("{s} in ('Low', 'High')")), vec![1, 3, 4]);
+        assert_eq!(ranks(&format!("{a} eq 'Critical'")), vec![4]);
+        assert_eq!(ranks(&format!("{a} gt 'High'")), vec![4]);
+        assert_eq!(ranks(&format!("{a} lt 'High'")), vec![0, 1, 2]);
+        assert_eq!(
+            check::<Findings>(&format!("{s} gt 'High'")).unwrap(),
+            Node::Const(false)
+        );
+        let (position, message) = error_at::<Findings>(&format!("{s} eq 'Critical'"));
+        assert_eq!(position, 30);
+        assert!(message.contains("use Low, Medium, High"), "{message}");
+        let (position, message) = error_at::<Findings>(&format!("{a} eq 'Huge'"));
+        assert_eq!(position, 38, "{message}");
+    }
+
+    #[test]
+    fn status_code_and_flags_fold_to_what_rows_can_hold() {
+        let c = "properties/status/code";
+        assert_eq!(
+            check::<Findings>(&format!("{c} eq 'Unhealthy'")).unwrap(),
+            Node::Leaf(FindingLeaf::Resolved(false))
+        );
+        assert_eq!(
+            check::<Findings>(&format!("{c} ne 'Unhealthy'")).unwrap(),
+            Node::Leaf(FindingLeaf::Resolved(true))
+        );
+        assert_eq!(
+            check::<Findings>(&format!("{c} eq 'NotApplicable'")).unwrap(),
+            Node::Const(false)
+        );
+        let p = "properties/additionalData/patchable";
+        assert_eq!(
+            check::<Findings>(&format!("{p} ne true")).unwrap(),
+            Node::Leaf(FindingLeaf::Patchable(false))
+        );
+        assert_eq!(
+            check::<Findings>(&format!("{p} in (true, false)")).unwrap(),
+            Node::Const(true)
+        );
+    }
+
+    #[test]
+    fn values_are_typed() {
+        let t = "properties/additionalData/firstSeen";
+        assert_eq!(
+            check::<Findings>(&format!("{t} ge 2026-11-01T00:00:00Z")).unwrap(),
+            Node::Leaf(FindingLeaf::FirstSeen(Test::Compare(
+                CompareOp::Ge,
+                1_793_491_200_000_000
+            )))
+        );
+        assert_eq!(
+            check::<Findings>(&format!("{t} ge '2026-11-01T00:00:00Z'")).unwrap(),
+            check::<Findings>(&format!("{t} ge 2026-11-01T00:00:00Z")).unwrap(),
+        );
+        for (filter, position, says) in [
+            (
+                "properties/foo eq 1",
+                0,
+                "unknown property 'properties/foo' at position 0; known: name, properties/id",
+            ),
+            (
+                "name eq 'a' and properties/foo eq 1",
+                16,
+                "unknown property",
+            ),
+            (
+                "properties/additionalData/patchable eq 'yes'",
+                39,
+                "cannot compare properties/additionalData/patchable (a boolean) with a string",
+            ),
+            (
+                "properties/additionalData/patchable gt true",
+                39,
+                "'gt' does not apply",
+            ),
+            (
+                "properties/category eq true",
+                23,
+                "(a string) with a boolean",
+            ),
+            (
+                "properties/category gt null",
+                23,
+                "null can only be compared with eq or ne",
+            ),
+            (
+                "properties/additionalData/lastSeen lt 5",
+                38,
+                "(a date-time) with a number",
+            ),
+            (
+                "properties/additionalData/lastSeen lt 'soon'",
+                38,
+                "'soon' is not a date-time",
+            ),
+            (
+                "properties/additionalData/cveId gt 'CVE-1'",
+                35,
+                "'gt' does not apply",
+            ),
+            (
+                "properties/status/code lt 'Healthy'",
+                26,
+                "'lt' does not apply",
+            ),
+            (
+                "properties/status/code eq 'Broken'",
+                26,
+                "use Unhealthy, Healthy, NotApplicable",
+            ),
+        ] {
+            let (at, message) = error_at::<Findings>(filter);
+            assert_eq!(at, position, "{filter}: {message}");
+            assert!(message.contains(says), "{filter}: {message}");
+            assert!(
+                message.contains(&format!("at position {position}")),
+                "{filter}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_belong_to_one_listing() {
+        let filter = parse_filter("properties/category eq 'Debian'").unwrap();
+        let asc = parse_orderby("properties/additionalData/cvss").unwrap();
+        let desc = parse_orderby("properties/additionalData/cvss desc").unwrap();
+        let listing = findings(Some(&filter), Some(&asc)).unwrap();
+        assert_eq!(listing.token_len(), 3);
+        let token = vec![
+            listing.fingerprint.clone(),
+            "7.5".to_owned(),
+            "id-1".to_owned(),
+        ];
+        let resumed = listing.clone().after(&token).unwrap();
+        assert_eq!(
+            resumed.after,
+            Some(Cursor {
+                key: Some(KeyValue::Float(7.5)),
+                id: "id-1".to_owned()
+            })
+        );
+        let other = findings(Some(&filter), Some(&desc)).unwrap();
+        assert_eq!(other.after(&token).err(), Some(FilterError::SkipToken));
+        let unfiltered = findings(None, Some(&asc)).unwrap();
+        assert_eq!(unfiltered.after(&token).err(), Some(FilterError::SkipToken));
+        let bad_key = vec![
+            listing.fingerprint.clone(),
+            "x".to_owned(),
+            "id-1".to_owned(),
+        ];
+        assert_eq!(
+            listing.clone().after(&bad_key).err(),
+            Some(FilterError::SkipToken)
+        );
+        assert_eq!(findings(None, None).unwrap().token_len(), 2);
+        let unknown = parse_orderby("properties/category").unwrap();
+        assert!(matches!(
+            findings(None, Some(&unknown)),
+            Err(FilterError::OrderBy { position: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn cve_patterns_escape_like_wildcards() {
+        assert_eq!(cve_pattern("CVE-2023-1234"), "%\"CVE-2023-1234\"%");
+        assert_eq!(cve_pattern("a%b_c\\"), "%\"a\\%b\\_c\\\\\\\\\"%");
+    }
 }

@@ -1,8 +1,13 @@
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::filter::{
+    Condition, Cursor, FilterError, KeyType, KeyValue, Kind, List, Listing, NULL_TIME, Property,
+    Test, by_id, keyset, nullable_test, sql, test,
+};
 use super::registries::RegistryRow;
 use super::schema::{image_tags, images};
+use super::{AnyConnection, MultiBackend};
+use crate::domain::odata::{Expr, OrderBy};
 use crate::domain::{HealthCode, health_cause};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -380,7 +385,7 @@ fn in_scope(scope: &super::findings::FindingScope) -> super::filter::Condition<i
 pub fn list(
     conn: &mut AnyConnection,
     scope: &super::findings::FindingScope,
-    listing: &super::filter::Listing<super::filter::Images>,
+    listing: &Listing<Images>,
     limit: i64,
 ) -> QueryResult<Vec<ImageRow>> {
     listing
@@ -474,4 +479,199 @@ pub fn assessed(
         .count()
         .get_result::<i64>(conn)
         .map(|n| n > 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image list: its `$filter` properties, sort keys and keyset query
+
+/// The image list.
+#[derive(Debug, Clone, Copy)]
+pub struct Images;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageLeaf {
+    Repository(Test<String>),
+    Digest(Test<String>),
+    Os(Test<String>),
+    Platform(Test<String>),
+    Health(Vec<String>),
+    HealthCause(Test<String>),
+    Running(bool),
+    PushedAt(Test<i64>),
+    PulledAt(Test<i64>),
+    ScannedAt(Test<i64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKey {
+    Id,
+    Repository,
+    PushedAt,
+    PulledAt,
+    ScannedAt,
+}
+
+/// `HealthCode` names.
+const HEALTH_CODES: &[&str] = &["Healthy", "Unhealthy", "NotApplicable"];
+
+impl List for Images {
+    type Row = ImageRow;
+    type Leaf = ImageLeaf;
+    type Key = ImageKey;
+    const NAME: &'static str = "images";
+    const PROPERTIES: &'static [Property<ImageLeaf>] = &[
+        Property {
+            path: "properties/repository",
+            kind: Kind::Text(ImageLeaf::Repository),
+        },
+        Property {
+            path: "properties/digest",
+            kind: Kind::Text(ImageLeaf::Digest),
+        },
+        Property {
+            path: "properties/os",
+            kind: Kind::Text(ImageLeaf::Os),
+        },
+        Property {
+            path: "properties/platform",
+            kind: Kind::Text(ImageLeaf::Platform),
+        },
+        Property {
+            path: "properties/health/code",
+            kind: Kind::Choice(HEALTH_CODES, ImageLeaf::Health),
+        },
+        Property {
+            path: "properties/health/cause",
+            kind: Kind::Text(ImageLeaf::HealthCause),
+        },
+        Property {
+            path: "properties/running",
+            kind: Kind::Flag(ImageLeaf::Running),
+        },
+        Property {
+            path: "properties/lastPushedAt",
+            kind: Kind::Time(ImageLeaf::PushedAt),
+        },
+        Property {
+            path: "properties/lastPulledAt",
+            kind: Kind::Time(ImageLeaf::PulledAt),
+        },
+        Property {
+            path: "properties/lastScannedAt",
+            kind: Kind::Time(ImageLeaf::ScannedAt),
+        },
+    ];
+    const KEYS: &'static [(&'static str, ImageKey)] = &[
+        ("name", ImageKey::Id),
+        ("properties/repository", ImageKey::Repository),
+        ("properties/lastPushedAt", ImageKey::PushedAt),
+        ("properties/lastPulledAt", ImageKey::PulledAt),
+        ("properties/lastScannedAt", ImageKey::ScannedAt),
+    ];
+    const ID: ImageKey = ImageKey::Id;
+
+    fn key_type(key: ImageKey) -> Option<KeyType> {
+        match key {
+            ImageKey::Id => None,
+            ImageKey::Repository => Some(KeyType::Text),
+            ImageKey::PushedAt | ImageKey::PulledAt | ImageKey::ScannedAt => Some(KeyType::Int),
+        }
+    }
+
+    fn key_value(key: ImageKey, row: &ImageRow) -> Option<KeyValue> {
+        let time = |t: Option<i64>| Some(KeyValue::Int(t.unwrap_or(NULL_TIME)));
+        match key {
+            ImageKey::Id => None,
+            ImageKey::Repository => Some(KeyValue::Text(row.repository.clone())),
+            ImageKey::PushedAt => time(row.pushed_at),
+            ImageKey::PulledAt => time(row.pulled_at),
+            ImageKey::ScannedAt => time(row.scanned_at),
+        }
+    }
+
+    fn id(row: &ImageRow) -> &str {
+        &row.id
+    }
+}
+
+fn image_condition(leaf: &ImageLeaf) -> Condition<images::table> {
+    type T = images::table;
+    match leaf {
+        ImageLeaf::Repository(t) => test!(T, images::repository, t),
+        ImageLeaf::Digest(t) => test!(T, images::digest, t),
+        ImageLeaf::Os(t) => nullable_test!(T, images::os, t),
+        ImageLeaf::Platform(t) => nullable_test!(T, images::platform, t),
+        ImageLeaf::Health(names) => Box::new(images::health.eq_any(names.clone())),
+        ImageLeaf::HealthCause(t) => nullable_test!(T, images::health_reason, t),
+        ImageLeaf::Running(b) => Box::new(images::running.eq(*b)),
+        ImageLeaf::PushedAt(t) => nullable_test!(T, images::pushed_at, t),
+        ImageLeaf::PulledAt(t) => nullable_test!(T, images::pulled_at, t),
+        ImageLeaf::ScannedAt(t) => nullable_test!(T, images::scanned_at, t),
+    }
+}
+
+impl Listing<Images> {
+    /// All images (no scope yet) that pass the filter, in order, after the cursor.
+    pub fn query(&self) -> images::BoxedQuery<'static, MultiBackend> {
+        let mut query = images::table.into_boxed();
+        if let Some(condition) = self.condition(image_condition) {
+            query = query.filter(condition);
+        }
+        let after = self.after.clone();
+        let d = self.descending;
+        let time = |c: Cursor| (c.key.map_or(0, |k| k.int()), c.id);
+        match self.key {
+            ImageKey::Id => by_id!(query, images::id, d, after.map(|c| c.id)),
+            ImageKey::Repository => keyset!(
+                query,
+                images::repository,
+                images::id,
+                d,
+                after.map(|c| (c.key.map_or_else(String::new, |k| k.text()), c.id))
+            ),
+            ImageKey::PushedAt => keyset!(
+                query,
+                sql::or_else(images::pushed_at, NULL_TIME),
+                images::id,
+                d,
+                after.map(time)
+            ),
+            ImageKey::PulledAt => keyset!(
+                query,
+                sql::or_else(images::pulled_at, NULL_TIME),
+                images::id,
+                d,
+                after.map(time)
+            ),
+            ImageKey::ScannedAt => keyset!(
+                query,
+                sql::or_else(images::scanned_at, NULL_TIME),
+                images::id,
+                d,
+                after.map(time)
+            ),
+        }
+    }
+}
+
+/// The image listing of a request.
+pub fn images(
+    filter: Option<&Expr>,
+    order: Option<&OrderBy>,
+) -> Result<Listing<Images>, FilterError> {
+    Listing::new(filter, order)
+}
+
+/// [`images`], started after `after` (a skip token's strings), as a query: add the scope, select
+/// and limit. Make the next token with `images(filter, order)?.token(last_row)`.
+pub fn images_query(
+    filter: Option<&Expr>,
+    order: Option<&OrderBy>,
+    after: Option<&[String]>,
+) -> Result<images::BoxedQuery<'static, MultiBackend>, FilterError> {
+    let mut listing = images(filter, order)?;
+    if let Some(token) = after {
+        listing = listing.after(token)?;
+    }
+    Ok(listing.query())
 }

@@ -4,9 +4,13 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use super::filter::{Listing, Scans};
+use super::filter::{
+    Condition, FilterError, KeyType, KeyValue, Kind, List, Listing, NULL_TIME, Property, Test,
+    by_id, keyset, nullable_test, sql, test,
+};
 use super::schema::scans;
 use super::{AnyConnection, MultiBackend};
+use crate::domain::odata::{Expr, OrderBy};
 use crate::domain::{ScanStatus, ScanTrigger};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -437,4 +441,191 @@ pub fn cancel_queued(
         scans::finished_at.eq(now),
     ))
     .execute(conn)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scan list: its `$filter` properties, sort keys and keyset query
+
+/// A subscription's scans.
+#[derive(Debug, Clone, Copy)]
+pub struct Scans;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanLeaf {
+    Id(Test<String>),
+    Status(Vec<String>),
+    Trigger(Vec<String>),
+    Repository(Test<String>),
+    Digest(Test<String>),
+    Tag(Test<String>),
+    CreatedAt(Test<i64>),
+    FinishedAt(Test<i64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanKey {
+    /// Ids are UUID v7: id order is submission order.
+    Id,
+    FinishedAt,
+}
+
+/// `ScanStatus` and `ScanTrigger` names (a test checks they agree).
+const SCAN_STATUSES: &[&str] = &["Queued", "Running", "Succeeded", "Failed"];
+const SCAN_TRIGGERS: &[&str] = &["Api", "Push", "Rescan", "AdvisoryUpdate", "Runtime"];
+
+impl List for Scans {
+    type Row = ScanRow;
+    type Leaf = ScanLeaf;
+    type Key = ScanKey;
+    const NAME: &'static str = "scans";
+    const PROPERTIES: &'static [Property<ScanLeaf>] = &[
+        Property {
+            path: "name",
+            kind: Kind::Text(ScanLeaf::Id),
+        },
+        Property {
+            path: "properties/status",
+            kind: Kind::Choice(SCAN_STATUSES, ScanLeaf::Status),
+        },
+        Property {
+            path: "properties/trigger",
+            kind: Kind::Choice(SCAN_TRIGGERS, ScanLeaf::Trigger),
+        },
+        Property {
+            path: "properties/repository",
+            kind: Kind::Text(ScanLeaf::Repository),
+        },
+        Property {
+            path: "properties/digest",
+            kind: Kind::Text(ScanLeaf::Digest),
+        },
+        Property {
+            path: "properties/tag",
+            kind: Kind::Text(ScanLeaf::Tag),
+        },
+        Property {
+            path: "properties/createdAt",
+            kind: Kind::Time(ScanLeaf::CreatedAt),
+        },
+        Property {
+            path: "properties/finishedAt",
+            kind: Kind::Time(ScanLeaf::FinishedAt),
+        },
+    ];
+    const KEYS: &'static [(&'static str, ScanKey)] = &[
+        ("name", ScanKey::Id),
+        ("properties/createdAt", ScanKey::Id),
+        ("properties/finishedAt", ScanKey::FinishedAt),
+    ];
+    const ID: ScanKey = ScanKey::Id;
+
+    fn key_type(key: ScanKey) -> Option<KeyType> {
+        match key {
+            ScanKey::Id => None,
+            ScanKey::FinishedAt => Some(KeyType::Int),
+        }
+    }
+
+    fn key_value(key: ScanKey, row: &ScanRow) -> Option<KeyValue> {
+        match key {
+            ScanKey::Id => None,
+            ScanKey::FinishedAt => Some(KeyValue::Int(row.finished_at.unwrap_or(NULL_TIME))),
+        }
+    }
+
+    fn id(row: &ScanRow) -> &str {
+        &row.id
+    }
+}
+
+fn scan_condition(leaf: &ScanLeaf) -> Condition<scans::table> {
+    type T = scans::table;
+    match leaf {
+        ScanLeaf::Id(t) => test!(T, scans::id, t),
+        ScanLeaf::Status(names) => Box::new(scans::status.eq_any(names.clone())),
+        ScanLeaf::Trigger(names) => Box::new(scans::triggered_by.eq_any(names.clone())),
+        ScanLeaf::Repository(t) => test!(T, scans::repository, t),
+        ScanLeaf::Digest(t) => nullable_test!(T, scans::digest, t),
+        ScanLeaf::Tag(t) => nullable_test!(T, scans::tag, t),
+        ScanLeaf::CreatedAt(t) => test!(T, scans::created_at, t),
+        ScanLeaf::FinishedAt(t) => nullable_test!(T, scans::finished_at, t),
+    }
+}
+
+impl Listing<Scans> {
+    /// All scans (no subscription yet) that pass the filter, in order, after the cursor.
+    pub fn query(&self) -> scans::BoxedQuery<'static, MultiBackend> {
+        let mut query = scans::table.into_boxed();
+        if let Some(condition) = self.condition(scan_condition) {
+            query = query.filter(condition);
+        }
+        let after = self.after.clone();
+        let d = self.descending;
+        match self.key {
+            ScanKey::Id => by_id!(query, scans::id, d, after.map(|c| c.id)),
+            ScanKey::FinishedAt => keyset!(
+                query,
+                sql::or_else(scans::finished_at, NULL_TIME),
+                scans::id,
+                d,
+                after.map(|c| (c.key.map_or(0, |k| k.int()), c.id))
+            ),
+        }
+    }
+}
+
+/// The scan listing of a request.
+pub fn scans(
+    filter: Option<&Expr>,
+    order: Option<&OrderBy>,
+) -> Result<Listing<Scans>, FilterError> {
+    Listing::new(filter, order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::odata::parse_filter;
+    use crate::domain::{ScanStatus, ScanTrigger};
+    use crate::store::filter::Node;
+
+    fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError> {
+        Listing::<L>::new(Some(&parse_filter(filter).unwrap()), None)
+            .map(|l| l.filter.unwrap_or(Node::Const(true)))
+    }
+
+    #[test]
+    fn domain_names_agree() {
+        assert_eq!(
+            SCAN_STATUSES,
+            ScanStatus::ALL.map(ScanStatus::as_str).as_slice()
+        );
+        assert_eq!(
+            SCAN_TRIGGERS,
+            ScanTrigger::ALL.map(ScanTrigger::as_str).as_slice()
+        );
+    }
+
+    #[test]
+    fn statuses_fold_to_the_names_that_match() {
+        assert_eq!(
+            check::<Scans>("properties/status ne 'Queued'").unwrap(),
+            Node::Leaf(ScanLeaf::Status(vec![
+                "Running".into(),
+                "Succeeded".into(),
+                "Failed".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn values_are_typed() {
+        assert_eq!(
+            check::<Scans>("properties/tag in ('a', null)").unwrap(),
+            Node::Or(
+                Box::new(Node::Leaf(ScanLeaf::Tag(Test::In(vec!["a".into()])))),
+                Box::new(Node::Leaf(ScanLeaf::Tag(Test::IsNull(true))))
+            )
+        );
+    }
 }
