@@ -324,7 +324,7 @@ pub async fn list(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
-    let listing = store::images::images(options.filter.as_ref(), options.orderby.as_ref())?;
+    let listing = store::images::listing(options.filter.as_ref(), options.orderby.as_ref())?;
     let page = keyset_page(&state, &req, &query, listing, move |c, listing, limit| {
         store::images::list(c, &scope, listing, limit)
     })

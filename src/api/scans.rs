@@ -427,7 +427,7 @@ pub async fn list(
     .reduce(|a, b| crate::domain::odata::Expr::And(Box::new(a), Box::new(b)));
     let options =
         QueryOptions::parse(query.filter.as_deref(), query.orderby.as_deref())?.and(simple);
-    let listing = store::scans::scans(options.filter.as_ref(), options.orderby.as_ref())?;
+    let listing = store::scans::listing(options.filter.as_ref(), options.orderby.as_ref())?;
     let page_query = ListQuery {
         api_version: None,
         top: query.top.clone(),

@@ -296,7 +296,7 @@ async fn list_page(
     api_version::require(query.api_version.as_deref(), api_version::SUB_ASSESSMENTS)?;
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
-    let listing = store::findings::findings(options.filter.as_ref(), options.orderby.as_ref())?;
+    let listing = store::findings::listing(options.filter.as_ref(), options.orderby.as_ref())?;
     keyset_page(state, req, query, listing, move |c, listing, limit| {
         store::findings::list(c, &scope, Some(listing), limit)
     })

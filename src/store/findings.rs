@@ -576,7 +576,7 @@ impl Listing<Findings> {
 }
 
 /// The sub-assessment listing of a request.
-pub fn findings(
+pub fn listing(
     filter: Option<&Expr>,
     order: Option<&OrderBy>,
 ) -> Result<Listing<Findings>, FilterError> {
@@ -746,7 +746,7 @@ mod tests {
         let filter = parse_filter("properties/category eq 'Debian'").unwrap();
         let asc = parse_orderby("properties/additionalData/cvss").unwrap();
         let desc = parse_orderby("properties/additionalData/cvss desc").unwrap();
-        let listing = findings(Some(&filter), Some(&asc)).unwrap();
+        let listing = super::listing(Some(&filter), Some(&asc)).unwrap();
         assert_eq!(listing.token_len(), 3);
         let token = vec![
             listing.fingerprint.clone(),
@@ -761,9 +761,9 @@ mod tests {
                 id: "id-1".to_owned()
             })
         );
-        let other = findings(Some(&filter), Some(&desc)).unwrap();
+        let other = super::listing(Some(&filter), Some(&desc)).unwrap();
         assert_eq!(other.after(&token).err(), Some(FilterError::SkipToken));
-        let unfiltered = findings(None, Some(&asc)).unwrap();
+        let unfiltered = super::listing(None, Some(&asc)).unwrap();
         assert_eq!(unfiltered.after(&token).err(), Some(FilterError::SkipToken));
         let bad_key = vec![
             listing.fingerprint.clone(),
@@ -774,10 +774,10 @@ mod tests {
             listing.clone().after(&bad_key).err(),
             Some(FilterError::SkipToken)
         );
-        assert_eq!(findings(None, None).unwrap().token_len(), 2);
+        assert_eq!(super::listing(None, None).unwrap().token_len(), 2);
         let unknown = parse_orderby("properties/category").unwrap();
         assert!(matches!(
-            findings(None, Some(&unknown)),
+            super::listing(None, Some(&unknown)),
             Err(FilterError::OrderBy { position: 0, .. })
         ));
     }

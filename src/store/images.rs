@@ -655,21 +655,21 @@ impl Listing<Images> {
 }
 
 /// The image listing of a request.
-pub fn images(
+pub fn listing(
     filter: Option<&Expr>,
     order: Option<&OrderBy>,
 ) -> Result<Listing<Images>, FilterError> {
     Listing::new(filter, order)
 }
 
-/// [`images`], started after `after` (a skip token's strings), as a query: add the scope, select
-/// and limit. Make the next token with `images(filter, order)?.token(last_row)`.
+/// [`listing`], started after `after` (a skip token's strings), as a query: add the scope, select
+/// and limit. Make the next token with `listing(filter, order)?.token(last_row)`.
 pub fn images_query(
     filter: Option<&Expr>,
     order: Option<&OrderBy>,
     after: Option<&[String]>,
 ) -> Result<images::BoxedQuery<'static, MultiBackend>, FilterError> {
-    let mut listing = images(filter, order)?;
+    let mut listing = listing(filter, order)?;
     if let Some(token) = after {
         listing = listing.after(token)?;
     }

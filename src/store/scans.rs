@@ -575,7 +575,7 @@ impl Listing<Scans> {
 }
 
 /// The scan listing of a request.
-pub fn scans(
+pub fn listing(
     filter: Option<&Expr>,
     order: Option<&OrderBy>,
 ) -> Result<Listing<Scans>, FilterError> {

@@ -693,7 +693,7 @@ async fn images_listing_pages_by_nullable_times(backend: Backend) {
         );
         let expr = text.as_deref().map(|t| parse_filter(t).unwrap());
         let order = parse_orderby(orderby).unwrap();
-        let listing = store::images::images(expr.as_ref(), Some(&order)).unwrap();
+        let listing = store::images::listing(expr.as_ref(), Some(&order)).unwrap();
         assert_eq!(listing.token_len(), 3);
         let mut got = Vec::new();
         let mut current = listing.clone();
@@ -752,7 +752,7 @@ async fn prepared_filter_statements_are_bounded() {
             let list = |c: &mut store::AnyConnection, filter: Option<&str>, order: Option<&str>| {
                 let filter = filter.map(|text| parse_filter(text).unwrap());
                 let order = order.map(|text| parse_orderby(text).unwrap());
-                let listing = store::findings::findings(filter.as_ref(), order.as_ref()).unwrap();
+                let listing = store::findings::listing(filter.as_ref(), order.as_ref()).unwrap();
                 store::findings::list(c, &scope, Some(&listing), 10).map(|rows| rows.len())
             };
             let before = prepared(c)?;
