@@ -33,8 +33,7 @@
 //! let page = paginate(rows, top, |row| tokens.token(row), link, render);
 //! ```
 //!
-//! (`FilterError` converts into `ApiError` in `api::odata`.) [`images_query`] does the first
-//! steps at once for a caller that only needs the query.
+//! (`FilterError` converts into `ApiError` in `api::odata`.)
 
 use std::fmt;
 

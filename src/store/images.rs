@@ -661,17 +661,3 @@ pub fn listing(
 ) -> Result<Listing<Images>, FilterError> {
     Listing::new(filter, order)
 }
-
-/// [`listing`], started after `after` (a skip token's strings), as a query: add the scope, select
-/// and limit. Make the next token with `listing(filter, order)?.token(last_row)`.
-pub fn images_query(
-    filter: Option<&Expr>,
-    order: Option<&OrderBy>,
-    after: Option<&[String]>,
-) -> Result<images::BoxedQuery<'static, MultiBackend>, FilterError> {
-    let mut listing = listing(filter, order)?;
-    if let Some(token) = after {
-        listing = listing.after(token)?;
-    }
-    Ok(listing.query())
-}
