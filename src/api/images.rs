@@ -325,8 +325,10 @@ pub async fn list(
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
     let listing = store::images::listing(options.filter.as_ref(), options.orderby.as_ref())?;
-    let page = keyset_page(&state, &req, &query, listing, move |c, listing, limit| {
-        store::images::list(c, &scope, listing, limit)
+    let page = keyset_page(&state, &req, &query, listing, |listing, limit| {
+        store::run(&state.pool, move |c| {
+            store::images::list(c, &scope, &listing, limit)
+        })
     })
     .await?;
     Ok(web::Json(ImageList {

@@ -1,13 +1,15 @@
 //! `$top` / `$skipToken` paging with keyset tokens and absolute `nextLink`s.
 
+use std::future::Future;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
+use crate::store::StoreError;
 use crate::store::filter::{List, Listing};
-use crate::store::{self, AnyConnection};
 
 pub const DEFAULT_TOP: i64 = 100;
 pub const MAX_TOP: i64 = 1000;
@@ -69,8 +71,8 @@ pub struct Page<T> {
 }
 
 /// One page of a keyset listing: the request's `$top` and `$skipToken` applied to `listing`,
-/// `top + 1` rows read by `load` in one database call, and the page cut with its `nextLink`.
-pub async fn keyset_page<L, F>(
+/// `top + 1` rows read by `load` (one call into the store), and the page cut with its `nextLink`.
+pub async fn keyset_page<L, F, R>(
     state: &super::AppState,
     req: &actix_web::HttpRequest,
     query: &ListQuery,
@@ -78,24 +80,21 @@ pub async fn keyset_page<L, F>(
     load: F,
 ) -> Result<Page<L::Row>, ApiError>
 where
-    L: List + Send + 'static,
-    L::Row: Send + 'static,
-    Listing<L>: Clone + Send,
-    F: FnOnce(&mut AnyConnection, &Listing<L>, i64) -> diesel::QueryResult<Vec<L::Row>>
-        + Send
-        + 'static,
+    L: List,
+    Listing<L>: Clone,
+    F: FnOnce(Listing<L>, i64) -> R,
+    R: Future<Output = Result<Vec<L::Row>, StoreError>>,
 {
     let page = query.page(listing.token_len())?;
     if let Some(token) = &page.after {
         listing = listing.after(token)?;
     }
     let top = page.top;
-    let tokens = listing.clone();
-    let rows = store::run(&state.pool, move |c| load(c, &listing, top + 1)).await?;
+    let rows = load(listing.clone(), top + 1).await?;
     Ok(paginate(
         rows,
         top,
-        |row| tokens.token(row),
+        |row| listing.token(row),
         |token| next_link(&state.public_url, req.path(), req.query_string(), token),
         |row| row,
     ))

@@ -434,13 +434,11 @@ pub async fn list(
         skip_token: query.skip_token.clone(),
     };
     let sub = subscription.as_str().to_owned();
-    let page = keyset_page(
-        &state,
-        &req,
-        &page_query,
-        listing,
-        move |c, listing, limit| store::scans::list(c, &sub, listing, limit),
-    )
+    let page = keyset_page(&state, &req, &page_query, listing, |listing, limit| {
+        store::run(&state.pool, move |c| {
+            store::scans::list(c, &sub, &listing, limit)
+        })
+    })
     .await?;
     Ok(web::Json(ScanList {
         value: render_all(&state, page.value).await?,

@@ -297,8 +297,10 @@ async fn list_page(
     let scope = resolve_scope(state, caller, scope, Role::Reader).await?;
     let options = QueryOptions::parse(options.filter.as_deref(), options.orderby.as_deref())?;
     let listing = store::findings::listing(options.filter.as_ref(), options.orderby.as_ref())?;
-    keyset_page(state, req, query, listing, move |c, listing, limit| {
-        store::findings::list(c, &scope, Some(listing), limit)
+    keyset_page(state, req, query, listing, |listing, limit| {
+        store::run(&state.pool, move |c| {
+            store::findings::list(c, &scope, Some(&listing), limit)
+        })
     })
     .await
 }
