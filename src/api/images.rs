@@ -13,10 +13,10 @@ use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{Digest, HealthCode, RegistryId, Role, Severity, Timestamp, health_cause};
 use crate::error::{ApiError, CloudError};
-use crate::store::images::ImageRow;
+use crate::store;
+use crate::store::images::{ImageContext, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::running_images::RunningImageRow;
-use crate::store::{self, AnyConnection};
 
 pub const IMAGE_TYPE: &str = "Microsoft.Security/images";
 
@@ -137,7 +137,7 @@ pub struct ImagePath {
     pub digest: String,
 }
 
-/// Everything a page of images needs besides the rows, read in a few queries.
+/// Everything a page of images needs besides the rows, by image id.
 struct Context {
     registries: HashMap<String, RegistryRow>,
     counts: HashMap<String, FindingCounts>,
@@ -145,12 +145,9 @@ struct Context {
     running: Vec<RunningImageRow>,
 }
 
-fn load_context(c: &mut AnyConnection, rows: &[ImageRow]) -> diesel::QueryResult<Context> {
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let registry_ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
-    let registries = store::registries::by_row_ids(c, &registry_ids)?;
+fn context(read: ImageContext, running: Vec<RunningImageRow>) -> Context {
     let mut counts: HashMap<String, FindingCounts> = HashMap::new();
-    for (image_id, severity, patchable, n) in store::images::finding_counts(c, &ids)? {
+    for (image_id, severity, patchable, n) in read.finding_counts {
         let entry = counts.entry(image_id).or_default();
         entry.total += n;
         if patchable {
@@ -164,25 +161,15 @@ fn load_context(c: &mut AnyConnection, rows: &[ImageRow]) -> diesel::QueryResult
         }
     }
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
-    for (image_id, tag) in store::images::tags_of(c, &ids)? {
+    for (image_id, tag) in read.tags {
         tags.entry(image_id).or_default().push(tag);
     }
-    let mut running = Vec::new();
-    let mut by_subscription: HashMap<&str, Vec<String>> = HashMap::new();
-    for row in rows.iter().filter(|r| r.running) {
-        let digests = by_subscription.entry(&row.subscription_id).or_default();
-        digests.push(row.digest.clone());
-        digests.extend(row.index_digest.clone());
-    }
-    for (subscription, digests) in by_subscription {
-        running.extend(store::running_images::running(c, subscription, &digests)?);
-    }
-    Ok(Context {
-        registries,
+    Context {
+        registries: read.registries,
         counts,
         tags,
         running,
-    })
+    }
 }
 
 /// The image's health as a CI gate reads it: Unhealthy with what to fix, Healthy, or
@@ -292,11 +279,13 @@ fn render(row: ImageRow, context: &mut Context) -> Image {
 
 /// Renders rows with their registries, counts, tags and clusters.
 async fn render_all(state: &AppState, rows: Vec<ImageRow>) -> Result<Vec<Image>, ApiError> {
-    let (rows, mut context) = store::run(&state.pool, move |c| {
-        let context = load_context(c, &rows)?;
-        Ok((rows, context))
+    let (rows, read, running) = store::run(&state.pool, move |c| {
+        let read = store::images::context(c, &rows)?;
+        let running = store::running_images::of_images(c, &rows)?;
+        Ok((rows, read, running))
     })
     .await?;
+    let mut context = context(read, running);
     Ok(rows.into_iter().map(|r| render(r, &mut context)).collect())
 }
 

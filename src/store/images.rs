@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::filter::{
@@ -479,6 +481,28 @@ pub fn assessed(
         .count()
         .get_result::<i64>(conn)
         .map(|n| n > 0)
+}
+
+/// What a page of images shows besides the rows and the containers running them
+/// (`running_images::of_images`).
+pub struct ImageContext {
+    /// The images' registries, by row id.
+    pub registries: HashMap<String, RegistryRow>,
+    /// Active findings per (image id, severity, patchable).
+    pub finding_counts: Vec<(String, String, bool, i64)>,
+    /// (image id, tag).
+    pub tags: Vec<(String, String)>,
+}
+
+/// The [`ImageContext`] of a page of `rows`, read in a few queries.
+pub fn context(conn: &mut AnyConnection, rows: &[ImageRow]) -> QueryResult<ImageContext> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let registry_ids: Vec<String> = rows.iter().map(|r| r.registry_id.clone()).collect();
+    Ok(ImageContext {
+        registries: super::registries::by_row_ids(conn, &registry_ids)?,
+        finding_counts: finding_counts(conn, &ids)?,
+        tags: tags_of(conn, &ids)?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::AnyConnection;
+use super::images::ImageRow;
 use super::schema::{images, running_images};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -66,6 +69,21 @@ pub fn running(
                 ))
                 .load(conn)?,
         );
+    }
+    Ok(out)
+}
+
+/// The containers running any of these images that are marked running, by manifest or index digest.
+pub fn of_images(conn: &mut AnyConnection, rows: &[ImageRow]) -> QueryResult<Vec<RunningImageRow>> {
+    let mut out = Vec::new();
+    let mut by_subscription: HashMap<&str, Vec<String>> = HashMap::new();
+    for row in rows.iter().filter(|r| r.running) {
+        let digests = by_subscription.entry(&row.subscription_id).or_default();
+        digests.push(row.digest.clone());
+        digests.extend(row.index_digest.clone());
+    }
+    for (subscription, digests) in by_subscription {
+        out.extend(running(conn, subscription, &digests)?);
     }
     Ok(out)
 }
