@@ -15,9 +15,10 @@ use crate::domain::{
     CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, RegistryId, Role, Scope, Severity,
 };
 use crate::error::{ApiError, CloudError};
+use crate::store;
 use crate::store::findings::FindingScope;
 use crate::store::registries::RegistryRow;
-use crate::store::{self, AnyConnection};
+use crate::store::summary::Tally;
 
 pub const ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments";
 const DISPLAY_NAME: &str = "Container registry images should have vulnerability findings resolved";
@@ -79,42 +80,6 @@ pub struct AssessmentPath {
     #[serde(rename = "assessmentName")]
     #[param(rename = "assessmentName")]
     pub assessment_name: String,
-}
-
-/// Images per health, findings per severity.
-#[derive(Debug, Default)]
-struct Tally {
-    images: BTreeMap<String, i64>,
-    findings: BTreeMap<String, i64>,
-    patchable: i64,
-}
-
-impl Tally {
-    fn load(c: &mut AnyConnection, scope: &FindingScope) -> diesel::QueryResult<Self> {
-        let mut tally = Tally::default();
-        for (health, n) in store::images::health_counts(c, scope)? {
-            *tally.images.entry(health).or_default() += n;
-        }
-        for (severity, patchable, n) in store::summary::severity_counts(c, scope)? {
-            *tally.findings.entry(severity).or_default() += n;
-            if patchable {
-                tally.patchable += n;
-            }
-        }
-        Ok(tally)
-    }
-
-    fn images(&self, code: HealthCode) -> i64 {
-        self.images.get(code.as_str()).copied().unwrap_or(0)
-    }
-
-    fn findings(&self) -> i64 {
-        self.findings.values().sum()
-    }
-
-    fn severity(&self, s: Severity) -> i64 {
-        self.findings.get(s.as_str()).copied().unwrap_or(0)
-    }
 }
 
 fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {

@@ -1,5 +1,7 @@
 //! Aggregates over a scope's active findings, for the vulnerability summary and assessments.
 
+use std::collections::BTreeMap;
+
 use diesel::dsl::{count, count_star, max};
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
@@ -7,6 +9,7 @@ use diesel::sql_types::Bool;
 use super::findings::{FindingScope, in_scope};
 use super::schema::findings;
 use super::{AnyConnection, MultiBackend};
+use crate::domain::{HealthCode, Severity};
 
 /// Active findings in the scope.
 fn active_in(
@@ -85,4 +88,40 @@ pub fn top_images(
         .order((count_star().desc(), findings::image_id.asc()))
         .limit(limit)
         .load(conn)
+}
+
+/// Images per health, findings per severity.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub images: BTreeMap<String, i64>,
+    pub findings: BTreeMap<String, i64>,
+    pub patchable: i64,
+}
+
+impl Tally {
+    pub fn load(c: &mut AnyConnection, scope: &FindingScope) -> QueryResult<Self> {
+        let mut tally = Tally::default();
+        for (health, n) in super::images::health_counts(c, scope)? {
+            *tally.images.entry(health).or_default() += n;
+        }
+        for (severity, patchable, n) in severity_counts(c, scope)? {
+            *tally.findings.entry(severity).or_default() += n;
+            if patchable {
+                tally.patchable += n;
+            }
+        }
+        Ok(tally)
+    }
+
+    pub fn images(&self, code: HealthCode) -> i64 {
+        self.images.get(code.as_str()).copied().unwrap_or(0)
+    }
+
+    pub fn findings(&self) -> i64 {
+        self.findings.values().sum()
+    }
+
+    pub fn severity(&self, s: Severity) -> i64 {
+        self.findings.get(s.as_str()).copied().unwrap_or(0)
+    }
 }
