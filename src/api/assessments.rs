@@ -210,12 +210,19 @@ pub async fn get(
             "a registry scope resolved to another scope"
         )));
     };
-    let (registry, tally) = store::run(&state.pool, move |c| {
-        let registry = store::registries::find_by_row_id(c, &row_id)?
-            .ok_or(diesel::result::Error::NotFound)?;
-        Ok((registry, Tally::load(c, &scope)?))
+    let found = store::run(&state.pool, move |c| {
+        let Some(registry) = store::registries::find_by_row_id(c, &row_id)? else {
+            return Ok(None);
+        };
+        Ok(Some((registry, Tally::load(c, &scope)?)))
     })
     .await?;
+    // The scope named this registry a moment ago: only a concurrent delete lands here.
+    let (registry, tally) = found.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "the registry was deleted while its assessment was read"
+        ))
+    })?;
     Ok(web::Json(assessment(&registry, &tally)))
 }
 
