@@ -1,33 +1,36 @@
-//! `$filter` and `$orderby` of the list routes: checked against each list's documented properties,
+//! `$filter` and `$orderby` of the list routes: checked against a list's documented properties,
 //! then turned into diesel conditions in which every value from the request is a bind parameter.
 //!
-//! A [`Listing`] is the checked form. It is built before the database is touched (a bad filter is a
-//! 400 without taking a connection), it is `Send + Clone`, and it builds the boxed, filtered,
-//! ordered query inside the database closure. Skip tokens are `[fingerprint, sort key, id]`
-//! (`[fingerprint, id]` when the order is the id): the fingerprint is a short hash of the list, the
-//! normalised `$filter` and the `$orderby`, so a token is refused by any other listing, and the next
-//! page holds the rows strictly after (key, id) in the chosen direction. Nullable sort columns sort
-//! as if NULL were -1 (smaller than every timestamp).
+//! This module holds what every list shares: the [`List`] trait, the checker, skip tokens and the
+//! macros that build keyset queries. Each list implements [`List`] beside its rows, with its
+//! properties, sort keys, `Listing::query` and a `listing` constructor: `store::findings`
+//! (sub-assessments), `store::scans` and `store::images`.
 //!
-//! The lists: [`findings`] (sub-assessments), [`scans`] and [`images`]. For images, for example:
+//! A [`Listing`] is the checked form. It is built before the database is touched (a bad filter is a
+//! 400 without taking a connection), it is `Send + Clone`, and its `query` builds the boxed,
+//! filtered, ordered query inside the database closure (the list's `list` function adds the scope,
+//! the selection and the limit). Skip tokens are `[fingerprint, sort key, id]` (`[fingerprint, id]`
+//! when the order is the id): the fingerprint is a short hash of the list, the normalised `$filter`
+//! and the `$orderby`, so a token is refused by any other listing, and the next page holds the rows
+//! strictly after (key, id) in the chosen direction. Nullable sort columns sort as if NULL were -1
+//! (smaller than every timestamp).
+//!
+//! For images, for example (a list route writes the `listing` and the `store::run` call;
+//! `api::paging::keyset_page` does the rest):
 //!
 //! ```ignore
 //! use crate::api::odata::QueryOptions;
-//! use crate::store::filter;
+//! use crate::store;
 //!
 //! let options = QueryOptions::parse(params.filter.as_deref(), params.orderby.as_deref())?;
-//! let mut listing = filter::images(options.filter.as_ref(), options.orderby.as_ref())?; // 400 InvalidFilter / InvalidOrderBy
-//! let page = query.page(listing.token_len())?;                                         // the token's shape
+//! let mut listing = store::images::listing(options.filter.as_ref(), options.orderby.as_ref())?; // 400 InvalidFilter / InvalidOrderBy
+//! let page = query.page(listing.token_len())?;                                                  // the token's shape
 //! if let Some(token) = &page.after {
-//!     listing = listing.after(token)?;                                                // 400 InvalidSkipToken
+//!     listing = listing.after(token)?;                                                         // 400 InvalidSkipToken
 //! }
-//! let tokens = listing.clone();
+//! let (top, tokens) = (page.top, listing.clone());
 //! let rows = store::run(&state.pool, move |c| {
-//!     listing.query()                       // images::BoxedQuery<'static, MultiBackend>
-//!         .filter(in_scope(&scope))         // add the scope, then select and limit
-//!         .select(ImageRow::as_select())
-//!         .limit(top + 1)
-//!         .load(c)
+//!     store::images::list(c, &scope, &listing, top + 1) // the scope's rows the listing keeps, in its order
 //! })
 //! .await?;
 //! let page = paginate(rows, top, |row| tokens.token(row), link, render);
