@@ -1235,7 +1235,7 @@ fn print_latency(label: &str, case: &Case) {
 }
 
 /// The plan of the SQL each case runs, as `store::findings::list` writes it (the filtered one as
-/// `store::filter` translates the `$filter`: severity ranks and repository): `EXPLAIN (ANALYZE,
+/// `store::findings` translates the `$filter`: severity ranks and repository): `EXPLAIN (ANALYZE,
 /// BUFFERS)` on PostgreSQL, `EXPLAIN QUERY PLAN` on SQLite. With `what_if` (say, a `CREATE INDEX`),
 /// the plans again after running it.
 fn explain(
