@@ -1,5 +1,6 @@
-//! The durable scan queue (DESIGN §6): leases with expiry, one pending scan per image, and every
-//! state change conditional on still holding the lease.
+//! The durable scan queue: leases with expiry, one pending scan per image, and every state change
+//! conditional on still holding the lease. Also the scan list's `$filter` properties and keyset
+//! query (see `store::filter`).
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
