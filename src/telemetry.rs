@@ -1,4 +1,7 @@
-//! Logging: human-readable by default, JSON with `CROWSNEST_LOG_FORMAT=json`; level from `RUST_LOG`.
+//! Logging: human-readable by default (coloured only on a terminal), JSON with
+//! `CROWSNEST_LOG_FORMAT=json`; level from `RUST_LOG`.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +15,9 @@ pub fn init() {
     let json = std::env::var("CROWSNEST_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes are noise in a file or a journal.
+        .with_ansi(std::io::stderr().is_terminal());
     let result = if json {
         builder.json().try_init()
     } else {

@@ -162,3 +162,36 @@ fn futures_free_db(backend: Backend) -> TestDb {
         .unwrap()
         .block_on(TestDb::new(backend))
 }
+
+/// Logs written to a file (or a pipe, or journald) carry no colour codes.
+#[test]
+fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = crowsnest()
+        .arg("serve")
+        .env("DATABASE_URL", dir.path().join("crowsnest.db"))
+        .env("CROWSNEST_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("CROWSNEST_HTTP_WORKERS", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("CROWSNEST_LOG_FORMAT")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut logged = String::new();
+    for _ in 0..200 {
+        logged = std::fs::read_to_string(&log_path).unwrap();
+        if logged.contains("crowsnest is listening") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(logged.contains("crowsnest is listening"), "{logged}");
+    assert!(
+        !logged.contains('\x1b'),
+        "colour codes in the log: {logged:?}"
+    );
+}
