@@ -11,6 +11,10 @@ use crowsnest::jobs::import_advisories::{self, ImportSummary};
 use crowsnest::startup::Application;
 use crowsnest::store::{self, DatabaseUrl};
 
+use cli::scan::{OutputFormat, scan_command};
+
+mod cli;
+
 /// Vulnerability assessment for container registries, with an Azure Sub-Assessments compatible API.
 #[derive(Parser)]
 #[command(name = "crowsnest", version)]
@@ -83,12 +87,6 @@ enum Command {
         #[arg(long, default_value = "crowsnest-cli")]
         subject: String,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum OutputFormat {
-    Table,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -277,141 +275,4 @@ fn print_summary(s: &ImportSummary) {
             s.skipped_files.len()
         );
     }
-}
-
-/// Runs a one-shot scan; Ok(true) when a finding reaches `fail_on`.
-fn scan_command(
-    db: &DatabaseArgs,
-    reference: &str,
-    insecure: bool,
-    username: Option<String>,
-    password: Option<String>,
-    format: OutputFormat,
-    fail_on: Option<&str>,
-) -> anyhow::Result<bool> {
-    use crowsnest::domain::{RegistryCredentials, Severity};
-    use crowsnest::jobs::scan::{Engine, scan, scan_local};
-    use crowsnest::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
-
-    crowsnest::telemetry::init();
-    let threshold = fail_on
-        .map(|s| {
-            Severity::parse(s).ok_or_else(|| {
-                anyhow::anyhow!("--fail-on {s:?}: use Low, Medium, High or Critical")
-            })
-        })
-        .transpose()?;
-    let local = crowsnest::scanner::local::LocalRef::parse(reference);
-    let credentials = match (username, password) {
-        (Some(username), Some(password)) => Some(RegistryCredentials::Basic { username, password }),
-        (None, None) => None,
-        _ => anyhow::bail!("--username and --password go together"),
-    };
-    let url = DatabaseUrl::parse(&db.database_url)?;
-    let pool = store::connect(&url, 4)?;
-    store::migrate(&pool)?;
-    let engine = Engine::new(pool);
-    let runtime = tokio::runtime::Runtime::new()?;
-    let result = match local {
-        Some(local) => runtime.block_on(scan_local(&engine, local)),
-        None => {
-            let reference = ImageReference::parse(reference)?;
-            let config = ClientConfig {
-                insecure,
-                credentials,
-                ..ClientConfig::default()
-            };
-            let client = RegistryClient::new(&reference.registry, config)?;
-            runtime.block_on(scan(&engine, &client, &reference))
-        }
-    }
-    .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
-    let failing = |s: Severity| threshold.is_some_and(|t| s >= t);
-    let fails = result
-        .images
-        .iter()
-        .flat_map(|i| &i.report.matches)
-        .any(|m| failing(m.severity));
-    match format {
-        OutputFormat::Json => {
-            let images: Vec<serde_json::Value> = result
-                .images
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "digest": i.manifest_digest.to_string(),
-                        "platform": i.platform,
-                        "os": i.inventory.os,
-                        "inventoryReused": i.reused,
-                        "seconds": i.seconds,
-                        "packages": i.inventory.packages,
-                        "findings": i.report.matches,
-                        "unknown": i.report.unknown,
-                        "unsupportedOs": i.report.unsupported_os,
-                    })
-                })
-                .collect();
-            let skipped: Vec<serde_json::Value> = result
-                .skipped
-                .iter()
-                .map(|s| serde_json::json!({"platform": s.platform, "reason": s.reason}))
-                .collect();
-            let out = serde_json::json!({
-                "reference": reference,
-                "indexDigest": result.index_digest.as_ref().map(ToString::to_string),
-                "images": images,
-                "skipped": skipped,
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        OutputFormat::Table => {
-            for image in &result.images {
-                let os = image
-                    .inventory
-                    .os
-                    .as_ref()
-                    .map(|o| format!("{} {}", o.id, o.version_id.as_deref().unwrap_or("")))
-                    .unwrap_or_else(|| "unknown OS".to_owned());
-                println!(
-                    "{} {} ({}): {} packages, {} findings{}",
-                    image.manifest_digest,
-                    image.platform,
-                    os.trim(),
-                    image.inventory.packages.len(),
-                    image.report.matches.len(),
-                    if image.reused {
-                        " (inventory reused)"
-                    } else {
-                        ""
-                    }
-                );
-                let mut matches: Vec<_> = image.report.matches.iter().collect();
-                matches.sort_by(|a, b| {
-                    b.severity
-                        .cmp(&a.severity)
-                        .then_with(|| a.advisory_id.cmp(&b.advisory_id))
-                });
-                for m in matches {
-                    println!(
-                        "  {:<8} {:<20} {:<28} {:<24} {}",
-                        m.severity.as_str(),
-                        m.advisory_id,
-                        m.package_name,
-                        m.installed_version,
-                        m.fixed_version.as_deref().unwrap_or("(no fix)")
-                    );
-                }
-                for u in &image.report.unknown {
-                    println!("  UNKNOWN  {} {}: {}", u.package, u.version, u.reason);
-                }
-                if let Some(os) = &image.report.unsupported_os {
-                    println!("  NotApplicable: {os}");
-                }
-            }
-            for s in &result.skipped {
-                println!("{}: skipped ({})", s.platform, s.reason);
-            }
-        }
-    }
-    Ok(fails)
 }

@@ -1,0 +1,3 @@
+//! What the binary's commands print; not part of the library.
+
+pub mod scan;
