@@ -3,6 +3,8 @@
 use crowsnest::config::DatabaseArgs;
 use crowsnest::store::{self, DatabaseUrl};
 
+use super::scan_json::ScanOutput;
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -64,34 +66,7 @@ pub fn scan_command(
         .any(|m| failing(m.severity));
     match format {
         OutputFormat::Json => {
-            let images: Vec<serde_json::Value> = result
-                .images
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "digest": i.manifest_digest.to_string(),
-                        "platform": i.platform,
-                        "os": i.inventory.os,
-                        "inventoryReused": i.reused,
-                        "seconds": i.seconds,
-                        "packages": i.inventory.packages,
-                        "findings": i.report.matches,
-                        "unknown": i.report.unknown,
-                        "unsupportedOs": i.report.unsupported_os,
-                    })
-                })
-                .collect();
-            let skipped: Vec<serde_json::Value> = result
-                .skipped
-                .iter()
-                .map(|s| serde_json::json!({"platform": s.platform, "reason": s.reason}))
-                .collect();
-            let out = serde_json::json!({
-                "reference": reference,
-                "indexDigest": result.index_digest.as_ref().map(ToString::to_string),
-                "images": images,
-                "skipped": skipped,
-            });
+            let out = ScanOutput::new(reference, &result);
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         OutputFormat::Table => {

@@ -195,3 +195,153 @@ fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
         "colour codes in the log: {logged:?}"
     );
 }
+
+/// An OCI layout (tag `v1`) of a Debian 10 image with a vulnerable gnutls (Debian:10), a
+/// vulnerable Python package (PyPI) and one whose version cannot be compared, and a SQLite
+/// database holding an advisory for each. Returns the `oci:` reference and the database.
+fn debian_and_python_image(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    use crate::registry::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+
+    let metadata = |name: &str, version: &str| {
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").into_bytes()
+    };
+    let mut entries = vec![
+        TarEntry::file(
+            "usr/lib/python3/dist-packages/demo_pkg-1.0.dist-info/METADATA",
+            metadata("demo-pkg", "1.0"),
+            0o644,
+        ),
+        TarEntry::file(
+            "usr/lib/python3/dist-packages/odd_pkg-0.dist-info/METADATA",
+            metadata("odd-pkg", "not a version"),
+            0o644,
+        ),
+    ];
+    let debian = crate::scan::vulnerable_debian();
+    let base = &debian.layers[0].tar;
+    let mut archive = tar::Archive::new(base.as_slice());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push(TarEntry::file(&path, data, 0o644));
+    }
+    let image = Image::new(
+        vec![Layer::from_entries(&entries, Compression::Gzip)],
+        Platform::linux_amd64(),
+        MediaKind::Oci,
+    );
+    let layout = dir.join("layout");
+    crate::scan::write_oci_layout(&layout, &image);
+
+    let records = dir.join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    let record = |id: &str, ecosystem: &str, name: &str, fixed: &str| {
+        serde_json::json!({
+            "schema_version": "1.6.0",
+            "id": id,
+            "modified": "2026-11-01T00:00:00Z",
+            "summary": format!("{name} demo flaw"),
+            "affected": [{
+                "package": {"ecosystem": ecosystem, "name": name},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]
+            }]
+        })
+    };
+    for r in [
+        record("DEMO-DEB-1", "Debian:10", "gnutls28", "3.6.7-4+deb10u3"),
+        record("DEMO-PY-1", "PyPI", "demo-pkg", "1.1"),
+        record("DEMO-PY-2", "PyPI", "odd-pkg", "2.0"),
+    ] {
+        let path = records.join(format!("{}.json", r["id"].as_str().unwrap()));
+        std::fs::write(path, serde_json::to_vec(&r).unwrap()).unwrap();
+    }
+    let db = dir.join("crowsnest.db");
+    let out = crowsnest()
+        .args(["advisories", "import"])
+        .arg(&records)
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (format!("oci:{}:v1", layout.display()), db)
+}
+
+/// `crowsnest scan` with the given output format: (exit code, stdout, stderr).
+fn scan_local(reference: &str, db: &std::path::Path, format: &str) -> (i32, String, String) {
+    let out = crowsnest()
+        .args(["scan", reference, "--format", format])
+        .env("DATABASE_URL", db)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Every key of `value`, at any depth, with its path.
+fn keys(value: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                out.push((path.to_owned(), key.clone()));
+                keys(child, &format!("{path}.{key}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                keys(child, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The JSON of `crowsnest scan` is camelCase throughout, like the API.
+#[test]
+fn scan_json_keys_are_camel_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reference, db) = debian_and_python_image(dir.path());
+    let (code, stdout, stderr) = scan_local(&reference, &db, "json");
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let image = &out["images"][0];
+    for section in ["packages", "findings", "unknown"] {
+        assert!(
+            !image[section].as_array().unwrap().is_empty(),
+            "{section} is empty: {image:#}"
+        );
+    }
+    assert!(image["os"].is_object(), "{image:#}");
+    let mut all = Vec::new();
+    keys(&out, "", &mut all);
+    let wrong: Vec<_> = all
+        .iter()
+        .filter(|(_, key)| {
+            !key.starts_with(|c: char| c.is_ascii_lowercase())
+                || !key.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .collect();
+    assert!(wrong.is_empty(), "not camelCase: {wrong:?}");
+    for key in ["advisoryId", "packageName", "fixedVersion", "layerDigest"] {
+        assert!(
+            all.iter()
+                .any(|(path, k)| path.contains("findings") && k == key),
+            "findings carry {key}"
+        );
+    }
+    for key in ["sourceName", "layerDigest"] {
+        assert!(
+            all.iter()
+                .any(|(path, k)| path.contains("packages") && k == key),
+            "packages carry {key}"
+        );
+    }
+}

@@ -70,12 +70,12 @@ async fn scans_find_the_advisories_and_reuse_inventories(backend: Backend) {
     let findings = image["findings"].as_array().unwrap();
     let dsa = findings
         .iter()
-        .find(|f| f["advisory_id"] == "DSA-4652-1")
+        .find(|f| f["advisoryId"] == "DSA-4652-1")
         .unwrap_or_else(|| panic!("{image:#}"));
-    assert_eq!(dsa["package_name"], "libgnutls30");
-    assert_eq!(dsa["fixed_version"], "3.6.7-4+deb10u3");
+    assert_eq!(dsa["packageName"], "libgnutls30");
+    assert_eq!(dsa["fixedVersion"], "3.6.7-4+deb10u3");
     assert!(
-        findings.iter().all(|f| f["package_name"] == "libgnutls30"),
+        findings.iter().all(|f| f["packageName"] == "libgnutls30"),
         "base-files is not affected"
     );
     // The bundle's Debian records carry no severity: Medium by default, below --fail-on High.
@@ -172,7 +172,7 @@ async fn scans_resolve_indexes_auth_and_whiteouts(backend: Backend) {
 }
 
 /// An OCI image layout directory holding `image` under the tag `v1`.
-fn write_oci_layout(dir: &std::path::Path, image: &Image) {
+pub(crate) fn write_oci_layout(dir: &std::path::Path, image: &Image) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |digest: &str, bytes: &[u8]| {
