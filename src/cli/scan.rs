@@ -96,11 +96,18 @@ pub fn scan_command(
                         .cmp(&a.severity)
                         .then_with(|| a.advisory_id.cmp(&b.advisory_id))
                 });
+                if !matches.is_empty() {
+                    println!(
+                        "  {:<8} {:<20} {:<16} {:<28} {:<24} FIXED",
+                        "SEVERITY", "ADVISORY", "ECOSYSTEM", "PACKAGE", "INSTALLED"
+                    );
+                }
                 for m in matches {
                     println!(
-                        "  {:<8} {:<20} {:<28} {:<24} {}",
+                        "  {:<8} {:<20} {:<16} {:<28} {:<24} {}",
                         m.severity.as_str(),
                         m.advisory_id,
+                        m.ecosystem,
                         m.package_name,
                         m.installed_version,
                         m.fixed_version.as_deref().unwrap_or("(no fix)")

@@ -345,3 +345,44 @@ fn scan_json_keys_are_camel_case() {
         );
     }
 }
+
+/// The table names each finding's ecosystem, so OS and language packages are told apart.
+#[test]
+fn scan_table_shows_each_findings_ecosystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reference, db) = debian_and_python_image(dir.path());
+    let (code, stdout, stderr) = scan_local(&reference, &db, "table");
+    assert_eq!(code, 0, "{stderr}");
+    let row = |advisory: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(advisory))
+            .unwrap_or_else(|| panic!("no {advisory} row: {stdout}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("DEMO-DEB-1")[..4],
+        ["Medium", "DEMO-DEB-1", "Debian:10", "libgnutls30"],
+        "{stdout}"
+    );
+    assert_eq!(
+        row("DEMO-PY-1")[..4],
+        ["Medium", "DEMO-PY-1", "PyPI", "demo-pkg"],
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "SEVERITY",
+                    "ADVISORY",
+                    "ECOSYSTEM",
+                    "PACKAGE",
+                    "INSTALLED",
+                    "FIXED"
+                ]),
+        "{stdout}"
+    );
+}
