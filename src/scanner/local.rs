@@ -1,6 +1,7 @@
 //! Images on disk, for one-shot scans: an OCI layout directory (`oci:DIR[:TAG]`), a tar of one
 //! (`oci-archive:FILE[:TAG]`), or `docker save` output (`docker-archive:FILE[:TAG]`). Archives are
-//! unpacked into a private temporary directory (the tar crate refuses entries outside it).
+//! unpacked into a private temporary directory (the tar crate refuses entries outside it); messages
+//! name the archive and the file inside it, never that directory.
 
 use std::path::{Path, PathBuf};
 
@@ -82,17 +83,86 @@ pub struct Opened {
 /// Finds the image(s) a local reference names. Blocking.
 pub fn open(reference: &LocalRef) -> Result<Opened, LocalError> {
     match reference {
-        LocalRef::OciDir { path, tag } => oci_layout(path, tag.as_deref(), None),
+        LocalRef::OciDir { path, tag } => {
+            let files = Files {
+                root: path,
+                archive: None,
+            };
+            oci_layout(&files, tag.as_deref(), None)
+        }
         LocalRef::OciArchive { path, tag } => {
             let dir = unpack(path)?;
             let root = dir.path().to_owned();
-            oci_layout(&root, tag.as_deref(), Some(dir))
+            let files = Files {
+                root: &root,
+                archive: Some(path),
+            };
+            oci_layout(&files, tag.as_deref(), Some(dir))
         }
         LocalRef::DockerArchive { path, tag } => {
             let dir = unpack(path)?;
             let root = dir.path().to_owned();
-            docker_archive(&root, tag.as_deref(), dir)
+            let files = Files {
+                root: &root,
+                archive: Some(path),
+            };
+            docker_archive(&files, tag.as_deref(), dir)
         }
+    }
+}
+
+/// Where an image's files are read from, and how messages name them.
+struct Files<'a> {
+    root: &'a Path,
+    /// The archive `root` was unpacked from.
+    archive: Option<&'a Path>,
+}
+
+impl Files<'_> {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The image's files as a whole, as the user named them: the archive or the layout directory.
+    fn name(&self) -> String {
+        self.archive.unwrap_or(self.root).display().to_string()
+    }
+
+    /// One file, as the user can find it: `DIR/index.json`, or `index.json in app.tar`.
+    fn name_of(&self, rel: &str) -> String {
+        match self.archive {
+            Some(archive) => format!("{rel} in {}", archive.display()),
+            None => self.path(rel).display().to_string(),
+        }
+    }
+
+    fn read_json(&self, rel: &str) -> Result<Vec<u8>, LocalError> {
+        let path = self.path(rel);
+        let unreadable = |e: std::io::Error| LocalError {
+            code: "ImageUnreadable",
+            message: format!("cannot read {}: {e}", self.name_of(rel)),
+        };
+        let meta = std::fs::metadata(&path).map_err(unreadable)?;
+        if meta.len() > MAX_JSON_BYTES {
+            return Err(invalid(format!(
+                "{} is larger than {MAX_JSON_BYTES} bytes",
+                self.name_of(rel)
+            )));
+        }
+        std::fs::read(&path).map_err(unreadable)
+    }
+
+    /// A blob of an OCI layout, checked against its digest.
+    fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, LocalError> {
+        let bytes = self.read_json(&blob_path(&descriptor.digest))?;
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if actual != descriptor.digest.as_str() {
+            return Err(LocalError {
+                code: "DigestMismatch",
+                message: format!("blob {} has digest {actual}", descriptor.digest),
+            });
+        }
+        Ok(bytes)
     }
 }
 
@@ -110,36 +180,13 @@ fn unpack(archive: &Path) -> Result<tempfile::TempDir, LocalError> {
     Ok(dir)
 }
 
-fn read_json(path: &Path) -> Result<Vec<u8>, LocalError> {
-    let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
-    if meta.len() > MAX_JSON_BYTES {
-        return Err(invalid(format!(
-            "{} is larger than {MAX_JSON_BYTES} bytes",
-            path.display()
-        )));
-    }
-    std::fs::read(path).map_err(|e| io(path, e))
-}
-
-fn blob_path(layout: &Path, digest: &Digest) -> PathBuf {
+/// A blob's path within an OCI layout.
+fn blob_path(digest: &Digest) -> String {
     let (algorithm, hex) = digest
         .as_str()
         .split_once(':')
         .unwrap_or(("sha256", digest.as_str()));
-    layout.join("blobs").join(algorithm).join(hex)
-}
-
-/// A blob of the layout, checked against its digest.
-fn read_blob(layout: &Path, descriptor: &Descriptor) -> Result<Vec<u8>, LocalError> {
-    let bytes = read_json(&blob_path(layout, &descriptor.digest))?;
-    let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-    if actual != descriptor.digest.as_str() {
-        return Err(LocalError {
-            code: "DigestMismatch",
-            message: format!("blob {} has digest {actual}", descriptor.digest),
-        });
-    }
-    Ok(bytes)
+    format!("blobs/{algorithm}/{hex}")
 }
 
 fn platform_of(config: &[u8]) -> Result<Platform, LocalError> {
@@ -153,17 +200,17 @@ fn platform_of(config: &[u8]) -> Result<Platform, LocalError> {
 }
 
 fn oci_layout(
-    layout: &Path,
+    files: &Files<'_>,
     tag: Option<&str>,
     unpacked: Option<tempfile::TempDir>,
 ) -> Result<Opened, LocalError> {
-    let index = read_json(&layout.join("index.json"))?;
+    let index = files.read_json("index.json")?;
     let (_, kind) = manifest::parse_manifest(&index, Some(manifest::OCI_INDEX))
-        .map_err(|e| invalid(format!("{}/index.json: {e}", layout.display())))?;
+        .map_err(|e| invalid(format!("{}: {e}", files.name_of("index.json"))))?;
     let ManifestKind::Index { manifests } = kind else {
         return Err(invalid(format!(
-            "{}/index.json is not an image index",
-            layout.display()
+            "{} is not an image index",
+            files.name_of("index.json")
         )));
     };
     const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -180,7 +227,7 @@ fn oci_layout(
             return Err(invalid(format!(
                 "no image tagged {:?} in {}",
                 tag.unwrap_or(""),
-                layout.display()
+                files.name()
             )));
         }
         _ => {
@@ -190,7 +237,7 @@ fn oci_layout(
                 .collect();
             return Err(invalid(format!(
                 "{} holds several images; name one with :TAG ({})",
-                layout.display(),
+                files.name(),
                 tags.join(", ")
             )));
         }
@@ -200,7 +247,7 @@ fn oci_layout(
         skipped: Vec::new(),
         _unpacked: unpacked,
     };
-    let bytes = read_blob(layout, &entry.descriptor)?;
+    let bytes = files.read_blob(&entry.descriptor)?;
     let (_, kind) = manifest::parse_manifest(&bytes, Some(&entry.descriptor.media_type))
         .map_err(|e| invalid(e.to_string()))?;
     let children: Vec<(Descriptor, Option<Platform>)> = match kind {
@@ -219,7 +266,7 @@ fn oci_layout(
                 .push((p.to_string(), format!("platform {p} is not linux")));
             continue;
         }
-        let bytes = read_blob(layout, &descriptor)?;
+        let bytes = files.read_blob(&descriptor)?;
         let (_, kind) = manifest::parse_manifest(&bytes, Some(&descriptor.media_type))
             .map_err(|e| invalid(e.to_string()))?;
         let ManifestKind::Image { config, layers } = kind else {
@@ -231,7 +278,7 @@ fn oci_layout(
         };
         let platform = match platform {
             Some(p) => p,
-            None => platform_of(&read_blob(layout, &config)?)?,
+            None => platform_of(&files.read_blob(&config)?)?,
         };
         if !platform.is_linux() {
             opened.skipped.push((
@@ -248,7 +295,7 @@ fn oci_layout(
                         digest: l.digest.to_string(),
                         media_type: l.media_type.clone(),
                     },
-                    blob_path(layout, &l.digest),
+                    files.path(&blob_path(&l.digest)),
                 )
             })
             .collect();
@@ -271,13 +318,13 @@ struct DockerManifestEntry {
 }
 
 fn docker_archive(
-    root: &Path,
+    files: &Files<'_>,
     tag: Option<&str>,
     unpacked: tempfile::TempDir,
 ) -> Result<Opened, LocalError> {
     let entries: Vec<DockerManifestEntry> =
-        serde_json::from_slice(&read_json(&root.join("manifest.json"))?)
-            .map_err(|e| invalid(format!("manifest.json: {e}")))?;
+        serde_json::from_slice(&files.read_json("manifest.json")?)
+            .map_err(|e| invalid(format!("{}: {e}", files.name_of("manifest.json"))))?;
     let tagged = |e: &&DockerManifestEntry, tag: &str| {
         e.repo_tags
             .iter()
@@ -292,25 +339,29 @@ fn docker_archive(
         [one] => *one,
         [] => {
             return Err(invalid(format!(
-                "no image tagged {:?} in the archive",
-                tag.unwrap_or("")
+                "no image tagged {:?} in {}",
+                tag.unwrap_or(""),
+                files.name()
             )));
         }
         _ => {
-            return Err(invalid(
-                "the archive holds several images; name one with :TAG",
-            ));
-        }
-    };
-    let inside = |rel: &str| -> Result<PathBuf, LocalError> {
-        if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
             return Err(invalid(format!(
-                "manifest.json names a path outside the archive: {rel}"
+                "{} holds several images; name one with :TAG",
+                files.name()
             )));
         }
-        Ok(root.join(rel))
     };
-    let config = read_json(&inside(&entry.config)?)?;
+    let inside = |rel: &str| -> Result<(), LocalError> {
+        if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
+            return Err(invalid(format!(
+                "{} names a path outside the archive: {rel}",
+                files.name_of("manifest.json")
+            )));
+        }
+        Ok(())
+    };
+    inside(&entry.config)?;
+    let config = files.read_json(&entry.config)?;
     let platform = platform_of(&config)?;
     let mut opened = Opened {
         images: Vec::new(),
@@ -326,13 +377,18 @@ fn docker_archive(
     }
     let mut layers = Vec::with_capacity(entry.layers.len());
     for rel in &entry.layers {
-        let path = inside(rel)?;
+        inside(rel)?;
+        let path = files.path(rel);
+        let unreadable = |e: std::io::Error| LocalError {
+            code: "ImageUnreadable",
+            message: format!("cannot read {}: {e}", files.name_of(rel)),
+        };
         // `docker save` names layers by path, not digest: hash each once so the reader can check it.
-        let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        let mut file = std::fs::File::open(&path).map_err(unreadable)?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 16];
         loop {
-            let n = std::io::Read::read(&mut file, &mut buffer).map_err(|e| io(&path, e))?;
+            let n = std::io::Read::read(&mut file, &mut buffer).map_err(unreadable)?;
             if n == 0 {
                 break;
             }
@@ -386,5 +442,42 @@ mod tests {
             })
         );
         assert_eq!(LocalRef::parse("registry.example.com/app:1"), None);
+    }
+
+    /// The files of an unpacked archive are named inside the archive, never by the private
+    /// directory they were unpacked into.
+    #[test]
+    fn archive_errors_name_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("app.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "oci-layout", std::io::empty())
+            .unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+
+        for reference in [
+            LocalRef::OciArchive {
+                path: archive.clone(),
+                tag: Some("v1".into()),
+            },
+            LocalRef::DockerArchive {
+                path: archive.clone(),
+                tag: None,
+            },
+        ] {
+            let e = open(&reference).unwrap_err();
+            let file = match reference {
+                LocalRef::OciArchive { .. } => "index.json",
+                _ => "manifest.json",
+            };
+            let expected = format!("cannot read {file} in {}: ", archive.display());
+            assert!(e.message.starts_with(&expected), "{}", e.message);
+            assert_eq!(e.code, "ImageUnreadable");
+        }
     }
 }

@@ -386,3 +386,32 @@ fn scan_table_shows_each_findings_ecosystem() {
         "{stdout}"
     );
 }
+
+/// A tag missing from an archive is reported with the archive's path, not the directory it
+/// was unpacked into.
+#[test]
+fn a_missing_tag_names_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crate::registry::fixture_image_alpine(
+        crate::registry::MediaKind::Oci,
+        crate::registry::Platform::linux_amd64(),
+    );
+    let layout = dir.path().join("layout");
+    crate::scan::write_oci_layout(&layout, &image);
+    let archive = dir.path().join("app.tar");
+    crate::scan::tar_dir(&layout, &archive);
+    let db = dir.path().join("crowsnest.db");
+    let (code, _, stderr) = scan_local(
+        &format!("oci-archive:{}:missingtag", archive.display()),
+        &db,
+        "table",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no image tagged \"missingtag\" in {}",
+            archive.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -198,7 +198,7 @@ pub(crate) fn write_oci_layout(dir: &std::path::Path, image: &Image) {
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
-fn tar_dir(dir: &std::path::Path, out: &std::path::Path) {
+pub(crate) fn tar_dir(dir: &std::path::Path, out: &std::path::Path) {
     let mut builder = tar::Builder::new(std::fs::File::create(out).unwrap());
     builder.append_dir_all(".", dir).unwrap();
     builder.finish().unwrap();
