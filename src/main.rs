@@ -11,6 +11,7 @@ use crowsnest::jobs::import_advisories::{self, ImportSummary};
 use crowsnest::startup::Application;
 use crowsnest::store::{self, DatabaseUrl};
 
+use cli::registry::RegistryCommand;
 use cli::scan::{OutputFormat, scan_command};
 
 mod cli;
@@ -67,6 +68,11 @@ enum Command {
     Advisories {
         #[command(subcommand)]
         command: AdvisoriesCommand,
+    },
+    /// Manage connected registries.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
     },
     /// Mint an HS256 bearer token with the configured (or generated) secret; prints only the token.
     Token {
@@ -183,6 +189,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             print_summary(&summary);
             Ok(())
         }
+        Command::Registry { command } => cli::registry::run(command),
         Command::Scan { .. } => unreachable!("handled in main"),
         Command::Openapi => {
             print!("{}", crowsnest::api::openapi_json());

@@ -14,6 +14,7 @@ pub mod running_images;
 pub mod scans;
 pub mod sub_assessments;
 pub mod usage;
+pub mod webhook;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;

@@ -1,4 +1,6 @@
-//! What the binary's commands print; not part of the library.
+//! The binary's commands past argument parsing: what they print and write. Not part of the
+//! library; their decisions live there (`jobs`).
 
+pub mod registry;
 pub mod scan;
 pub mod scan_json;

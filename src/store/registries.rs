@@ -146,3 +146,19 @@ pub fn by_row_ids(
     }
     Ok(out)
 }
+
+/// Replaces a registry's webhook secret (its SHA-256, hex).
+pub fn set_webhook_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    secret_sha256: &str,
+    updated_at: i64,
+) -> QueryResult<()> {
+    diesel::update(registries::table.find(id))
+        .set((
+            registries::webhook_secret_sha256.eq(secret_sha256),
+            registries::updated_at.eq(updated_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}

@@ -415,3 +415,43 @@ fn a_missing_tag_names_the_archive() {
         "{stderr}"
     );
 }
+
+/// `registry connect` refuses a guessable webhook secret, and a base configuration that already
+/// sends notifications (the written one would then hold two sections).
+#[test]
+fn registry_connect_refuses_weak_secrets_and_bases_with_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.yml");
+    std::fs::write(&base, "version: 0.1\nnotifications:\n  endpoints: []\n").unwrap();
+    let run = |secret: &str, base: Option<&std::path::Path>| {
+        let mut cmd = crowsnest();
+        cmd.args(["registry", "connect", "--subscription", "sub-1"])
+            .args(["--resource-group", "rg", "--name", "local"])
+            .args(["--login-server", "registry:5000"])
+            .env("DATABASE_URL", dir.path().join("crowsnest.db"))
+            .env("CROWSNEST_WEBHOOK_SECRET", secret);
+        if let Some(base) = base {
+            cmd.arg("--registry-config-base")
+                .arg(base)
+                .arg("--registry-config-out")
+                .arg(dir.path().join("config.yml"));
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, stderr) = run("too-short", None);
+    assert!(!ok);
+    assert!(stderr.contains("at least 32 characters"), "{stderr}");
+    let (ok, stderr) = run("a secret with spaces in it, long enough though", None);
+    assert!(!ok);
+    assert!(stderr.contains("without spaces"), "{stderr}");
+    let (ok, stderr) = run("0123456789abcdef0123456789abcdef", Some(&base));
+    assert!(!ok);
+    assert!(
+        stderr.contains("already has a notifications section"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("config.yml").exists());
+    let (ok, stderr) = run("0123456789abcdef0123456789abcdef", None);
+    assert!(ok, "{stderr}");
+}

@@ -8,6 +8,7 @@ mod advisories;
 mod architecture;
 mod auth;
 mod cli;
+mod compose;
 mod errors;
 mod filters;
 mod health;
