@@ -200,7 +200,7 @@ fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
 /// vulnerable Python package (PyPI) and one whose version cannot be compared, and a SQLite
 /// database holding an advisory for each. Returns the `oci:` reference and the database.
 fn debian_and_python_image(dir: &std::path::Path) -> (String, std::path::PathBuf) {
-    use crate::registry::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
+    use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, TarEntry};
 
     let metadata = |name: &str, version: &str| {
         format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").into_bytes()
@@ -217,7 +217,7 @@ fn debian_and_python_image(dir: &std::path::Path) -> (String, std::path::PathBuf
             0o644,
         ),
     ];
-    let debian = crate::scan::vulnerable_debian();
+    let debian = crate::support::fixtures::vulnerable_debian();
     let base = &debian.layers[0].tar;
     let mut archive = tar::Archive::new(base.as_slice());
     for entry in archive.entries().unwrap() {
@@ -392,9 +392,9 @@ fn scan_table_shows_each_findings_ecosystem() {
 #[test]
 fn a_missing_tag_names_the_archive() {
     let dir = tempfile::tempdir().unwrap();
-    let image = crate::registry::fixture_image_alpine(
-        crate::registry::MediaKind::Oci,
-        crate::registry::Platform::linux_amd64(),
+    let image = crate::support::fixtures::fixture_image_alpine(
+        crate::support::images::MediaKind::Oci,
+        crate::support::images::Platform::linux_amd64(),
     );
     let layout = dir.path().join("layout");
     crate::scan::write_oci_layout(&layout, &image);

@@ -9,12 +9,13 @@ use std::time::Duration;
 use crowsnest::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::*;
-use crate::registry::{NotificationEndpoint, RegistryAuth, TestRegistry, push_image};
-use crate::scan::vulnerable_debian;
-use crate::scan_lifecycle::{
-    SUB, findings, gnutls_advisory, import, registry_path, scans, wait_for,
-};
+use crate::support::app::*;
+use crate::support::database::Backend;
+use crate::support::fixtures::vulnerable_debian;
+use crate::support::registry::client::push_image;
+use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
+use crate::support::scans::{SUB, findings, gnutls_advisory, import, registry_path, scans};
+use crate::support::wait_for;
 
 backend_tests!(connected_registries_notify_pushes_that_are_scanned);
 
