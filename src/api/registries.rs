@@ -13,7 +13,7 @@ use crate::domain::{
     SubscriptionId, Timestamp,
 };
 use crate::error::{ApiError, CloudError};
-use crate::jobs::registries::{self, Connected, RegistrySettings, WebhookSecret};
+use crate::jobs::registries::{self, Connected, OnReconnect, RegistrySettings, WebhookSecret};
 use crate::store::{self, registries::RegistryRow};
 
 pub const REGISTRY_TYPE: &str = "Microsoft.ContainerRegistry/registries";
@@ -113,14 +113,6 @@ impl RegistryPath {
     }
 }
 
-fn webhook_url(state: &AppState, id: &str) -> String {
-    format!(
-        "{}{id}/providers/Microsoft.Security/registryEvents?api-version={}",
-        state.public_url.as_str().trim_end_matches('/'),
-        api_version::CROWSNEST
-    )
-}
-
 fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registry {
     let id = registry_id(&row);
     let credentials_type = row
@@ -134,7 +126,7 @@ fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registr
             insecure: row.insecure,
             credentials_type: credentials_type.to_owned(),
             webhook: Webhook {
-                url: webhook_url(state, &id),
+                url: super::webhook::url(&state.public_url, &id),
                 secret,
             },
             created_at: Timestamp::from_micros(row.created_at).rfc3339(),
@@ -190,7 +182,7 @@ pub async fn put(
         insecure: props.insecure,
         credentials,
     };
-    match registries::connect(&state.pool, id, settings, &secret).await? {
+    match registries::connect(&state.pool, id, settings, &secret, OnReconnect::KeepSecret).await? {
         Connected::Created(row) => {
             tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry connected");
             Ok(HttpResponse::Created().json(render(&state, row, Some(secret.plain))))

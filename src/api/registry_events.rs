@@ -4,7 +4,6 @@
 
 use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -12,6 +11,7 @@ use super::api_version::{self, ApiVersionQuery};
 use super::registries::RegistryPath;
 use crate::domain::{Digest, RepositoryName};
 use crate::error::{ApiError, CloudError};
+use crate::jobs::registries::WebhookSecret;
 use crate::jobs::registry_events::{self, ImageAction, RegistryEvent};
 use crate::store::{self, registries::RegistryRow};
 
@@ -144,7 +144,7 @@ async fn authenticate(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(refused)?;
-    let presented = hex::encode(Sha256::digest(secret.as_bytes()));
+    let presented = WebhookSecret::hash(secret);
     let id = path.parse().map_err(|_| refused())?;
     let registry = store::run(&state.pool, move |c| store::registries::find(c, &id))
         .await?

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use crowsnest::config::DatabaseArgs;
 use crowsnest::domain::{LoginServer, RegistryId, RegistryName, ResourceGroupName, SubscriptionId};
-use crowsnest::jobs::connect_registry::{self, Connected, RegistryConnection};
+use crowsnest::jobs::registries::{self, Connected, OnReconnect, RegistrySettings, WebhookSecret};
 use crowsnest::store::{self, DatabaseUrl};
 
 #[derive(clap::Subcommand)]
@@ -72,6 +72,7 @@ fn connect(args: &ConnectArgs) -> anyhow::Result<()> {
         name: RegistryName::parse(&args.name)?,
     };
     let login_server = LoginServer::parse(&args.login_server)?;
+    let secret = WebhookSecret::chosen(&args.webhook_secret)?;
     // Read before connecting, so a wrong base changes nothing.
     let base = args
         .registry_config_base
@@ -81,20 +82,23 @@ fn connect(args: &ConnectArgs) -> anyhow::Result<()> {
     let url = DatabaseUrl::parse(&args.db.database_url)?;
     let pool = store::connect(&url, 1)?;
     store::migrate(&pool)?;
-    let connected = connect_registry::connect(
-        &pool,
-        &RegistryConnection {
-            id: &id,
-            login_server: &login_server,
-            insecure: args.insecure,
-            webhook_secret: &args.webhook_secret,
-        },
-    )?;
+    let settings = RegistrySettings {
+        login_server,
+        insecure: args.insecure,
+        credentials: None,
+    };
+    let connected =
+        registries::connect_blocking(&pool, &id, settings, &secret, OnReconnect::ReplaceSecret)?;
     let webhook = crowsnest::api::webhook::url(&args.crowsnest_url, &id.to_string());
     let notifications = notifications_yaml(&id, &webhook, &args.webhook_secret);
     let verb = match connected {
-        Connected::Created => "connected",
-        Connected::Updated => "updated",
+        Connected::Created(_) => "connected",
+        Connected::Updated(_) => "updated",
+        Connected::LoginServerTaken(other) => anyhow::bail!(
+            "the login server '{}' is already connected in this subscription as {}",
+            other.login_server,
+            RegistryId::format(&other.subscription_id, &other.resource_group, &other.name)
+        ),
     };
     match &args.registry_config_out {
         Some(out) => {

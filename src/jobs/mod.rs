@@ -5,7 +5,6 @@
 //! advisory imports and rescans. The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
-pub mod connect_registry;
 pub mod findings;
 pub mod import_advisories;
 pub mod inventories;
