@@ -78,8 +78,10 @@ impl ScanStatus {
     }
 }
 
-/// An image's health: Unhealthy with findings, Healthy without, NotApplicable when it cannot be
-/// told (not scanned yet, the scan failed, or the OS has no advisory data).
+// Unhealthy with findings, Healthy without, NotApplicable when it cannot be told (not scanned
+// yet, the scan failed, or the OS has no advisory data). The doc line below is the published
+// schema's description, kept as it is so the OpenAPI document does not change with the code's layout.
+/// An image's health (DESIGN §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum HealthCode {
     Healthy,
