@@ -16,9 +16,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Response, StatusCode};
 use serde::Deserialize;
+use url::Url;
+
+use super::RegistryClient;
+use super::error::{Ctx, RegistryError};
+use super::transport::{Target, describe_reqwest, read_limited};
+use crate::domain::RegistryCredentials;
 
 /// A string that is never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -213,6 +222,292 @@ impl AuthState {
     pub fn forget(&mut self, scope: &str) {
         self.tokens.remove(scope);
     }
+}
+
+/// What authorization a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SentAuth {
+    Anonymous,
+    Basic,
+    DirectToken,
+    Bearer { fresh: bool },
+}
+
+impl RegistryClient {
+    fn state(&self) -> MutexGuard<'_, AuthState> {
+        // A panic while holding the lock cannot leave the state inconsistent: keep going.
+        self.auth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// GET `url` for `repository`, answering auth challenges (see `auth.rs`).
+    pub(super) async fn get_authed(
+        &self,
+        ctx: &Ctx,
+        url: &Url,
+        accept: Option<&'static str>,
+        whole_timeout: bool,
+    ) -> Result<Response, RegistryError> {
+        let scope = format!("repository:{}:pull", ctx.repository);
+        for _round in 0..4 {
+            let (sent, header) = self.authorization(ctx, &scope).await?;
+            tracing::debug!(
+                registry = %ctx.registry, repository = %ctx.repository, path = url.path(),
+                auth = ?sent, "GET"
+            );
+            let resp = self
+                .send_with_retry(ctx, !whole_timeout, || {
+                    let mut rb = self.http.get(url.clone());
+                    if let Some(a) = accept {
+                        rb = rb.header(ACCEPT, a);
+                    }
+                    if let Some(h) = &header {
+                        rb = rb.header(AUTHORIZATION, h.clone());
+                    }
+                    if whole_timeout {
+                        rb = rb.timeout(self.config.timeouts.request);
+                    }
+                    rb
+                })
+                .await?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            let challenge = pick_challenge(
+                resp.headers()
+                    .get_all(reqwest::header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            let creds = self.config.credentials.as_ref();
+            match (sent, challenge) {
+                (_, None) => {
+                    return Err(ctx.unauthorized(
+                        "the registry answered 401 without a WWW-Authenticate challenge",
+                    ));
+                }
+                (SentAuth::Basic, _) => {
+                    return Err(ctx.unauthorized("the registry rejected the Basic credentials"));
+                }
+                (SentAuth::Bearer { fresh: true }, _) => {
+                    self.state().forget(&scope);
+                    return Err(ctx.unauthorized(
+                        "the registry rejected the token issued by its token service \
+                         (no pull access for these credentials?)",
+                    ));
+                }
+                (SentAuth::Bearer { fresh: false }, _) => {
+                    // A cached token that the registry no longer accepts: fetch a new one.
+                    self.state().forget(&scope);
+                }
+                (SentAuth::DirectToken, Some(Challenge::Bearer { realm, service, .. })) => {
+                    let mut st = self.state();
+                    st.direct_token_refused = true;
+                    st.mode = AuthMode::Bearer { realm, service };
+                }
+                (SentAuth::DirectToken, Some(_)) => {
+                    return Err(ctx.unauthorized("the registry rejected the token credentials"));
+                }
+                (SentAuth::Anonymous, Some(Challenge::Basic)) => match creds {
+                    Some(RegistryCredentials::Basic { .. }) => self.state().mode = AuthMode::Basic,
+                    Some(RegistryCredentials::Token { .. }) => {
+                        return Err(ctx.unauthorized(
+                            "the registry asks for Basic credentials, but only a token is configured",
+                        ));
+                    }
+                    None => {
+                        return Err(ctx.unauthorized(
+                            "authentication required (Basic challenge) and no credentials are configured",
+                        ));
+                    }
+                },
+                (SentAuth::Anonymous, Some(Challenge::Bearer { realm, service, .. })) => {
+                    self.state().mode = AuthMode::Bearer { realm, service };
+                }
+                (SentAuth::Anonymous, Some(Challenge::Other(scheme))) => {
+                    return Err(
+                        ctx.unauthorized(format!("unsupported authentication scheme {scheme:?}"))
+                    );
+                }
+            }
+        }
+        Err(ctx.unauthorized("authentication did not succeed after several challenges"))
+    }
+
+    /// The Authorization header for the next request, fetching a token when needed.
+    async fn authorization(
+        &self,
+        ctx: &Ctx,
+        scope: &str,
+    ) -> Result<(SentAuth, Option<HeaderValue>), RegistryError> {
+        let (mode, direct_refused, cached) = {
+            let st = self.state();
+            (st.mode.clone(), st.direct_token_refused, st.token(scope))
+        };
+        let creds = self.config.credentials.as_ref();
+        Ok(match mode {
+            AuthMode::Unknown => match creds {
+                Some(RegistryCredentials::Token { token }) if !direct_refused => {
+                    (SentAuth::DirectToken, Some(bearer(ctx, token)?))
+                }
+                _ => (SentAuth::Anonymous, None),
+            },
+            AuthMode::Basic => match creds {
+                Some(RegistryCredentials::Basic { username, password }) => {
+                    (SentAuth::Basic, Some(basic(ctx, username, password)?))
+                }
+                _ => (SentAuth::Anonymous, None),
+            },
+            AuthMode::Bearer { realm, service } => match cached {
+                Some(t) => (SentAuth::Bearer { fresh: false }, Some(bearer(ctx, &t.0)?)),
+                None => {
+                    let t = self
+                        .fetch_token(ctx, &realm, service.as_deref(), scope)
+                        .await?;
+                    (SentAuth::Bearer { fresh: true }, Some(bearer(ctx, &t.0)?))
+                }
+            },
+        })
+    }
+
+    /// The token flow: GET realm?service=&scope= (Basic auth with Basic credentials), or with
+    /// an identity token an OAuth2 `refresh_token` POST. Caches the token per scope.
+    async fn fetch_token(
+        &self,
+        ctx: &Ctx,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<Secret, RegistryError> {
+        let mut url = Url::parse(realm).map_err(|_| {
+            ctx.unauthorized("the registry's Bearer challenge has a realm that is not a URL")
+        })?;
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        let shown = url.to_string();
+        if url.scheme() != "https" && !(self.config.insecure && url.scheme() == "http") {
+            return Err(ctx.unauthorized(format!(
+                "the token realm {shown} is not https (plain http is only allowed for a registry \
+                 connected as insecure)"
+            )));
+        }
+        let creds = self.config.credentials.as_ref();
+        let resp = match creds {
+            Some(RegistryCredentials::Token { token }) => {
+                // The serializer is not Send: keep it out of the awaits below.
+                let body = {
+                    let mut form = url::form_urlencoded::Serializer::new(String::new());
+                    form.append_pair("grant_type", "refresh_token");
+                    form.append_pair("refresh_token", token);
+                    if let Some(s) = service {
+                        form.append_pair("service", s);
+                    }
+                    form.append_pair("scope", scope);
+                    form.append_pair("client_id", "crowsnest");
+                    form.finish()
+                };
+                self.send_with_retry(ctx, false, || {
+                    self.http
+                        .post(url.clone())
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(body.clone())
+                        .timeout(self.config.timeouts.request)
+                })
+                .await?
+            }
+            _ => {
+                let mut get_url = url.clone();
+                {
+                    let mut q = get_url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                let auth = match creds {
+                    Some(RegistryCredentials::Basic { username, password }) => {
+                        Some(basic(ctx, username, password)?)
+                    }
+                    _ => None,
+                };
+                self.send_with_retry(ctx, false, || {
+                    let mut rb = self
+                        .http
+                        .get(get_url.clone())
+                        .timeout(self.config.timeouts.request);
+                    if let Some(a) = &auth {
+                        rb = rb.header(AUTHORIZATION, a.clone());
+                    }
+                    rb
+                })
+                .await?
+            }
+        };
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let what = match creds {
+                Some(RegistryCredentials::Basic { .. }) => "the Basic credentials",
+                Some(RegistryCredentials::Token { .. }) => "the identity token",
+                None => "an anonymous request",
+            };
+            return Err(ctx.unauthorized(format!(
+                "the token service {shown} refused {what} (HTTP {})",
+                status.as_u16()
+            )));
+        }
+        if status != StatusCode::OK {
+            return Err(self.status_error(ctx, resp, Target::Token).await);
+        }
+        let body = match read_limited(resp, 1 << 20).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(ctx.unauthorized(format!(
+                    "the token service {shown} answered more than 1 MiB"
+                )));
+            }
+            Err(e) => {
+                return Err(ctx.unavailable(format!(
+                    "reading the token from {shown} failed: {}",
+                    describe_reqwest(&e)
+                )));
+            }
+        };
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+            ctx.unauthorized(format!("the token service {shown} did not answer JSON"))
+        })?;
+        let (token, ttl) = parsed.into_token().ok_or_else(|| {
+            ctx.unauthorized(format!(
+                "the token service {shown} answered without a token"
+            ))
+        })?;
+        tracing::debug!(
+            registry = %ctx.registry, repository = %ctx.repository, scope,
+            ttl_secs = ttl.as_secs(), "obtained a registry token"
+        );
+        self.state().store(scope, token.clone(), ttl);
+        Ok(token)
+    }
+}
+
+fn basic(ctx: &Ctx, username: &str, password: &str) -> Result<HeaderValue, RegistryError> {
+    use base64::Engine as _;
+    let enc = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    sensitive(ctx, &format!("Basic {enc}"))
+}
+
+fn bearer(ctx: &Ctx, token: &str) -> Result<HeaderValue, RegistryError> {
+    sensitive(ctx, &format!("Bearer {token}"))
+}
+
+fn sensitive(ctx: &Ctx, value: &str) -> Result<HeaderValue, RegistryError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        ctx.unauthorized("the credentials contain characters not allowed in an HTTP header")
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ impl Stream for BlobStream {
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
-                let detail = super::describe_reqwest(&e);
+                let detail = super::transport::describe_reqwest(&e);
                 let err = match this.expected {
                     Some(expected) if this.received < expected => {
                         this.size_mismatch(expected, Some(format!("body cut short: {detail}")))
