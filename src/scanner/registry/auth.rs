@@ -1,7 +1,8 @@
-//! Registry authentication: `WWW-Authenticate` challenges, the Docker token flow's response,
-//! and the per-client auth state (mode learnt from the first challenge, tokens per scope).
+//! Registry authentication: `WWW-Authenticate` challenges, the per-client auth state (mode
+//! learnt from the first challenge, tokens per scope), and the flow every registry request goes
+//! through (`RegistryClient::get_authed`).
 //!
-//! The flow (see [`super::RegistryClient`]):
+//! The flow:
 //! * anonymous first (or, with `Token` credentials, the token sent as `Bearer` directly);
 //! * `401` + `Basic` challenge → Basic credentials on every later request;
 //! * `401` + `Bearer realm,service[,scope]` → a token from the realm for
@@ -241,7 +242,7 @@ impl RegistryClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// GET `url` for `repository`, answering auth challenges (see `auth.rs`).
+    /// GET `url` for `repository`, answering auth challenges (the flow above).
     pub(super) async fn get_authed(
         &self,
         ctx: &Ctx,

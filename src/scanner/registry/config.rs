@@ -1,3 +1,6 @@
+//! [`ClientConfig`]: how to talk to one registry: transport security, credentials, the size and
+//! count [`Limits`], [`Timeouts`], and the retry policy ([`Backoff`]).
+
 use std::time::Duration;
 
 use crate::domain::RegistryCredentials;

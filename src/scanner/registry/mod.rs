@@ -1,5 +1,6 @@
 //! The registry client: resolves image references with the OCI distribution API and streams
-//! blobs (DESIGN.md §5 step 1).
+//! blobs. It is the first step of a registry scan: everything the layer pipeline reads comes
+//! through it.
 //!
 //! * [`ImageReference`] parses `host[:port]/repo[:tag][@digest]`.
 //! * [`RegistryClient::manifest`]: one manifest by tag or digest, size-bounded, digest-checked,
@@ -10,10 +11,13 @@
 //!   length-checked [`BlobStream`] (usable as `AsyncRead`, and from sync code through
 //!   `tokio_util::io::SyncIoBridge`); [`RegistryClient::blob_bytes`] for small verified blobs.
 //!
-//! Auth: anonymous, Basic and the Docker bearer-token flow (see `auth.rs`). Plain HTTP only for
+//! Auth: anonymous, Basic and the Docker bearer-token flow (`auth.rs`). Plain HTTP only for
 //! registries connected as `insecure`. Retries with exponential backoff and jitter on 429, 5xx,
-//! connect errors and timeouts, honouring `Retry-After`. Credentials and tokens are never logged
-//! and never appear in errors.
+//! connect errors and timeouts, honouring `Retry-After` (`transport.rs`). Credentials and tokens
+//! are never logged and never appear in errors.
+//!
+//! The client's limits, timeouts and retry policy are in `config.rs`; the manifest formats in
+//! `manifest.rs`; the errors in `error.rs`.
 
 mod auth;
 mod blob;

@@ -1,3 +1,7 @@
+//! Sending a registry request: retries with backoff (and `Retry-After`), bounded body reads,
+//! and the mapping of failures (final statuses, transport errors) to [`RegistryError`]s that
+//! name the registry and repository, never a URL or a credential.
+
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_LENGTH, HeaderMap};
