@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use common::{BenchDb, DEBIAN_ZIP, Rng, realistic_debian_inventory};
 use crowsnest::domain::Timestamp;
+use crowsnest::jobs::engine::Engine;
 use crowsnest::jobs::import_advisories::import_files;
 use crowsnest::jobs::matching::{CandidateCache, match_stored};
 use crowsnest::jobs::queue::{Queue, QueueSettings, spawn_workers};
 use crowsnest::jobs::rescans::{RescanSettings, queue_due};
-use crowsnest::jobs::scan::Engine;
 use crowsnest::jobs::{findings as finding_rows, inventories};
 use crowsnest::scanner::analyzers;
 use crowsnest::store::images::{Assessed, ImageRow};

@@ -13,9 +13,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::Settings;
+use crate::jobs::engine::Engine;
 use crate::jobs::queue::{self, Queue};
 use crate::jobs::rescans;
-use crate::jobs::scan::Engine;
 use crate::store;
 
 pub struct Application {

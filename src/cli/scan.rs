@@ -22,7 +22,7 @@ pub fn scan_command(
     fail_on: Option<&str>,
 ) -> anyhow::Result<bool> {
     use crowsnest::domain::{RegistryCredentials, Severity};
-    use crowsnest::jobs::scan::{Engine, scan, scan_local};
+    use crowsnest::jobs::engine::{Engine, scan, scan_local};
     use crowsnest::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
 
     crowsnest::telemetry::init();

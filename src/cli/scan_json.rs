@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crowsnest::jobs::scan::{ScanResult, ScannedImage, SkippedImage};
+use crowsnest::jobs::engine::{ScanResult, ScannedImage, SkippedImage};
 use crowsnest::scanner::advisories::ecosystem::OsRelease;
 use crowsnest::scanner::advisories::matcher::{
     InventoryPackage, Link, Match, PackageKind, Unknown,

@@ -1,10 +1,11 @@
 //! Where decisions are made and the scanner meets the store: what a registry's notifications, a
 //! cluster's report and a registry connection mean (`registry_events`, `running_images`,
 //! `registries`), and the work that runs outside a request: the scan engine over stored inventories
-//! (`scan`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
+//! (`engine`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
 //! advisory imports and rescans. The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
+pub mod engine;
 pub mod findings;
 pub mod import_advisories;
 pub mod inventories;
@@ -14,4 +15,3 @@ pub mod registries;
 pub mod registry_events;
 pub mod rescans;
 pub mod running_images;
-pub mod scan;

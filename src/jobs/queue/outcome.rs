@@ -12,8 +12,8 @@ use crate::store::scans::{Outcome, ScanRow};
 use crate::store::{self, AnyConnection, StoreError};
 
 use super::QueueSettings;
+use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
 use crate::jobs::findings;
-use crate::jobs::scan::{ScanError, ScanResult, ScannedImage};
 
 /// Stores a scan's outcome in one transaction; false when the lease was lost (nothing is written
 /// then).

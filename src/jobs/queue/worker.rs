@@ -12,9 +12,9 @@ use crate::store::{self, StoreError};
 
 use super::outcome::{Assessment, Failure, complete, complete_together};
 use super::{Queue, QueueSettings};
+use crate::jobs::engine::{self as engine_scan, Engine, ScanError, ScanResult, ScannedImage};
 use crate::jobs::inventories;
 use crate::jobs::matching::match_stored;
-use crate::jobs::scan::{self as engine_scan, Engine, ScanError, ScanResult, ScannedImage};
 
 /// Starts `settings.workers` workers; they run until the runtime stops.
 pub fn spawn_workers(
