@@ -1,5 +1,16 @@
-//! Scans an image reference on a registry: resolve it (an index gives one image per linux
-//! platform), build or reuse each image's inventory, and match it against the stored advisories.
+//! The scan engine: an image reference in, each image's inventory and findings out. Its steps
+//! are the scanner's (which never touches the database); it lives in `jobs` because it also
+//! reads and writes stored inventories and matches against the stored advisories.
+//!
+//! A scan runs these stages, in this order:
+//! 1. resolve the reference to its images: [`scan`] asks the registry (an index gives one image
+//!    per linux platform; its other children are reported as skipped), [`scan_local`] opens an
+//!    image layout or archive on disk;
+//! 2. index each image (`index_image`): reuse the inventory stored for its manifest when the
+//!    same analyzers built it, else pull its layers through the analyzers (`build_inventory`)
+//!    and store the result;
+//! 3. match the inventory against the stored advisories (`match_advisories`);
+//! 4. the [`ScanResult`]: per image, its inventory, its match report and how long it took.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,9 +19,11 @@ use crate::domain::Digest;
 use crate::scanner::advisories::matcher::{Inventory, MatchReport};
 use crate::scanner::analyzers::{self, Analyzer};
 use crate::scanner::layers::Limits;
-use crate::scanner::local::{self, LocalRef};
+use crate::scanner::local::{self, LocalImage, LocalRef};
 use crate::scanner::pipeline::{self, LayerReader, LayerRef, PipelineError};
-use crate::scanner::registry::{Descriptor, ImageReference, RegistryClient, RegistryError};
+use crate::scanner::registry::{
+    Descriptor, ImageReference, RegistryClient, RegistryError, ResolvedImage,
+};
 use crate::store::{Pool, StoreError};
 
 use super::inventories;
@@ -92,7 +105,37 @@ struct Target {
     layers: Vec<LayerRef>,
 }
 
-/// Scans an image reference on a registry.
+impl Target {
+    fn from_registry(image: &ResolvedImage) -> Self {
+        Self {
+            manifest_digest: image.manifest_digest.clone(),
+            platform: image.platform.to_string(),
+            layers: image
+                .layers
+                .iter()
+                .map(|d| LayerRef {
+                    digest: d.digest.to_string(),
+                    media_type: d.media_type.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn from_local(image: &LocalImage) -> Self {
+        Self {
+            manifest_digest: image.manifest_digest.clone(),
+            platform: image.platform.to_string(),
+            layers: image
+                .layers
+                .iter()
+                .map(|(layer, _)| layer.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Scans an image reference on a registry: resolves it, then indexes and matches each of its
+/// linux images, reading their layers from the registry.
 pub async fn scan(
     engine: &Engine,
     client: &RegistryClient,
@@ -104,22 +147,7 @@ pub async fn scan(
         .iter()
         .flat_map(|i| i.layers.iter().cloned())
         .collect();
-    let targets = resolved
-        .images
-        .iter()
-        .map(|image| Target {
-            manifest_digest: image.manifest_digest.clone(),
-            platform: image.platform.to_string(),
-            layers: image
-                .layers
-                .iter()
-                .map(|d| LayerRef {
-                    digest: d.digest.to_string(),
-                    media_type: d.media_type.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    let targets = resolved.images.iter().map(Target::from_registry).collect();
     let open = |layer: &LayerRef| {
         let descriptor = descriptors
             .iter()
@@ -141,7 +169,7 @@ pub async fn scan(
             Ok(Box::new(blob.into_async_read()) as LayerReader)
         }
     };
-    let images = scan_targets(engine, targets, open).await?;
+    let images = index_and_match(engine, targets, open).await?;
     let skipped = resolved
         .skipped
         .into_iter()
@@ -157,7 +185,8 @@ pub async fn scan(
     })
 }
 
-/// Scans an image from disk (`oci:`, `oci-archive:`, `docker-archive:`).
+/// Scans an image from disk (`oci:`, `oci-archive:`, `docker-archive:`): the same stages as
+/// [`scan`], with the layers read from files.
 pub async fn scan_local(engine: &Engine, reference: LocalRef) -> Result<ScanResult, ScanError> {
     let opened = tokio::task::spawn_blocking(move || local::open(&reference))
         .await
@@ -171,19 +200,7 @@ pub async fn scan_local(engine: &Engine, reference: LocalRef) -> Result<ScanResu
         .iter()
         .flat_map(|i| i.layers.iter().cloned())
         .collect();
-    let targets = opened
-        .images
-        .iter()
-        .map(|image| Target {
-            manifest_digest: image.manifest_digest.clone(),
-            platform: image.platform.to_string(),
-            layers: image
-                .layers
-                .iter()
-                .map(|(layer, _)| layer.clone())
-                .collect(),
-        })
-        .collect();
+    let targets = opened.images.iter().map(Target::from_local).collect();
     let open = |layer: &LayerRef| {
         let path = files
             .iter()
@@ -203,7 +220,7 @@ pub async fn scan_local(engine: &Engine, reference: LocalRef) -> Result<ScanResu
             Ok(Box::new(file) as LayerReader)
         }
     };
-    let images = scan_targets(engine, targets, open).await?;
+    let images = index_and_match(engine, targets, open).await?;
     let skipped = opened
         .skipped
         .iter()
@@ -220,8 +237,8 @@ pub async fn scan_local(engine: &Engine, reference: LocalRef) -> Result<ScanResu
     })
 }
 
-/// Builds (or reuses) each target's inventory and matches it.
-async fn scan_targets<F, Fut>(
+/// Indexes and matches each target, one after the other.
+async fn index_and_match<F, Fut>(
     engine: &Engine,
     targets: Vec<Target>,
     open: F,
@@ -230,45 +247,12 @@ where
     F: Fn(&LayerRef) -> Fut,
     Fut: std::future::Future<Output = Result<LayerReader, PipelineError>>,
 {
-    let key = analyzers::cache_key(&analyzers::analyzer_ids(&engine.analyzers));
+    let analyzers_key = analyzers::cache_key(&analyzers::analyzer_ids(&engine.analyzers));
     let mut images = Vec::with_capacity(targets.len());
     for target in targets {
         let started = Instant::now();
-        let digest = target.manifest_digest.to_string();
-        let (lookup_digest, lookup_key) = (digest.clone(), key.clone());
-        let stored = crate::store::run(&engine.pool, move |c| {
-            inventories::load(c, &lookup_digest, &lookup_key)
-        })
-        .await?;
-        let (inventory, reused) = match stored {
-            Some(inventory) => (inventory, true),
-            None => {
-                let report = pipeline::inventory(
-                    &target.layers,
-                    engine.analyzers.clone(),
-                    &engine.limits,
-                    &open,
-                )
-                .await?;
-                for warning in &report.warnings {
-                    tracing::warn!(image = %digest, %warning, "analyzer warning");
-                }
-                let (save_digest, save_key, inventory, layer_count) = (
-                    digest.clone(),
-                    key.clone(),
-                    report.inventory.clone(),
-                    target.layers.len(),
-                );
-                crate::store::run(&engine.pool, move |c| {
-                    inventories::save(c, &save_digest, &save_key, layer_count, &inventory)
-                })
-                .await?;
-                (report.inventory, false)
-            }
-        };
-        let (cache, matched) = (engine.cache.clone(), inventory.clone());
-        let (report, _) =
-            crate::store::run(&engine.pool, move |c| match_stored(c, &cache, &matched)).await?;
+        let (inventory, reused) = index_image(engine, &analyzers_key, &target, &open).await?;
+        let report = match_advisories(engine, &inventory).await?;
         images.push(ScannedImage {
             manifest_digest: target.manifest_digest,
             platform: target.platform,
@@ -279,4 +263,70 @@ where
         });
     }
     Ok(images)
+}
+
+/// The image's inventory, and whether it was reused: the one stored for its manifest when the
+/// same analyzers (`analyzers_key`) built it, else one built from its layers, stored for the
+/// next scan of the same manifest.
+async fn index_image<F, Fut>(
+    engine: &Engine,
+    analyzers_key: &str,
+    target: &Target,
+    open: &F,
+) -> Result<(Inventory, bool), ScanError>
+where
+    F: Fn(&LayerRef) -> Fut,
+    Fut: std::future::Future<Output = Result<LayerReader, PipelineError>>,
+{
+    let digest = target.manifest_digest.to_string();
+    let (lookup_digest, lookup_key) = (digest.clone(), analyzers_key.to_owned());
+    let stored = crate::store::run(&engine.pool, move |c| {
+        inventories::load(c, &lookup_digest, &lookup_key)
+    })
+    .await?;
+    if let Some(inventory) = stored {
+        return Ok((inventory, true));
+    }
+    let inventory = build_inventory(engine, &digest, &target.layers, open).await?;
+    let (save_digest, save_key, saved, layer_count) = (
+        digest,
+        analyzers_key.to_owned(),
+        inventory.clone(),
+        target.layers.len(),
+    );
+    crate::store::run(&engine.pool, move |c| {
+        inventories::save(c, &save_digest, &save_key, layer_count, &saved)
+    })
+    .await?;
+    Ok((inventory, false))
+}
+
+/// Pulls the layers through the analyzers; their warnings are logged, not failures.
+async fn build_inventory<F, Fut>(
+    engine: &Engine,
+    digest: &str,
+    layers: &[LayerRef],
+    open: &F,
+) -> Result<Inventory, ScanError>
+where
+    F: Fn(&LayerRef) -> Fut,
+    Fut: std::future::Future<Output = Result<LayerReader, PipelineError>>,
+{
+    let report =
+        pipeline::inventory(layers, engine.analyzers.clone(), &engine.limits, open).await?;
+    for warning in &report.warnings {
+        tracing::warn!(image = %digest, %warning, "analyzer warning");
+    }
+    Ok(report.inventory)
+}
+
+/// Matches an inventory against the stored advisories (through the engine's candidate cache).
+async fn match_advisories(
+    engine: &Engine,
+    inventory: &Inventory,
+) -> Result<MatchReport, ScanError> {
+    let (cache, matched) = (engine.cache.clone(), inventory.clone());
+    let (report, _) =
+        crate::store::run(&engine.pool, move |c| match_stored(c, &cache, &matched)).await?;
+    Ok(report)
 }
