@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 
 use super::advisory_sources::{self, Entry, Skipped, Source, SourceError};
 use crate::domain::Timestamp;
-use crate::scanner::advisories::matcher::AdvisoryMeta;
-use crate::scanner::advisories::osv::{self, Advisory};
+use crate::scanner::advisories::osv::{self, Advisory, AdvisoryMeta};
 use crate::scanner::advisories::severity;
 use crate::store::advisories::{AdvisoryRow, AffectedRow, Applied, ImportRow, NewAdvisory};
 use crate::store::{self, Pool, StoreError};

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::domain::Severity;
-use crate::scanner::advisories::matcher::{self, AdvisoryMeta, Candidate, Inventory, MatchReport};
-use crate::scanner::advisories::osv::AffectedPackage;
+use crate::scanner::advisories::matcher::{self, Candidate, Inventory, MatchReport};
+use crate::scanner::advisories::osv::{AdvisoryMeta, AffectedPackage};
 use crate::scanner::advisories::severity::{self, AliasSeverity, SeverityInfo};
 use crate::store::advisories::{CandidateKey, CandidateRow};
 use crate::store::{self, AnyConnection};

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Severity;
 
 use super::ecosystem::{NameKeys, OsEcosystems, OsRelease, normalize_name, os_ecosystems};
-use super::osv::{Advisory, AffectedPackage, Reference, SeverityData};
+use super::osv::{Advisory, AdvisoryMeta, AffectedPackage};
 use super::ranges::{self, Prepared, Verdict};
 use super::severity::{AliasSeverity, SeverityInfo, resolve_parts, severity_serde};
 
@@ -101,38 +101,6 @@ pub struct InventoryPackage {
 pub struct Inventory {
     pub os: Option<OsRelease>,
     pub packages: Vec<InventoryPackage>,
-}
-
-/// The advisory-level fields a match needs (one `advisories` row).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdvisoryMeta {
-    pub id: String,
-    pub modified: DateTime<Utc>,
-    pub published: Option<DateTime<Utc>>,
-    pub withdrawn: Option<DateTime<Utc>>,
-    pub aliases: Vec<String>,
-    pub upstream: Vec<String>,
-    pub summary: Option<String>,
-    pub details: Option<String>,
-    pub references: Vec<Reference>,
-    pub severity: SeverityData,
-}
-
-impl From<&Advisory> for AdvisoryMeta {
-    fn from(a: &Advisory) -> Self {
-        AdvisoryMeta {
-            id: a.id.clone(),
-            modified: a.modified,
-            published: a.published,
-            withdrawn: a.withdrawn,
-            aliases: a.aliases.clone(),
-            upstream: a.upstream.clone(),
-            summary: a.summary.clone(),
-            details: a.details.clone(),
-            references: a.references.clone(),
-            severity: a.severity.clone(),
-        }
-    }
 }
 
 /// One affected package of one advisory, as the store hands it to the matcher.

@@ -3,7 +3,7 @@
 //! Nothing here touches a database or the network. The flow is:
 //!
 //! 1. [`osv::parse_records`] turns OSV JSON into [`osv::Advisory`] values (the store keeps them:
-//!    `advisories` row from [`matcher::AdvisoryMeta`], one `affected_ranges` row per
+//!    `advisories` row from [`osv::AdvisoryMeta`], one `affected_ranges` row per
 //!    [`osv::AffectedPackage`]).
 //! 2. [`matcher::match_keys`] names the `(ecosystem, package)` pairs an inventory needs; the
 //!    store loads those `affected_ranges` rows (one query) and rebuilds [`matcher::Candidate`]s.

@@ -118,6 +118,38 @@ pub struct AffectedPackage {
     pub database_severity: Option<String>,
 }
 
+/// The advisory-level fields a match needs (one `advisories` row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdvisoryMeta {
+    pub id: String,
+    pub modified: DateTime<Utc>,
+    pub published: Option<DateTime<Utc>>,
+    pub withdrawn: Option<DateTime<Utc>>,
+    pub aliases: Vec<String>,
+    pub upstream: Vec<String>,
+    pub summary: Option<String>,
+    pub details: Option<String>,
+    pub references: Vec<Reference>,
+    pub severity: SeverityData,
+}
+
+impl From<&Advisory> for AdvisoryMeta {
+    fn from(a: &Advisory) -> Self {
+        AdvisoryMeta {
+            id: a.id.clone(),
+            modified: a.modified,
+            published: a.published,
+            withdrawn: a.withdrawn,
+            aliases: a.aliases.clone(),
+            upstream: a.upstream.clone(),
+            summary: a.summary.clone(),
+            details: a.details.clone(),
+            references: a.references.clone(),
+            severity: a.severity.clone(),
+        }
+    }
+}
+
 /// A parsed OSV record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Advisory {
