@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::advisory_sources::{self, Entry, Skipped, Source, SourceError};
 use crate::domain::Timestamp;
-use crate::scanner::advisories::osv::{self, Advisory, AdvisoryMeta};
+use crate::scanner::advisories::osv::{self, Advisory};
 use crate::scanner::advisories::severity;
 use crate::store::advisories::{AdvisoryRow, AffectedRow, Applied, ImportRow, NewAdvisory};
 use crate::store::{self, Pool, StoreError};
@@ -185,11 +185,11 @@ impl<'a> Importer<'a> {
                                     .map(|a| (a.ecosystem.clone(), a.name.clone()))
                                     .collect(),
                             );
-                            self.batch_withdrawn.push(advisory.withdrawn.is_some());
+                            self.batch_withdrawn.push(advisory.meta.withdrawn.is_some());
                             self.batch.push(new);
                         }
                         Err(reason) => self.summary.rejected.push(Rejection {
-                            id: Some(advisory.id.clone()),
+                            id: Some(advisory.meta.id.clone()),
                             file: entry.name.clone(),
                             reason,
                         }),
@@ -297,7 +297,7 @@ fn source_name(e: &SourceError) -> String {
 
 /// The rows that store one advisory; the record-level severity is kept so aliases can borrow it.
 fn to_rows(advisory: &Advisory) -> Result<NewAdvisory, String> {
-    let record = serde_json::to_string(&AdvisoryMeta::from(advisory))
+    let record = serde_json::to_string(&advisory.meta)
         .map_err(|e| format!("cannot store the record: {e}"))?;
     let raw = serde_json::to_string(&advisory.raw)
         .map_err(|e| format!("cannot store the record: {e}"))?;
@@ -309,7 +309,7 @@ fn to_rows(advisory: &Advisory) -> Result<NewAdvisory, String> {
         .enumerate()
         .map(|(seq, a)| {
             Ok(AffectedRow {
-                advisory_id: advisory.id.clone(),
+                advisory_id: advisory.meta.id.clone(),
                 seq: i32::try_from(seq).map_err(|_| "too many affected packages".to_owned())?,
                 ecosystem: a.ecosystem.clone(),
                 package: a.name.clone(),
@@ -320,15 +320,17 @@ fn to_rows(advisory: &Advisory) -> Result<NewAdvisory, String> {
         .collect::<Result<Vec<_>, String>>()?;
     Ok(NewAdvisory {
         row: AdvisoryRow {
-            id: advisory.id.clone(),
-            modified: Timestamp::from_datetime(advisory.modified).micros(),
+            id: advisory.meta.id.clone(),
+            modified: Timestamp::from_datetime(advisory.meta.modified).micros(),
             published: advisory
+                .meta
                 .published
                 .map(|t| Timestamp::from_datetime(t).micros()),
             withdrawn: advisory
+                .meta
                 .withdrawn
                 .map(|t| Timestamp::from_datetime(t).micros()),
-            summary: advisory.summary.clone().unwrap_or_default(),
+            summary: advisory.meta.summary.clone().unwrap_or_default(),
             severity: own.as_ref().map(|s| s.level.as_str().to_owned()),
             severity_source: own.as_ref().map(|s| s.source.to_string()),
             cvss2_base: own.as_ref().and_then(|s| s.cvss_v2),
@@ -344,9 +346,10 @@ fn to_rows(advisory: &Advisory) -> Result<NewAdvisory, String> {
         },
         affected,
         aliases: advisory
+            .meta
             .aliases
             .iter()
-            .chain(&advisory.upstream)
+            .chain(&advisory.meta.upstream)
             .cloned()
             .collect(),
     })

@@ -117,7 +117,7 @@ pub struct Candidate {
 impl Candidate {
     /// One candidate per affected package of a record (no alias severity).
     pub fn from_advisory(a: &Advisory) -> Vec<Candidate> {
-        let meta = Arc::new(AdvisoryMeta::from(a));
+        let meta = Arc::new(a.meta.clone());
         a.affected
             .iter()
             .map(|p| Candidate {

@@ -118,7 +118,9 @@ pub struct AffectedPackage {
     pub database_severity: Option<String>,
 }
 
-/// The advisory-level fields a match needs (one `advisories` row).
+/// The record-level fields of an advisory: what a match reads about it (everything but the
+/// affected packages), and what its `advisories` row keeps as the `record` JSON, so this type's
+/// serde form is a stored format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdvisoryMeta {
     pub id: String,
@@ -126,45 +128,20 @@ pub struct AdvisoryMeta {
     pub published: Option<DateTime<Utc>>,
     pub withdrawn: Option<DateTime<Utc>>,
     pub aliases: Vec<String>,
-    pub upstream: Vec<String>,
-    pub summary: Option<String>,
-    pub details: Option<String>,
-    pub references: Vec<Reference>,
-    pub severity: SeverityData,
-}
-
-impl From<&Advisory> for AdvisoryMeta {
-    fn from(a: &Advisory) -> Self {
-        AdvisoryMeta {
-            id: a.id.clone(),
-            modified: a.modified,
-            published: a.published,
-            withdrawn: a.withdrawn,
-            aliases: a.aliases.clone(),
-            upstream: a.upstream.clone(),
-            summary: a.summary.clone(),
-            details: a.details.clone(),
-            references: a.references.clone(),
-            severity: a.severity.clone(),
-        }
-    }
-}
-
-/// A parsed OSV record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Advisory {
-    pub id: String,
-    pub modified: DateTime<Utc>,
-    pub published: Option<DateTime<Utc>>,
-    pub withdrawn: Option<DateTime<Utc>>,
-    pub aliases: Vec<String>,
-    pub related: Vec<String>,
     /// `upstream[]` (Alpine and Ubuntu records name their CVE here rather than in `aliases`).
     pub upstream: Vec<String>,
     pub summary: Option<String>,
     pub details: Option<String>,
     pub references: Vec<Reference>,
     pub severity: SeverityData,
+}
+
+/// A parsed OSV record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Advisory {
+    #[serde(flatten)]
+    pub meta: AdvisoryMeta,
+    pub related: Vec<String>,
     pub affected: Vec<AffectedPackage>,
     /// What was dropped and why ("GIT range ignored for <repo>").
     pub ignored: Vec<String>,
@@ -174,7 +151,7 @@ pub struct Advisory {
 
 impl Advisory {
     pub fn is_withdrawn(&self) -> bool {
-        self.withdrawn.is_some()
+        self.meta.withdrawn.is_some()
     }
 }
 
@@ -357,17 +334,19 @@ pub fn parse_value(value: Value) -> Result<Advisory, RecordError> {
     };
 
     Ok(Advisory {
-        id: id_str.trim().to_owned(),
-        modified,
-        published,
-        withdrawn,
-        aliases: raw.aliases.unwrap_or_default(),
+        meta: AdvisoryMeta {
+            id: id_str.trim().to_owned(),
+            modified,
+            published,
+            withdrawn,
+            aliases: raw.aliases.unwrap_or_default(),
+            upstream: raw.upstream.unwrap_or_default(),
+            summary: raw.summary.filter(|s| !s.trim().is_empty()),
+            details: raw.details.filter(|s| !s.trim().is_empty()),
+            references,
+            severity,
+        },
         related: raw.related.unwrap_or_default(),
-        upstream: raw.upstream.unwrap_or_default(),
-        summary: raw.summary.filter(|s| !s.trim().is_empty()),
-        details: raw.details.filter(|s| !s.trim().is_empty()),
-        references,
-        severity,
         affected,
         ignored,
         raw: value,
@@ -734,11 +713,11 @@ mod tests {
         let dsa = results
             .iter()
             .flatten()
-            .find(|a| a.id == "DSA-5380-1")
+            .find(|a| a.meta.id == "DSA-5380-1")
             .unwrap();
-        assert_eq!(dsa.aliases, ["CVE-2023-1393"]);
+        assert_eq!(dsa.meta.aliases, ["CVE-2023-1393"]);
         assert_eq!(
-            dsa.summary.as_deref(),
+            dsa.meta.summary.as_deref(),
             Some("xorg-server - security update")
         );
         assert_eq!(
@@ -761,9 +740,9 @@ mod tests {
         let a = results
             .iter()
             .flatten()
-            .find(|a| a.id == "ALPINE-CVE-2019-10206")
+            .find(|a| a.meta.id == "ALPINE-CVE-2019-10206")
             .unwrap();
-        assert_eq!(a.upstream, ["CVE-2019-10206"]);
+        assert_eq!(a.meta.upstream, ["CVE-2019-10206"]);
         assert_eq!(a.affected.len(), 5);
         assert!(a.affected.iter().all(|p| p.name == "ansible"));
         assert_eq!(a.affected[0].ecosystem, "Alpine:v3.10");
@@ -775,8 +754,8 @@ mod tests {
             "osv/records/redhat/RHSA-2024_4546.json",
         ))
         .unwrap();
-        assert_eq!(a.id, "RHSA-2024:4546");
-        assert_eq!(a.upstream, ["CVE-2023-45288"]);
+        assert_eq!(a.meta.id, "RHSA-2024:4546");
+        assert_eq!(a.meta.upstream, ["CVE-2023-45288"]);
         assert_eq!(a.related, ["GO-2024-2687"]);
         assert_eq!(a.affected[0].ecosystem, "Red Hat:rhel_aus:8.6::appstream");
         assert_eq!(a.affected[0].name, "git-lfs");
@@ -784,8 +763,8 @@ mod tests {
             a.affected[0].purl.as_deref(),
             Some("pkg:rpm/redhat/git-lfs")
         );
-        assert_eq!(a.severity.scores[0].kind, "CVSS_V3");
-        assert_eq!(a.modified.to_rfc3339(), "2024-09-02T14:30:00+00:00");
+        assert_eq!(a.meta.severity.scores[0].kind, "CVSS_V3");
+        assert_eq!(a.meta.modified.to_rfc3339(), "2024-09-02T14:30:00+00:00");
         assert_eq!(a.raw["id"], "RHSA-2024:4546");
 
         let w = parse_record(&testdata::read_bytes(
@@ -798,12 +777,40 @@ mod tests {
             "osv/records/_invalid/nopackage-GHSA-9v2f-6vcg-3hgv.json",
         ))
         .unwrap();
-        assert_eq!(g.severity.database_severity.as_deref(), Some("CRITICAL"));
+        assert_eq!(
+            g.meta.severity.database_severity.as_deref(),
+            Some("CRITICAL")
+        );
 
-        // Serde round trip (the store keeps Advisory / AffectedPackage as JSON).
+        // Serde round trip (the store keeps its AdvisoryMeta and AffectedPackages as JSON).
         let json = serde_json::to_string(&a).unwrap();
         let back: Advisory = serde_json::from_str(&json).unwrap();
         assert_eq!(back, a);
+    }
+
+    /// The `advisories.record` column holds an [`AdvisoryMeta`] as JSON, and rows written by an
+    /// earlier build must still read: its form is pinned here.
+    #[test]
+    fn advisory_meta_json_is_the_stored_record() {
+        let a = parse_record(&testdata::read_bytes(
+            "osv/records/redhat/RHSA-2024_4546.json",
+        ))
+        .unwrap();
+        let json = serde_json::to_string(&a.meta).unwrap();
+        assert!(
+            json.starts_with(
+                r#"{"id":"RHSA-2024:4546","modified":"2024-09-02T14:30:00Z","published":"2024-09-02T14:30:00Z","withdrawn":null,"aliases":[],"upstream":["CVE-2023-45288"],"summary":"Red Hat Security Advisory: git-lfs security update","details":null,"references":[{"kind":"ADVISORY","url":"https://access.redhat.com/errata/RHSA-2024:4546"},"#
+            ),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(
+                r#""severity":{"scores":[{"kind":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],"database_severity":null}}"#
+            ),
+            "{json}"
+        );
+        let back: AdvisoryMeta = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a.meta);
     }
 
     #[test]
@@ -821,7 +828,7 @@ mod tests {
             }
         );
         let vulns = br#"{"vulns":[{"id":"X-1","modified":"2024-01-01T00:00:00Z"}]}"#;
-        assert_eq!(parse_records(vulns)[0].as_ref().unwrap().id, "X-1");
+        assert_eq!(parse_records(vulns)[0].as_ref().unwrap().meta.id, "X-1");
         assert!(parse_record(arr).is_err());
         let bad = parse_records(b"{not json");
         assert_eq!(bad.len(), 1);

@@ -736,7 +736,7 @@ mod tests {
                                         assert!(
                                             !v.affected,
                                             "{} {} fixed {f}",
-                                            advisory.id, p.name
+                                            advisory.meta.id, p.name
                                         );
                                         checked += 1;
                                     }

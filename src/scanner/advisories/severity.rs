@@ -126,14 +126,14 @@ pub fn resolve(
     affected: &AffectedPackage,
     alias: Option<&AliasSeverity>,
 ) -> SeverityInfo {
-    resolve_parts(&advisory.severity, affected, alias)
+    resolve_parts(&advisory.meta.severity, affected, alias)
 }
 
 /// The record-level severity (no affected entry's override): what an alias record contributes.
 pub fn resolve_record(advisory: &Advisory) -> SeverityInfo {
     resolve_scores(
-        &advisory.severity.scores,
-        &[advisory.severity.database_severity.as_deref()],
+        &advisory.meta.severity.scores,
+        &[advisory.meta.severity.database_severity.as_deref()],
         None,
         None,
     )
@@ -286,8 +286,8 @@ mod tests {
             .iter()
             .flatten()
             .find(|a| {
-                a.severity.scores.iter().any(|s| s.kind == "CVSS_V4")
-                    && a.severity.scores.iter().any(|s| s.kind == "CVSS_V3")
+                a.meta.severity.scores.iter().any(|s| s.kind == "CVSS_V4")
+                    && a.meta.severity.scores.iter().any(|s| s.kind == "CVSS_V3")
             })
             .unwrap();
         let s = first(both);
@@ -314,8 +314,8 @@ mod tests {
             for package in result["packages"].as_array().unwrap() {
                 for vuln in package["vulnerabilities"].as_array().unwrap() {
                     let a = parse_value(vuln.clone()).unwrap();
-                    if a.id.starts_with("CVE-") {
-                        seen.push((a.id.clone(), a.affected[0].urgency.clone(), first(&a)));
+                    if a.meta.id.starts_with("CVE-") {
+                        seen.push((a.meta.id.clone(), a.affected[0].urgency.clone(), first(&a)));
                     }
                 }
             }
@@ -349,7 +349,7 @@ mod tests {
             .unwrap();
         let a = parse_value(ghsa.clone()).unwrap();
         let s = first(&a);
-        if a.severity.scores.is_empty() {
+        if a.meta.severity.scores.is_empty() {
             assert_eq!((s.level, s.source.as_str()), (Severity::Low, "ghsa"));
         }
 
@@ -379,7 +379,7 @@ mod tests {
             .find(|(n, _)| n == "DSA-5380-1.json")
             .unwrap();
         let dsa = parse_record(bytes).unwrap();
-        assert!(needs_alias(&dsa.severity, &dsa.affected[0]));
+        assert!(needs_alias(&dsa.meta.severity, &dsa.affected[0]));
         let s = first(&dsa);
         assert_eq!((s.level, s.source.as_str()), (Severity::Medium, "default"));
 
