@@ -1,4 +1,5 @@
-//! Severity of a finding (DESIGN §5 step 5), first match wins:
+//! Severity of a finding, decided once a package is found affected; the first rule that gives a
+//! level wins:
 //!
 //! 1. the CVSS v3 vector, else the CVSS v4 vector, scored with the `cvss` crate →
 //!    [`Severity::from_cvss`] (source `cvss_v3` / `cvss_v4`). The affected entry's own
