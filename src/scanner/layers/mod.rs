@@ -1,5 +1,6 @@
 //! Layer streaming: read each layer blob once, verify its digest, apply whiteouts across layers
-//! and keep only the files the analyzers asked for (DESIGN.md §5 step 2).
+//! and keep only the files the analyzers asked for. In a scan this comes after the registry
+//! client has resolved the image and before the analyzers read the kept files.
 //!
 //! Two steps:
 //! 1. [`read_layer`] streams one layer blob front to back, exactly once. It hashes the
