@@ -42,10 +42,10 @@
 //!
 //! **Tar end without end-of-archive blocks.** A tar that ends right after its last complete entry
 //! — without the two zero blocks, and even without the zero padding of the last entry's data to
-//! a 512-byte boundary (old `umoci insert`, opencontainers/umoci#436; real-registry.md §9.1) — is
-//! accepted as the normal end of the archive, as Go-based tools do. The `tar` crate already ends
-//! cleanly at EOF on a header boundary, but with the padding missing it fails with "unexpected
-//! EOF during skip"; we detect that case explicitly (the decompressed stream ended, cleanly, at
+//! a 512-byte boundary (old `umoci insert`, opencontainers/umoci#436) — is accepted as the
+//! normal end of the archive, as Go-based tools do. The `tar` crate already ends cleanly at EOF
+//! on a header boundary, but with the padding missing it fails with "unexpected EOF during
+//! skip"; we detect that case explicitly (the decompressed stream ended, cleanly, at
 //! or after the end of the last entry's data and before the next header) and stop there. A stream
 //! that ends inside an entry's data (the header says 1000 bytes, 10 follow), inside a header, or
 //! inside the compressed stream is [`LayerError::Truncated`]. Note: a tar cut exactly at an entry

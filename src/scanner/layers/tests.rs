@@ -355,7 +355,8 @@ fn empty_blob_is_an_empty_layer() {
 
 #[test]
 fn whiteouts_across_three_layers() {
-    // real-registry.md §3(d): the test/whiteout image
+    // A file whited out in layer 2, a directory made opaque in layer 3, the package database
+    // replaced in between: the shape of the whiteout test image pushed to a real registry.
     let status_l1 = dpkg_status();
     let status_l2 =
         b"Package: base-files\nStatus: install ok installed\nVersion: 12.4\n\n".to_vec();
