@@ -24,7 +24,7 @@ use crate::scanner::pipeline::{self, LayerReader, LayerRef, PipelineError};
 use crate::scanner::registry::{
     Descriptor, ImageReference, RegistryClient, RegistryError, ResolvedImage,
 };
-use crate::store::{Pool, StoreError};
+use crate::store::{AnyConnection, Pool, StoreError};
 
 use super::inventories;
 use super::matching::{CandidateCache, match_stored};
@@ -46,6 +46,11 @@ impl Engine {
             pool,
             cache: Arc::new(CandidateCache::default()),
         }
+    }
+
+    /// The key stored inventories are built under: the analyzers' names and versions.
+    pub fn analyzers_key(&self) -> String {
+        analyzers::cache_key(&analyzers::analyzer_ids(&self.analyzers))
     }
 }
 
@@ -247,7 +252,7 @@ where
     F: Fn(&LayerRef) -> Fut,
     Fut: std::future::Future<Output = Result<LayerReader, PipelineError>>,
 {
-    let analyzers_key = analyzers::cache_key(&analyzers::analyzer_ids(&engine.analyzers));
+    let analyzers_key = engine.analyzers_key();
     let mut images = Vec::with_capacity(targets.len());
     for target in targets {
         let started = Instant::now();
@@ -329,4 +334,20 @@ async fn match_advisories(
     let (report, _) =
         crate::store::run(&engine.pool, move |c| match_stored(c, &cache, &matched)).await?;
     Ok(report)
+}
+
+/// Stages 2 and 3 of a re-assessment, on the caller's connection: the inventory stored for the
+/// manifest by the current analyzers, matched again. `None` when there is none: the image must be
+/// read from its registry.
+pub fn rematch_stored(
+    c: &mut AnyConnection,
+    cache: &CandidateCache,
+    analyzers_key: &str,
+    manifest_digest: &Digest,
+) -> diesel::QueryResult<Option<(Inventory, MatchReport)>> {
+    let Some(inventory) = inventories::load(c, manifest_digest.as_str(), analyzers_key)? else {
+        return Ok(None);
+    };
+    let (report, _) = match_stored(c, cache, &inventory)?;
+    Ok(Some((inventory, report)))
 }

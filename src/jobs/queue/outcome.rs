@@ -6,14 +6,14 @@ use std::time::Duration;
 use diesel::Connection;
 
 use crate::domain::{HealthCode, ImageSummary, Summary, Timestamp, health_cause};
+use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
+use crate::jobs::findings;
 use crate::store::images::{Assessed, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{Outcome, ScanRow};
 use crate::store::{self, AnyConnection, StoreError};
 
 use super::QueueSettings;
-use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
-use crate::jobs::findings;
 
 /// Stores a scan's outcome in one transaction; false when the lease was lost (nothing is written
 /// then).

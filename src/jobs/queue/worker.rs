@@ -6,15 +6,13 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::Timestamp;
+use crate::jobs::engine::{self, Engine, ScanError, ScanResult, ScannedImage};
 use crate::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
 use crate::store::scans::ScanRow;
 use crate::store::{self, StoreError};
 
 use super::outcome::{Assessment, Failure, complete, complete_together};
 use super::{Queue, QueueSettings};
-use crate::jobs::engine::{self as engine_scan, Engine, ScanError, ScanResult, ScannedImage};
-use crate::jobs::inventories;
-use crate::jobs::matching::match_stored;
 
 /// Starts `settings.workers` workers; they run until the runtime stops.
 pub fn spawn_workers(
@@ -288,7 +286,7 @@ impl Worker {
         };
         let client = RegistryClient::new(&registry.login_server, config)
             .map_err(|e| Failure::scan(&ScanError::from(e)))?;
-        let result = engine_scan::scan(&self.engine, &client, &reference)
+        let result = engine::scan(&self.engine, &client, &reference)
             .await
             .map_err(|e| Failure::scan(&e))?;
         Ok(Assessment { registry, result })
@@ -298,9 +296,7 @@ impl Worker {
     /// for a scan without a digest, without an inventory built by the current analyzers, or whose
     /// registry is gone.
     async fn rematch_all(&self, scans: &[ScanRow]) -> Result<Vec<Option<Assessment>>, StoreError> {
-        let key = crate::scanner::analyzers::cache_key(&crate::scanner::analyzers::analyzer_ids(
-            &self.engine.analyzers,
-        ));
+        let key = self.engine.analyzers_key();
         let (scans, cache) = (scans.to_vec(), self.engine.cache.clone());
         store::run(&self.engine.pool, move |c| {
             let registry_ids: Vec<String> = scans.iter().map(|s| s.registry_id.clone()).collect();
@@ -317,7 +313,9 @@ impl Worker {
                     let Ok(manifest_digest) = crate::domain::Digest::parse(digest) else {
                         return Ok(None);
                     };
-                    let Some(inventory) = inventories::load(c, digest, &key)? else {
+                    let Some((inventory, report)) =
+                        engine::rematch_stored(c, &cache, &key, &manifest_digest)?
+                    else {
                         return Ok(None);
                     };
                     let platform = store::images::find_by_digest(
@@ -328,7 +326,6 @@ impl Worker {
                     )?
                     .and_then(|image| image.platform)
                     .unwrap_or_default();
-                    let (report, _) = match_stored(c, &cache, &inventory)?;
                     Ok(Some(Assessment {
                         registry: registry.clone(),
                         result: ScanResult {
