@@ -40,7 +40,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{BenchApp, BenchDb, Rng, Summary, ms};
-use crowsnest::domain::{RegistryId, Timestamp, finding_name};
+use crowsnest::domain::{Severity, Timestamp};
+use crowsnest::jobs::findings::{self as finding_rows};
+use crowsnest::scanner::advisories::matcher::{Link, Match};
 use crowsnest::store::schema::{findings, images};
 use crowsnest::store::{
     self, AnyConnection, DatabaseUrl, findings::FindingRow, images::ImageRow,
@@ -381,23 +383,13 @@ fn generate(plan: &Plan, now: i64, per_insert: usize, tx: mpsc::SyncSender<Chunk
         for (k, image) in &sub_images {
             let repo = &sub.repositories[*k];
             let registry = &sub.registries[repo.registry];
-            let registry_id = RegistryId::format(&sub.id, &registry.resource_group, &registry.name);
             let layers: Vec<String> = (0..5)
                 .map(|_| format!("sha256:{}", hex64(&mut rng)))
                 .collect();
             // Distinct advisories within an image: consecutive indexes from a random start.
             let first_advisory = rng.below(6000);
             for j in 0..plan.findings_per_image {
-                let row = finding(
-                    &mut rng,
-                    sub,
-                    registry,
-                    &registry_id,
-                    image,
-                    &layers,
-                    first_advisory + j,
-                    now,
-                );
+                let row = finding(&mut rng, registry, image, &layers, first_advisory + j, now);
                 if s == 0 {
                     expected.subscription_findings += 1;
                     if *k == 0 {
@@ -423,12 +415,10 @@ fn generate(plan: &Plan, now: i64, per_insert: usize, tx: mpsc::SyncSender<Chunk
     expected
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A finding in `image` of the `advisory_index`th made-up advisory, with realistic text lengths.
 fn finding(
     rng: &mut Rng,
-    sub: &SubscriptionPlan,
     registry: &RegistryRow,
-    registry_id: &str,
     image: &ImageRow,
     layers: &[String],
     advisory_index: usize,
@@ -448,11 +438,11 @@ fn finding(
         1 + advisory_index % 4
     );
     let fixed = format!("{installed}+deb12u{}", 1 + rng.below(3));
-    let (severity, rank, low, high) = match rng.below(100) {
-        0..30 => ("Low", 1, 10, 39),
-        30..70 => ("Medium", 2, 40, 69),
-        70..95 => ("High", 3, 70, 89),
-        _ => ("Critical", 4, 90, 100),
+    let (severity, low, high) = match rng.below(100) {
+        0..30 => (Severity::Low, 10, 39),
+        30..70 => (Severity::Medium, 40, 69),
+        70..95 => (Severity::High, 70, 89),
+        _ => (Severity::Critical, 90, 100),
     };
     let cvss3 = (low + rng.below(high - low + 1)) as f64 / 10.0;
     let mut description = format!("{advisory} in {package}: ");
@@ -462,49 +452,36 @@ fn finding(
     }
     description.truncate(297);
     description.push_str("...");
-    let link = |id: &str| {
-        format!("{{\"title\":\"{id}\",\"link\":\"https://nvd.nist.gov/vuln/detail/{id}\"}}")
+    let nvd = |id: &str| Link {
+        title: id.to_owned(),
+        link: format!("https://nvd.nist.gov/vuln/detail/{id}"),
     };
-    let cves = if rng.chance(30) {
-        let related = format!(
+    let mut cves = vec![nvd(&advisory)];
+    if rng.chance(30) {
+        cves.push(nvd(&format!(
             "CVE-{}-{:05}",
             2018 + advisory_index % 7,
             40_000 + advisory_index
-        );
-        format!("[{},{}]", link(&advisory), link(&related))
-    } else {
-        format!("[{}]", link(&advisory))
-    };
-    let vendor_references = if rng.chance(50) {
+        )));
+    }
+    let mut vendor_references = Vec::new();
+    if rng.chance(50) {
         let dsa = 5000 + advisory_index % 900;
-        format!(
-            "[{{\"title\":\"DSA-{dsa}-1\",\"link\":\"https://www.debian.org/security/2024/dsa-{dsa}\"}}]"
-        )
-    } else {
-        "[]".to_owned()
-    };
+        vendor_references.push(Link {
+            title: format!("DSA-{dsa}-1"),
+            link: format!("https://www.debian.org/security/2024/dsa-{dsa}"),
+        });
+    }
     let first_seen = now - (rng.below(90) as i64) * DAY_MICROS;
     let resolved_at = rng.chance(10).then_some(now);
-    FindingRow {
-        id: finding_name(
-            &sub.id,
-            registry_id,
-            &image.repository,
-            &image.digest,
-            &advisory,
-            package,
-        )
-        .to_string(),
-        subscription_id: sub.id.clone(),
-        resource_group: registry.resource_group.clone(),
-        registry_id: registry.id.clone(),
-        registry_name: registry.name.clone(),
-        image_id: image.id.clone(),
-        repository: image.repository.clone(),
-        image_digest: image.digest.clone(),
+    let found = Match {
         display_name: format!("{package}: {advisory}"),
         remediation: format!(
             "Upgrade {package} from {installed} to {fixed} or later, then rebuild and redeploy the image."
+        ),
+        impact: format!(
+            "{} severity; CVSS 3.1 base score {cvss3:.1}.",
+            severity.as_str()
         ),
         advisory_id: advisory,
         package_name: package.to_owned(),
@@ -512,22 +489,21 @@ fn finding(
         fixed_version: Some(fixed),
         ecosystem: "Debian:12".into(),
         category: "Debian".into(),
-        severity: severity.into(),
+        severity,
         severity_source: "cvss3".into(),
-        cvss2_base: None,
-        cvss3_base: Some(cvss3),
+        cvss_v3: Some(cvss3),
         description,
-        impact: format!("{severity} severity; CVSS 3.1 base score {cvss3:.1}."),
         cves,
         vendor_references,
-        published_at: Some(first_seen - 30 * DAY_MICROS),
+        published: chrono::DateTime::from_timestamp_micros(first_seen - 30 * DAY_MICROS),
         patchable: true,
         layer_digest: Some(layers[rng.below(layers.len())].clone()),
+        ..Match::default()
+    };
+    FindingRow {
         first_seen,
-        last_seen: now,
         resolved_at,
-        fingerprint: hex64(rng),
-        severity_rank: rank,
+        ..finding_rows::row(registry, image, &found, now)
     }
 }
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 use common::{BenchDb, Summary};
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
 use crowsnest::config::{AuthSettings, Secret, Settings};
-use crowsnest::domain::{Role, Timestamp, finding_name};
+use crowsnest::domain::{Role, Severity, Timestamp};
+use crowsnest::jobs::findings;
+use crowsnest::scanner::advisories::matcher::{Link, Match};
 use crowsnest::startup::Application;
 use crowsnest::store::{self, findings::FindingRow, images::ImageRow, registries::RegistryRow};
 use diesel::Connection;
@@ -143,7 +145,6 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
         updated_at: now,
     };
     store::registries::insert(&mut conn, &registry).expect("registry");
-    let registry_id = crowsnest::domain::RegistryId::format("bench", "rg", "reg");
     conn.transaction(|c| {
         for i in 0..(FINDINGS / 100) {
             let digest = format!("sha256:{:064x}", i);
@@ -169,40 +170,29 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
                 .map(|j| {
                     let advisory = format!("CVE-2024-{:05}", j);
                     let package = format!("pkg-{j}");
-                    FindingRow {
-                        id: finding_name("bench", &registry_id, &image.repository, &digest, &advisory, &package).to_string(),
-                        subscription_id: "bench".into(),
-                        resource_group: "rg".into(),
-                        registry_id: registry.id.clone(),
-                        registry_name: "reg".into(),
-                        image_id: image.id.clone(),
-                        repository: image.repository.clone(),
-                        image_digest: digest.clone(),
+                    let found = Match {
                         advisory_id: advisory.clone(),
                         package_name: package.clone(),
                         installed_version: "1.0-1".into(),
                         fixed_version: Some("1.0-2".into()),
                         ecosystem: "Debian:12".into(),
                         category: "Debian".into(),
-                        severity: "High".into(),
+                        severity: Severity::High,
                         severity_source: "cvss_v3".into(),
-                        cvss2_base: None,
-                        cvss3_base: Some(7.5),
+                        cvss_v3: Some(7.5),
                         display_name: format!("{package}: {advisory}"),
                         description: "A vulnerability in a package, described in a sentence or two for the bench.".into(),
                         remediation: format!("Upgrade {package} from 1.0-1 to 1.0-2 or later."),
                         impact: "High".into(),
-                        cves: format!("[{{\"title\":\"{advisory}\",\"link\":\"https://nvd.nist.gov/vuln/detail/{advisory}\"}}]"),
-                        vendor_references: "[]".into(),
-                        published_at: Some(now),
+                        cves: vec![Link {
+                            title: advisory.clone(),
+                            link: format!("https://nvd.nist.gov/vuln/detail/{advisory}"),
+                        }],
+                        published: chrono::DateTime::from_timestamp_micros(now),
                         patchable: true,
-                        layer_digest: None,
-                        first_seen: now,
-                        last_seen: now,
-                        resolved_at: None,
-                        fingerprint: String::new(),
-                        severity_rank: 3,
-                    }
+                        ..Match::default()
+                    };
+                    findings::row(&registry, &image, &found, now)
                 })
                 .collect();
             store::findings::insert(c, &rows)?;

@@ -2,9 +2,11 @@ use std::fmt;
 
 /// A finding's severity. The 2019 Sub-Assessments API knows Low/Medium/High only, so Critical is
 /// shown there as High and kept in Crowsnest's extension fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Medium is the default: the severity of an advisory that states none (`severitySource: default`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Low,
+    #[default]
     Medium,
     High,
     Critical,

@@ -16,66 +16,68 @@ pub fn rows(
     matches: &[Match],
     now: i64,
 ) -> Vec<FindingRow> {
+    let mut seen = std::collections::HashSet::new();
+    matches
+        .iter()
+        .map(|m| row(registry, image, m, now))
+        .filter(|row| seen.insert(row.id.clone()))
+        .collect()
+}
+
+/// The finding a match makes in an image: its stable name, what the API shows, and the
+/// fingerprint the merge compares.
+pub fn row(registry: &RegistryRow, image: &ImageRow, m: &Match, now: i64) -> FindingRow {
     let registry_id = RegistryId::format(
         &registry.subscription_id,
         &registry.resource_group,
         &registry.name,
     );
-    let mut seen = std::collections::HashSet::new();
-    matches
-        .iter()
-        .filter_map(|m| {
-            let id = finding_name(
-                &registry.subscription_id,
-                &registry_id,
-                &image.repository,
-                &image.digest,
-                &m.advisory_id,
-                &m.package_name,
-            )
-            .to_string();
-            if !seen.insert(id.clone()) {
-                return None;
-            }
-            let mut row = FindingRow {
-                id,
-                subscription_id: registry.subscription_id.clone(),
-                resource_group: registry.resource_group.clone(),
-                registry_id: registry.id.clone(),
-                registry_name: registry.name.clone(),
-                image_id: image.id.clone(),
-                repository: image.repository.clone(),
-                image_digest: image.digest.clone(),
-                advisory_id: m.advisory_id.clone(),
-                package_name: m.package_name.clone(),
-                installed_version: m.installed_version.clone(),
-                fixed_version: m.fixed_version.clone(),
-                ecosystem: m.ecosystem.clone(),
-                category: m.category.clone(),
-                severity: m.severity.as_str().to_owned(),
-                severity_source: m.severity_source.clone(),
-                cvss2_base: m.cvss_v2,
-                cvss3_base: m.cvss_v3,
-                display_name: m.display_name.clone(),
-                description: m.description.clone(),
-                remediation: m.remediation.clone(),
-                impact: m.impact.clone(),
-                cves: serde_json::to_string(&m.cves).unwrap_or_else(|_| "[]".to_owned()),
-                vendor_references: serde_json::to_string(&m.vendor_references)
-                    .unwrap_or_else(|_| "[]".to_owned()),
-                published_at: m.published.map(|p| p.timestamp_micros()),
-                patchable: m.patchable,
-                layer_digest: m.layer_digest.clone(),
-                first_seen: now,
-                last_seen: now,
-                resolved_at: None,
-                fingerprint: String::new(),
-                severity_rank: m.severity.rank(),
-            };
-            row.fingerprint = fingerprint(&row);
-            Some(row)
-        })
-        .collect()
+    let id = finding_name(
+        &registry.subscription_id,
+        &registry_id,
+        &image.repository,
+        &image.digest,
+        &m.advisory_id,
+        &m.package_name,
+    )
+    .to_string();
+    let mut row = FindingRow {
+        id,
+        subscription_id: registry.subscription_id.clone(),
+        resource_group: registry.resource_group.clone(),
+        registry_id: registry.id.clone(),
+        registry_name: registry.name.clone(),
+        image_id: image.id.clone(),
+        repository: image.repository.clone(),
+        image_digest: image.digest.clone(),
+        advisory_id: m.advisory_id.clone(),
+        package_name: m.package_name.clone(),
+        installed_version: m.installed_version.clone(),
+        fixed_version: m.fixed_version.clone(),
+        ecosystem: m.ecosystem.clone(),
+        category: m.category.clone(),
+        severity: m.severity.as_str().to_owned(),
+        severity_source: m.severity_source.clone(),
+        cvss2_base: m.cvss_v2,
+        cvss3_base: m.cvss_v3,
+        display_name: m.display_name.clone(),
+        description: m.description.clone(),
+        remediation: m.remediation.clone(),
+        impact: m.impact.clone(),
+        cves: serde_json::to_string(&m.cves).unwrap_or_else(|_| "[]".to_owned()),
+        vendor_references: serde_json::to_string(&m.vendor_references)
+            .unwrap_or_else(|_| "[]".to_owned()),
+        published_at: m.published.map(|p| p.timestamp_micros()),
+        patchable: m.patchable,
+        layer_digest: m.layer_digest.clone(),
+        first_seen: now,
+        last_seen: now,
+        resolved_at: None,
+        fingerprint: String::new(),
+        severity_rank: m.severity.rank(),
+    };
+    row.fingerprint = fingerprint(&row);
+    row
 }
 
 /// A hash of everything an assessment decides about a finding (not its identity or its times).

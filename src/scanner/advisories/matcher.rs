@@ -137,7 +137,7 @@ pub struct Link {
 }
 
 /// One finding: an advisory affecting one installed (binary) package.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Match {
     pub advisory_id: String,
     /// The binary package as installed.

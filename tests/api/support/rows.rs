@@ -1,6 +1,8 @@
 //! Rows to seed the store with: a registry, an image and a realistic finding.
 
-use crowsnest::domain::{Timestamp, finding_name};
+use crowsnest::domain::{Severity, Timestamp};
+use crowsnest::jobs::findings;
+use crowsnest::scanner::advisories::matcher::{Link, Match};
 use crowsnest::store;
 use crowsnest::store::findings::FindingRow;
 use crowsnest::store::images::ImageRow;
@@ -56,52 +58,40 @@ pub fn finding_row(
     advisory: &str,
     package: &str,
 ) -> FindingRow {
-    let registry_id = crowsnest::domain::RegistryId::format(
-        &registry.subscription_id,
-        &registry.resource_group,
-        &registry.name,
-    );
-    let name = finding_name(
-        &registry.subscription_id,
-        &registry_id,
-        &image.repository,
-        &image.digest,
-        advisory,
-        package,
-    );
     let now = Timestamp::now().micros();
-    FindingRow {
-        id: name.to_string(),
-        subscription_id: registry.subscription_id.clone(),
-        resource_group: registry.resource_group.clone(),
-        registry_id: registry.id.clone(),
-        registry_name: registry.name.clone(),
-        image_id: image.id.clone(),
-        repository: image.repository.clone(),
-        image_digest: image.digest.clone(),
+    let link = |title: &str, link: String| Link {
+        title: title.to_owned(),
+        link,
+    };
+    let found = Match {
         advisory_id: advisory.to_owned(),
         package_name: package.to_owned(),
         installed_version: "3.0.11-1~deb12u1".to_owned(),
         fixed_version: Some("3.0.11-1~deb12u2".to_owned()),
         ecosystem: "Debian:12".to_owned(),
         category: "Debian".to_owned(),
-        severity: "High".to_owned(),
+        severity: Severity::High,
         severity_source: "cvss3".to_owned(),
-        cvss2_base: Some(7.5),
-        cvss3_base: Some(8.1),
+        cvss_v2: Some(7.5),
+        cvss_v3: Some(8.1),
         display_name: format!("{package}: {advisory}"),
         description: format!("{advisory} affects {package}."),
-        remediation: format!("Upgrade {package} from 3.0.11-1~deb12u1 to 3.0.11-1~deb12u2 or later."),
+        remediation: format!(
+            "Upgrade {package} from 3.0.11-1~deb12u1 to 3.0.11-1~deb12u2 or later."
+        ),
         impact: "High".to_owned(),
-        cves: serde_json::json!([{"title": advisory, "link": format!("https://nvd.nist.gov/vuln/detail/{advisory}")}]).to_string(),
-        vendor_references: serde_json::json!([{"title": "DSA-5532-1", "link": "https://security-tracker.debian.org/tracker/DSA-5532-1"}]).to_string(),
-        published_at: Some(now - 86_400_000_000),
+        cves: vec![link(
+            advisory,
+            format!("https://nvd.nist.gov/vuln/detail/{advisory}"),
+        )],
+        vendor_references: vec![link(
+            "DSA-5532-1",
+            "https://security-tracker.debian.org/tracker/DSA-5532-1".to_owned(),
+        )],
+        published: chrono::DateTime::from_timestamp_micros(now - 86_400_000_000),
         patchable: true,
         layer_digest: Some(digest_of("layer")),
-        first_seen: now,
-        last_seen: now,
-        resolved_at: None,
-        fingerprint: String::new(),
-        severity_rank: 3,
-    }
+        ..Match::default()
+    };
+    findings::row(registry, image, &found, now)
 }
