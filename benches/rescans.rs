@@ -18,14 +18,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{BenchDb, DEBIAN_ZIP, Rng, realistic_debian_inventory};
+use common::{BenchDb, Rng, import_debian_bundle, realistic_debian_inventory};
 use crowsnest::domain::Timestamp;
 use crowsnest::jobs::engine::Engine;
-use crowsnest::jobs::import_advisories::import_files;
 use crowsnest::jobs::matching::{CandidateCache, match_stored};
 use crowsnest::jobs::queue::{Queue, QueueSettings, spawn_workers};
 use crowsnest::jobs::rescans::{RescanSettings, queue_due};
@@ -116,15 +114,7 @@ fn main() {
     for db in dbs.into_iter().flatten() {
         let pool = store::connect(&db.url, 8).unwrap();
         store::migrate(&pool).unwrap();
-        let files = [(DEBIAN_ZIP.to_owned(), PathBuf::from(DEBIAN_ZIP))];
-        let start = Instant::now();
-        let summary = import_files(&pool, &files, &|_| {}).unwrap();
-        println!(
-            "{}: imported the Debian bundle ({} records) in {:.2} s",
-            db.label,
-            summary.added,
-            start.elapsed().as_secs_f64()
-        );
+        import_debian_bundle(&pool, &db.label);
 
         let start = Instant::now();
         let seeded = seed(&pool, &fixes, &key, n);

@@ -116,6 +116,19 @@ pub fn ms(d: Duration) -> f64 {
 /// The Debian DSA/DLA bundle (6,832 OSV records).
 pub const DEBIAN_ZIP: &str = "../shared/fixtures/osv/debian-dsa-dla.zip";
 
+/// Imports the Debian DSA/DLA bundle and says how long it took.
+pub fn import_debian_bundle(pool: &crowsnest::store::Pool, label: &str) {
+    let files = [(DEBIAN_ZIP.to_owned(), std::path::PathBuf::from(DEBIAN_ZIP))];
+    let start = Instant::now();
+    let summary = crowsnest::jobs::import_advisories::import_files(pool, &files, &|_| {})
+        .expect("import the Debian bundle");
+    println!(
+        "{label}: imported the Debian bundle ({} records) in {:.2} s",
+        summary.added,
+        start.elapsed().as_secs_f64()
+    );
+}
+
 /// Every `Debian:10` source package of the bundle with the versions it was fixed in, oldest first
 /// (dpkg order), sorted by name.
 pub fn debian10_fixes() -> Vec<(String, Vec<String>)> {

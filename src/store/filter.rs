@@ -770,6 +770,14 @@ pub(super) mod sql {
 /// What NULL sorts as in nullable time columns: before every real timestamp.
 pub(super) const NULL_TIME: i64 = -1;
 
+/// For the lists' own tests: a `$filter` resolved as the list `L` resolves it.
+#[cfg(test)]
+pub(super) fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError> {
+    let parsed =
+        crate::domain::odata::parse_filter(filter).unwrap_or_else(|e| panic!("{filter}: {e:?}"));
+    Listing::<L>::new(Some(&parsed), None).map(|l| l.filter.unwrap_or(Node::Const(true)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

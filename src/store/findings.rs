@@ -587,11 +587,7 @@ pub fn listing(
 mod tests {
     use super::*;
     use crate::domain::odata::{CompareOp, parse_filter, parse_orderby};
-
-    fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError> {
-        Listing::<L>::new(Some(&parse_filter(filter).unwrap()), None)
-            .map(|l| l.filter.unwrap_or(Node::Const(true)))
-    }
+    use crate::store::filter::check;
 
     fn error_at<L: List>(filter: &str) -> (usize, String) {
         match check::<L>(filter) {

@@ -586,14 +586,9 @@ pub fn listing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::odata::parse_filter;
     use crate::domain::{ScanStatus, ScanTrigger};
     use crate::store::filter::Node;
-
-    fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError> {
-        Listing::<L>::new(Some(&parse_filter(filter).unwrap()), None)
-            .map(|l| l.filter.unwrap_or(Node::Const(true)))
-    }
+    use crate::store::filter::check;
 
     #[test]
     fn domain_names_agree() {
