@@ -29,7 +29,7 @@ fn main() {
     for db in BenchDb::all() {
         let pool = store::connect(&db.url, 4).unwrap();
         store::migrate(&pool).unwrap();
-        import_debian_bundle(&pool, &db.label);
+        import_debian_bundle(&pool, db.label);
         let files = [(DEBIAN_ZIP.to_owned(), PathBuf::from(DEBIAN_ZIP))];
         let start = Instant::now();
         let again = import_files(&pool, &files, &|_| {}).unwrap();

@@ -114,7 +114,7 @@ fn main() {
     for db in dbs.into_iter().flatten() {
         let pool = store::connect(&db.url, 8).unwrap();
         store::migrate(&pool).unwrap();
-        import_debian_bundle(&pool, &db.label);
+        import_debian_bundle(&pool, db.label);
 
         let start = Instant::now();
         let seeded = seed(&pool, &fixes, &key, n);
