@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod baseline;
+
 use std::time::{Duration, Instant};
 
 use crowsnest::store::DatabaseUrl;
