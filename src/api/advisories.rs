@@ -11,9 +11,13 @@ use super::api_version::{self, ApiVersionQuery};
 use crate::api::auth::Caller;
 use crate::domain::{Role, Timestamp};
 use crate::error::{ApiError, CloudError};
+use crate::jobs::advisory_sources;
 use crate::jobs::import_advisories::{self, ImportSummary};
 use crate::jobs::rescans;
 use crate::store;
+
+/// What the import body is called in answers (never its temporary file's path).
+const REQUEST_BODY: &str = "request body";
 
 /// The largest import body accepted (osv.dev's whole `all.zip` is a few hundred MiB).
 pub const MAX_IMPORT_BYTES: usize = 1024 * 1024 * 1024;
@@ -85,7 +89,8 @@ pub struct LastImport {
 
 /// Imports OSV records: one JSON record, a JSON array of records, `{"vulns": […]}`, or a zip of
 /// records (osv.dev's `all.zip` layout). Malformed records are rejected with their reasons; the rest
-/// are imported. Re-importing the same data changes nothing.
+/// are imported. A body that is neither JSON nor a zip is refused. Re-importing the same data
+/// changes nothing.
 #[utoipa::path(
     post,
     path = "/providers/Microsoft.Security/advisories:import",
@@ -134,9 +139,10 @@ pub async fn import(
     }
     let pool = state.pool.clone();
     let summary = web::block(move || {
+        advisory_sources::require_json_or_zip(REQUEST_BODY, body.path())?;
         import_advisories::import_files(
             &pool,
-            &[("request body".to_owned(), body.path().to_path_buf())],
+            &[(REQUEST_BODY.to_owned(), body.path().to_path_buf())],
             &|_| {},
         )
     })

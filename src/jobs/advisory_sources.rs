@@ -47,6 +47,8 @@ pub enum SourceError {
     Download { url: String, reason: String },
     #[error("{name} is larger than {limit} bytes")]
     TooLarge { name: String, limit: u64 },
+    #[error("{name} is neither JSON nor a zip archive: {reason}")]
+    NotRecords { name: String, reason: String },
 }
 
 /// One file's bytes, named for messages (`all.zip:DSA-1234-1.json`).
@@ -60,14 +62,17 @@ pub struct Entry {
 pub type Skipped = Vec<String>;
 
 /// Calls `each` for every record file of a local source, front to back; a file that cannot be read
-/// is reported through `each` as an error and does not stop the others.
+/// is reported through `each` as an error and does not stop the others. `name` stands for `path`
+/// in entry names and messages (a downloaded or uploaded file's temporary path means nothing to
+/// whoever reads them); the files of a directory are named by their paths.
 pub fn for_each_entry(
+    name: &str,
     path: &Path,
     skipped: &mut Skipped,
     each: &mut dyn FnMut(Result<Entry, SourceError>),
 ) -> Result<(), SourceError> {
     let io = |e| SourceError::Io {
-        path: path.display().to_string(),
+        path: name.to_owned(),
         source: e,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
@@ -77,7 +82,7 @@ pub fn for_each_entry(
         files.sort();
         for file in files {
             if is_json(&file) {
-                each(read_limited(&file));
+                each(read_limited(&file.display().to_string(), &file));
             } else {
                 skipped.push(file.display().to_string());
             }
@@ -86,10 +91,30 @@ pub fn for_each_entry(
     }
     let mut file = File::open(path).map_err(io)?;
     if is_zip(&mut file).map_err(io)? {
-        return for_each_zip_entry(file, &path.display().to_string(), skipped, each);
+        return for_each_zip_entry(file, name, skipped, each);
     }
-    each(read_limited(path));
+    each(read_limited(name, path));
     Ok(())
+}
+
+/// Refuses a file that is neither a zip nor JSON (of any shape: records are checked one by one
+/// later): a request body must be one or the other. `name` stands for `path` in messages.
+pub fn require_json_or_zip(name: &str, path: &Path) -> Result<(), SourceError> {
+    let io = |e| SourceError::Io {
+        path: name.to_owned(),
+        source: e,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    if is_zip(&mut file).map_err(io)? {
+        return Ok(());
+    }
+    let entry = read_limited(name, path)?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&entry.bytes)
+        .map(|_| ())
+        .map_err(|e| SourceError::NotRecords {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 fn for_each_zip_entry<R: Read + Seek>(
@@ -181,8 +206,8 @@ fn is_zip(file: &mut File) -> std::io::Result<bool> {
     Ok(n == 4 && &magic == b"PK\x03\x04")
 }
 
-fn read_limited(path: &Path) -> Result<Entry, SourceError> {
-    let name = path.display().to_string();
+fn read_limited(name: &str, path: &Path) -> Result<Entry, SourceError> {
+    let name = name.to_owned();
     let io = |e| SourceError::Io {
         path: name.clone(),
         source: e,

@@ -108,9 +108,11 @@ pub fn import_files(
 ) -> Result<ImportSummary, ImportError> {
     let names = files.iter().map(|(name, _)| name.clone()).collect();
     let mut importer = Importer::new(pool, names, progress);
-    for (_, path) in files {
+    for (name, path) in files {
         let mut skipped = Skipped::new();
-        advisory_sources::for_each_entry(path, &mut skipped, &mut |entry| importer.entry(entry))?;
+        advisory_sources::for_each_entry(name, path, &mut skipped, &mut |entry| {
+            importer.entry(entry)
+        })?;
         importer.summary.skipped_files.extend(skipped);
     }
     importer.finish()
@@ -291,7 +293,7 @@ fn source_name(e: &SourceError) -> String {
     match e {
         SourceError::Io { path, .. } | SourceError::Zip { path, .. } => path.clone(),
         SourceError::Download { url, .. } => url.clone(),
-        SourceError::TooLarge { name, .. } => name.clone(),
+        SourceError::TooLarge { name, .. } | SourceError::NotRecords { name, .. } => name.clone(),
     }
 }
 

@@ -317,23 +317,39 @@ async fn import_needs_an_admin_and_a_body(backend: Backend) {
     let admin = app.token("*", Role::Admin);
     let (status, error) = post_import(&app, &admin, Vec::new(), "application/json").await;
     assert_cloud_error(status, &error, 400, "InvalidRequestContent");
-    let (status, summary) = post_import(
-        &app,
-        &admin,
-        b"{ this is not json".to_vec(),
-        "application/json",
-    )
-    .await;
+    // Neither JSON nor a zip: refused, and no answer names a file of the server.
+    let temp = std::env::temp_dir().display().to_string();
+    for (body, content_type) in [
+        (b"{ this is not json".to_vec(), "application/json"),
+        (b"\x89PNG\r\n".to_vec(), "application/octet-stream"),
+        (b"PK\x03\x04 truncated zip".to_vec(), "application/zip"),
+    ] {
+        let (status, error) = post_import(&app, &admin, body, content_type).await;
+        assert_cloud_error(status, &error, 400, "InvalidRequestContent");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("request body") && !message.contains(&temp),
+            "{message}"
+        );
+    }
+    let (status, status_body) = app
+        .get_json(
+            "/providers/Microsoft.Security/advisories:status?api-version=2026-11-01",
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{status_body}");
+    assert!(status_body["lastImport"].is_null(), "{status_body}");
+    // A zip whose entries are not records: each is rejected under the body's name.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("broken.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, b"{ not json").unwrap();
+    let zip = zip.finish().unwrap().into_inner();
+    let (status, summary) = post_import(&app, &admin, zip, "application/zip").await;
     assert_eq!(status, 200, "{summary}");
-    assert_eq!(counts(&summary), (0, 0, 0, 0, 1));
-    let (status, error) = post_import(
-        &app,
-        &admin,
-        b"PK\x03\x04 truncated zip".to_vec(),
-        "application/zip",
-    )
-    .await;
-    assert_cloud_error(status, &error, 400, "InvalidRequestContent");
+    assert_eq!(summary["rejected"][0]["file"], "request body:broken.json");
+    assert!(!summary.to_string().contains(&temp), "{summary}");
     let (status, error) = app
         .get_json("/providers/Microsoft.Security/advisories:status", &admin)
         .await;
