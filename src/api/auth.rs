@@ -314,13 +314,9 @@ impl FromRequest for Caller {
                         "The Authorization header is not ASCII.".to_owned(),
                     ));
                 }
-                Some(Ok(value)) => match value.split_once(' ') {
-                    Some((scheme, token))
-                        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-                    {
-                        token.trim().to_owned()
-                    }
-                    _ => {
+                Some(Ok(value)) => match bearer(&value) {
+                    Some(token) => token.to_owned(),
+                    None => {
                         return Err(ApiError::Unauthenticated(
                             "The Authorization header must be 'Bearer <token>'.".to_owned(),
                         ));
@@ -330,6 +326,14 @@ impl FromRequest for Caller {
             authenticator.verify(&token).await
         })
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 §11.1): `bearer` and `BEARER` are the same scheme.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Mints an HS256 token for `crowsnest token` and for tests.

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
+use super::auth::bearer;
 use super::registries::RegistryPath;
 use crate::domain::{Digest, RepositoryName};
 use crate::error::{ApiError, CloudError};
@@ -140,9 +141,7 @@ async fn authenticate(
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .and_then(bearer)
         .ok_or_else(refused)?;
     let presented = WebhookSecret::hash(secret);
     let id = path.parse().map_err(|_| refused())?;

@@ -12,6 +12,7 @@ mod compose;
 mod errors;
 mod filters;
 mod health;
+mod hostile_input;
 mod inventories;
 mod openapi;
 mod operations;
