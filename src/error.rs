@@ -42,8 +42,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// 405; `allow` lists the methods the resource takes (the `Allow` header).
+    #[error("{message}")]
+    MethodNotAllowed { message: String, allow: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
@@ -89,7 +90,7 @@ impl ApiError {
             | Self::Conflict { code, .. } => code,
             Self::Unauthenticated(_) => "AuthenticationFailed",
             Self::Forbidden(_) => "AuthorizationFailed",
-            Self::MethodNotAllowed(_) => "MethodNotAllowed",
+            Self::MethodNotAllowed { .. } => "MethodNotAllowed",
             Self::PayloadTooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Unavailable(_) => "ServiceUnavailable",
@@ -132,7 +133,7 @@ impl ResponseError for ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -164,16 +165,24 @@ impl ResponseError for ApiError {
             },
         };
         let mut response = HttpResponse::build(self.status_code()).json(body);
-        if let Self::Unauthenticated(reason) = self {
-            let challenge = format!(
-                "Bearer realm=\"crowsnest\", error=\"invalid_token\", error_description=\"{}\"",
-                reason.replace(['"', '\\'], "'")
-            );
-            let value = HeaderValue::from_str(&challenge)
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"crowsnest\""));
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+        match self {
+            Self::Unauthenticated(reason) => {
+                let challenge = format!(
+                    "Bearer realm=\"crowsnest\", error=\"invalid_token\", error_description=\"{}\"",
+                    reason.replace(['"', '\\'], "'")
+                );
+                let value = HeaderValue::from_str(&challenge)
+                    .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"crowsnest\""));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+            }
+            _ => {}
         }
         response
     }

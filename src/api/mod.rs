@@ -17,10 +17,11 @@ pub mod usage;
 pub mod webhook;
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::ServiceResponse;
+use actix_web::dev::{AppService, HttpServiceFactory, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
-use actix_web::{HttpRequest, HttpResponse, error, web};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, error, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -149,14 +150,61 @@ pub fn json_response<T: serde::Serialize>(
         .body(body))
 }
 
-/// A resource whose other methods answer 405 with a CloudError.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(format!(
-            "The method {} is not supported on this resource.",
-            req.method()
-        )))
-    }))
+/// One path of the route table: its handlers by method, and every other method answered 405 with
+/// the `Allow` header.
+struct Resource {
+    inner: actix_web::Resource,
+    methods: Vec<Method>,
+}
+
+fn resource(path: &str) -> Resource {
+    Resource {
+        inner: web::resource(path),
+        methods: Vec::new(),
+    }
+}
+
+impl Resource {
+    fn route<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.inner = self.inner.route(web::method(method.clone()).to(handler));
+        self.methods.push(method);
+        self
+    }
+
+    fn app_data<U: 'static>(mut self, data: U) -> Self {
+        self.inner = self.inner.app_data(data);
+        self
+    }
+}
+
+impl HttpServiceFactory for Resource {
+    fn register(self, config: &mut AppService) {
+        let allow = self
+            .methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.inner
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move {
+                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                        message: format!(
+                            "The method {} is not supported on this resource; it takes {allow}.",
+                            req.method()
+                        ),
+                        allow,
+                    })
+                }
+            }))
+            .register(config);
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -165,65 +213,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e)))
-        .service(resource("/healthz").route(web::get().to(operations::healthz)))
-        .service(resource("/readyz").route(web::get().to(operations::readyz)))
+        .service(resource("/healthz").route(Method::GET, operations::healthz))
+        .service(resource("/readyz").route(Method::GET, operations::readyz))
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.ContainerRegistry/registries")
-                .route(web::get().to(registries::list)),
+                .route(Method::GET, registries::list),
         )
         .service(
             resource("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries")
-                .route(web::get().to(registries::list_by_resource_group)),
+                .route(Method::GET, registries::list_by_resource_group),
         )
         .service(
             resource(&format!("{REGISTRY}/providers/Microsoft.Security/registryEvents"))
                 .app_data(web::PayloadConfig::new(registry_events::MAX_ENVELOPE))
-                .route(web::post().to(registry_events::notify)),
+                .route(Method::POST, registry_events::notify),
         )
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans")
-                .route(web::post().to(scans::submit))
-                .route(web::get().to(scans::list)),
+                .route(Method::POST, scans::submit)
+                .route(Method::GET, scans::list),
         )
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans/{scanId}")
-                .route(web::get().to(scans::get)),
+                .route(Method::GET, scans::get),
         )
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/usage")
-                .route(web::get().to(usage::list)),
+                .route(Method::GET, usage::list),
         )
         .service(
             resource(REGISTRY)
-                .route(web::put().to(registries::put))
-                .route(web::get().to(registries::get))
-                .route(web::delete().to(registries::delete)),
+                .route(Method::PUT, registries::put)
+                .route(Method::GET, registries::get)
+                .route(Method::DELETE, registries::delete),
         )
         .service(
             resource("/providers/Microsoft.Security/advisories:import")
                 .app_data(web::PayloadConfig::new(advisories::MAX_IMPORT_BYTES))
-                .route(web::post().to(advisories::import)),
+                .route(Method::POST, advisories::import),
         )
-        .service(resource("/providers/Microsoft.Security/advisories:status").route(web::get().to(advisories::status)))
-        .service(resource("/providers/Microsoft.Security/advisories/{id}").route(web::get().to(advisories::get)))
+        .service(resource("/providers/Microsoft.Security/advisories:status").route(Method::GET, advisories::status))
+        .service(resource("/providers/Microsoft.Security/advisories/{id}").route(Method::GET, advisories::get))
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/clusters/{cluster}/runningImages")
                 .app_data(web::PayloadConfig::new(running_images::MAX_REPORT))
-                .route(web::put().to(running_images::report)),
+                .route(Method::PUT, running_images::report),
         )
-        .service(resource(&format!("{SCOPE}/images")).route(web::get().to(images::list)))
-        .service(resource(&format!("{SCOPE}/images/{{digest}}")).route(web::get().to(images::get)))
-        .service(resource(&format!("{SCOPE}/vulnerabilitySummary")).route(web::get().to(assessments::summary)))
-        .service(resource(&format!("{SCOPE}/assessments")).route(web::get().to(assessments::list)))
-        .service(resource(&format!("{SCOPE}/assessments/{{assessmentName}}")).route(web::get().to(assessments::get)))
-        .service(resource(&format!("{SCOPE}/subAssessments")).route(web::get().to(sub_assessments::list_all)))
+        .service(resource(&format!("{SCOPE}/images")).route(Method::GET, images::list))
+        .service(resource(&format!("{SCOPE}/images/{{digest}}")).route(Method::GET, images::get))
+        .service(resource(&format!("{SCOPE}/vulnerabilitySummary")).route(Method::GET, assessments::summary))
+        .service(resource(&format!("{SCOPE}/assessments")).route(Method::GET, assessments::list))
+        .service(resource(&format!("{SCOPE}/assessments/{{assessmentName}}")).route(Method::GET, assessments::get))
+        .service(resource(&format!("{SCOPE}/subAssessments")).route(Method::GET, sub_assessments::list_all))
         .service(
             resource(&format!("{SCOPE}/assessments/{{assessmentName}}/subAssessments"))
-                .route(web::get().to(sub_assessments::list)),
+                .route(Method::GET, sub_assessments::list),
         )
         .service(
             resource(&format!("{SCOPE}/assessments/{{assessmentName}}/subAssessments/{{subAssessmentName}}"))
-                .route(web::get().to(sub_assessments::get)),
+                .route(Method::GET, sub_assessments::get),
         );
 }
 

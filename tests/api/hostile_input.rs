@@ -10,7 +10,10 @@ use crate::support::database::Backend;
 use crate::support::fixtures::read_shared_fixture;
 use crate::support::scans::{SUB, connect, post_events};
 
-backend_tests!(the_bearer_scheme_is_case_insensitive);
+backend_tests!(
+    method_not_allowed_names_the_allowed_methods,
+    the_bearer_scheme_is_case_insensitive,
+);
 
 /// An app without scan workers, so queued scans stay as they are.
 async fn app_without_workers(backend: Backend) -> TestApp {
@@ -76,5 +79,34 @@ async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
             .unwrap();
         let (status, answer) = json_of(response).await;
         assert_eq!(status, 200, "{scheme}: {answer}");
+    }
+}
+
+async fn method_not_allowed_names_the_allowed_methods(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.token(SUB, Role::Contributor);
+    let registry = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg?{OWN_API}"
+    );
+    let scans = format!("/subscriptions/{SUB}/providers/Microsoft.Security/scans?{OWN_API}");
+    for (method, path, allowed) in [
+        (reqwest::Method::POST, registry.as_str(), "PUT, GET, DELETE"),
+        (reqwest::Method::PATCH, scans.as_str(), "POST, GET"),
+        (reqwest::Method::DELETE, "/healthz", "GET"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let (status, body) = json_of(response).await;
+        assert_cloud_error(status, &body, 405, "MethodNotAllowed");
+        assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
     }
 }
