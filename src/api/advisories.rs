@@ -88,9 +88,9 @@ pub struct LastImport {
 }
 
 /// Imports OSV records: one JSON record, a JSON array of records, `{"vulns": […]}`, or a zip of
-/// records (osv.dev's `all.zip` layout). Malformed records are rejected with their reasons; the rest
-/// are imported. A body that is neither JSON nor a zip is refused. Re-importing the same data
-/// changes nothing.
+/// records (osv.dev's `all.zip` layout). Malformed records (a NUL character in any string
+/// included) are rejected with their ids and reasons; the rest are imported. A body that is neither
+/// JSON nor a zip is refused. Re-importing the same data changes nothing.
 #[utoipa::path(
     post,
     path = "/providers/Microsoft.Security/advisories:import",

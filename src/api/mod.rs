@@ -5,6 +5,7 @@ pub mod api_version;
 pub mod assessments;
 pub mod auth;
 pub mod images;
+pub mod input;
 pub mod odata;
 pub mod operations;
 pub mod paging;
@@ -20,7 +21,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{AppService, HttpServiceFactory, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::middleware::{ErrorHandlerResponse, from_fn};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, error, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -150,8 +151,8 @@ pub fn json_response<T: serde::Serialize>(
         .body(body))
 }
 
-/// One path of the route table: its handlers by method, and every other method answered 405 with
-/// the `Allow` header.
+/// One path of the route table: its handlers by method, every other method answered 405 with
+/// the `Allow` header, and strings the database cannot store refused before any handler runs.
 struct Resource {
     inner: actix_web::Resource,
     methods: Vec<Method>,
@@ -203,6 +204,7 @@ impl HttpServiceFactory for Resource {
                     })
                 }
             }))
+            .wrap(from_fn(input::refuse_unstorable_uri))
             .register(config);
     }
 }

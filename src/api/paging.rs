@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::domain::text;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::store::filter::{List, Listing};
@@ -139,7 +140,8 @@ fn decode_token(token: &str, key_len: usize) -> Result<Vec<String>, ApiError> {
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if key.len() == key_len {
+    // Issued tokens hold stored values only; one with a NUL was made up.
+    if key.len() == key_len && key.iter().all(|k| text::storable(k)) {
         Ok(key)
     } else {
         Err(invalid())

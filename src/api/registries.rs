@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
+use super::input::Json;
 use super::paging::{ListQuery, paginate};
 use crate::api::auth::Caller;
 use crate::domain::{
@@ -158,7 +159,7 @@ pub async fn put(
     caller: Caller,
     path: web::Path<RegistryPath>,
     query: web::Query<ApiVersionQuery>,
-    body: web::Json<RegistryPut>,
+    body: Json<RegistryPut>,
 ) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let id = path.authorize(&caller, Role::Contributor)?;

@@ -10,7 +10,7 @@ use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
 use super::auth::bearer;
 use super::registries::RegistryPath;
-use crate::domain::{Digest, RepositoryName};
+use crate::domain::{Digest, RegistryId, RepositoryName, text};
 use crate::error::{ApiError, CloudError};
 use crate::jobs::registries::WebhookSecret;
 use crate::jobs::registry_events::{self, ImageAction, RegistryEvent};
@@ -34,6 +34,12 @@ const INDEX_TYPES: [&str; 2] = [
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Envelope {
     pub events: Vec<Event>,
+}
+
+/// An [`Envelope`] as read: each event is checked before it is typed.
+#[derive(Deserialize)]
+struct RawEnvelope {
+    events: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,6 +76,10 @@ pub struct EventsAccepted {
     pub duplicates: usize,
     /// Events that need nothing: blob pushes and pulls, mounts, pushes of images already scanned.
     pub ignored: usize,
+    /// Events refused because a string in them holds a NUL character (U+0000), which cannot be
+    /// stored; each is logged and not acted on (the envelope is still answered 200, so the
+    /// registry does not redeliver it forever).
+    pub rejected: usize,
     /// Scans queued or already pending for pushed images.
     pub scans: Vec<String>,
 }
@@ -102,25 +112,42 @@ pub async fn notify(
             "A notification envelope may be at most {MAX_ENVELOPE} bytes."
         )));
     }
-    let envelope: Envelope = serde_json::from_slice(&body).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         ApiError::bad_request(
             "InvalidRequestContent",
             format!("The body is not a registry notification envelope: {e}"),
         )
-    })?;
-    let events = envelope
-        .events
-        .iter()
-        .map(|event| RegistryEvent {
-            id: event.id.clone(),
-            action: understand(event),
-        })
-        .collect();
+    };
+    // Events are read one by one, so one that cannot be stored is set aside alone: refusing the
+    // envelope would have the registry redeliver it forever, holding up the notifications after it.
+    let envelope: RawEnvelope = serde_json::from_slice(&body).map_err(invalid)?;
+    let mut events = Vec::with_capacity(envelope.events.len());
+    let mut rejected = 0;
+    for (position, event) in envelope.events.into_iter().enumerate() {
+        if let Some(path) = text::unstorable_at(&event) {
+            let registry = RegistryId::format(
+                &registry.subscription_id,
+                &registry.resource_group,
+                &registry.name,
+            );
+            let field = format!("events[{position}].{path}");
+            tracing::warn!(%registry, field = %field.escape_debug(),
+                "registry event rejected: it holds a NUL character (U+0000), which cannot be stored");
+            rejected += 1;
+            continue;
+        }
+        let event = Event::deserialize(event).map_err(invalid)?;
+        events.push(RegistryEvent {
+            action: understand(&event),
+            id: event.id,
+        });
+    }
     let recorded = registry_events::receive(&state.pool, &state.queue, registry, events).await?;
     Ok(web::Json(EventsAccepted {
         accepted: recorded.accepted,
         duplicates: recorded.duplicates,
         ignored: recorded.ignored,
+        rejected,
         scans: recorded.scans,
     }))
 }

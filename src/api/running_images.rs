@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
+use super::input;
 use crate::api::auth::Caller;
 use crate::domain::{Digest, RepositoryName, Role, SubscriptionId, Timestamp};
 use crate::error::{ApiError, CloudError};
@@ -172,7 +173,7 @@ pub async fn report(
             "A cluster name has 1 to 63 letters, digits, '-', '_' or '.'.",
         ));
     }
-    let pods: PodList = serde_json::from_slice(&body).map_err(|e| {
+    let pods: PodList = input::parse_json(&body, |e| {
         ApiError::bad_request(
             "InvalidRequestContent",
             format!("The body is not a Kubernetes PodList (kubectl get pods -A -o json): {e}"),

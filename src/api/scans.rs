@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::api_version::{self, ApiVersionQuery};
+use super::input::Json;
 use super::odata::{self, QueryOptions};
 use super::paging::{ListQuery, keyset_page};
 use crate::api::auth::Caller;
@@ -240,7 +241,7 @@ pub async fn submit(
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<ApiVersionQuery>,
-    body: web::Json<ScanSubmission>,
+    body: Json<ScanSubmission>,
 ) -> Result<HttpResponse, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let subscription = SubscriptionId::parse(&path)?;

@@ -9,6 +9,7 @@ mod role;
 mod scan;
 mod scope;
 mod severity;
+pub mod text;
 mod time;
 
 pub use credentials::RegistryCredentials;

@@ -20,6 +20,7 @@ backend_tests!(
     bundles_import_with_counts_and_reimport_changes_nothing,
     newer_records_replace_older_ones_and_withdrawn_ones_stop_matching,
     import_needs_an_admin_and_a_body,
+    records_with_nul_are_rejected_by_id_and_the_rest_imported,
     stored_matching_finds_what_the_pure_matcher_finds,
     aliases_lend_their_severity_whatever_the_import_order,
 );
@@ -354,6 +355,103 @@ async fn import_needs_an_admin_and_a_body(backend: Backend) {
         .get_json("/providers/Microsoft.Security/advisories:status", &admin)
         .await;
     assert_cloud_error(status, &error, 400, "MissingApiVersionParameter");
+}
+
+async fn advisory_status(app: &TestApp, id: &str) -> u16 {
+    let reader = app.token("sub-1", Role::Reader);
+    let path = format!("/providers/Microsoft.Security/advisories/{id}?api-version=2026-11-01");
+    app.get_json(&path, &reader).await.0
+}
+
+/// The rejections of an import summary, as (id, reason).
+fn rejections(summary: &Value) -> Vec<(String, String)> {
+    summary["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn records_with_nul_are_rejected_by_id_and_the_rest_imported(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.token("*", Role::Admin);
+    let good = |id: &str| record(id, "2024-01-01T00:00:00Z", "1.2-1", None);
+    let with_summary = |id: &str| {
+        let mut r = good(id);
+        r["summary"] = json!("a flaw\u{0}");
+        r
+    };
+    let with_package = |id: &str| {
+        let mut r = good(id);
+        r["affected"][0]["package"]["name"] = json!("demo\u{0}");
+        r
+    };
+
+    // A JSON array through the API.
+    let body = serde_json::to_vec(&json!([
+        good("GOOD-1"),
+        with_summary("BAD-1"),
+        with_package("BAD-2")
+    ]))
+    .unwrap();
+    let (status, summary) = post_import(&app, &admin, body, "application/json").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(counts(&summary), (1, 0, 0, 0, 2), "{summary}");
+    let rejected = rejections(&summary);
+    assert_eq!(rejected[0].0, "BAD-1");
+    assert!(
+        rejected[0].1.contains("summary") && rejected[0].1.contains("NUL"),
+        "{rejected:?}"
+    );
+    assert_eq!(rejected[1].0, "BAD-2");
+    assert!(
+        rejected[1].1.contains("affected[0].package.name"),
+        "{rejected:?}"
+    );
+
+    // A zip through the API.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, record) in [
+        ("GOOD-2.json", good("GOOD-2")),
+        ("BAD-3.json", with_summary("BAD-3")),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, &serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    let zip = zip.finish().unwrap().into_inner();
+    let (status, summary) = post_import(&app, &admin, zip, "application/zip").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(counts(&summary), (1, 0, 0, 0, 1), "{summary}");
+    assert_eq!(rejections(&summary)[0].0, "BAD-3");
+
+    // A directory through the CLI.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, record) in [
+        ("GOOD-3.json", good("GOOD-3")),
+        ("BAD-4.json", with_package("BAD-4")),
+    ] {
+        std::fs::write(dir.path().join(name), serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    let out = cli_import(&app, &[dir.path().to_str().unwrap()]);
+    assert!(
+        out.contains("1 added, 0 updated, 0 unchanged, 0 withdrawn, 1 rejected"),
+        "{out}"
+    );
+    assert!(out.contains("rejected BAD-4"), "{out}");
+
+    for id in ["GOOD-1", "GOOD-2", "GOOD-3"] {
+        assert_eq!(advisory_status(&app, id).await, 200, "{id}");
+    }
+    for id in ["BAD-1", "BAD-2", "BAD-3", "BAD-4"] {
+        assert_eq!(advisory_status(&app, id).await, 404, "{id}");
+    }
 }
 
 fn parse_bundle(path: &str) -> Vec<osv::Advisory> {

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ecosystem::normalize_name;
+use crate::domain::text;
 
 /// Why a record was rejected; `id` when it could be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,6 +280,14 @@ pub fn parse_value(value: Value) -> Result<Advisory, RecordError> {
     };
     if !value.is_object() {
         return Err(fail("not a JSON object".to_owned()));
+    }
+    // Refused whole on both backends (PostgreSQL could not store it), so the rest of the
+    // import goes on without it.
+    if let Some(path) = text::unstorable_at(&value) {
+        return Err(fail(format!(
+            "{} holds a NUL character (U+0000), which cannot be stored",
+            path.escape_debug()
+        )));
     }
     match value.get("id") {
         None | Some(Value::Null) => return Err(fail("missing id".to_owned())),
@@ -852,6 +861,14 @@ mod tests {
         assert_eq!(reject(&format!("{{{m}}}")).reason, "missing id");
         assert_eq!(reject(&format!(r#"{{"id":" ",{m}}}"#)).reason, "empty id");
         assert_eq!(reject(r#"{"id":"A"}"#).reason, "missing modified");
+        let e = reject(&format!(r#"{{"id":"A",{m},"summary":"x\u0000"}}"#));
+        assert_eq!(
+            (e.id.as_deref(), e.reason.as_str()),
+            (
+                Some("A"),
+                "summary holds a NUL character (U+0000), which cannot be stored"
+            )
+        );
         assert!(
             reject(r#"{"id":"A","modified":"yesterday"}"#)
                 .reason
