@@ -44,6 +44,7 @@ async fn bench(db: &BenchDb) {
         bind: "127.0.0.1:0".into(),
         public_url: None,
         http_workers: Some(2),
+        request_body: Default::default(),
         auth: auth.clone(),
         // Reads only: no scan workers.
         jobs: crowsnest::config::JobSettings {

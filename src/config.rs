@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::api::body_deadline::BodyDeadline;
 use crate::jobs::queue::QueueSettings;
 use crate::jobs::rescans::RescanSettings;
 use crate::store::DatabaseUrl;
@@ -52,6 +53,13 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CROWSNEST_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+    /// How long a request body may take to arrive, plus one second for every
+    /// CROWSNEST_REQUEST_BODY_MIN_RATE bytes received; a slower body is answered 408.
+    #[arg(long, env = "CROWSNEST_REQUEST_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_body_timeout: Duration,
+    /// Bytes of a request body that earn it one more second (see CROWSNEST_REQUEST_BODY_TIMEOUT).
+    #[arg(long, env = "CROWSNEST_REQUEST_BODY_MIN_RATE", default_value_t = 16384)]
+    pub request_body_min_rate: u64,
     #[command(flatten)]
     pub jobs: JobArgs,
 }
@@ -152,6 +160,8 @@ pub struct Settings {
     pub bind: String,
     pub public_url: Option<url::Url>,
     pub http_workers: Option<usize>,
+    /// How long request bodies may take to arrive.
+    pub request_body: BodyDeadline,
     pub auth: AuthSettings,
     pub jobs: JobSettings,
 }
@@ -164,12 +174,21 @@ impl Settings {
     ) -> anyhow::Result<Self> {
         let database = DatabaseUrl::parse(&db.database_url)?;
         let auth = AuthSettings::resolve(auth, &database)?;
+        if serve.request_body_timeout < Duration::from_secs(1) || serve.request_body_min_rate == 0 {
+            bail!(
+                "CROWSNEST_REQUEST_BODY_TIMEOUT must be at least 1s and CROWSNEST_REQUEST_BODY_MIN_RATE at least 1"
+            );
+        }
         Ok(Self {
             database,
             db_pool_size: db.db_pool_size,
             bind: serve.bind.clone(),
             public_url: serve.public_url.clone(),
             http_workers: serve.http_workers,
+            request_body: BodyDeadline {
+                timeout: serve.request_body_timeout,
+                min_rate: serve.request_body_min_rate,
+            },
             auth,
             jobs: JobSettings::from_args(&serve.jobs)?,
         })

@@ -1,7 +1,7 @@
 //! The one error type handlers return, and the one envelope clients see: ARM's CloudError.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 405; `allow` lists the methods the resource takes (the `Allow` header).
     #[error("{message}")]
     MethodNotAllowed { message: String, allow: String },
+    /// 408: the request body did not arrive in time; the connection is closed.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
@@ -91,6 +94,7 @@ impl ApiError {
             Self::Unauthenticated(_) => "AuthenticationFailed",
             Self::Forbidden(_) => "AuthorizationFailed",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Self::RequestTimeout(_) => "RequestTimeout",
             Self::PayloadTooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Unavailable(_) => "ServiceUnavailable",
@@ -134,6 +138,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -182,6 +187,10 @@ impl ResponseError for ApiError {
                     response.headers_mut().insert(header::ALLOW, value);
                 }
             }
+            // The rest of the body was never read, so the connection cannot carry another request.
+            Self::RequestTimeout(_) => response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close),
             _ => {}
         }
         response

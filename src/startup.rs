@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use actix_web_prom::PrometheusMetricsBuilder;
 use anyhow::Context;
@@ -73,6 +73,7 @@ impl Application {
             public_url: public_url.clone(),
             queue,
         });
+        let body_deadline = web::Data::new(settings.request_body);
         let metrics = PrometheusMetricsBuilder::new("crowsnest")
             .exclude_regex("^/docs/.*")
             .exclude("/metrics")
@@ -80,10 +81,12 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api::body_deadline::enforce))
                 .wrap(ErrorHandlers::new().default_handler(api::cloud_error_fallback))
                 .wrap(metrics.clone())
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(body_deadline.clone())
                 .app_data(authenticator.clone())
                 .app_data(web::Data::new(metrics.registry.clone()))
                 .route("/metrics", web::get().to(api::operations::metrics))

@@ -310,6 +310,7 @@ impl BenchApp {
             bind: "127.0.0.1:0".into(),
             public_url: None,
             http_workers: Some(http_workers),
+            request_body: Default::default(),
             auth: auth.clone(),
             jobs: JobSettings {
                 queue: crowsnest::jobs::queue::QueueSettings {

@@ -4,6 +4,7 @@ pub mod advisories;
 pub mod api_version;
 pub mod assessments;
 pub mod auth;
+pub mod body_deadline;
 pub mod images;
 pub mod input;
 pub mod odata;
@@ -339,6 +340,7 @@ pub fn cloud_error_fallback<B: MessageBody + 'static>(
         400 => "BadRequest",
         404 => "NotFound",
         405 => "MethodNotAllowed",
+        408 => "RequestTimeout",
         413 => "RequestEntityTooLarge",
         414 => "RequestUriTooLong",
         415 => "UnsupportedMediaType",

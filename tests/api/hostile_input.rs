@@ -1,7 +1,7 @@
 //! Input a client should never send, or sends in an unusual spelling, handled at the edge the same
 //! way on both backends: NUL characters (which PostgreSQL cannot store) in paths, queries, skip
-//! tokens, headers, bodies and webhook events; methods a route does not take; a lower-case
-//! `bearer`.
+//! tokens, headers, bodies and webhook events; methods a route does not take; bodies that trickle
+//! in; a lower-case `bearer`.
 
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ backend_tests!(
     nul_in_a_header_is_refused_and_nothing_is_stored,
     webhook_events_with_nul_are_rejected_and_the_others_recorded,
     method_not_allowed_names_the_allowed_methods,
+    a_trickled_body_is_cut_off_with_408,
     the_bearer_scheme_is_case_insensitive,
 );
 
@@ -354,6 +355,70 @@ async fn method_not_allowed_names_the_allowed_methods(backend: Backend) {
         assert_cloud_error(status, &body, 405, "MethodNotAllowed");
         assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
     }
+}
+
+async fn a_trickled_body_is_cut_off_with_408(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.request_body.timeout = Duration::from_secs(1);
+        s.request_body.min_rate = 1024;
+    })
+    .await;
+    let contributor = app.token(SUB, Role::Contributor);
+    let admin = app.token("*", Role::Admin);
+    let registry = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg?{OWN_API}"
+    );
+    let import = format!("/providers/Microsoft.Security/advisories:import?{OWN_API}");
+    // A JSON body, a body read as bytes, and the import's streamed body.
+    for (method, path, token) in [
+        ("PUT", registry.as_str(), &contributor),
+        (
+            "PUT",
+            &*format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Security/clusters/c/runningImages?{OWN_API}"
+            ),
+            &contributor,
+        ),
+        ("POST", import.as_str(), &admin),
+    ] {
+        let address = app.address.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        // One byte a second, for longer than the server may wait.
+        let trickle = tokio::spawn(async move {
+            for _ in 0..60 {
+                if writer.write_all(b" ").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer)).await;
+        trickle.abort();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(read.is_ok(), "{method} {path}: still open: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{method} {path}: {answer}"
+        );
+        assert!(answer.contains("RequestTimeout"), "{answer}");
+    }
+    // A body that arrives in time is read as usual.
+    let (status, body) = app
+        .put_json(
+            &registry,
+            &contributor,
+            &json!({"properties": {"loginServer": "r.example.com"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
 }
 
 async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {

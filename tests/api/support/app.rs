@@ -120,6 +120,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         bind: "127.0.0.1:0".to_owned(),
         public_url: None,
         http_workers: Some(1),
+        request_body: Default::default(),
         auth: test_auth_settings(),
         jobs: test_job_settings(),
     };
