@@ -54,6 +54,13 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 422: the request is well-formed but contradicts an earlier one (`target` names what).
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        target: Option<String>,
+    },
     /// 503: a dependency (the database) cannot be reached now; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -90,7 +97,8 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::NotFound { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. } => code,
             Self::Unauthenticated(_) => "AuthenticationFailed",
             Self::Forbidden(_) => "AuthorizationFailed",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
@@ -142,6 +150,7 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,7 +168,7 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let target = match self {
-            Self::BadRequest { target, .. } => target.clone(),
+            Self::BadRequest { target, .. } | Self::Unprocessable { target, .. } => target.clone(),
             _ => None,
         };
         let body = CloudError {

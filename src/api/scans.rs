@@ -216,7 +216,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 /// Queues a scan of an image on a connected registry. A retried POST with the same
-/// `Idempotency-Key` returns the first scan; an image with a scan pending returns that scan.
+/// `Idempotency-Key` returns the first scan (the key sent with another image is refused with 422);
+/// an image with a scan pending returns that scan.
 #[utoipa::path(
     post,
     path = "/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans",
@@ -231,6 +232,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     responses(
         (status = 202, description = "Queued (or the scan that stands); poll `Location`", body = Scan,
             headers(("Location" = String), ("Azure-AsyncOperation" = String), ("Retry-After" = u32))),
+        (status = 422, description = "The Idempotency-Key was sent before with another image (`IdempotencyKeyReused`)", body = CloudError),
         (status = "default", description = "CloudError", body = CloudError)
     ),
     security(("bearer" = []))
@@ -278,7 +280,17 @@ pub async fn submit(
         trigger: ScanTrigger::Api,
         idempotency_key,
     };
-    let (row, created) = state.queue.submit(submission).await?;
+    let (row, created) = state.queue.submit(submission.clone()).await?;
+    if submission.reuses_key_of_another_image(&row) {
+        return Err(ApiError::Unprocessable {
+            code: "IdempotencyKeyReused",
+            message: format!(
+                "This Idempotency-Key was used for scan '{}' of another image; send a new key with a new image.",
+                row.id
+            ),
+            target: Some("Idempotency-Key".to_owned()),
+        });
+    }
     if created {
         tracing::info!(scan = %row.id, image = %reference, by = %caller.subject, "scan submitted");
     }

@@ -1,7 +1,7 @@
 //! Input a client should never send, or sends in an unusual spelling, handled at the edge the same
 //! way on both backends: NUL characters (which PostgreSQL cannot store) in paths, queries, skip
 //! tokens, headers, bodies and webhook events; methods a route does not take; bodies that trickle
-//! in; a lower-case `bearer`.
+//! in; a lower-case `bearer`; an idempotency key sent again with another image.
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
 use crate::support::fixtures::read_shared_fixture;
+use crate::support::free_port;
 use crate::support::scans::{SUB, connect, post_events, post_scan, scans};
 
 backend_tests!(
@@ -28,6 +29,7 @@ backend_tests!(
     method_not_allowed_names_the_allowed_methods,
     a_trickled_body_is_cut_off_with_408,
     the_bearer_scheme_is_case_insensitive,
+    reusing_an_idempotency_key_for_another_image_is_422,
 );
 
 /// A 400 `InvalidParameter` naming `target` and the NUL character.
@@ -460,4 +462,46 @@ async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
         let (status, answer) = json_of(response).await;
         assert_eq!(status, 200, "{scheme}: {answer}");
     }
+}
+
+async fn reusing_an_idempotency_key_for_another_image_is_422(backend: Backend) {
+    let app = app_without_workers(backend).await;
+    let token = app.token(SUB, Role::Contributor);
+    let host = format!("127.0.0.1:{}", free_port());
+    connect(&app, "plain", &host).await;
+    connect(&app, "other", "127.0.0.2:9").await;
+    let image = |reference: &str| json!({ "image": reference });
+    let first_image = format!("{host}/team/api:1.0");
+    let (status, _, first) = post_scan(&app, &token, &image(&first_image), Some("k-1")).await;
+    assert_eq!(status, 202, "{first}");
+
+    // The same body, or the same image spelled out, names the first scan.
+    for same in [first_image.clone(), format!("{host}/team/api:1.0 ")] {
+        let (status, _, again) = post_scan(&app, &token, &image(&same), Some("k-1")).await;
+        assert_eq!(status, 202, "{again}");
+        assert_eq!(again["name"], first["name"]);
+    }
+    let digest = crate::support::rows::digest_of("api");
+    for other in [
+        format!("{host}/team/api:2.0"),
+        format!("{host}/team/web:1.0"),
+        format!("{host}/team/api@{digest}"),
+        format!("{host}/team/api"),
+        "127.0.0.2:9/team/api:1.0".to_owned(),
+    ] {
+        let (status, _, body) = post_scan(&app, &token, &image(&other), Some("k-1")).await;
+        assert_cloud_error(status, &body, 422, "IdempotencyKeyReused");
+        assert_eq!(body["error"]["target"], "Idempotency-Key", "{body}");
+    }
+    assert_eq!(scans(&app, "").await.len(), 1);
+    // Another key is another submission.
+    let (status, _, other) = post_scan(
+        &app,
+        &token,
+        &image(&format!("{host}/team/api:2.0")),
+        Some("k-2"),
+    )
+    .await;
+    assert_eq!(status, 202, "{other}");
+    assert_ne!(other["name"], first["name"]);
 }

@@ -30,6 +30,20 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// Whether `scan`, the scan that stands for this submission, was queued under the same
+    /// idempotency key for another image: another registry, repository or tag, or another digest
+    /// when both name one (a digest the scan resolved from the tag counts as named).
+    pub fn reuses_key_of_another_image(&self, scan: &ScanRow) -> bool {
+        let same_key =
+            self.idempotency_key.is_some() && scan.idempotency_key == self.idempotency_key;
+        let other_digest = matches!((&scan.digest, &self.digest), (Some(a), Some(b)) if a != b);
+        same_key
+            && (scan.registry_id != self.registry.id
+                || scan.repository != self.repository
+                || scan.tag != self.tag
+                || other_digest)
+    }
+
     fn row(&self, now: i64) -> ScanRow {
         let target = ScanTarget {
             subscription_id: &self.registry.subscription_id,
