@@ -36,8 +36,12 @@ impl Baseline {
             crowsnest::store::DatabaseUrl::Sqlite(_) => unreachable!("a PostgreSQL database"),
         };
         pgbench(&["-i", "-q", "-s", "10", &url]);
-        let pg_select_tps = tps(&pgbench(&["-n", "-S", "-c", "2", "-j", "2", "-T", "5", &url]));
-        let pg_write_tps = tps(&pgbench(&["-n", "-N", "-c", "2", "-j", "2", "-T", "5", &url]));
+        let pg_select_tps = tps(&pgbench(&[
+            "-n", "-S", "-c", "2", "-j", "2", "-T", "5", &url,
+        ]));
+        let pg_write_tps = tps(&pgbench(&[
+            "-n", "-N", "-c", "2", "-j", "2", "-T", "5", &url,
+        ]));
         let baseline = Self {
             cpu_mb_s,
             pg_select_tps,

@@ -234,7 +234,10 @@ pub fn analyze_all(
         match analyzer.analyze(files) {
             Ok(analysis) => {
                 warnings.extend(analysis.warnings);
-                if let Some(found) = analysis.os {
+                if let Some(found) = analysis
+                    .os
+                    .and_then(|found| storable_os(found, analyzer.name(), &mut warnings))
+                {
                     match &os {
                         None => os = Some(found),
                         Some(first) if *first != found => warnings.push(AnalyzerWarning::new(
@@ -248,7 +251,12 @@ pub fn analyze_all(
                         Some(_) => {}
                     }
                 }
-                packages.extend(analysis.packages);
+                packages.extend(
+                    analysis
+                        .packages
+                        .into_iter()
+                        .filter(|p| storable_package(p, analyzer.name(), &mut warnings)),
+                );
             }
             Err(e) => errors.push(e),
         }
@@ -264,6 +272,56 @@ pub fn analyze_all(
         analyzers: analyzer_ids(analyzers),
         warnings,
     })
+}
+
+/// A NUL character cannot be stored in PostgreSQL's text (and never names a real package): a
+/// package that holds one is skipped with a warning instead of failing the image's scan.
+fn storable_package(
+    package: &InventoryPackage,
+    analyzer: &'static str,
+    warnings: &mut Vec<AnalyzerWarning>,
+) -> bool {
+    let fields = [
+        Some(&package.name),
+        Some(&package.version),
+        package.source_name.as_ref(),
+        package.source_version.as_ref(),
+        package.layer_digest.as_ref(),
+    ];
+    let storable = !fields.into_iter().flatten().any(|f| f.contains('\0'));
+    if !storable {
+        warnings.push(AnalyzerWarning::new(
+            analyzer,
+            "",
+            format!(
+                "skipped a package whose name or version holds a NUL character: {:?}",
+                package.name
+            ),
+        ));
+    }
+    storable
+}
+
+/// An OS whose id or version holds a NUL is not identified; a NUL in its display name drops the
+/// name only.
+fn storable_os(
+    mut os: OsRelease,
+    analyzer: &'static str,
+    warnings: &mut Vec<AnalyzerWarning>,
+) -> Option<OsRelease> {
+    let nul = |s: &String| s.contains('\0');
+    if nul(&os.id) || os.version_id.as_ref().is_some_and(nul) || os.id_like.iter().any(nul) {
+        warnings.push(AnalyzerWarning::new(
+            analyzer,
+            "",
+            "ignored an OS release whose ID, VERSION_ID or ID_LIKE holds a NUL character",
+        ));
+        return None;
+    }
+    if os.pretty_name.as_ref().is_some_and(nul) {
+        os.pretty_name = None;
+    }
+    Some(os)
 }
 
 /// Removes exact duplicates (same kind, name, version, source and layer: indistinguishable to

@@ -224,6 +224,54 @@ fn analyze_all_merges_kinds_and_dedups() {
     );
 }
 
+/// A NUL cannot be stored as text (PostgreSQL refuses it): such a package is skipped with a
+/// warning and the rest of the image is inventoried.
+#[test]
+fn packages_holding_nul_are_skipped_with_a_warning() {
+    let mut files = set(&[
+        (
+            "etc/os-release",
+            "ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian\0 12\"\n",
+        ),
+        (
+            "usr/lib/python3/dist-packages/good-1.0.dist-info/METADATA",
+            "Name: good\nVersion: 1.0\n",
+        ),
+        (
+            "usr/lib/python3/dist-packages/bad-1.0.dist-info/METADATA",
+            "Name: ba\0d\nVersion: 1.0\n",
+        ),
+    ]);
+    files.insert(
+        "app/node_modules/evil/package.json",
+        CollectedFile::new(
+            &br#"{"name":"evil","version":"1.0\u0000"}"#[..],
+            "sha256:app",
+        ),
+    );
+    let report = analyze_all(&defaults(), &files).unwrap();
+    let names: Vec<&str> = report
+        .inventory
+        .packages
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["good"]);
+    let os = report.inventory.os.unwrap();
+    assert_eq!(
+        (os.id.as_str(), os.version_id.as_deref()),
+        ("debian", Some("12"))
+    );
+    assert_eq!(os.pretty_name, None);
+    let nul_warnings: Vec<String> = report
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .filter(|w| w.contains("NUL"))
+        .collect();
+    assert_eq!(nul_warnings.len(), 2, "{nul_warnings:?}");
+}
+
 /// One unreadable database fails the whole analysis, and every failure is reported.
 #[test]
 fn analyze_all_fails_on_corrupt_databases() {
