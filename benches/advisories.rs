@@ -23,6 +23,8 @@ const ALPINE_ZIP: &str = "../shared/fixtures/osv/alpine-secdb.zip";
 const ALPINE_DB: &str = "../shared/fixtures/pkgdb/alpine/trivy-alpine-3.4/lib/apk/db/installed";
 
 fn main() {
+    // Printed first, so that every figure below can be read against this machine's speed.
+    common::baseline::Baseline::measure();
     let debian = debian_inventory();
     let mixed = mixed_debian_inventory(&debian);
     let alpine = alpine_inventory();

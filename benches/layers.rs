@@ -12,6 +12,8 @@
 //!
 //! and reports the peak RSS (`VmHWM`, reset before each run through `/proc/self/clear_refs`).
 
+mod common;
+
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ use sha2::{Digest, Sha256};
 type AnyError = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), AnyError> {
+    // Printed first, so that every figure below can be read against this machine's speed.
+    common::baseline::Baseline::measure();
     let megabytes: u64 = std::env::args()
         .nth(1)
         .map(|arg| arg.parse())

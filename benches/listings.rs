@@ -108,6 +108,8 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
+    // Printed first, so that every figure below can be read against this machine's speed.
+    common::baseline::Baseline::measure();
     let backends = std::env::var("CROWSNEST_BENCH_BACKENDS")
         .unwrap_or_else(|_| "postgres,sqlite".to_owned())
         .to_lowercase();

@@ -12,7 +12,17 @@
 //!
 //! Environment: CROWSNEST_BENCH_RESCAN_IMAGES (default 10000), CROWSNEST_BENCH_RESCAN_WORKERS
 //! (default "2,4"), CROWSNEST_BENCH_RESCAN_PROFILE (images in the phase profile, default 1000; 0
-//! skips it), CROWSNEST_BENCH_BACKENDS (default "sqlite,postgres").
+//! skips it), CROWSNEST_BENCH_BACKENDS (default "sqlite,postgres"), CROWSNEST_BENCH_RESCAN_BURST
+//! (re-assessments in the one-process / two-process comparison on PostgreSQL, default 1000; 0 skips
+//! it).
+//!
+//! The comparison runs the same burst twice with the default queue settings: once with one process
+//! of 2 workers, once with this process and a child process (this bench binary again) of 2 workers
+//! each on the same database, both idle and waiting when the burst is queued, as a second replica of
+//! the service would be.
+//!
+//! Every run starts by measuring the machine (`common::baseline`), and each throughput is also
+//! printed as a ratio to it, so that figures from two machines can be compared.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +31,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::baseline::Baseline;
 use common::{BenchDb, Rng, import_debian_bundle, realistic_debian_inventory};
 use crowsnest::domain::Timestamp;
 use crowsnest::jobs::engine::Engine;
@@ -50,10 +61,24 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct ErrorCounter;
 
 static ERRORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Scans this process's workers finished (their "scan finished" events).
+static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static FIRST_ERROR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCounter {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::INFO {
+            let mut finished = false;
+            event.record(
+                &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                    finished |=
+                        field.name() == "message" && format!("{value:?}") == "scan finished";
+                },
+            );
+            if finished {
+                FINISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         if *event.metadata().level() != tracing::Level::ERROR {
             return;
         }
@@ -94,6 +119,10 @@ fn main() {
         )
         .with(ErrorCounter)
         .init();
+    if let Ok(child) = std::env::var(CHILD_ENV) {
+        return run_child(&child);
+    }
+    let baseline = Baseline::measure();
     let n: usize = env_or("CROWSNEST_BENCH_RESCAN_IMAGES", 10_000);
     let worker_counts: Vec<usize> = std::env::var("CROWSNEST_BENCH_RESCAN_WORKERS")
         .unwrap_or_else(|_| "2,4".to_owned())
@@ -101,6 +130,7 @@ fn main() {
         .filter_map(|w| w.trim().parse().ok())
         .collect();
     let profile: usize = env_or("CROWSNEST_BENCH_RESCAN_PROFILE", 1000);
+    let burst: usize = env_or("CROWSNEST_BENCH_RESCAN_BURST", 1000);
     let backends =
         std::env::var("CROWSNEST_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_owned());
     let fixes = common::debian10_fixes();
@@ -138,7 +168,7 @@ fn main() {
                 drop(conn);
                 assert_eq!(queued, n, "queue_due queued {queued} of {n} due images");
                 take_errors();
-                let run = run_workers(&pool, workers, n, now);
+                let run = run_workers(&pool, settings(workers), n, now, || {});
                 let (logged_errors, first_error) = take_errors();
                 let stats = stats(&pool, now);
                 let mut problems = Vec::new();
@@ -163,7 +193,7 @@ fn main() {
                 println!(
                     "{}: rescan of {n} images, {workers} workers, {}: {:.0} images/s \
                      (first claim to last finish {:.2} s; wall until all listed Succeeded {:.2} s; \
-                     queue_due {:.0} ms) — {} findings active, {} scans retried{}{}",
+                     queue_due {:.0} ms) — {} findings active, {} scans retried{}{}\n  ({})",
                     db.label,
                     round.label(),
                     n as f64 / active.as_secs_f64(),
@@ -182,7 +212,8 @@ fn main() {
                         String::new()
                     } else {
                         format!(" (error codes recorded: {})", stats.errors.join(", "))
-                    }
+                    },
+                    baseline.ratios(n as f64 / active.as_secs_f64())
                 );
                 if !problems.is_empty() {
                     let problem = format!(
@@ -198,6 +229,13 @@ fn main() {
         }
         if profile > 0 {
             profile_phases(&pool, db.label, &key, profile.min(n));
+        }
+        if burst > 0
+            && matches!(db.url, store::DatabaseUrl::Postgres(_))
+            && let Err(problem) = compare_processes(&pool, &db.url, burst.min(n), &baseline)
+        {
+            println!("SANITY CHECK FAILED: {problem}");
+            failed_checks.push(problem);
         }
     }
     assert!(
@@ -318,9 +356,25 @@ fn prepare(conn: &mut AnyConnection, round: Round) {
         .unwrap();
 }
 
-/// Runs the real workers until every scan queued since `since` has ended; returns the wall time
-/// from their start until the poll saw that.
-fn run_workers(pool: &Pool, workers: usize, expected: usize, since: i64) -> Duration {
+/// The bench's queue settings: `workers` workers, a short poll so that the drain is seen at once.
+fn settings(workers: usize) -> QueueSettings {
+    QueueSettings {
+        workers,
+        retry_delay: Duration::from_secs(1),
+        poll: Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
+/// Starts the real workers, calls `then` (which queues the work), and runs them until every scan
+/// queued since `since` has ended; returns the wall time from their start until the poll saw that.
+fn run_workers(
+    pool: &Pool,
+    settings: QueueSettings,
+    expected: usize,
+    since: i64,
+    then: impl FnOnce(),
+) -> Duration {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let wall = runtime.block_on(async {
         let stop = CancellationToken::new();
@@ -328,15 +382,10 @@ fn run_workers(pool: &Pool, workers: usize, expected: usize, since: i64) -> Dura
         spawn_workers(
             Arc::new(Engine::new(pool.clone())),
             Queue::new(pool.clone()),
-            QueueSettings {
-                workers,
-                lease: Duration::from_secs(60),
-                max_attempts: 5,
-                retry_delay: Duration::from_secs(1),
-                poll: Duration::from_millis(50),
-            },
+            settings,
             stop.clone(),
         );
+        then();
         let mut last_report = Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -371,6 +420,131 @@ fn run_workers(pool: &Pool, workers: usize, expected: usize, since: i64) -> Dura
     });
     runtime.shutdown_timeout(Duration::from_secs(10));
     wall
+}
+
+/// Names the child process's database, workers, burst start and size: `url|workers|since|expected`.
+const CHILD_ENV: &str = "CROWSNEST_BENCH_RESCAN_CHILD";
+
+/// The second process of [`compare_processes`]: workers with the default settings until the burst
+/// has ended, then how many scans they finished on stdout.
+fn run_child(spec: &str) {
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [url, workers, since, expected] = parts[..] else {
+        panic!("{CHILD_ENV}={spec}: expected url|workers|since|expected");
+    };
+    let pool = store::connect(&store::DatabaseUrl::parse(url).unwrap(), 8).unwrap();
+    let settings = QueueSettings {
+        workers: workers.parse().unwrap(),
+        ..Default::default()
+    };
+    run_workers(
+        &pool,
+        settings,
+        expected.parse().unwrap(),
+        since.parse().unwrap(),
+        || println!("ready"),
+    );
+    println!(
+        "finished {}",
+        FINISHED.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+fn raw_url(url: &store::DatabaseUrl) -> String {
+    match url {
+        store::DatabaseUrl::Postgres(url) => url.clone(),
+        store::DatabaseUrl::Sqlite(path) => path.display().to_string(),
+    }
+}
+
+/// A burst of `burst` re-assessments run by one process of 2 workers, then by two processes of 2
+/// workers each (this one and a child), with the default queue settings: the processes are idle
+/// when the burst is queued, so how fast the second one joins in is part of the figure.
+fn compare_processes(
+    pool: &Pool,
+    url: &store::DatabaseUrl,
+    burst: usize,
+    baseline: &Baseline,
+) -> Result<(), String> {
+    use std::io::BufRead as _;
+    let mut rates = Vec::new();
+    for processes in [1, 2] {
+        let mut conn = pool.get().unwrap();
+        prepare(&mut conn, Round::Unchanged);
+        // Only `burst` images are due: the others were scanned just now.
+        let now = Timestamp::now().micros();
+        diesel::update(images::table)
+            .set(images::scanned_at.eq(now))
+            .execute(&mut conn)
+            .unwrap();
+        let due: Vec<String> = images::table
+            .select(images::id)
+            .order(images::id)
+            .limit(burst as i64)
+            .load(&mut conn)
+            .unwrap();
+        diesel::update(images::table.filter(images::id.eq_any(&due)))
+            .set(images::scanned_at.eq(now - 2 * DAY))
+            .execute(&mut conn)
+            .unwrap();
+        drop(conn);
+        let since = Timestamp::now().micros();
+        let mut child = (processes == 2).then(|| {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, format!("{}|2|{since}|{burst}", raw_url(url)))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            assert_eq!(lines.next().unwrap().unwrap(), "ready", "the child process");
+            (child, lines)
+        });
+        FINISHED.store(0, std::sync::atomic::Ordering::Relaxed);
+        take_errors();
+        let queue_settings = QueueSettings {
+            workers: 2,
+            ..Default::default()
+        };
+        run_workers(pool, queue_settings, burst, since, || {
+            let mut conn = pool.get().unwrap();
+            let queued = queue_due(&mut conn, &RescanSettings::default(), since).unwrap();
+            assert_eq!(queued, burst, "queue_due queued {queued} of {burst}");
+        });
+        let here = FINISHED.load(std::sync::atomic::Ordering::Relaxed);
+        let there = match child.as_mut() {
+            Some((child, lines)) => {
+                let line = lines.next().unwrap().unwrap();
+                assert!(child.wait().unwrap().success(), "the child process failed");
+                line.strip_prefix("finished ").unwrap().parse().unwrap()
+            }
+            None => 0,
+        };
+        let stats = stats(pool, since);
+        let active = Duration::from_micros(
+            u64::try_from(stats.last_finish - stats.first_claim).unwrap_or(0),
+        );
+        let rate = burst as f64 / active.as_secs_f64();
+        rates.push(rate);
+        let (logged_errors, _) = take_errors();
+        println!(
+            "PostgreSQL: burst of {burst} re-assessments, {processes} process(es) of 2 workers, default queue settings: \
+             {rate:.0} images/s (first claim to last finish {:.2} s); scans finished by this process {here}, by the second {there}; \
+             {logged_errors} errors logged\n  ({})",
+            active.as_secs_f64(),
+            baseline.ratios(rate)
+        );
+        if stats.succeeded != burst as i64 || stats.failed != 0 {
+            return Err(format!(
+                "{processes} process(es): {} of {burst} Succeeded, {} Failed",
+                stats.succeeded, stats.failed
+            ));
+        }
+    }
+    println!(
+        "PostgreSQL: two processes against one: {:.2}x",
+        rates[1] / rates[0]
+    );
+    Ok(())
 }
 
 fn status_counts(c: &mut AnyConnection, since: i64) -> QueryResult<Vec<(String, i64)>> {

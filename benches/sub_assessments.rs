@@ -22,6 +22,8 @@ use diesel::Connection;
 const FINDINGS: usize = 20_000;
 
 fn main() {
+    // Printed first, so that every figure below can be read against this machine's speed.
+    common::baseline::Baseline::measure();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for db in BenchDb::all() {
         runtime.block_on(bench(&db));

@@ -1,6 +1,6 @@
 //! Shared by the benchmarks: databases to measure on, and a small timing summary.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod baseline;
 
@@ -281,8 +281,8 @@ pub fn os_release(id: &str, version: &str) -> crowsnest::scanner::advisories::ec
 // The app in-process, and a token to call it with
 // ---------------------------------------------------------------------------------------------
 
-/// The application serving a [`BenchDb`] on a free loopback port, without scan workers (reads
-/// only), and a Reader token for every subscription.
+/// The application serving a [`BenchDb`] on a free loopback port, without scan workers unless
+/// asked (reads only), and a Reader token for every subscription.
 pub struct BenchApp {
     /// `http://127.0.0.1:{port}`
     pub base: String,
@@ -293,6 +293,25 @@ pub struct BenchApp {
 impl BenchApp {
     /// Connects (a pool of `pool_size`), migrates, and serves with `http_workers` workers.
     pub async fn start(db: &BenchDb, pool_size: u32, http_workers: usize) -> Self {
+        Self::start_with_queue(
+            db,
+            pool_size,
+            http_workers,
+            crowsnest::jobs::queue::QueueSettings {
+                workers: 0,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// [`BenchApp::start`] with scan workers as `queue` says.
+    pub async fn start_with_queue(
+        db: &BenchDb,
+        pool_size: u32,
+        http_workers: usize,
+        queue: crowsnest::jobs::queue::QueueSettings,
+    ) -> Self {
         use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
         use crowsnest::config::{AuthSettings, JobSettings, Secret, Settings};
         let auth = AuthSettings {
@@ -313,10 +332,7 @@ impl BenchApp {
             request_body: Default::default(),
             auth: auth.clone(),
             jobs: JobSettings {
-                queue: crowsnest::jobs::queue::QueueSettings {
-                    workers: 0,
-                    ..Default::default()
-                },
+                queue,
                 ..Default::default()
             },
         };
