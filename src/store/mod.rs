@@ -261,11 +261,12 @@ pub fn transaction<T>(
     work: impl Fn(&mut AnyConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
     use diesel::connection::TransactionManager;
-    let nested = <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(c)
-        .transaction_depth()
-        .ok()
-        .flatten()
-        .is_some();
+    let nested =
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .is_some();
     if nested {
         return c.transaction(|c| work(c));
     }

@@ -10,15 +10,22 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::fixtures::read_shared_fixture;
+use crate::support::fixtures::{debian_with_gnutls, read_shared_fixture, vulnerable_debian};
+use crate::support::images::TarEntry;
+use crate::support::registry::client::push_image;
+use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
-use crate::support::scans::{SUB, connect, post_events, post_scan, put_registry};
+use crate::support::scans::{
+    SUB, connect, gnutls_advisory, import, post_events, post_scan, put_registry, scans,
+};
 use crate::support::{free_port, wait_for};
 
 backend_tests!(
     opposite_order_envelopes_never_fail,
     one_event_envelopes_racing_for_a_tag_never_conflict,
     api_writes_while_workers_and_the_scheduler_write_never_fail,
+    a_push_and_an_api_scan_of_one_image_both_succeed_at_once,
+    one_digest_in_two_registries_and_repositories_scanned_at_once,
 );
 
 /// An envelope of push events `(id, repository, tag, digest)`, built from the fixture's event.
@@ -289,5 +296,159 @@ async fn api_writes_while_workers_and_the_scheduler_write_never_fail(backend: Ba
             .iter()
             .all(|(status, _)| matches!(status, 200 | 201 | 202)),
         "{answers:?}"
+    );
+}
+
+/// Waits until `expected` scans exist and none is queued or running; returns them.
+async fn all_scans_ended(app: &TestApp, expected: usize) -> Vec<Value> {
+    wait_for(
+        &format!("{expected} scans to end"),
+        Duration::from_secs(180),
+        || async {
+            let all = scans(app, "").await;
+            let ended = all.iter().all(|s| {
+                matches!(
+                    s["properties"]["status"].as_str(),
+                    Some("Succeeded" | "Failed")
+                )
+            });
+            (all.len() >= expected && ended).then_some(all)
+        },
+    )
+    .await
+}
+
+/// Scans that did not succeed at their first attempt, for the failure message.
+fn not_first_time(scans: &[Value]) -> Vec<&Value> {
+    scans
+        .iter()
+        .filter(|s| s["properties"]["status"] != "Succeeded" || s["properties"]["attempts"] != 1)
+        .collect()
+}
+
+/// How many active findings each image row has.
+async fn findings_per_image(app: &TestApp) -> Vec<i64> {
+    app.db(|c| {
+        use crowsnest::store::schema::{findings, images};
+        use diesel::prelude::*;
+        images::table
+            .left_join(findings::table.on(findings::image_id.eq(images::id)))
+            .group_by(images::id)
+            .select(diesel::dsl::count(findings::id.nullable()))
+            .load(c)
+    })
+    .await
+}
+
+/// 20 images pushed to a registry that notifies the service (a Push scan by digest), each
+/// scanned through the API by tag at the same moment. Both scans of an image stored their
+/// findings into the same rows at once: on PostgreSQL one failed on a key and stayed Running
+/// until its lease ran out (60 s), or was retried. Every scan succeeds at its first attempt now,
+/// and the lot finishes before a single lease could have run out.
+async fn a_push_and_an_api_scan_of_one_image_both_succeed_at_once(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.jobs.queue.lease = Duration::from_secs(60);
+    })
+    .await;
+    import(&app, &gnutls_advisory("TEST-GNUTLS-RACE")).await;
+    let (url, secret) = connect(&app, "pushed", "127.0.0.1:1").await;
+    let endpoint = NotificationEndpoint {
+        authorization: Some(format!("Bearer {secret}")),
+        backoff: Duration::from_millis(200),
+        ..NotificationEndpoint::new(url)
+    };
+    let registry = TestRegistry::start_with(RegistryAuth::None, Some(endpoint));
+    let (status, body) = put_registry(&app, "pushed", &registry.host()).await;
+    assert_eq!(status, 200, "{body}");
+
+    let contributor = app.token(SUB, Role::Contributor);
+    let started = Instant::now();
+    let pairs = (0..20).map(|n| {
+        let (app, registry, contributor) = (&app, &registry, &contributor);
+        async move {
+            let marker = TarEntry::file(&format!("etc/marker-{n}"), format!("{n}"), 0o644);
+            let image = debian_with_gnutls(Some("3.6.7-4+deb10u2"), vec![marker]);
+            let tag = format!("v{n}");
+            push_image(registry, "team/race", Some(&tag), &image).await;
+            let reference = json!({"image": format!("{}/team/race:{tag}", registry.host())});
+            let (status, _, body) = post_scan(app, contributor, &reference, None).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    });
+    futures_util::future::join_all(pairs).await;
+    // Every push notification is in (each queued a scan, or found the image assessed).
+    wait_for("20 push notifications", Duration::from_secs(60), || async {
+        let seen: i64 = app
+            .db(|c| {
+                use crowsnest::store::schema::registry_events;
+                use diesel::prelude::*;
+                registry_events::table.count().get_result(c)
+            })
+            .await;
+        (seen >= 20).then_some(())
+    })
+    .await;
+    let all = all_scans_ended(&app, 20).await;
+    let elapsed = started.elapsed();
+    let api = all
+        .iter()
+        .filter(|s| s["properties"]["trigger"] == "Api")
+        .count();
+    assert_eq!(api, 20, "{all:?}");
+    assert!(
+        not_first_time(&all).is_empty(),
+        "{:?}",
+        not_first_time(&all)
+    );
+    // A scan that waited for a lease to run out takes 60 s at least.
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    assert_eq!(findings_per_image(&app).await, vec![1; 20]);
+}
+
+/// One image (one digest) in two registries and three repositories of each, scanned by all six
+/// at once: each stored inventory, image row and finding is written by one scan at a time.
+/// Before, the scans wrote the digest's inventory together and one failed on its key.
+async fn one_digest_in_two_registries_and_repositories_scanned_at_once(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 6).await;
+    import(&app, &gnutls_advisory("TEST-GNUTLS-SHARED")).await;
+    let registries = [
+        TestRegistry::start(RegistryAuth::None),
+        TestRegistry::start(RegistryAuth::None),
+    ];
+    let mut references = Vec::new();
+    for (n, registry) in registries.iter().enumerate() {
+        connect(&app, &format!("shared-{n}"), &registry.host()).await;
+        for repository in ["team/a", "team/b", "team/c"] {
+            push_image(registry, repository, Some("1"), &vulnerable_debian()).await;
+            references.push(format!("{}/{repository}:1", registry.host()));
+        }
+    }
+    let contributor = app.token(SUB, Role::Contributor);
+    let submissions = references.iter().map(|reference| {
+        let contributor = &contributor;
+        let app = &app;
+        async move {
+            let (status, _, body) =
+                post_scan(app, contributor, &json!({ "image": reference }), None).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    });
+    futures_util::future::join_all(submissions).await;
+    let all = all_scans_ended(&app, 6).await;
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert!(
+        not_first_time(&all).is_empty(),
+        "{:?}",
+        not_first_time(&all)
+    );
+    let digests: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|s| s["properties"]["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests.len(), 1, "one digest everywhere: {digests:?}");
+    assert_eq!(
+        findings_per_image(&app).await,
+        vec![1; 6],
+        "one set of findings each"
     );
 }
