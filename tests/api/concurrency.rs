@@ -341,7 +341,7 @@ async fn findings_per_image(app: &TestApp) -> Vec<i64> {
 }
 
 /// 20 images pushed to a registry that notifies the service (a Push scan by digest), each
-/// scanned through the API by tag at the same moment. Both scans of an image stored their
+/// scanned through the API by tag at the same moment, one pair after the other. Both scans of an image stored their
 /// findings into the same rows at once: on PostgreSQL one failed on a key and stayed Running
 /// until its lease ran out (60 s), or was retried. Every scan succeeds at its first attempt now,
 /// and the lot finishes before a single lease could have run out.
@@ -363,31 +363,29 @@ async fn a_push_and_an_api_scan_of_one_image_both_succeed_at_once(backend: Backe
 
     let contributor = app.token(SUB, Role::Contributor);
     let started = Instant::now();
-    let pairs = (0..20).map(|n| {
-        let (app, registry, contributor) = (&app, &registry, &contributor);
-        async move {
-            let marker = TarEntry::file(&format!("etc/marker-{n}"), format!("{n}"), 0o644);
-            let image = debian_with_gnutls(Some("3.6.7-4+deb10u2"), vec![marker]);
-            let tag = format!("v{n}");
-            push_image(registry, "team/race", Some(&tag), &image).await;
-            let reference = json!({"image": format!("{}/team/race:{tag}", registry.host())});
-            let (status, _, body) = post_scan(app, contributor, &reference, None).await;
-            assert_eq!(status, 202, "{body}");
-        }
-    });
-    futures_util::future::join_all(pairs).await;
-    // Every push notification is in (each queued a scan, or found the image assessed).
-    wait_for("20 push notifications", Duration::from_secs(60), || async {
-        let seen: i64 = app
-            .db(|c| {
-                use crowsnest::store::schema::registry_events;
-                use diesel::prelude::*;
-                registry_events::table.count().get_result(c)
-            })
-            .await;
-        (seen >= 20).then_some(())
-    })
-    .await;
+    // One pair after the other, so that the two scans of an image are all the workers have.
+    for n in 0..20_i64 {
+        let marker = TarEntry::file(&format!("etc/marker-{n}"), format!("{n}"), 0o644);
+        let image = debian_with_gnutls(Some("3.6.7-4+deb10u2"), vec![marker]);
+        let tag = format!("v{n}");
+        push_image(&registry, "team/race", Some(&tag), &image).await;
+        let reference = json!({"image": format!("{}/team/race:{tag}", registry.host())});
+        let (status, _, body) = post_scan(&app, &contributor, &reference, None).await;
+        assert_eq!(status, 202, "{body}");
+        // The push notification is in (it queued a scan, or found the image assessed).
+        wait_for("the push notification", Duration::from_secs(60), || async {
+            let seen: i64 = app
+                .db(|c| {
+                    use crowsnest::store::schema::registry_events;
+                    use diesel::prelude::*;
+                    registry_events::table.count().get_result(c)
+                })
+                .await;
+            (seen > n).then_some(())
+        })
+        .await;
+        all_scans_ended(&app, usize::try_from(n).unwrap() + 1).await;
+    }
     let all = all_scans_ended(&app, 20).await;
     let elapsed = started.elapsed();
     let api = all
