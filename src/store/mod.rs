@@ -470,4 +470,45 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn only_aborted_transactions_are_run_again() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let error = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        assert!(is_transient(&error(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize"
+        )));
+        assert!(is_transient(&error(
+            DatabaseErrorKind::Unknown,
+            "deadlock detected"
+        )));
+        assert!(is_transient(&error(
+            DatabaseErrorKind::Unknown,
+            "database is locked"
+        )));
+        // A key written meanwhile is a conflict to report, not to hide by running the same
+        // statements again.
+        let duplicate = error(DatabaseErrorKind::UniqueViolation, "duplicate key");
+        assert!(!is_transient(&duplicate));
+        assert!(is_conflict(&duplicate));
+        assert!(!is_conflict(&Error::NotFound));
+        assert!(!is_conflict(&error(
+            DatabaseErrorKind::ClosedConnection,
+            "closed"
+        )));
+    }
+
+    #[test]
+    fn lock_ids_are_stable_and_distinct() {
+        assert_eq!(
+            lock_id("image r repo sha256:1"),
+            lock_id("image r repo sha256:1")
+        );
+        assert_ne!(
+            lock_id("image r repo sha256:1"),
+            lock_id("image r repo sha256:2")
+        );
+        assert_ne!(lock_id(&manifest_key("sha256:1")), MIGRATION_LOCK);
+    }
 }

@@ -407,3 +407,52 @@ fn store_failure(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
+        StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_clash_with_a_concurrent_writer_is_a_conflict_not_an_unavailable_database() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::UniqueViolation,
+                "duplicate key value violates unique constraint \"findings_pkey\"",
+            ),
+            (
+                DatabaseErrorKind::ForeignKeyViolation,
+                "insert or update on table \"packages\" violates foreign key constraint",
+            ),
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize",
+            ),
+            (DatabaseErrorKind::Unknown, "deadlock detected"),
+        ] {
+            let scan = ScanError::Store(database_error(kind, message));
+            assert_eq!(scan.code(), "Conflict", "{message}");
+            let failure = Failure::store(database_error(kind, message));
+            assert_eq!(failure.code, "Conflict", "{message}");
+            assert!(failure.retryable, "{message}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_database_is_still_unavailable() {
+        for away in [
+            StoreError::Unavailable("timed out waiting for connection".to_owned()),
+            database_error(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+        ] {
+            assert_eq!(Failure::store(away).code, "DatabaseUnavailable");
+        }
+    }
+}
