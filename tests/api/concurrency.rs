@@ -26,6 +26,7 @@ backend_tests!(
     api_writes_while_workers_and_the_scheduler_write_never_fail,
     a_push_and_an_api_scan_of_one_image_both_succeed_at_once,
     one_digest_in_two_registries_and_repositories_scanned_at_once,
+    cluster_reports_and_pushes_of_the_same_images_never_fail,
 );
 
 /// An envelope of push events `(id, repository, tag, digest)`, built from the fixture's event.
@@ -455,4 +456,99 @@ async fn one_digest_in_two_registries_and_repositories_scanned_at_once(backend: 
         vec![1; 6],
         "one set of findings each"
     );
+}
+
+/// A kubectl pod list with one running container per `(repository, digest)` on `host`.
+fn pod_list(host: &str, images: &[(String, String)]) -> Vec<u8> {
+    let items: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(n, (repository, digest))| {
+            let image = format!("{host}/{repository}:1");
+            json!({
+                "metadata": {"name": format!("pod-{n}"), "namespace": "shop"},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+                "status": {
+                    "phase": "Running",
+                    "containerStatuses": [{
+                        "name": "app",
+                        "image": image,
+                        "imageID": format!("{host}/{repository}@{digest}"),
+                        "state": {"running": {}}
+                    }]
+                }
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
+}
+
+/// Eight clusters report the same never-assessed images (in opposite orders) while envelopes push
+/// them: reports and envelopes lock the same images, in one order. Every answer is 200.
+async fn cluster_reports_and_pushes_of_the_same_images_never_fail(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 0).await;
+    let host = "runtime.example.com";
+    let (webhook, secret) = connect(&app, "runtime", host).await;
+    let images: Vec<(String, String)> = (0..30)
+        .map(|n| {
+            (
+                format!("team/app-{}", n % 5),
+                digest_of(&format!("runtime-{n}")),
+            )
+        })
+        .collect();
+    let contributor = app.token(SUB, Role::Contributor);
+    let reports = (0..8).map(|cluster| {
+        let mut mine = images.clone();
+        if cluster % 2 == 1 {
+            mine.reverse();
+        }
+        let (app, contributor) = (&app, &contributor);
+        async move {
+            let response = app
+                .client
+                .put(app.url(&format!(
+                    "/subscriptions/{SUB}/providers/Microsoft.Security/clusters/c{cluster}/runningImages?{OWN_API}"
+                )))
+                .bearer_auth(contributor)
+                .header("content-type", "application/json")
+                .body(pod_list(host, &mine))
+                .send()
+                .await
+                .unwrap();
+            json_of(response).await
+        }
+    });
+    let pushes = images.chunks(3).enumerate().map(|(n, chunk)| {
+        let mut events: Vec<(String, &str, &str, String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(m, (repository, digest))| {
+                (
+                    format!("rt-{n}-{m}"),
+                    repository.as_str(),
+                    "1",
+                    digest.clone(),
+                )
+            })
+            .collect();
+        events.reverse();
+        envelope(&events)
+    });
+    let pushes: Vec<Vec<u8>> = pushes.collect();
+    let (reports, pushes) = tokio::join!(
+        futures_util::future::join_all(reports),
+        post_all(&app, &webhook, &secret, pushes)
+    );
+    let answers: Vec<(u16, Value)> = reports.into_iter().chain(pushes).collect();
+    assert_eq!(answers.len(), 18);
+    assert!(failures(&answers).is_empty(), "{:?}", failures(&answers));
+    let rows: i64 = app
+        .db(|c| {
+            use crowsnest::store::schema::images;
+            use diesel::prelude::*;
+            images::table.count().get_result(c)
+        })
+        .await;
+    assert_eq!(rows, 30, "one image row per pushed digest");
 }
