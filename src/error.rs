@@ -125,10 +125,9 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "database unavailable");
                 Self::Unavailable("The database is unavailable; retry later.".to_owned())
             }
-            StoreError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => Self::Conflict {
+            // A write that clashed with a concurrent one (transactions aborted for a deadlock or
+            // a serialization failure were already run again, see `store::transaction`).
+            e if e.is_conflict() => Self::Conflict {
                 code: "Conflict",
                 message: "A concurrent request changed this resource; read it again and retry."
                     .to_owned(),

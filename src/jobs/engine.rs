@@ -12,6 +12,7 @@
 //! 3. match the inventory against the stored advisories (`match_advisories`);
 //! 4. the [`ScanResult`]: per image, its inventory, its match report and how long it took.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +37,9 @@ pub struct Engine {
     pub limits: Limits,
     pub pool: Pool,
     pub cache: Arc<CandidateCache>,
+    /// Manifests being indexed now: a second scan of one waits for the first and reuses its
+    /// inventory instead of pulling the same layers beside it.
+    indexing: DigestLocks,
 }
 
 impl Engine {
@@ -45,12 +49,54 @@ impl Engine {
             limits: Limits::default(),
             pool,
             cache: Arc::new(CandidateCache::default()),
+            indexing: DigestLocks::default(),
         }
     }
 
     /// The key stored inventories are built under: the analyzers' names and versions.
     pub fn analyzers_key(&self) -> String {
         analyzers::cache_key(&analyzers::analyzer_ids(&self.analyzers))
+    }
+}
+
+/// One lock per key, held across awaits; a key's entry lives while someone holds or awaits it.
+#[derive(Default)]
+struct DigestLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+struct DigestGuard<'a> {
+    locks: &'a DigestLocks,
+    key: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl DigestLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn lock(&self, key: &str) -> DigestGuard<'_> {
+        let lock = self.map().entry(key.to_owned()).or_default().clone();
+        DigestGuard {
+            locks: self,
+            key: key.to_owned(),
+            held: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for DigestGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        let mut map = self.locks.map();
+        // Only the map still refers to it: nobody holds or awaits the key.
+        if map
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -98,6 +144,7 @@ impl ScanError {
         match self {
             Self::Registry(e) => e.code(),
             Self::Pipeline(e) => e.code(),
+            Self::Store(e) if e.is_conflict() => "Conflict",
             Self::Store(_) => "DatabaseUnavailable",
         }
     }
@@ -284,6 +331,7 @@ where
     Fut: std::future::Future<Output = Result<LayerReader, PipelineError>>,
 {
     let digest = target.manifest_digest.to_string();
+    let _indexing = engine.indexing.lock(&digest).await;
     let (lookup_digest, lookup_key) = (digest.clone(), analyzers_key.to_owned());
     let stored = crate::store::run(&engine.pool, move |c| {
         inventories::load(c, &lookup_digest, &lookup_key)
@@ -299,7 +347,9 @@ where
         inventory.clone(),
         target.layers.len(),
     );
-    crate::store::run(&engine.pool, move |c| {
+    // Other processes (or registries holding the same digest) may store it at the same moment.
+    crate::store::run_transaction(&engine.pool, move |c| {
+        crate::store::lock_keys(c, [crate::store::manifest_key(&save_digest)])?;
         inventories::save(c, &save_digest, &save_key, layer_count, &saved)
     })
     .await?;

@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use diesel::Connection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -222,7 +221,7 @@ impl<'a> Importer<'a> {
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
             .and_then(|mut conn| {
-                conn.transaction(|c| store::advisories::apply(c, &batch))
+                store::transaction(&mut conn, |c| store::advisories::apply(c, &batch))
                     .map_err(StoreError::from)
             });
         match applied {
@@ -276,7 +275,7 @@ impl<'a> Importer<'a> {
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let changed = self.changed_ids;
-        conn.transaction(|c| {
+        store::transaction(&mut conn, |c| {
             store::advisories::relend(c, &changed)?;
             store::advisories::record_import(c, &row)
         })

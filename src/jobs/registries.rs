@@ -4,7 +4,6 @@
 //! its SHA-256 hash is kept.
 
 use base64::Engine as _;
-use diesel::Connection as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::domain::{LoginServer, RegistryId, Timestamp};
@@ -97,7 +96,7 @@ pub async fn connect(
 ) -> Result<Connected, StoreError> {
     let secret = secret.clone();
     store::run_transaction(pool, move |c| {
-        connect_in(c, &id, settings, &secret, on_reconnect)
+        connect_in(c, &id, settings.clone(), &secret, on_reconnect)
     })
     .await
 }
@@ -111,7 +110,9 @@ pub fn connect_blocking(
     on_reconnect: OnReconnect,
 ) -> Result<Connected, StoreError> {
     store::run_blocking(pool, |c| {
-        c.transaction(|c| connect_in(c, id, settings, secret, on_reconnect))
+        store::transaction(c, |c| {
+            connect_in(c, id, settings.clone(), secret, on_reconnect)
+        })
     })
 }
 

@@ -80,6 +80,9 @@ fn record(
 ) -> diesel::QueryResult<Recorded> {
     let mut out = Recorded::default();
     let now = Timestamp::now().micros();
+    // Envelopes naming the same events, images or tags in another order would otherwise lock
+    // their rows in opposite orders and deadlock.
+    store::lock_keys(c, lock_keys(&registry.id, events))?;
     for event in events {
         if event.id.is_empty() || event.id.len() > MAX_EVENT_ID {
             out.ignored += 1;
@@ -129,6 +132,36 @@ fn record(
         }
     }
     Ok(out)
+}
+
+/// What recording `events` writes: each event id, and the images and tags their actions touch.
+fn lock_keys(registry: &str, events: &[RegistryEvent]) -> Vec<String> {
+    let mut keys = Vec::new();
+    for event in events {
+        keys.push(format!("event {registry} {}", event.id));
+        match &event.action {
+            Some(ImageAction::Push {
+                repository,
+                digest,
+                tag,
+                ..
+            }) => {
+                keys.push(store::image_key(registry, repository, digest));
+                if let Some(tag) = tag {
+                    keys.push(store::tag_key(registry, repository, tag));
+                }
+            }
+            Some(
+                ImageAction::Pull { repository, digest }
+                | ImageAction::DeleteDigest { repository, digest },
+            ) => keys.push(store::image_key(registry, repository, digest)),
+            Some(ImageAction::DeleteTag { repository, tag }) => {
+                keys.push(store::tag_key(registry, repository, tag));
+            }
+            None => {}
+        }
+    }
+    keys
 }
 
 /// A pushed manifest: a digest already assessed only gains the tag; anything else is scanned.

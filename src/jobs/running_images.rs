@@ -45,13 +45,27 @@ fn apply(
     cluster: &str,
     rows: &[RunningImageRow],
 ) -> diesel::QueryResult<Applied> {
-    store::running_images::replace(c, subscription, cluster, rows)?;
-    // The running flags follow every cluster's latest report, not only this one.
     let registries: HashMap<String, store::registries::RegistryRow> =
         store::registries::list(c, subscription, None, None, 10_000)?
             .into_iter()
             .map(|r| (r.login_server.clone(), r))
             .collect();
+    // Reports of one subscription rewrite the same running flags: one at a time. The images a
+    // report may queue scans for are locked in the same order as a webhook locks them.
+    let images = rows.iter().filter_map(|row| {
+        let (Some(host), Some(repository), Some(digest)) =
+            (&row.registry, &row.repository, &row.digest)
+        else {
+            return None;
+        };
+        lookup(&registries, host).map(|r| store::image_key(&r.id, repository, digest))
+    });
+    store::lock_keys(
+        c,
+        images.chain(std::iter::once(format!("running {subscription}"))),
+    )?;
+    store::running_images::replace(c, subscription, cluster, rows)?;
+    // The running flags follow every cluster's latest report, not only this one.
     let mut running: BTreeSet<(String, String, String)> = BTreeSet::new();
     for row in store::running_images::all(c, subscription)? {
         let (Some(host), Some(repository), Some(digest)) =

@@ -97,17 +97,17 @@ pub fn set_tag(conn: &mut AnyConnection, image: &ImageRow, tag: &str, now: i64) 
         image_id: image.id.clone(),
         updated_at: now,
     };
-    diesel::delete(
-        image_tags::table
-            .filter(image_tags::registry_id.eq(&tag.registry_id))
-            .filter(image_tags::repository.eq(&tag.repository))
-            .filter(image_tags::tag.eq(&tag.tag)),
-    )
-    .execute(conn)?;
-    diesel::insert_into(image_tags::table)
+    // One statement: a delete then insert let two writers of the same new tag both insert.
+    on_each_backend!(conn, c => diesel::insert_into(image_tags::table)
         .values(&tag)
-        .execute(conn)
-        .map(drop)
+        .on_conflict((image_tags::registry_id, image_tags::repository, image_tags::tag))
+        .do_update()
+        .set((
+            image_tags::image_id.eq(&tag.image_id),
+            image_tags::updated_at.eq(tag.updated_at),
+        ))
+        .execute(c))
+    .map(drop)
 }
 
 pub fn tags(conn: &mut AnyConnection, image_id: &str) -> QueryResult<Vec<String>> {

@@ -236,13 +236,166 @@ where
     .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
 }
 
-/// [`run`] with all of `work` in one transaction: it commits when `work` returns `Ok`.
+/// [`run`] with all of `work` in one write transaction (see [`transaction`]): it commits when
+/// `work` returns `Ok`. `work` may run more than once.
 pub async fn run_transaction<T, F>(pool: &Pool, work: F) -> Result<T, StoreError>
 where
-    F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
+    F: Fn(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    run(pool, move |c| c.transaction(work)).await
+    run(pool, move |c| transaction(c, &work)).await
+}
+
+/// Attempts at a transaction the database aborted to resolve a clash with a concurrent one.
+const TRANSACTION_ATTEMPTS: u32 = 6;
+
+/// Runs `work` in one write transaction and commits when it returns `Ok`. PostgreSQL may abort a
+/// transaction to break a deadlock (40P01) or a serialization conflict (40001): it is run again,
+/// a bounded number of times, so callers never see an error that only says "try again". On
+/// SQLite it begins IMMEDIATE: a deferred transaction that read first could not upgrade to a
+/// writer once another connection committed (SQLITE_BUSY at once, the busy timeout does not
+/// apply), while taking the write lock at BEGIN waits its turn. Inside an open transaction it is
+/// a savepoint, not retried (the outer transaction is the one to run again).
+pub fn transaction<T>(
+    c: &mut AnyConnection,
+    work: impl Fn(&mut AnyConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use diesel::connection::TransactionManager;
+    let nested =
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .is_some();
+    if nested {
+        return c.transaction(|c| work(c));
+    }
+    let mut attempt = 1;
+    loop {
+        match transaction_once(c, &work) {
+            Err(e) if attempt < TRANSACTION_ATTEMPTS && is_transient(&e) => {
+                tracing::debug!(attempt, error = %e, "transaction aborted by a concurrent one; running it again");
+                std::thread::sleep(retry_pause(attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn transaction_once<T>(
+    c: &mut AnyConnection,
+    work: &impl Fn(&mut AnyConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <AnyConnection as Connection>::TransactionManager;
+    match c {
+        AnyConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        }
+        AnyConnection::Postgresql(_) => Manager::begin_transaction(c)?,
+    }
+    match work(c) {
+        Ok(value) => {
+            Manager::commit_transaction(c)?;
+            Ok(value)
+        }
+        Err(e) => match Manager::rollback_transaction(c) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback),
+        },
+    }
+}
+
+/// A short pause that grows with the attempt, with jitter so that two transactions that clashed
+/// do not clash again in step.
+fn retry_pause(attempt: u32) -> Duration {
+    let base = 5u64 << attempt.min(6);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(base)) as u64;
+    Duration::from_millis(base + jitter)
+}
+
+/// The database aborted the transaction only because of a concurrent one: running it again
+/// succeeds (PostgreSQL's serialization failure and deadlock; SQLite's busy database).
+pub fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            message.contains("deadlock detected") || message.contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
+/// The error is a clash with a concurrent writer (a key or reference written meanwhile, a
+/// deadlock or serialization failure), not an unreachable database.
+pub fn is_conflict(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    is_transient(e)
+        || matches!(
+            e,
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
+                _
+            )
+        )
+}
+
+impl StoreError {
+    /// See [`is_conflict`].
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Query(e) if is_conflict(e))
+    }
+}
+
+/// Serialises the writers of the same keys until the transaction ends. On PostgreSQL these are
+/// transaction-scoped advisory locks, all taken at once, in one global order (by lock id): two
+/// transactions locking overlapping keys never wait for each other in a circle, whatever order
+/// their callers named the keys in. SQLite needs none: a write transaction holds the whole
+/// database. Call it first in a transaction, before any row is written.
+pub fn lock_keys<K: AsRef<str>>(
+    c: &mut AnyConnection,
+    keys: impl IntoIterator<Item = K>,
+) -> QueryResult<()> {
+    use diesel::RunQueryDsl;
+    let AnyConnection::Postgresql(pg) = c else {
+        return Ok(());
+    };
+    let mut ids: Vec<i64> = keys.into_iter().map(|k| lock_id(k.as_ref())).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// A key's advisory lock id: the first 8 bytes of its SHA-256 (stable across processes).
+fn lock_id(key: &str) -> i64 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// The lock key of an image: a registry's repository at a digest.
+pub fn image_key(registry_id: &str, repository: &str, digest: &str) -> String {
+    format!("image {registry_id} {repository} {digest}")
+}
+
+/// The lock key of a tag in a registry's repository.
+pub fn tag_key(registry_id: &str, repository: &str, tag: &str) -> String {
+    format!("tag {registry_id} {repository} {tag}")
+}
+
+/// The lock key of a manifest's stored inventory, shared by every registry holding the digest.
+pub fn manifest_key(digest: &str) -> String {
+    format!("manifest {digest}")
 }
 
 /// The database answers a trivial query.
@@ -316,5 +469,46 @@ mod tests {
             err.to_lowercase().contains("refused") || err.contains("connect"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_aborted_transactions_are_run_again() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let error = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        assert!(is_transient(&error(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize"
+        )));
+        assert!(is_transient(&error(
+            DatabaseErrorKind::Unknown,
+            "deadlock detected"
+        )));
+        assert!(is_transient(&error(
+            DatabaseErrorKind::Unknown,
+            "database is locked"
+        )));
+        // A key written meanwhile is a conflict to report, not to hide by running the same
+        // statements again.
+        let duplicate = error(DatabaseErrorKind::UniqueViolation, "duplicate key");
+        assert!(!is_transient(&duplicate));
+        assert!(is_conflict(&duplicate));
+        assert!(!is_conflict(&Error::NotFound));
+        assert!(!is_conflict(&error(
+            DatabaseErrorKind::ClosedConnection,
+            "closed"
+        )));
+    }
+
+    #[test]
+    fn lock_ids_are_stable_and_distinct() {
+        assert_eq!(
+            lock_id("image r repo sha256:1"),
+            lock_id("image r repo sha256:1")
+        );
+        assert_ne!(
+            lock_id("image r repo sha256:1"),
+            lock_id("image r repo sha256:2")
+        );
+        assert_ne!(lock_id(&manifest_key("sha256:1")), MIGRATION_LOCK);
     }
 }

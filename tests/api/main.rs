@@ -9,6 +9,7 @@ mod architecture;
 mod auth;
 mod cli;
 mod compose;
+mod concurrency;
 mod errors;
 mod filters;
 mod health;

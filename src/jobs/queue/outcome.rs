@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use diesel::Connection;
-
 use crate::domain::{HealthCode, ImageSummary, Summary, Timestamp, health_cause};
 use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
 use crate::jobs::findings;
@@ -24,17 +22,24 @@ pub(super) fn complete(
     settings: &QueueSettings,
     outcome: Result<&Assessment, Failure>,
 ) -> diesel::QueryResult<bool> {
-    c.transaction(|c| {
+    let keys = match &outcome {
+        Ok(assessment) => lock_keys(scan, assessment),
+        Err(_) => failure_keys(scan),
+    };
+    store::transaction(c, |c| {
         let now = Timestamp::now().micros();
+        // Scans of the same image (by tag and by digest, a push and a runtime report) store
+        // their results one after the other, not into each other's rows.
+        store::lock_keys(c, &keys)?;
         // Writing first takes SQLite's write lock now: a transaction that read first and wrote
         // later would fail with "database is locked" when another writer committed in between,
         // instead of waiting its turn. It also checks the lease early.
         if !store::scans::hold(c, std::slice::from_ref(&scan.id), owner)? {
             return Err(diesel::result::Error::RollbackTransaction);
         }
-        let kept = match outcome {
+        let kept = match &outcome {
             Ok(assessment) => store_assessment(c, scan, owner, assessment, now)?,
-            Err(failure) => store_failure(c, scan, owner, settings, failure, now)?,
+            Err(failure) => store_failure(c, scan, owner, settings, failure.clone(), now)?,
         };
         if !kept {
             return Err(diesel::result::Error::RollbackTransaction);
@@ -47,6 +52,39 @@ pub(super) fn complete(
     })
 }
 
+/// What storing an assessment writes besides the scan: each scanned image (its row, findings,
+/// health, billing), its tag, and the index it came from.
+fn lock_keys(scan: &ScanRow, assessment: &Assessment) -> Vec<String> {
+    let registry = &scan.registry_id;
+    let mut keys: Vec<String> = assessment
+        .result
+        .images
+        .iter()
+        .map(|image| store::image_key(registry, &scan.repository, image.manifest_digest.as_str()))
+        .collect();
+    keys.extend(failure_keys(scan));
+    if let Some(index) = &assessment.result.index_digest {
+        keys.push(store::image_key(registry, &scan.repository, index.as_str()));
+    }
+    keys
+}
+
+/// What storing a failure writes besides the scan: the health of the image it names.
+fn failure_keys(scan: &ScanRow) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(digest) = &scan.digest {
+        keys.push(store::image_key(
+            &scan.registry_id,
+            &scan.repository,
+            digest,
+        ));
+    }
+    if let Some(tag) = &scan.tag {
+        keys.push(store::tag_key(&scan.registry_id, &scan.repository, tag));
+    }
+    keys
+}
+
 /// Stores many assessed scans in one transaction; when that fails (a lease lost, a conflict),
 /// each is stored on its own, so one scan's trouble does not hold back the others. Returns, per
 /// scan, whether its result was kept.
@@ -57,9 +95,14 @@ pub(super) fn complete_together(
     settings: &QueueSettings,
 ) -> diesel::QueryResult<Vec<bool>> {
     let ids: Vec<String> = done.iter().map(|(scan, _)| scan.id.clone()).collect();
-    let together = c.transaction(|c| {
+    let keys: Vec<String> = done
+        .iter()
+        .flat_map(|(scan, assessment)| lock_keys(scan, assessment))
+        .collect();
+    let together = store::transaction(c, |c| {
         let now = Timestamp::now().micros();
-        // Written first for the reasons given in `complete`.
+        // Locked and written first for the reasons given in `complete`.
+        store::lock_keys(c, &keys)?;
         if !store::scans::hold(c, &ids, owner)? {
             return Err(diesel::result::Error::RollbackTransaction);
         }
@@ -104,9 +147,16 @@ impl Failure {
         }
     }
 
+    /// A database error: a clash with a concurrent writer is a `Conflict`, anything else means
+    /// the database is away. Both pass.
     pub(super) fn store(e: StoreError) -> Self {
+        let code = if e.is_conflict() {
+            "Conflict"
+        } else {
+            "DatabaseUnavailable"
+        };
         Self {
-            code: "DatabaseUnavailable".to_owned(),
+            code: code.to_owned(),
             message: e.to_string(),
             retryable: true,
         }
@@ -129,6 +179,7 @@ fn retryable(code: &str) -> bool {
         "RegistryUnavailable"
             | "TooManyRequests"
             | "DatabaseUnavailable"
+            | "Conflict"
             | "LayerTruncated"
             | "DigestMismatch"
             | "BlobSizeMismatch"
@@ -355,4 +406,53 @@ fn store_failure(
             message: failure.message,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
+        StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_clash_with_a_concurrent_writer_is_a_conflict_not_an_unavailable_database() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::UniqueViolation,
+                "duplicate key value violates unique constraint \"findings_pkey\"",
+            ),
+            (
+                DatabaseErrorKind::ForeignKeyViolation,
+                "insert or update on table \"packages\" violates foreign key constraint",
+            ),
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize",
+            ),
+            (DatabaseErrorKind::Unknown, "deadlock detected"),
+        ] {
+            let scan = ScanError::Store(database_error(kind, message));
+            assert_eq!(scan.code(), "Conflict", "{message}");
+            let failure = Failure::store(database_error(kind, message));
+            assert_eq!(failure.code, "Conflict", "{message}");
+            assert!(failure.retryable, "{message}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_database_is_still_unavailable() {
+        for away in [
+            StoreError::Unavailable("timed out waiting for connection".to_owned()),
+            database_error(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+        ] {
+            assert_eq!(Failure::store(away).code, "DatabaseUnavailable");
+        }
+    }
 }

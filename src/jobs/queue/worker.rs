@@ -144,6 +144,7 @@ impl Worker {
             }
         };
         let (owner, settings, id) = (self.owner.clone(), self.settings.clone(), scan.id.clone());
+        let kept = scan.clone();
         let stored = store::run(&self.engine.pool, move |c| {
             complete(
                 c,
@@ -154,6 +155,20 @@ impl Worker {
             )
         })
         .await;
+        let stored = match stored {
+            // The result clashed with a concurrent writer: the scan is retried now, not left
+            // Running until its lease runs out.
+            Err(e) if e.is_conflict() => {
+                tracing::warn!(scan = %id, error = %e, "cannot store the scan's results");
+                let (owner, settings, failure) =
+                    (self.owner.clone(), self.settings.clone(), Failure::store(e));
+                store::run(&self.engine.pool, move |c| {
+                    complete(c, &kept, &owner, &settings, Err(failure))
+                })
+                .await
+            }
+            other => other,
+        };
         log_end(&id, started, &stored);
     }
 
