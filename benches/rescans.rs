@@ -334,6 +334,8 @@ fn run_workers(pool: &Pool, workers: usize, expected: usize, since: i64) -> Dura
                 max_attempts: 5,
                 retry_delay: Duration::from_secs(1),
                 poll: Duration::from_millis(50),
+                // One subscription: every worker may take its scans.
+                subscription_share: 1.0,
             },
             stop.clone(),
         );
@@ -471,9 +473,13 @@ fn profile_phases(pool: &Pool, label: &str, key: &str, sample: usize) {
             lap = Instant::now();
         };
         let now = Timestamp::now().micros();
-        let scan = store::scans::claim(c, "profile", now, now + 60_000_000)
-            .unwrap()
-            .expect("a queued scan");
+        let who = store::scans::Claimant {
+            owner: "profile",
+            now,
+            lease_until: now + 60_000_000,
+            subscription_cap: 1,
+        };
+        let scan = store::scans::claim(c, who).unwrap().expect("a queued scan");
         step(0, &mut spent);
         let registry = store::registries::find_by_row_id(c, &scan.registry_id)
             .unwrap()

@@ -87,6 +87,14 @@ pub struct JobArgs {
     /// How often idle workers look for scans queued by other processes.
     #[arg(long, env = "CROWSNEST_QUEUE_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub queue_poll: Duration,
+    /// The part of this process's workers one subscription's running scans may hold (counted
+    /// across processes); above 1 when several processes share the queue.
+    #[arg(
+        long,
+        env = "CROWSNEST_SUBSCRIPTION_WORKER_SHARE",
+        default_value_t = 0.5
+    )]
+    pub subscription_worker_share: f64,
 }
 
 /// How the background jobs run.
@@ -107,6 +115,9 @@ impl JobSettings {
         if args.scan_max_attempts == 0 {
             bail!("CROWSNEST_SCAN_MAX_ATTEMPTS must be at least 1");
         }
+        if !(args.subscription_worker_share > 0.0 && args.subscription_worker_share <= 1000.0) {
+            bail!("CROWSNEST_SUBSCRIPTION_WORKER_SHARE must be above 0 and at most 1000");
+        }
         let defaults = QueueSettings::default();
         Ok(Self {
             queue: QueueSettings {
@@ -115,6 +126,7 @@ impl JobSettings {
                 max_attempts: args.scan_max_attempts,
                 retry_delay: args.scan_retry_delay,
                 poll: args.queue_poll,
+                subscription_share: args.subscription_worker_share,
             },
             rescans: RescanSettings {
                 interval: args.rescan_interval,

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod compose;
 mod errors;
+mod fairness;
 mod filters;
 mod health;
 mod hostile_input;

@@ -170,6 +170,8 @@ impl Cluster {
             .env("CROWSNEST_WORKERS", workers.to_string())
             .env("CROWSNEST_SCAN_LEASE", self.lease)
             .env("CROWSNEST_QUEUE_POLL", "200ms")
+            // One subscription over two processes: it may hold every worker of both.
+            .env("CROWSNEST_SUBSCRIPTION_WORKER_SHARE", "2")
             .env("CROWSNEST_SCAN_RETRY_DELAY", "200ms")
             .env("CROWSNEST_HTTP_WORKERS", "1")
             .env("CROWSNEST_DB_POOL_SIZE", "4")

@@ -27,6 +27,18 @@ pub struct QueueSettings {
     pub retry_delay: Duration,
     /// How often an idle worker looks for work queued by other processes.
     pub poll: Duration,
+    /// The part of `workers` one subscription's scans may hold at once, counted over every
+    /// process's running scans; above 1 when several processes share the queue.
+    pub subscription_share: f64,
+}
+
+impl QueueSettings {
+    /// Workers one subscription may hold: its share of this process's workers, at least one.
+    pub fn subscription_cap(&self) -> i64 {
+        let workers = self.workers as f64 * self.subscription_share;
+        // Bounded by the setting's check: a share of at most 1000 of at most usize workers.
+        (workers.ceil() as i64).max(1)
+    }
 }
 
 impl Default for QueueSettings {
@@ -37,6 +49,7 @@ impl Default for QueueSettings {
             max_attempts: 5,
             retry_delay: Duration::from_secs(5),
             poll: Duration::from_secs(1),
+            subscription_share: 0.5,
         }
     }
 }
