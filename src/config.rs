@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use crate::api::body_deadline::BodyDeadline;
 use crate::jobs::queue::QueueSettings;
 use crate::jobs::rescans::RescanSettings;
+use crate::jobs::running_images::ReportLimits;
 use crate::store::DatabaseUrl;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -95,6 +96,15 @@ pub struct JobArgs {
         default_value_t = 0.5
     )]
     pub subscription_worker_share: f64,
+    /// Pods one running-images report may list (larger reports are refused with 413).
+    #[arg(long, env = "CROWSNEST_REPORT_MAX_PODS", default_value_t = ReportLimits::default().max_pods)]
+    pub report_max_pods: usize,
+    /// Containers one running-images report may list (larger reports are refused with 413).
+    #[arg(long, env = "CROWSNEST_REPORT_MAX_CONTAINERS", default_value_t = ReportLimits::default().max_containers)]
+    pub report_max_containers: usize,
+    /// Never-scanned images one running-images report queues scans for; the rest wait.
+    #[arg(long, env = "CROWSNEST_REPORT_MAX_NEW_SCANS", default_value_t = ReportLimits::default().max_new_scans)]
+    pub report_max_new_scans: usize,
 }
 
 /// How the background jobs run.
@@ -102,6 +112,7 @@ pub struct JobArgs {
 pub struct JobSettings {
     pub queue: QueueSettings,
     pub rescans: RescanSettings,
+    pub running_images: ReportLimits,
 }
 
 impl JobSettings {
@@ -131,6 +142,11 @@ impl JobSettings {
             rescans: RescanSettings {
                 interval: args.rescan_interval,
                 active_within: args.rescan_pulled_within,
+            },
+            running_images: ReportLimits {
+                max_pods: args.report_max_pods,
+                max_containers: args.report_max_containers,
+                max_new_scans: args.report_max_new_scans,
             },
         })
     }

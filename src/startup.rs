@@ -72,6 +72,7 @@ impl Application {
             pool,
             public_url: public_url.clone(),
             queue,
+            report_limits: settings.jobs.running_images,
         });
         let body_deadline = web::Data::new(settings.request_body);
         let metrics = PrometheusMetricsBuilder::new("crowsnest")

@@ -192,6 +192,67 @@ pub fn enqueue_many(conn: &mut AnyConnection, rows: &[ScanRow]) -> QueryResult<u
     Ok(queued)
 }
 
+/// Which of these pending keys a Queued or Running scan holds.
+pub fn pending_of(
+    conn: &mut AnyConnection,
+    keys: &[String],
+) -> QueryResult<std::collections::HashSet<String>> {
+    let mut held = std::collections::HashSet::new();
+    for chunk in keys.chunks(1000) {
+        held.extend(
+            scans::table
+                .filter(scans::pending_key.eq_any(chunk))
+                .select(scans::pending_key.assume_not_null())
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(held)
+}
+
+/// A subscription's scans of `trigger` that are queued and were never started.
+pub fn unstarted(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    trigger: ScanTrigger,
+) -> QueryResult<Vec<ScanRow>> {
+    scans::table
+        .filter(scans::subscription_id.eq(subscription))
+        .filter(scans::status.eq("Queued"))
+        .filter(scans::attempts.eq(0))
+        .filter(scans::triggered_by.eq(trigger.as_str()))
+        .select(ScanRow::as_select())
+        .load(conn)
+}
+
+/// Fails the scans of `ids` that are still queued and were never started, with `code`; returns
+/// how many.
+pub fn cancel(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    now: i64,
+    code: &str,
+    message: &str,
+) -> QueryResult<usize> {
+    let mut cancelled = 0;
+    for chunk in ids.chunks(1000) {
+        cancelled += diesel::update(
+            scans::table
+                .filter(scans::id.eq_any(chunk))
+                .filter(scans::status.eq("Queued"))
+                .filter(scans::attempts.eq(0)),
+        )
+        .set((
+            scans::status.eq("Failed"),
+            scans::error_code.eq(code),
+            scans::error_message.eq(message),
+            scans::pending_key.eq(None::<String>),
+            scans::finished_at.eq(now),
+        ))
+        .execute(conn)?;
+    }
+    Ok(cancelled)
+}
+
 /// One page of a subscription's scans: those `listing` keeps, in its order, after its skip token.
 pub fn list(
     conn: &mut AnyConnection,

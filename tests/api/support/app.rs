@@ -106,6 +106,7 @@ pub fn test_job_settings() -> JobSettings {
             subscription_share: 1.0,
         },
         rescans: RescanSettings::default(),
+        running_images: Default::default(),
     }
 }
 
