@@ -61,6 +61,7 @@ impl Application {
                 settings.jobs.queue.clone(),
                 jobs.clone(),
             );
+            queue::spawn_wakeups(settings.database.clone(), queue.clone(), jobs.clone());
             rescans::spawn_scheduler(
                 pool.clone(),
                 queue.clone(),

@@ -24,6 +24,7 @@ pub mod running_images;
 pub mod scans;
 pub mod schema;
 pub mod summary;
+pub mod wakeups;
 
 use std::fmt;
 use std::path::PathBuf;

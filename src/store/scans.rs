@@ -155,6 +155,7 @@ pub fn enqueue(conn: &mut AnyConnection, row: &ScanRow) -> QueryResult<(ScanRow,
             .on_conflict_do_nothing()
             .execute(c))?;
         if inserted == 1 {
+            super::wakeups::notify_scans_queued(conn)?;
             return Ok((row.clone(), true));
         }
         if let Some(pending) = row.pending_key.as_deref()
@@ -188,6 +189,9 @@ pub fn enqueue_many(conn: &mut AnyConnection, rows: &[ScanRow]) -> QueryResult<u
                     .execute(c)?;
             }
         }
+    }
+    if queued > 0 {
+        super::wakeups::notify_scans_queued(conn)?;
     }
     Ok(queued)
 }

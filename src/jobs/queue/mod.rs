@@ -4,6 +4,9 @@
 //! (`outcome.rs`). A process killed at any point leaves either a Queued scan or a Running one whose
 //! lease runs out and is taken again. Retries: passing failures (registry or database away,
 //! throttling, damaged downloads) are retried with a doubling delay up to the attempt limit.
+//! Claims go by priority (interactive triggers first), then due time, and pass over a subscription
+//! that holds its share of the workers. Idle workers wait for a wake-up (a submission in this
+//! process, or a PostgreSQL notification from any process) or the poll.
 
 mod outcome;
 mod submission;
@@ -12,7 +15,7 @@ mod worker;
 use std::time::Duration;
 
 pub use submission::{Queue, Submission, reassess_in};
-pub use worker::spawn_workers;
+pub use worker::{spawn_wakeups, spawn_workers};
 
 /// How the queue runs.
 #[derive(Debug, Clone)]

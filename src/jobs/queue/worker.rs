@@ -44,6 +44,26 @@ pub fn spawn_workers(
     }
 }
 
+/// Wakes this process's idle workers when another process (or this one) queues scans: on
+/// PostgreSQL a thread of its own listens for the notification the queueing transaction sends
+/// (see `store::wakeups`). Nothing on SQLite, where the poll alone finds other processes' scans.
+pub fn spawn_wakeups(database: store::DatabaseUrl, queue: Queue, stop: CancellationToken) {
+    if !matches!(database, store::DatabaseUrl::Postgres(_)) {
+        return;
+    }
+    // A thread, not `spawn_blocking`: the runtime's shutdown does not wait for it.
+    let spawned = std::thread::Builder::new()
+        .name("scan-wakeups".to_owned())
+        .spawn(move || {
+            store::wakeups::listen_scans_queued(&database, &|| stop.is_cancelled(), &|| {
+                queue.wake()
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the scan wake-up listener; idle workers poll");
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
