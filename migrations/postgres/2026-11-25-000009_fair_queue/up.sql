@@ -5,5 +5,3 @@ UPDATE scans SET priority = 0 WHERE triggered_by IN ('Push', 'Api');
 -- The claim walks queued scans in (priority, run_after) order from this index without sorting.
 DROP INDEX scans_due;
 CREATE INDEX scans_due ON scans (status, priority, run_after);
--- How many workers each subscription holds: read on every claim, over running scans only.
-CREATE INDEX scans_running_by_subscription ON scans (subscription_id, lease_owner) WHERE status = 'Running';

@@ -56,3 +56,26 @@ impl Default for QueueSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_holds_its_share_rounded_up_and_at_least_one_worker() {
+        let cap = |workers, subscription_share| {
+            QueueSettings {
+                workers,
+                subscription_share,
+                ..QueueSettings::default()
+            }
+            .subscription_cap()
+        };
+        assert_eq!(cap(2, 0.5), 1);
+        assert_eq!(cap(3, 0.5), 2);
+        assert_eq!(cap(8, 0.25), 2);
+        assert_eq!(cap(1, 0.1), 1);
+        assert_eq!(cap(0, 0.5), 1);
+        assert_eq!(cap(2, 2.0), 4);
+    }
+}
