@@ -645,9 +645,13 @@ fn profile_phases(pool: &Pool, label: &str, key: &str, sample: usize) {
             lap = Instant::now();
         };
         let now = Timestamp::now().micros();
-        let scan = store::scans::claim(c, "profile", now, now + 60_000_000)
-            .unwrap()
-            .expect("a queued scan");
+        let who = store::scans::Claimant {
+            owner: "profile",
+            now,
+            lease_until: now + 60_000_000,
+            subscription_cap: 1,
+        };
+        let scan = store::scans::claim(c, who).unwrap().expect("a queued scan");
         step(0, &mut spent);
         let registry = store::registries::find_by_row_id(c, &scan.registry_id)
             .unwrap()

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use crate::api::body_deadline::BodyDeadline;
 use crate::jobs::queue::QueueSettings;
 use crate::jobs::rescans::RescanSettings;
+use crate::jobs::running_images::ReportLimits;
 use crate::store::DatabaseUrl;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -87,6 +88,23 @@ pub struct JobArgs {
     /// How often idle workers look for scans queued by other processes.
     #[arg(long, env = "CROWSNEST_QUEUE_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub queue_poll: Duration,
+    /// The part of this process's workers one subscription's running scans may hold (counted
+    /// across processes); above 1 when several processes share the queue.
+    #[arg(
+        long,
+        env = "CROWSNEST_SUBSCRIPTION_WORKER_SHARE",
+        default_value_t = 0.5
+    )]
+    pub subscription_worker_share: f64,
+    /// Pods one running-images report may list (larger reports are refused with 413).
+    #[arg(long, env = "CROWSNEST_REPORT_MAX_PODS", default_value_t = ReportLimits::default().max_pods)]
+    pub report_max_pods: usize,
+    /// Containers one running-images report may list (larger reports are refused with 413).
+    #[arg(long, env = "CROWSNEST_REPORT_MAX_CONTAINERS", default_value_t = ReportLimits::default().max_containers)]
+    pub report_max_containers: usize,
+    /// Never-scanned images one running-images report queues scans for; the rest wait.
+    #[arg(long, env = "CROWSNEST_REPORT_MAX_NEW_SCANS", default_value_t = ReportLimits::default().max_new_scans)]
+    pub report_max_new_scans: usize,
 }
 
 /// How the background jobs run.
@@ -94,6 +112,7 @@ pub struct JobArgs {
 pub struct JobSettings {
     pub queue: QueueSettings,
     pub rescans: RescanSettings,
+    pub running_images: ReportLimits,
 }
 
 impl JobSettings {
@@ -107,6 +126,9 @@ impl JobSettings {
         if args.scan_max_attempts == 0 {
             bail!("CROWSNEST_SCAN_MAX_ATTEMPTS must be at least 1");
         }
+        if !(args.subscription_worker_share > 0.0 && args.subscription_worker_share <= 1000.0) {
+            bail!("CROWSNEST_SUBSCRIPTION_WORKER_SHARE must be above 0 and at most 1000");
+        }
         let defaults = QueueSettings::default();
         Ok(Self {
             queue: QueueSettings {
@@ -115,10 +137,16 @@ impl JobSettings {
                 max_attempts: args.scan_max_attempts,
                 retry_delay: args.scan_retry_delay,
                 poll: args.queue_poll,
+                subscription_share: args.subscription_worker_share,
             },
             rescans: RescanSettings {
                 interval: args.rescan_interval,
                 active_within: args.rescan_pulled_within,
+            },
+            running_images: ReportLimits {
+                max_pods: args.report_max_pods,
+                max_containers: args.report_max_containers,
+                max_new_scans: args.report_max_new_scans,
             },
         })
     }

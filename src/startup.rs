@@ -61,6 +61,7 @@ impl Application {
                 settings.jobs.queue.clone(),
                 jobs.clone(),
             );
+            queue::spawn_wakeups(settings.database.clone(), queue.clone(), jobs.clone());
             rescans::spawn_scheduler(
                 pool.clone(),
                 queue.clone(),
@@ -72,6 +73,7 @@ impl Application {
             pool,
             public_url: public_url.clone(),
             queue,
+            report_limits: settings.jobs.running_images,
         });
         let body_deadline = web::Data::new(settings.request_body);
         let metrics = PrometheusMetricsBuilder::new("crowsnest")

@@ -41,6 +41,8 @@ pub struct AppState {
     pub public_url: url::Url,
     /// Where submissions and registry notifications queue scans.
     pub queue: crate::jobs::queue::Queue,
+    /// What one cluster report of running images may hold and start.
+    pub report_limits: crate::jobs::running_images::ReportLimits,
 }
 
 /// Parses a `{scope}` path, checks the caller may read it, and names the rows it reaches.

@@ -1,6 +1,7 @@
 //! Which images clusters run, reported as the Kubernetes PodList `kubectl get pods -A -o json`
 //! prints. A cluster's report replaces its previous one; running images are re-assessed daily,
-//! and those from connected registries that were never scanned are scanned now (`Runtime`).
+//! and those from connected registries that were never scanned are scanned now (`Runtime`). A
+//! report has limits (pods, containers: 413 beyond them; new scans: the rest wait).
 
 use std::collections::BTreeSet;
 
@@ -75,8 +76,15 @@ pub struct RunningImagesReport {
     pub images: usize,
     /// Of those, images from registries connected in this subscription.
     pub from_connected_registries: usize,
-    /// Never-scanned images queued for a scan.
+    /// Never-scanned images queued for a scan by this report (at most the report limit, see
+    /// `scansDeferred`; images already queued are not counted).
     pub scans_queued: usize,
+    /// Never-scanned images not queued by this report because it reached its limit of new scans;
+    /// a later report queues them.
+    pub scans_deferred: usize,
+    /// Runtime scans that were queued but not started yet, cancelled because no cluster of the
+    /// subscription runs their image any more.
+    pub scans_cancelled: usize,
     /// Registries the report names that are not connected (their images are not assessed).
     pub unconnected_registries: Vec<String>,
     /// Containers whose status names no digest yet (still pulling, or waiting).
@@ -179,6 +187,29 @@ pub async fn report(
             format!("The body is not a Kubernetes PodList (kubectl get pods -A -o json): {e}"),
         )
     })?;
+    let limits = state.report_limits;
+    if pods.items.len() > limits.max_pods {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "The report lists {} pods; at most {} are accepted in one report (CROWSNEST_REPORT_MAX_PODS).",
+            pods.items.len(),
+            limits.max_pods
+        )));
+    }
+    let statuses: usize = pods
+        .items
+        .iter()
+        .map(|p| {
+            p.status.container_statuses.len()
+                + p.status.init_container_statuses.len()
+                + p.status.ephemeral_container_statuses.len()
+        })
+        .sum();
+    if statuses > limits.max_containers {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "The report lists {statuses} containers; at most {} are accepted in one report (CROWSNEST_REPORT_MAX_CONTAINERS).",
+            limits.max_containers
+        )));
+    }
     if !matches!(pods.kind.as_str(), "List" | "PodList") {
         return Err(ApiError::bad_request(
             "InvalidRequestContent",
@@ -228,14 +259,21 @@ pub async fn report(
     let mut seen = BTreeSet::new();
     rows.retain(|r| seen.insert((r.namespace.clone(), r.pod.clone(), r.container.clone())));
     let containers = rows.len();
-    let outcome = running_images::report(&state.pool, &state.queue, sub, cluster, rows).await?;
-    tracing::info!(cluster = %path.cluster, containers, images = outcome.images, scans_queued = outcome.scans_queued, by = %caller.subject, "running images reported");
+    let report = running_images::Report {
+        subscription: sub,
+        cluster,
+        rows,
+    };
+    let outcome = running_images::report(&state.pool, &state.queue, report, limits).await?;
+    tracing::info!(cluster = %path.cluster, containers, images = outcome.images, scans_queued = outcome.scans_queued, scans_deferred = outcome.scans_deferred, scans_cancelled = outcome.scans_cancelled, by = %caller.subject, "running images reported");
     Ok(web::Json(RunningImagesReport {
         cluster: path.cluster.clone(),
         containers,
         images: outcome.images,
         from_connected_registries: outcome.connected,
         scans_queued: outcome.scans_queued,
+        scans_deferred: outcome.scans_deferred,
+        scans_cancelled: outcome.scans_cancelled,
         unconnected_registries: outcome.unconnected,
         without_digest,
     }))

@@ -41,6 +41,14 @@ impl ScanTrigger {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
+    /// The claim order: interactive scans (0: someone waits for them) before background ones (1).
+    pub fn priority(self) -> i32 {
+        match self {
+            Self::Api | Self::Push => 0,
+            Self::Runtime | Self::Rescan | Self::AdvisoryUpdate => 1,
+        }
+    }
+
     /// Re-assessments match the stored inventory again; the others read the image from the
     /// registry (unless its inventory is already stored) and are billed on first success.
     pub fn is_reassessment(self) -> bool {

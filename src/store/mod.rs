@@ -24,6 +24,7 @@ pub mod running_images;
 pub mod scans;
 pub mod schema;
 pub mod summary;
+pub mod wakeups;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -354,7 +355,12 @@ impl StoreError {
 /// transaction-scoped advisory locks, all taken at once, in one global order (by lock id): two
 /// transactions locking overlapping keys never wait for each other in a circle, whatever order
 /// their callers named the keys in. SQLite needs none: a write transaction holds the whole
-/// database. Call it first in a transaction, before any row is written.
+/// database. Call it first in a transaction, before any row is written, and once.
+///
+/// Every writer first takes one lock over all keys: shared when it names up to [`MANY_KEYS`],
+/// exclusive beyond (a 20,000-pod report). PostgreSQL's lock table holds only about 64 locks per
+/// connection on average, so a writer of thousands of keys waits for every other writer instead of
+/// taking a lock per key and failing with "out of shared memory".
 pub fn lock_keys<K: AsRef<str>>(
     c: &mut AnyConnection,
     keys: impl IntoIterator<Item = K>,
@@ -366,13 +372,27 @@ pub fn lock_keys<K: AsRef<str>>(
     let mut ids: Vec<i64> = keys.into_iter().map(|k| lock_id(k.as_ref())).collect();
     ids.sort_unstable();
     ids.dedup();
-    for id in ids {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+    let lock = |pg: &mut diesel::PgConnection, function: &str, id: i64| {
+        diesel::sql_query(format!("SELECT {function}($1)"))
             .bind::<diesel::sql_types::BigInt, _>(id)
-            .execute(pg)?;
+            .execute(pg)
+    };
+    if ids.len() > MANY_KEYS {
+        lock(pg, "pg_advisory_xact_lock", lock_id(ALL_KEYS))?;
+        return Ok(());
+    }
+    lock(pg, "pg_advisory_xact_lock_shared", lock_id(ALL_KEYS))?;
+    for id in ids {
+        lock(pg, "pg_advisory_xact_lock", id)?;
     }
     Ok(())
 }
+
+/// Beyond this many keys, [`lock_keys`] locks them all at once.
+pub const MANY_KEYS: usize = 256;
+
+/// The key every writer locks first (see [`lock_keys`]).
+const ALL_KEYS: &str = "all keys";
 
 /// A key's advisory lock id: the first 8 bytes of its SHA-256 (stable across processes).
 fn lock_id(key: &str) -> i64 {

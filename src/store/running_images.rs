@@ -34,10 +34,47 @@ pub fn replace(
             .filter(running_images::cluster.eq(cluster)),
     )
     .execute(conn)?;
-    for chunk in rows.chunks(200) {
+    // 10 columns: 3,000 parameters per statement, well below either backend's limit.
+    for chunk in rows.chunks(300) {
         on_each_backend!(conn, c => diesel::insert_into(running_images::table).values(chunk).execute(c))?;
     }
     Ok(())
+}
+
+/// Which of `digests` (manifest or index digests) name an assessed image of `repository` in
+/// `registry_id` (a registry row id).
+pub fn assessed(
+    conn: &mut AnyConnection,
+    registry_id: &str,
+    repository: &str,
+    digests: &[String],
+) -> QueryResult<Vec<String>> {
+    let wanted: std::collections::HashSet<&str> = digests.iter().map(String::as_str).collect();
+    let mut found = Vec::new();
+    for chunk in digests.chunks(500) {
+        let rows: Vec<(String, Option<String>)> = images::table
+            .filter(images::registry_id.eq(registry_id))
+            .filter(images::repository.eq(repository))
+            .filter(
+                images::digest
+                    .eq_any(chunk)
+                    .or(images::index_digest.eq_any(chunk)),
+            )
+            .filter(images::scanned_at.is_not_null())
+            .select((images::digest, images::index_digest))
+            .load(conn)?;
+        for (digest, index_digest) in rows {
+            found.extend(
+                [Some(digest), index_digest]
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| wanted.contains(d.as_str())),
+            );
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
 }
 
 /// Every container a subscription's clusters run.
@@ -102,15 +139,31 @@ pub fn mark_running(
     )
     .set(images::running.eq(false))
     .execute(conn)?;
-    let mut marked = 0;
+    let mut by_repository: std::collections::BTreeMap<(&str, &str), Vec<&str>> =
+        std::collections::BTreeMap::new();
     for (registry_id, repository, digest) in running {
-        marked += diesel::update(images::table.filter(super::images::at_digest(
-            registry_id,
-            repository,
-            digest,
-        )))
-        .set(images::running.eq(true))
-        .execute(conn)?;
+        by_repository
+            .entry((registry_id, repository))
+            .or_default()
+            .push(digest);
+    }
+    // One statement per repository and 500 digests, not one per image.
+    let mut marked = 0;
+    for ((registry_id, repository), digests) in by_repository {
+        for chunk in digests.chunks(500) {
+            marked += diesel::update(
+                images::table
+                    .filter(images::registry_id.eq(registry_id))
+                    .filter(images::repository.eq(repository))
+                    .filter(
+                        images::digest
+                            .eq_any(chunk)
+                            .or(images::index_digest.eq_any(chunk)),
+                    ),
+            )
+            .set(images::running.eq(true))
+            .execute(conn)?;
+        }
     }
     Ok(marked)
 }

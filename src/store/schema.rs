@@ -126,6 +126,7 @@ diesel::table! {
         created_at -> BigInt,
         started_at -> Nullable<BigInt>,
         finished_at -> Nullable<BigInt>,
+        priority -> Integer,
     }
 }
 

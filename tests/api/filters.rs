@@ -505,6 +505,7 @@ fn scan_row(registry: &str, i: usize, now: i64) -> ScanRow {
         created_at: now + i64::try_from(i).unwrap(),
         started_at: None,
         finished_at: (!pending).then(|| now + HOUR * i64::try_from(i % 5).unwrap()),
+        priority: 0,
     }
 }
 

@@ -11,6 +11,7 @@ mod cli;
 mod compose;
 mod concurrency;
 mod errors;
+mod fairness;
 mod filters;
 mod health;
 mod hostile_input;

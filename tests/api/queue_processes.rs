@@ -120,6 +120,8 @@ struct Cluster {
     database_url: String,
     auth: AuthSettings,
     lease: &'static str,
+    /// `CROWSNEST_QUEUE_POLL`.
+    poll: &'static str,
     logs: tempfile::TempDir,
     client: reqwest::Client,
     token: String,
@@ -141,6 +143,7 @@ impl Cluster {
             database_url: db.raw_url().to_owned(),
             auth,
             lease,
+            poll: "200ms",
             logs: tempfile::tempdir().unwrap(),
             client: reqwest::Client::new(),
             token,
@@ -169,7 +172,9 @@ impl Cluster {
             .env("CROWSNEST_JWT_AUDIENCE", &self.auth.audience)
             .env("CROWSNEST_WORKERS", workers.to_string())
             .env("CROWSNEST_SCAN_LEASE", self.lease)
-            .env("CROWSNEST_QUEUE_POLL", "200ms")
+            .env("CROWSNEST_QUEUE_POLL", self.poll)
+            // One subscription over two processes: it may hold every worker of both.
+            .env("CROWSNEST_SUBSCRIPTION_WORKER_SHARE", "2")
             .env("CROWSNEST_SCAN_RETRY_DELAY", "200ms")
             .env("CROWSNEST_HTTP_WORKERS", "1")
             .env("CROWSNEST_DB_POOL_SIZE", "4")
@@ -609,4 +614,80 @@ async fn two_servers_share_the_queue() {
         finished_b.len()
     );
     eprintln!("scans run: a {}, b {}", finished_a.len(), finished_b.len());
+}
+
+/// Two servers on one PostgreSQL database that poll only once a minute: a burst of submissions
+/// to one of them wakes the other's workers at once (PostgreSQL notifies it), so both run scans
+/// and the burst is done long before any poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_wakes_the_workers_of_every_process() {
+    const SCANS: usize = 8;
+    const POLL: Duration = Duration::from_secs(60);
+    let db = TestDb::new(Backend::Postgres).await;
+    let images: Vec<(String, Image)> = (0..SCANS)
+        .map(|n| (format!("w{n}"), debian_image(&format!("burst {n}"))))
+        .collect();
+    let served: Vec<(String, &Image)> = images.iter().map(|(t, i)| (t.clone(), i)).collect();
+    let registry = registry_serving(&served).await;
+    // Each image's own layer takes a second to arrive: one process alone needs several seconds
+    // for the burst, time enough for the other one to take its part.
+    let slow: HashMap<String, Vec<u8>> = images
+        .iter()
+        .flat_map(|(_, image)| &image.layers)
+        .map(|layer| (blob_path(&layer.digest), layer.blob.clone()))
+        .collect();
+    registry.set_hook(move |req| {
+        slow.get(req.path()).map(|blob| {
+            Resp::new(200)
+                .header("Content-Type", "application/octet-stream")
+                .body(blob.clone())
+                .delay(Duration::from_secs(1))
+        })
+    });
+    let mut cluster = Cluster::new(&db, "10s");
+    cluster.poll = "60s";
+    let (a, b) = tokio::join!(cluster.start("a", 2), cluster.start("b", 2));
+    cluster.connect_registry(&a, &registry).await;
+
+    let burst = Instant::now();
+    for (tag, _) in &images {
+        cluster
+            .submit(&a, &format!("{}/{REPOSITORY}:{tag}", registry.host()))
+            .await;
+    }
+    let logs = || format!("{}\n{}", a.log_text(), b.log_text());
+    loop {
+        let scans = cluster.scans(&a).await;
+        if scans.len() == SCANS
+            && scans
+                .iter()
+                .all(|s| s["properties"]["status"] == "Succeeded")
+        {
+            break;
+        }
+        // Far below the poll: only a wake-up gets the burst done in this time.
+        assert!(
+            burst.elapsed() < POLL / 2,
+            "not done after {:?}: {:#}\n{}",
+            burst.elapsed(),
+            Value::from(scans),
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (ran_a, ran_b) = (a.scan_ids("scan finished"), b.scan_ids("scan finished"));
+    eprintln!(
+        "burst of {SCANS} done in {:?}: a ran {}, b ran {}",
+        burst.elapsed(),
+        ran_a.len(),
+        ran_b.len()
+    );
+    assert_eq!(ran_a.len() + ran_b.len(), SCANS, "{}", logs());
+    assert!(
+        !ran_a.is_empty() && !ran_b.is_empty(),
+        "both processes ran scans: a {}, b {}\n{}",
+        ran_a.len(),
+        ran_b.len(),
+        logs()
+    );
 }

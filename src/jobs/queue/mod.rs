@@ -4,6 +4,9 @@
 //! (`outcome.rs`). A process killed at any point leaves either a Queued scan or a Running one whose
 //! lease runs out and is taken again. Retries: passing failures (registry or database away,
 //! throttling, damaged downloads) are retried with a doubling delay up to the attempt limit.
+//! Claims go by priority (interactive triggers first), then due time, and pass over a subscription
+//! that holds its share of the workers. Idle workers wait for a wake-up (a submission in this
+//! process, or a PostgreSQL notification from any process) or the poll.
 
 mod outcome;
 mod submission;
@@ -12,7 +15,7 @@ mod worker;
 use std::time::Duration;
 
 pub use submission::{Queue, Submission, reassess_in};
-pub use worker::spawn_workers;
+pub use worker::{spawn_wakeups, spawn_workers};
 
 /// How the queue runs.
 #[derive(Debug, Clone)]
@@ -27,6 +30,18 @@ pub struct QueueSettings {
     pub retry_delay: Duration,
     /// How often an idle worker looks for work queued by other processes.
     pub poll: Duration,
+    /// The part of `workers` one subscription's scans may hold at once, counted over every
+    /// process's running scans; above 1 when several processes share the queue.
+    pub subscription_share: f64,
+}
+
+impl QueueSettings {
+    /// Workers one subscription may hold: its share of this process's workers, at least one.
+    pub fn subscription_cap(&self) -> i64 {
+        let workers = self.workers as f64 * self.subscription_share;
+        // Bounded by the setting's check: a share of at most 1000 of at most usize workers.
+        (workers.ceil() as i64).max(1)
+    }
 }
 
 impl Default for QueueSettings {
@@ -37,6 +52,30 @@ impl Default for QueueSettings {
             max_attempts: 5,
             retry_delay: Duration::from_secs(5),
             poll: Duration::from_secs(1),
+            subscription_share: 0.5,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_holds_its_share_rounded_up_and_at_least_one_worker() {
+        let cap = |workers, subscription_share| {
+            QueueSettings {
+                workers,
+                subscription_share,
+                ..QueueSettings::default()
+            }
+            .subscription_cap()
+        };
+        assert_eq!(cap(2, 0.5), 1);
+        assert_eq!(cap(3, 0.5), 2);
+        assert_eq!(cap(8, 0.25), 2);
+        assert_eq!(cap(1, 0.1), 1);
+        assert_eq!(cap(0, 0.5), 1);
+        assert_eq!(cap(2, 2.0), 4);
     }
 }

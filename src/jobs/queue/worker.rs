@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::Timestamp;
 use crate::jobs::engine::{self, Engine, ScanError, ScanResult, ScannedImage};
 use crate::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
-use crate::store::scans::ScanRow;
+use crate::store::scans::{Claimant, ScanRow};
 use crate::store::{self, StoreError};
 
 use super::outcome::{Assessment, Failure, complete, complete_together};
@@ -41,6 +41,26 @@ pub fn spawn_workers(
                 () = stop.cancelled() => {}
             }
         });
+    }
+}
+
+/// Wakes this process's idle workers when another process (or this one) queues scans: on
+/// PostgreSQL a thread of its own listens for the notification the queueing transaction sends
+/// (see `store::wakeups`). Nothing on SQLite, where the poll alone finds other processes' scans.
+pub fn spawn_wakeups(database: store::DatabaseUrl, queue: Queue, stop: CancellationToken) {
+    if !matches!(database, store::DatabaseUrl::Postgres(_)) {
+        return;
+    }
+    // A thread, not `spawn_blocking`: the runtime's shutdown does not wait for it.
+    let spawned = std::thread::Builder::new()
+        .name("scan-wakeups".to_owned())
+        .spawn(move || {
+            store::wakeups::listen_scans_queued(&database, &|| stop.is_cancelled(), &|| {
+                queue.wake()
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the scan wake-up listener; idle workers poll");
     }
 }
 
@@ -91,9 +111,16 @@ impl Worker {
     async fn claim(&self) -> Result<Vec<ScanRow>, StoreError> {
         let owner = self.owner.clone();
         let lease = Timestamp::span_micros(self.settings.lease);
+        let subscription_cap = self.settings.subscription_cap();
         store::run(&self.engine.pool, move |c| {
             let now = Timestamp::now().micros();
-            let Some(first) = store::scans::claim(c, &owner, now, now + lease)? else {
+            let who = Claimant {
+                owner: &owner,
+                now,
+                lease_until: now + lease,
+                subscription_cap,
+            };
+            let Some(first) = store::scans::claim(c, who)? else {
                 return Ok(Vec::new());
             };
             let batch = first.attempts == 1 && first.trigger().is_reassessment();
@@ -101,9 +128,7 @@ impl Worker {
             if batch {
                 scans.extend(store::scans::claim_reassessments(
                     c,
-                    &owner,
-                    now,
-                    now + lease,
+                    who,
                     REASSESSMENT_BATCH - 1,
                 )?);
             }

@@ -102,8 +102,11 @@ pub fn test_job_settings() -> JobSettings {
             max_attempts: 3,
             retry_delay: std::time::Duration::from_millis(200),
             poll: std::time::Duration::from_millis(100),
+            // Most tests run one subscription; the fairness tests set their own share.
+            subscription_share: 1.0,
         },
         rescans: RescanSettings::default(),
+        running_images: Default::default(),
     }
 }
 
