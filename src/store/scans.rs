@@ -284,8 +284,8 @@ struct ClaimedId {
 // priority and due time. Each condition is served by an index (the partial one on running scans'
 // lease_until, then (status, priority, run_after)) without sorting the queue. `{now}` is now,
 // `{owner}` the claiming worker, `{cap}` how many workers one subscription may hold.
-// A scan taken over was admitted under its cap once already; `{cap}` (never below 1) is only
-// named so that every claim binds the same parameters.
+// A scan taken over was admitted under its cap once already, and re-assessments are not capped;
+// there `{cap}` (never below 1) is only named so that every claim binds the same parameters.
 const EXPIRED: (&str, &str) = (
     "status = 'Running' AND lease_until < {now} AND {cap} > 0",
     "lease_until",
@@ -296,7 +296,8 @@ const QUEUED: (&str, &str) = (
     "priority, run_after",
 );
 const QUEUED_REASSESSMENTS: (&str, &str) = (
-    "status = 'Queued' AND run_after <= {now} AND triggered_by IN ('Rescan', 'AdvisoryUpdate')",
+    "status = 'Queued' AND run_after <= {now} AND triggered_by IN ('Rescan', 'AdvisoryUpdate') \
+     AND {cap} > 0",
     "priority, run_after",
 );
 // A subscription's share: the workers (of any process) holding a live lease on one of its scans,
