@@ -136,6 +136,12 @@ pub fn parse_image_id(image_id: &str) -> Option<Pulled> {
     })
 }
 
+/// What [`valid_cluster`] accepts.
+pub const CLUSTER_PATTERN: &str = "^[A-Za-z0-9._-]{1,63}$";
+
+/// The kinds a report may have: `List` (kubectl) or `PodList` (the API server).
+pub const POD_LIST_KINDS: [&str; 2] = ["List", "PodList"];
+
 fn valid_cluster(name: &str) -> bool {
     (1..=63).contains(&name.len())
         && name
@@ -179,7 +185,7 @@ pub async fn report(
             format!("The body is not a Kubernetes PodList (kubectl get pods -A -o json): {e}"),
         )
     })?;
-    if !matches!(pods.kind.as_str(), "List" | "PodList") {
+    if !POD_LIST_KINDS.contains(&pods.kind.as_str()) {
         return Err(ApiError::bad_request(
             "InvalidRequestContent",
             format!(

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::error::ReferenceError;
-use crate::domain::Digest;
+use crate::domain::{Digest, RepositoryName, pattern};
 
 /// Docker Hub's names: a one-component repository there means `library/<name>`.
 const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
@@ -21,6 +21,25 @@ pub struct ImageReference {
 }
 
 impl ImageReference {
+    /// The longest reference.
+    pub const MAX_LEN: usize = 1024;
+
+    /// What [`Self::parse`] accepts after `str::trim` (the surrounding white space is in the
+    /// pattern), when its host is also a [`LoginServer`](crate::domain::LoginServer), as the
+    /// scans API requires; with [`Self::MAX_LEN`] and the repository's 255 characters.
+    pub fn pattern() -> String {
+        let (label, port, ws) = (pattern::LABEL, pattern::PORT, pattern::WHITE_SPACE);
+        let host = format!(
+            "(?:{label}(?:\\.{label})+(?::{port})?|{label}:{port}|localhost|\\[{}\\](?::{port})?)",
+            pattern::ipv6(false)
+        );
+        format!(
+            "^{ws}*{host}/(?:{})(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@(?:{}))?{ws}*$",
+            pattern::inner(RepositoryName::PATTERN),
+            pattern::inner(Digest::PATTERN),
+        )
+    }
+
     /// Parses `host[:port]/repo[/more]:tag`, `host/repo@sha256:…` and `host/repo:tag@sha256:…`.
     /// Without tag and digest the tag is left `None` ([`Self::reference`] then says `latest`).
     /// On Docker Hub (`docker.io`, `index.docker.io`) a one-component repository gets `library/`.
