@@ -10,7 +10,9 @@
 
 use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, Parameter, PathItem};
-use utoipa::openapi::schema::{KnownFormat, Object, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::{OpenApi, RefOr, Required};
 
 use super::api_version;
@@ -41,6 +43,8 @@ struct Rule {
     format: Option<KnownFormat>,
     min_length: Option<usize>,
     max_length: Option<usize>,
+    /// Further patterns the value must also match (bounds a single pattern cannot carry).
+    also: Vec<String>,
 }
 
 fn pattern(p: impl Into<String>) -> Rule {
@@ -97,10 +101,11 @@ fn property_rule(schema: &str, property: &str) -> Option<Rule> {
     Some(match (schema, property) {
         ("RegistryPutProperties", "loginServer") => Rule {
             max_length: Some(LoginServer::MAX_LEN),
+            also: vec![LoginServer::HOST_LENGTH_PATTERN.to_owned()],
             ..pattern(LoginServer::pattern())
         },
         ("ScanSubmission", "image") => Rule {
-            max_length: Some(ImageReference::MAX_LEN),
+            also: ImageReference::length_patterns().into(),
             ..pattern(ImageReference::pattern())
         },
         ("PodList", "kind") => one_of(super::running_images::POD_LIST_KINDS),
@@ -219,8 +224,20 @@ fn constrain_property(schema: &str, property: &str, value: &mut RefOr<Schema>, s
     let RefOr::T(value) = value else { return };
     match value {
         Schema::Object(object) if is_string(object) => {
-            if let Some(rule) = property_rule(schema, property) {
+            if let Some(mut rule) = property_rule(schema, property) {
+                let also = std::mem::take(&mut rule.also);
                 apply(object, rule);
+                if !also.is_empty() {
+                    let mut all = AllOfBuilder::new().item(object.clone());
+                    for p in also {
+                        all = all.item(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some(p)),
+                        );
+                    }
+                    *value = Schema::AllOf(all.build());
+                }
             } else if storable && object.pattern.is_none() && object.enum_values.is_none() {
                 object.pattern = Some(STORABLE.to_owned());
             }

@@ -168,7 +168,10 @@ impl LoginServer {
     /// The longest login server (a 253-character host name and a port).
     pub const MAX_LEN: usize = 260;
 
-    /// What [`Self::parse`] accepts, with [`Self::MAX_LEN`] (and a host of at most 253 characters).
+    /// The host's bound, which [`Self::pattern`] cannot say: at most 253 characters.
+    pub const HOST_LENGTH_PATTERN: &str = "^(?:\\[|[^:]{1,253}(?::|$))";
+
+    /// What [`Self::parse`] accepts, with [`Self::MAX_LEN`] and [`Self::HOST_LENGTH_PATTERN`].
     pub fn pattern() -> String {
         let label = pattern::LABEL;
         format!(

@@ -24,9 +24,21 @@ impl ImageReference {
     /// The longest reference.
     pub const MAX_LEN: usize = 1024;
 
+    /// The bounds [`Self::pattern`] cannot say: a host of at most 253 characters, a repository
+    /// of at most 255, and at most [`Self::MAX_LEN`] once trimmed.
+    pub fn length_patterns() -> [String; 3] {
+        let ws = pattern::WHITE_SPACE;
+        let not_ws = format!("[^{}", &ws[1..]);
+        [
+            format!("^{ws}*(?:\\[|[^:/]{{1,253}}[:/])"),
+            format!("^[^/]*/[a-z0-9._/-]{{1,255}}(?:[:@]|{ws}*$)"),
+            format!("^{ws}*{not_ws}{{1,{}}}{ws}*$", Self::MAX_LEN),
+        ]
+    }
+
     /// What [`Self::parse`] accepts after `str::trim` (the surrounding white space is in the
     /// pattern), when its host is also a [`LoginServer`](crate::domain::LoginServer), as the
-    /// scans API requires; with [`Self::MAX_LEN`] and the repository's 255 characters.
+    /// scans API requires; with [`Self::length_patterns`].
     pub fn pattern() -> String {
         let (label, port, ws) = (pattern::LABEL, pattern::PORT, pattern::WHITE_SPACE);
         let host = format!(

@@ -1,0 +1,87 @@
+"""Hooks for scripts/api-fuzz: the query strings whose validity no JSON Schema can state.
+
+`$skipToken` is valid only as the server handed it out in a `nextLink`, so it is left out.
+`$filter` and `$orderby` follow an OData grammar and name each list's own properties: they are
+drawn from expressions the list accepts (or left out), so the run reaches the filtered queries
+instead of stopping at 400 InvalidFilter. Their rejection of bad input is tested in
+tests/api/filters.rs. The usage period must run forwards (`from` before `to`, each defaulting to
+the start of the month and now), which is a rule between two parameters: a period that does not
+is turned into one day from its start.
+"""
+
+import zlib
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+
+FILTERS = {
+    "subAssessments": [
+        "properties/status/severity eq 'High'",
+        "properties/status/code ne 'Healthy' and properties/additionalData/repositoryName eq 'app'",
+        "properties/status/severity in ('High', 'Medium')",
+    ],
+    "images": [
+        "properties/health/code eq 'Unhealthy'",
+        "properties/running eq true or properties/repository eq 'app'",
+        "properties/lastPushedAt gt 2026-01-01T00:00:00Z",
+    ],
+    "scans": [
+        "properties/status ne 'Queued'",
+        "properties/tag in ('a', null)",
+        "properties/createdAt lt 2030-01-01T00:00:00Z and properties/trigger eq 'Api'",
+    ],
+}
+ORDERS = {
+    "subAssessments": ["properties/status/severity desc"],
+    "images": ["properties/lastPushedAt desc", "properties/repository"],
+    "scans": ["properties/createdAt desc", "properties/finishedAt"],
+}
+
+
+def _list_of(path):
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return last if last in FILTERS else None
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Every phase (examples, coverage, fuzzing, stateful) sends its requests through here."""
+    query = case.query
+    if not query:
+        return
+    query.pop("$skipToken", None)
+    _forward_period(query)
+    kind = _list_of(case.operation.path)
+    for name, table in (("$filter", FILTERS), ("$orderby", ORDERS)):
+        if name not in query:
+            continue
+        if kind is None:
+            del query[name]
+        else:
+            # The same generated value always becomes the same expression: runs stay reproducible.
+            choices = table[kind]
+            query[name] = choices[zlib.crc32(repr(query[name]).encode()) % len(choices)]
+
+
+def _time(value):
+    try:
+        t = datetime.fromisoformat(str(value).replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else None
+
+
+def _forward_period(query):
+    if "from" not in query and "to" not in query:
+        return
+    now = datetime.now(timezone.utc)
+    start = _time(query["from"]) if "from" in query else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = _time(query["to"]) if "to" in query else now
+    if start is None or end is None or start < end:
+        return
+    try:
+        query["from"] = start.isoformat()
+        query["to"] = (start + timedelta(days=1)).isoformat()
+    except OverflowError:
+        query["from"] = (end - timedelta(days=1)).isoformat()
+        query["to"] = end.isoformat()
