@@ -9,7 +9,7 @@
 //! `$skipToken` (only as handed out in a `nextLink`) cannot be written as a pattern.
 
 use serde_json::{Value, json};
-use utoipa::openapi::path::{Operation, Parameter, PathItem};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, PathItem};
 use utoipa::openapi::schema::{
     AllOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
@@ -45,6 +45,8 @@ struct Rule {
     max_length: Option<usize>,
     /// Further patterns the value must also match (bounds a single pattern cannot carry).
     also: Vec<String>,
+    /// Shows that a parameter's `/` are its own (a scope is several path segments).
+    example: Option<Value>,
 }
 
 fn pattern(p: impl Into<String>) -> Rule {
@@ -67,7 +69,10 @@ fn parameter_rule(name: &str) -> Option<Rule> {
         "subscriptionId" => pattern(SubscriptionId::PATTERN),
         "resourceGroupName" => pattern(ResourceGroupName::PATTERN),
         "registryName" => pattern(RegistryName::PATTERN),
-        "scope" => pattern(Scope::pattern()),
+        "scope" => Rule {
+            example: Some(json!("subscriptions/prod/resourceGroups/web")),
+            ..pattern(Scope::pattern())
+        },
         // Compared without regard to case, so a pattern rather than an enum.
         "assessmentName" => pattern(format!(
             "^{}$",
@@ -179,6 +184,11 @@ fn constrain_parameter(parameter: &mut Parameter, version: Option<&'static str>)
         _ => Object::default(),
     };
     object.schema_type = SchemaType::Type(Type::String);
+    if let Some(example) = rule.example.clone() {
+        *parameter = ParameterBuilder::from(std::mem::take(parameter))
+            .example(Some(example))
+            .build();
+    }
     apply(&mut object, rule);
     parameter.schema = Some(RefOr::T(Schema::Object(object)));
 }
