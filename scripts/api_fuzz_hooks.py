@@ -8,8 +8,10 @@ tests/api/filters.rs. The usage period must run forwards (`from` before `to`, ea
 the start of the month and now), which is a rule between two parameters: a period that does not
 is turned into one day from its start.
 
-When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded image's digest),
-half of the valid requests are pointed at them, so lists and look-ups answer with content.
+Every request carries the run's Admin token (CROWSNEST_FUZZ_TOKEN) unless it leaves the
+header out on purpose. When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded image's digest),
+half of the valid requests are pointed at them, so lists and look-ups answer with content, and
+every valid registry notification goes to the seeded registry with its webhook secret.
 """
 
 import os
@@ -51,6 +53,7 @@ def _list_of(path):
 def before_call(context, case, kwargs):
     """Every phase (examples, coverage, fuzzing, stateful) sends its requests through here."""
     _seeded(case)
+    _authorize(case)
     query = case.query
     if not query:
         return
@@ -92,6 +95,23 @@ def _forward_period(query):
         query["to"] = end.isoformat()
 
 
+def _authorize(case):
+    """The Admin token (CROWSNEST_FUZZ_TOKEN) in place of a generated one; a registry notification
+    to the seeded registry gets its webhook secret instead. Cases that leave the header out on
+    purpose keep it out."""
+    headers = case.headers if case.headers is not None else {}
+    data = getattr(getattr(getattr(case, "meta", None), "phase", None), "data", None)
+    if "Authorization" not in headers and getattr(data, "parameter", None) == "Authorization":
+        return
+    token = os.environ["CROWSNEST_FUZZ_TOKEN"]
+    secret = os.environ.get("CROWSNEST_FUZZ_WEBHOOK_SECRET")
+    params = case.path_parameters or {}
+    if case.operation.path.endswith("/registryEvents") and secret and params.get("registryName") == "fuzzreg":
+        token = secret
+    headers["Authorization"] = "Bearer " + token
+    case.headers = headers
+
+
 SEEDED_SCOPES = [
     "subscriptions/fuzz",
     "subscriptions/fuzz/resourceGroups/fuzz",
@@ -110,8 +130,10 @@ def _seeded(case):
         positive = False
     # Half of them, chosen by the generated values so that a run repeats itself.
     pick = zlib.crc32(repr(sorted(params.items())).encode())
-    if not positive or pick % 2:
+    webhook = case.operation.path.endswith("/registryEvents")
+    if not positive or (pick % 2 and not webhook):
         return
+
     seeded = {
         "subscriptionId": "fuzz",
         "resourceGroupName": "fuzz",

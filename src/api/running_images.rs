@@ -142,7 +142,7 @@ pub const CLUSTER_PATTERN: &str = "^[A-Za-z0-9._-]{1,63}$";
 /// The kinds a report may have: `List` (kubectl) or `PodList` (the API server).
 pub const POD_LIST_KINDS: [&str; 2] = ["List", "PodList"];
 
-fn valid_cluster(name: &str) -> bool {
+pub fn valid_cluster(name: &str) -> bool {
     (1..=63).contains(&name.len())
         && name
             .bytes()

@@ -208,13 +208,15 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         )
     };
     let key = value.to_str().map_err(|_| invalid())?.trim();
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !valid_idempotency_key(key) {
         return Err(invalid());
     }
     Ok(Some(key.to_owned()))
+}
+
+/// 1 to 256 printable ASCII characters (after the white space around the value is dropped).
+pub fn valid_idempotency_key(key: &str) -> bool {
+    (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Queues a scan of an image on a connected registry. A retried POST with the same

@@ -9,6 +9,7 @@ mod architecture;
 mod auth;
 mod cli;
 mod compose;
+mod contract;
 mod errors;
 mod filters;
 mod health;
