@@ -149,7 +149,8 @@ impl utoipa::Modify for Contract {
         };
         for (name, schema) in components.schemas.iter_mut() {
             let RefOr::T(schema) = schema else { continue };
-            let storable = STORABLE_BODIES.contains(&name.as_str()) || name == "RegistryCredentials";
+            let storable =
+                STORABLE_BODIES.contains(&name.as_str()) || name == "RegistryCredentials";
             constrain_schema(name, schema, storable);
         }
     }

@@ -124,7 +124,8 @@ impl RegistryName {
 
 impl RepositoryName {
     /// What [`Self::parse`] accepts, with [`Self::MAX_LEN`].
-    pub const PATTERN: &str = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$";
+    pub const PATTERN: &str =
+        "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$";
     pub const MAX_LEN: usize = 255;
 
     /// `path-component(/path-component)*`, each `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, 255 characters at most.
@@ -275,8 +276,19 @@ mod tests {
             assert!(LoginServer::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "http://x", "x/y", "x:0", "x:99999", "x:", "-x.com", "[zz]:1", "a..b", "x:+80",
-            "x:080", "[::1]x", "[::1]5000",
+            "",
+            "http://x",
+            "x/y",
+            "x:0",
+            "x:99999",
+            "x:",
+            "-x.com",
+            "[zz]:1",
+            "a..b",
+            "x:+80",
+            "x:080",
+            "[::1]x",
+            "[::1]5000",
         ] {
             assert!(LoginServer::parse(bad).is_err(), "{bad}");
         }

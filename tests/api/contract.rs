@@ -216,14 +216,26 @@ fn cases() -> Vec<Case> {
 #[test]
 fn each_pattern_matches_what_its_parser_accepts() {
     for case in cases() {
-        let regexes: Vec<Regex> = case.patterns.iter().map(|p| Regex::new(p).unwrap()).collect();
+        let regexes: Vec<Regex> = case
+            .patterns
+            .iter()
+            .map(|p| Regex::new(p).unwrap())
+            .collect();
         for s in &case.accepted {
             assert!((case.parser)(s), "{}: the parser refuses {s:?}", case.name);
-            assert!(case.matches(&regexes, s), "{}: the pattern refuses {s:?}", case.name);
+            assert!(
+                case.matches(&regexes, s),
+                "{}: the pattern refuses {s:?}",
+                case.name
+            );
         }
         for s in &case.refused {
             assert!(!(case.parser)(s), "{}: the parser accepts {s:?}", case.name);
-            assert!(!case.matches(&regexes, s), "{}: the pattern accepts {s:?}", case.name);
+            assert!(
+                !case.matches(&regexes, s),
+                "{}: the pattern accepts {s:?}",
+                case.name
+            );
         }
     }
 }
@@ -233,7 +245,11 @@ fn each_pattern_matches_what_its_parser_accepts() {
 #[test]
 fn strings_generated_from_each_pattern_are_accepted() {
     for case in cases() {
-        let regexes: Vec<Regex> = case.patterns.iter().map(|p| Regex::new(p).unwrap()).collect();
+        let regexes: Vec<Regex> = case
+            .patterns
+            .iter()
+            .map(|p| Regex::new(p).unwrap())
+            .collect();
         // proptest generates from the pattern without its anchors (the whole string is generated).
         let strategy = string_regex(pattern::inner(&case.patterns[0])).unwrap();
         let mut runner = TestRunner::new(Config {
@@ -243,7 +259,11 @@ fn strings_generated_from_each_pattern_are_accepted() {
         });
         let result = runner.run(&strategy, |s| {
             if case.matches(&regexes, &s) {
-                prop_assert!((case.parser)(&s), "{}: the document allows {s:?}", case.name);
+                prop_assert!(
+                    (case.parser)(&s),
+                    "{}: the document allows {s:?}",
+                    case.name
+                );
             }
             Ok(())
         });
@@ -257,7 +277,11 @@ fn strings_generated_from_each_pattern_are_accepted() {
 #[test]
 fn patterns_and_parsers_agree_on_random_strings() {
     for case in cases() {
-        let regexes: Vec<Regex> = case.patterns.iter().map(|p| Regex::new(p).unwrap()).collect();
+        let regexes: Vec<Regex> = case
+            .patterns
+            .iter()
+            .map(|p| Regex::new(p).unwrap())
+            .collect();
         let alphabet: Vec<char> = case.alphabet.chars().collect();
         let strategy = proptest::collection::vec(proptest::sample::select(alphabet), 0..24)
             .prop_map(|chars| chars.into_iter().collect::<String>());
@@ -319,7 +343,10 @@ async fn every_operation_takes_the_api_version_its_document_names(backend: Backe
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let Some(version) = parameters.iter().find(|p| p["name"] == "api-version") else {
                 continue;
             };
@@ -334,7 +361,10 @@ async fn every_operation_takes_the_api_version_its_document_names(backend: Backe
             }
             for (query, expected) in [
                 (String::new(), Some("MissingApiVersionParameter")),
-                ("?api-version=2000-01-01".to_owned(), Some("InvalidApiVersionParameter")),
+                (
+                    "?api-version=2000-01-01".to_owned(),
+                    Some("InvalidApiVersionParameter"),
+                ),
                 (format!("?api-version={documented}"), None),
             ] {
                 let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
