@@ -15,6 +15,7 @@ every valid registry notification goes to the seeded registry with its webhook s
 """
 
 import os
+import uuid
 import zlib
 from datetime import datetime, timedelta, timezone
 
@@ -140,6 +141,9 @@ def _seeded(case):
         "registryName": "fuzzreg",
         "scope": SEEDED_SCOPES[pick // 2 % len(SEEDED_SCOPES)],
         "digest": digest,
+        # As scripts/api_fuzz_seed.py names them.
+        "subAssessmentName": str(uuid.uuid5(uuid.NAMESPACE_URL, f"crowsnest-fuzz-{pick % 12}")),
+        "id": "CVE-2024-00001",
     }
     if case.method.upper() == "DELETE":
         # Keep the seeded registry for the rest of the run.
@@ -147,3 +151,9 @@ def _seeded(case):
     for name, value in seeded.items():
         if name in params:
             params[name] = value
+    body = case.body
+    if case.operation.path.endswith("/scans") and isinstance(body, dict) and isinstance(body.get("image"), str):
+        # The seeded registry's host, so that the scan is queued rather than 404 RegistryNotConnected.
+        image = body["image"].strip()
+        if "/" in image:
+            body["image"] = "registry.fuzz.example/" + image.split("/", 1)[1]
