@@ -8,10 +8,11 @@ tests/api/filters.rs. The usage period must run forwards (`from` before `to`, ea
 the start of the month and now), which is a rule between two parameters: a period that does not
 is turned into one day from its start.
 
-Every request carries the run's Admin token (CROWSNEST_FUZZ_TOKEN) unless it leaves the
-header out on purpose. When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded image's digest),
-half of the valid requests are pointed at them, so lists and look-ups answer with content, and
-every valid registry notification goes to the seeded registry with its webhook secret.
+Every request carries the run's Admin token (CROWSNEST_FUZZ_TOKEN) unless it leaves the header
+out on purpose. When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded
+image's digest), half of the valid requests are pointed at them, so lists and look-ups answer
+with content, and every valid registry notification goes to the seeded registry with its
+webhook secret.
 """
 
 import os
