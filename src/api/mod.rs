@@ -5,6 +5,7 @@ pub mod api_version;
 pub mod assessments;
 pub mod auth;
 pub mod body_deadline;
+pub mod contract;
 pub mod images;
 pub mod input;
 pub mod odata;
@@ -31,6 +32,7 @@ use crate::domain::{Role, Scope};
 use crate::error::{ApiError, CloudError, CloudErrorBody};
 use crate::store::{Pool, findings::FindingScope};
 use auth::Caller;
+use contract::Contract;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -104,7 +106,7 @@ pub async fn resolve_scope(
         operations::readyz,
     ),
     components(schemas(CloudError, CloudErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     tags(
         (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview)"),
         (name = "Registries", description = "Connected registries (api-version 2026-11-01)"),

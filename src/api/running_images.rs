@@ -144,7 +144,13 @@ pub fn parse_image_id(image_id: &str) -> Option<Pulled> {
     })
 }
 
-fn valid_cluster(name: &str) -> bool {
+/// What [`valid_cluster`] accepts.
+pub const CLUSTER_PATTERN: &str = "^[A-Za-z0-9._-]{1,63}$";
+
+/// The kinds a report may have: `List` (kubectl) or `PodList` (the API server).
+pub const POD_LIST_KINDS: [&str; 2] = ["List", "PodList"];
+
+pub fn valid_cluster(name: &str) -> bool {
     (1..=63).contains(&name.len())
         && name
             .bytes()
@@ -210,7 +216,7 @@ pub async fn report(
             limits.max_containers
         )));
     }
-    if !matches!(pods.kind.as_str(), "List" | "PodList") {
+    if !POD_LIST_KINDS.contains(&pods.kind.as_str()) {
         return Err(ApiError::bad_request(
             "InvalidRequestContent",
             format!(

@@ -23,6 +23,8 @@ pub const SCAN_TYPE: &str = "Microsoft.Security/scans";
 /// Seconds a client should wait before polling a queued scan.
 const RETRY_AFTER_SECONDS: u32 = 2;
 const MAX_IDEMPOTENCY_KEY: usize = 256;
+/// What [`idempotency_key`] accepts (the white space around a header value is not part of it).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,256}$";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +96,7 @@ pub struct ScanListQuery {
     pub api_version: Option<String>,
     /// Page size, 1–1000 (default 100).
     #[serde(rename = "$top")]
-    #[param(rename = "$top", value_type = Option<i64>)]
+    #[param(rename = "$top", value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub top: Option<String>,
     /// Where the next page starts; copy it from `nextLink`.
     #[serde(rename = "$skipToken")]
@@ -206,13 +208,15 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         )
     };
     let key = value.to_str().map_err(|_| invalid())?.trim();
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !valid_idempotency_key(key) {
         return Err(invalid());
     }
     Ok(Some(key.to_owned()))
+}
+
+/// 1 to 256 printable ASCII characters (after the white space around the value is dropped).
+pub fn valid_idempotency_key(key: &str) -> bool {
+    (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Queues a scan of an image on a connected registry. A retried POST with the same

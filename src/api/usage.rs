@@ -24,7 +24,7 @@ pub struct UsageQuery {
     /// End of the period (RFC 3339, exclusive); default: now.
     pub to: Option<String>,
     #[serde(rename = "$top")]
-    #[param(rename = "$top", value_type = Option<i64>)]
+    #[param(rename = "$top", value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub top: Option<String>,
     #[serde(rename = "$skipToken")]
     #[param(rename = "$skipToken")]

@@ -9,6 +9,9 @@ pub struct Digest(String);
 pub struct DigestError(String);
 
 impl Digest {
+    /// What [`Self::parse`] accepts.
+    pub const PATTERN: &str = "^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$";
+
     pub fn parse(s: &str) -> Result<Self, DigestError> {
         let hex_len = match s.split_once(':') {
             Some(("sha256", hex)) => (hex, 64),

@@ -5,6 +5,7 @@ mod digest;
 mod finding;
 mod names;
 pub mod odata;
+pub mod pattern;
 mod role;
 mod scan;
 mod scope;

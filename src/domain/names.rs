@@ -1,5 +1,7 @@
 use std::fmt;
 
+use super::pattern;
+
 /// Why a name from a path or body was refused; the message is meant for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} {value:?} is invalid: {rule}")]
@@ -66,6 +68,9 @@ name_type!(
 );
 
 impl SubscriptionId {
+    /// What [`Self::parse`] accepts.
+    pub const PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+
     pub fn parse(s: &str) -> Result<Self, NameError> {
         const RULE: &str = "use 1-64 letters, digits, '-' or '_', starting with a letter or digit";
         let ok = (1..=64).contains(&s.len())
@@ -81,6 +86,9 @@ impl SubscriptionId {
 }
 
 impl ResourceGroupName {
+    /// What [`Self::parse`] accepts.
+    pub const PATTERN: &str = "^[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]$";
+
     pub fn parse(s: &str) -> Result<Self, NameError> {
         const RULE: &str = "use 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'";
         let ok = (1..=90).contains(&s.len())
@@ -96,6 +104,9 @@ impl ResourceGroupName {
 }
 
 impl RegistryName {
+    /// What [`Self::parse`] accepts.
+    pub const PATTERN: &str = "^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+
     pub fn parse(s: &str) -> Result<Self, NameError> {
         const RULE: &str =
             "use 1-63 letters, digits or '-', starting and ending with a letter or digit";
@@ -112,6 +123,11 @@ impl RegistryName {
 }
 
 impl RepositoryName {
+    /// What [`Self::parse`] accepts, with [`Self::MAX_LEN`].
+    pub const PATTERN: &str =
+        "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$";
+    pub const MAX_LEN: usize = 255;
+
     /// `path-component(/path-component)*`, each `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, 255 characters at most.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         const RULE: &str = "use lower-case path components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/'";
@@ -137,7 +153,7 @@ impl RepositoryName {
             }
             true
         };
-        if s.len() <= 255 && s.split('/').all(component_ok) {
+        if s.len() <= Self::MAX_LEN && s.split('/').all(component_ok) {
             Ok(Self(s.to_owned()))
         } else {
             Err(NameError::new("repository name", s, RULE))
@@ -150,6 +166,22 @@ fn is_alnum(b: u8) -> bool {
 }
 
 impl LoginServer {
+    /// The longest login server (a 253-character host name and a port).
+    pub const MAX_LEN: usize = 260;
+
+    /// The host's bound, which [`Self::pattern`] cannot say: at most 253 characters.
+    pub const HOST_LENGTH_PATTERN: &str = "^(?:\\[|[^:]{1,253}(?::|$))";
+
+    /// What [`Self::parse`] accepts, with [`Self::MAX_LEN`] and [`Self::HOST_LENGTH_PATTERN`].
+    pub fn pattern() -> String {
+        let label = pattern::LABEL;
+        format!(
+            "^(?:{label}(?:\\.{label})*|\\[{}\\])(?::{})?$",
+            pattern::ipv6(true),
+            pattern::PORT
+        )
+    }
+
     /// A host name, IPv4 address or bracketed IPv6 address, with an optional port.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         const RULE: &str = "use host[:port], e.g. registry.example.com or 127.0.0.1:5000, without a scheme or path";
@@ -159,15 +191,22 @@ impl LoginServer {
             if host.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(err());
             }
-            (host, after.strip_prefix(':'))
+            // Only a port may follow the address: `[::1]x` is not a login server.
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(err)?)),
+            }
         } else {
             match s.split_once(':') {
                 Some((host, port)) => (host, Some(port)),
                 None => (s, None),
             }
         };
+        // Digits only (`u16::from_str` also takes `+80`), without leading zeros.
         if let Some(port) = port
-            && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+            && !(port.bytes().all(|b| b.is_ascii_digit())
+                && !port.starts_with('0')
+                && matches!(port.parse::<u16>(), Ok(p) if p > 0))
         {
             return Err(err());
         }
@@ -237,7 +276,19 @@ mod tests {
             assert!(LoginServer::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "http://x", "x/y", "x:0", "x:99999", "x:", "-x.com", "[zz]:1", "a..b",
+            "",
+            "http://x",
+            "x/y",
+            "x:0",
+            "x:99999",
+            "x:",
+            "-x.com",
+            "[zz]:1",
+            "a..b",
+            "x:+80",
+            "x:080",
+            "[::1]x",
+            "[::1]5000",
         ] {
             assert!(LoginServer::parse(bad).is_err(), "{bad}");
         }

@@ -1,5 +1,6 @@
 use std::fmt;
 
+use super::pattern::{case_insensitive as ci, inner};
 use super::{NameError, RegistryName, ResourceGroupName, SubscriptionId};
 
 /// A connected registry's ARM resource id.
@@ -48,6 +49,21 @@ pub enum ScopeError {
 }
 
 impl Scope {
+    /// What [`Self::parse`] accepts.
+    pub fn pattern() -> String {
+        format!(
+            "^/*{}/(?:{})(?:/{}/(?:{})(?:/{}/{}/{}/(?:{}))?)?$",
+            ci("subscriptions"),
+            inner(SubscriptionId::PATTERN),
+            ci("resourceGroups"),
+            inner(ResourceGroupName::PATTERN),
+            ci("providers"),
+            ci("Microsoft.ContainerRegistry"),
+            ci("registries"),
+            inner(RegistryName::PATTERN),
+        )
+    }
+
     /// Parses `subscriptions/{sub}[/resourceGroups/{rg}[/providers/Microsoft.ContainerRegistry/registries/{name}]]`,
     /// with or without a leading `/`; ARM's segment keywords are case-insensitive.
     pub fn parse(raw: &str) -> Result<Self, ScopeError> {

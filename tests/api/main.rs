@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod compose;
 mod concurrency;
+mod contract;
 mod errors;
 mod fairness;
 mod filters;

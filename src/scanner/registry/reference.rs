@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::error::ReferenceError;
-use crate::domain::Digest;
+use crate::domain::{Digest, RepositoryName, pattern};
 
 /// Docker Hub's names: a one-component repository there means `library/<name>`.
 const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
@@ -21,6 +21,37 @@ pub struct ImageReference {
 }
 
 impl ImageReference {
+    /// The longest reference.
+    pub const MAX_LEN: usize = 1024;
+
+    /// The bounds [`Self::pattern`] cannot say: a host of at most 253 characters, a repository
+    /// of at most 255, and at most [`Self::MAX_LEN`] once trimmed.
+    pub fn length_patterns() -> [String; 3] {
+        let ws = pattern::WHITE_SPACE;
+        let not_ws = format!("[^{}", &ws[1..]);
+        [
+            format!("^{ws}*(?:\\[|[^:/]{{1,253}}[:/])"),
+            format!("^[^/]*/[a-z0-9._/-]{{1,255}}(?:[:@]|{ws}*$)"),
+            format!("^{ws}*{not_ws}{{1,{}}}{ws}*$", Self::MAX_LEN),
+        ]
+    }
+
+    /// What [`Self::parse`] accepts after `str::trim` (the surrounding white space is in the
+    /// pattern), when its host is also a [`LoginServer`](crate::domain::LoginServer), as the
+    /// scans API requires; with [`Self::length_patterns`].
+    pub fn pattern() -> String {
+        let (label, port, ws) = (pattern::LABEL, pattern::PORT, pattern::WHITE_SPACE);
+        let host = format!(
+            "(?:{label}(?:\\.{label})+(?::{port})?|{label}:{port}|localhost|\\[{}\\](?::{port})?)",
+            pattern::ipv6(false)
+        );
+        format!(
+            "^{ws}*{host}/(?:{})(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@(?:{}))?{ws}*$",
+            pattern::inner(RepositoryName::PATTERN),
+            pattern::inner(Digest::PATTERN),
+        )
+    }
+
     /// Parses `host[:port]/repo[/more]:tag`, `host/repo@sha256:…` and `host/repo:tag@sha256:…`.
     /// Without tag and digest the tag is left `None` ([`Self::reference`] then says `latest`).
     /// On Docker Hub (`docker.io`, `index.docker.io`) a one-component repository gets `library/`.

@@ -1,0 +1,160 @@
+"""Hooks for scripts/api-fuzz: the query strings whose validity no JSON Schema can state.
+
+`$skipToken` is valid only as the server handed it out in a `nextLink`, so it is left out.
+`$filter` and `$orderby` follow an OData grammar and name each list's own properties: they are
+drawn from expressions the list accepts (or left out), so the run reaches the filtered queries
+instead of stopping at 400 InvalidFilter. Their rejection of bad input is tested in
+tests/api/filters.rs. The usage period must run forwards (`from` before `to`, each defaulting to
+the start of the month and now), which is a rule between two parameters: a period that does not
+is turned into one day from its start.
+
+Every request carries the run's Admin token (CROWSNEST_FUZZ_TOKEN) unless it leaves the header
+out on purpose. When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded
+image's digest), half of the valid requests are pointed at them, so lists and look-ups answer
+with content, and every valid registry notification goes to the seeded registry with its
+webhook secret.
+"""
+
+import os
+import uuid
+import zlib
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+
+FILTERS = {
+    "subAssessments": [
+        "properties/status/severity eq 'High'",
+        "properties/status/code ne 'Healthy' and properties/additionalData/repositoryName eq 'app'",
+        "properties/status/severity in ('High', 'Medium')",
+    ],
+    "images": [
+        "properties/health/code eq 'Unhealthy'",
+        "properties/running eq true or properties/repository eq 'app'",
+        "properties/lastPushedAt gt 2026-01-01T00:00:00Z",
+    ],
+    "scans": [
+        "properties/status ne 'Queued'",
+        "properties/tag in ('a', null)",
+        "properties/createdAt lt 2030-01-01T00:00:00Z and properties/trigger eq 'Api'",
+    ],
+}
+ORDERS = {
+    "subAssessments": ["properties/status/severity desc"],
+    "images": ["properties/lastPushedAt desc", "properties/repository"],
+    "scans": ["properties/createdAt desc", "properties/finishedAt"],
+}
+
+
+def _list_of(path):
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return last if last in FILTERS else None
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Every phase (examples, coverage, fuzzing, stateful) sends its requests through here."""
+    _seeded(case)
+    _authorize(case)
+    query = case.query
+    if not query:
+        return
+    query.pop("$skipToken", None)
+    _forward_period(query)
+    kind = _list_of(case.operation.path)
+    for name, table in (("$filter", FILTERS), ("$orderby", ORDERS)):
+        if name not in query:
+            continue
+        if kind is None:
+            del query[name]
+        else:
+            # The same generated value always becomes the same expression: runs stay reproducible.
+            choices = table[kind]
+            query[name] = choices[zlib.crc32(repr(query[name]).encode()) % len(choices)]
+
+
+def _time(value):
+    try:
+        t = datetime.fromisoformat(str(value).replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else None
+
+
+def _forward_period(query):
+    if "from" not in query and "to" not in query:
+        return
+    now = datetime.now(timezone.utc)
+    start = _time(query["from"]) if "from" in query else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = _time(query["to"]) if "to" in query else now
+    if start is None or end is None or start < end:
+        return
+    try:
+        query["from"] = start.isoformat()
+        query["to"] = (start + timedelta(days=1)).isoformat()
+    except OverflowError:
+        query["from"] = (end - timedelta(days=1)).isoformat()
+        query["to"] = end.isoformat()
+
+
+def _authorize(case):
+    """The Admin token (CROWSNEST_FUZZ_TOKEN) in place of a generated one; a registry notification
+    to the seeded registry gets its webhook secret instead. Cases that leave the header out on
+    purpose keep it out."""
+    headers = case.headers if case.headers is not None else {}
+    data = getattr(getattr(getattr(case, "meta", None), "phase", None), "data", None)
+    if "Authorization" not in headers and getattr(data, "parameter", None) == "Authorization":
+        return
+    token = os.environ["CROWSNEST_FUZZ_TOKEN"]
+    secret = os.environ.get("CROWSNEST_FUZZ_WEBHOOK_SECRET")
+    params = case.path_parameters or {}
+    if case.operation.path.endswith("/registryEvents") and secret and params.get("registryName") == "fuzzreg":
+        token = secret
+    headers["Authorization"] = "Bearer " + token
+    case.headers = headers
+
+
+SEEDED_SCOPES = [
+    "subscriptions/fuzz",
+    "subscriptions/fuzz/resourceGroups/fuzz",
+    "subscriptions/fuzz/resourceGroups/fuzz/providers/Microsoft.ContainerRegistry/registries/fuzzreg",
+]
+
+
+def _seeded(case):
+    digest = os.environ.get("CROWSNEST_FUZZ_SEEDED")
+    params = case.path_parameters
+    if not digest or not params:
+        return
+    try:
+        positive = case.meta.generation.mode.is_positive
+    except AttributeError:
+        positive = False
+    # Half of them, chosen by the generated values so that a run repeats itself.
+    pick = zlib.crc32(repr(sorted(params.items())).encode())
+    webhook = case.operation.path.endswith("/registryEvents")
+    if not positive or (pick % 2 and not webhook):
+        return
+
+    seeded = {
+        "subscriptionId": "fuzz",
+        "resourceGroupName": "fuzz",
+        "registryName": "fuzzreg",
+        "scope": SEEDED_SCOPES[pick // 2 % len(SEEDED_SCOPES)],
+        "digest": digest,
+        # As scripts/api_fuzz_seed.py names them.
+        "subAssessmentName": str(uuid.uuid5(uuid.NAMESPACE_URL, f"crowsnest-fuzz-{pick % 12}")),
+        "id": "CVE-2024-00001",
+    }
+    if case.method.upper() == "DELETE":
+        # Keep the seeded registry for the rest of the run.
+        seeded.pop("registryName")
+    for name, value in seeded.items():
+        if name in params:
+            params[name] = value
+    body = case.body
+    if case.operation.path.endswith("/scans") and isinstance(body, dict) and isinstance(body.get("image"), str):
+        # The seeded registry's host, so that the scan is queued rather than 404 RegistryNotConnected.
+        image = body["image"].strip()
+        if "/" in image:
+            body["image"] = "registry.fuzz.example/" + image.split("/", 1)[1]
