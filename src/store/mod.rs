@@ -372,19 +372,22 @@ pub fn lock_keys<K: AsRef<str>>(
     let mut ids: Vec<i64> = keys.into_iter().map(|k| lock_id(k.as_ref())).collect();
     ids.sort_unstable();
     ids.dedup();
-    let lock = |pg: &mut diesel::PgConnection, function: &str, id: i64| {
-        diesel::sql_query(format!("SELECT {function}($1)"))
-            .bind::<diesel::sql_types::BigInt, _>(id)
-            .execute(pg)
-    };
+    let all_keys = lock_id(ALL_KEYS);
     if ids.len() > MANY_KEYS {
-        lock(pg, "pg_advisory_xact_lock", lock_id(ALL_KEYS))?;
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(all_keys)
+            .execute(pg)?;
         return Ok(());
     }
-    lock(pg, "pg_advisory_xact_lock_shared", lock_id(ALL_KEYS))?;
-    for id in ids {
-        lock(pg, "pg_advisory_xact_lock", id)?;
-    }
+    // One round trip: unnest yields the sorted ids in array order, and each row's lock is taken
+    // before the next row is read, so the order above holds.
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock_shared($1) \
+         UNION ALL SELECT pg_advisory_xact_lock(id) FROM unnest($2::bigint[]) AS id",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(all_keys)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+    .execute(pg)?;
     Ok(())
 }
 

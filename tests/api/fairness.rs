@@ -19,6 +19,7 @@ backend_tests!(
     a_huge_report_is_bounded_and_a_push_overtakes_its_scans,
     a_new_report_cancels_the_runtime_scans_nobody_needs,
     reports_beyond_the_limits_are_refused,
+    reassessments_are_not_held_to_the_share,
 );
 
 /// A repository whose every request is answered after [`HANG`]: its scans hold their workers.
@@ -375,4 +376,66 @@ async fn reports_beyond_the_limits_are_refused(backend: Backend) {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["scansQueued"], 2, "{answer}");
     assert_eq!(answer["scansDeferred"], 1, "{answer}");
+}
+
+/// The share caps scans that pull (a slow registry can hold a worker for long); re-assessments
+/// re-match stored inventories in milliseconds and are claimed whatever the subscription holds, so
+/// a single-tenant installation rescans with every worker.
+async fn reassessments_are_not_held_to_the_share(backend: Backend) {
+    use crowsnest::domain::{ScanTrigger, Timestamp};
+    use crowsnest::store::scans::{self as queue, Claimant, ScanRow, ScanTarget};
+
+    let db = crate::support::database::TestDb::new(backend).await;
+    let pool = crowsnest::store::connect(&db.url, 2).unwrap();
+    crowsnest::store::migrate(&pool).unwrap();
+    let mut conn = pool.get().unwrap();
+    let registry = crate::support::rows::registry_row("sub-a", "rg", "main");
+    crowsnest::store::registries::insert(&mut conn, &registry).unwrap();
+    let now = Timestamp::now().micros();
+    let mut queued = |n: usize, trigger: ScanTrigger| {
+        let digest = digest(n);
+        let target = ScanTarget {
+            subscription_id: &registry.subscription_id,
+            registry_id: &registry.id,
+            repository: "team/app",
+            digest: Some(&digest),
+            tag: None,
+        };
+        let row = ScanRow::queued(target, trigger, now);
+        queue::enqueue(&mut conn, &row).unwrap();
+        row.id
+    };
+    let push = queued(1, ScanTrigger::Push);
+    let _second_push = queued(2, ScanTrigger::Push);
+    let rescan = queued(3, ScanTrigger::Rescan);
+    let advisory_update = queued(4, ScanTrigger::AdvisoryUpdate);
+    let who = |owner| Claimant {
+        owner,
+        now,
+        lease_until: now + 60_000_000,
+        subscription_cap: 1,
+    };
+    let claimed = |scan: Option<ScanRow>| scan.map(|s| s.id);
+
+    assert_eq!(
+        claimed(queue::claim(&mut conn, who("w1")).unwrap()),
+        Some(push),
+        "the first push takes the subscription's one worker"
+    );
+    assert_eq!(
+        claimed(queue::claim(&mut conn, who("w2")).unwrap()),
+        Some(rescan),
+        "the second push waits for the share; the rescan behind it does not"
+    );
+    let batch = queue::claim_reassessments(&mut conn, who("w3"), 64).unwrap();
+    assert_eq!(
+        batch.into_iter().map(|s| s.id).collect::<Vec<_>>(),
+        [advisory_update],
+        "a batch of re-assessments is not held to the share either"
+    );
+    assert_eq!(
+        claimed(queue::claim(&mut conn, who("w4")).unwrap()),
+        None,
+        "the second push still waits"
+    );
 }
