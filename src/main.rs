@@ -277,9 +277,18 @@ fn print_summary(s: &ImportSummary) {
         println!("  ignored {}× {}", i.count, i.reason);
     }
     if !s.skipped_files.is_empty() {
-        println!(
-            "  skipped {} files that are not JSON records",
-            s.skipped_files.len()
+        // Their advisories never match: say so where it is seen, naming a few.
+        let named: Vec<&str> = s.skipped_files.iter().take(5).map(String::as_str).collect();
+        eprintln!(
+            "warning: skipped {} files that are not OSV records (.json, .yaml or .yml), so their \
+             advisories were not imported: {}{}",
+            s.skipped_files.len(),
+            named.join(", "),
+            if s.skipped_files.len() > named.len() {
+                ", …"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Where OSV records come from: a JSON file, a directory of them, a zip (osv.dev's `all.zip`
-//! layout), an HTTP(S) URL to either, or a request body. Each yields named byte blobs.
+//! Where OSV records come from: a JSON or YAML file, a directory of them, a zip (osv.dev's
+//! `all.zip` layout), an HTTP(S) URL to either, or a request body. Each yields named byte blobs.
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -56,9 +56,30 @@ pub enum SourceError {
 pub struct Entry {
     pub name: String,
     pub bytes: Vec<u8>,
+    pub format: RecordFormat,
 }
 
-/// Files a source held that were not records (e.g. YAML, READMEs), by name.
+/// How a record file is written: OSV publishes JSON; some databases (PyPA's advisory-database,
+/// for one) publish the same schema as YAML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    Json,
+    Yaml,
+}
+
+impl RecordFormat {
+    /// By the file name's extension: `.json`, `.yaml` or `.yml`; anything else is not a record.
+    pub fn of(name: &str) -> Option<Self> {
+        let extension = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
+        match extension.as_str() {
+            "json" => Some(Self::Json),
+            "yaml" | "yml" => Some(Self::Yaml),
+            _ => None,
+        }
+    }
+}
+
+/// Files a source held that were not records (READMEs, scripts), by name.
 pub type Skipped = Vec<String>;
 
 /// Calls `each` for every record file of a local source, front to back; a file that cannot be read
@@ -81,10 +102,10 @@ pub fn for_each_entry(
         walk(path, &mut files).map_err(io)?;
         files.sort();
         for file in files {
-            if is_json(&file) {
-                each(read_limited(&file.display().to_string(), &file));
-            } else {
-                skipped.push(file.display().to_string());
+            let name = file.display().to_string();
+            match RecordFormat::of(&name) {
+                Some(format) => each(read_limited(&name, &file, format)),
+                None => skipped.push(name),
             }
         }
         return Ok(());
@@ -93,7 +114,9 @@ pub fn for_each_entry(
     if is_zip(&mut file).map_err(io)? {
         return for_each_zip_entry(file, name, skipped, each);
     }
-    each(read_limited(name, path));
+    // A single file is JSON unless its name says YAML (a request body has no name).
+    let format = RecordFormat::of(name).unwrap_or(RecordFormat::Json);
+    each(read_limited(name, path, format));
     Ok(())
 }
 
@@ -108,7 +131,7 @@ pub fn require_json_or_zip(name: &str, path: &Path) -> Result<(), SourceError> {
     if is_zip(&mut file).map_err(io)? {
         return Ok(());
     }
-    let entry = read_limited(name, path)?;
+    let entry = read_limited(name, path, RecordFormat::Json)?;
     serde_json::from_slice::<serde::de::IgnoredAny>(&entry.bytes)
         .map(|_| ())
         .map_err(|e| SourceError::NotRecords {
@@ -147,10 +170,10 @@ fn for_each_zip_entry<R: Read + Seek>(
         if file.is_dir() {
             continue;
         }
-        if !file_name.ends_with(".json") {
+        let Some(format) = RecordFormat::of(&file_name) else {
             skipped.push(entry_name);
             continue;
-        }
+        };
         if file.size() > MAX_RECORD_BYTES {
             each(Err(SourceError::TooLarge {
                 name: entry_name,
@@ -171,6 +194,7 @@ fn for_each_zip_entry<R: Read + Seek>(
             Ok(_) => each(Ok(Entry {
                 name: entry_name,
                 bytes,
+                format,
             })),
             Err(e) => each(Err(SourceError::Zip {
                 path: entry_name,
@@ -194,11 +218,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn is_json(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-}
-
 fn is_zip(file: &mut File) -> std::io::Result<bool> {
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic)?;
@@ -206,7 +225,7 @@ fn is_zip(file: &mut File) -> std::io::Result<bool> {
     Ok(n == 4 && &magic == b"PK\x03\x04")
 }
 
-fn read_limited(name: &str, path: &Path) -> Result<Entry, SourceError> {
+fn read_limited(name: &str, path: &Path, format: RecordFormat) -> Result<Entry, SourceError> {
     let name = name.to_owned();
     let io = |e| SourceError::Io {
         path: name.clone(),
@@ -224,7 +243,11 @@ fn read_limited(name: &str, path: &Path) -> Result<Entry, SourceError> {
             limit: MAX_RECORD_BYTES,
         });
     }
-    Ok(Entry { name, bytes })
+    Ok(Entry {
+        name,
+        bytes,
+        format,
+    })
 }
 
 /// Streams a URL to a temporary file (never whole in memory), up to `limit` bytes.

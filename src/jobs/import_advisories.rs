@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::advisory_sources::{self, Entry, Skipped, Source, SourceError};
+use super::advisory_sources::{self, Entry, RecordFormat, Skipped, Source, SourceError};
 use crate::domain::Timestamp;
 use crate::scanner::advisories::osv::{self, Advisory};
 use crate::scanner::advisories::severity;
@@ -37,7 +37,8 @@ pub struct ImportSummary {
     pub rejected: Vec<Rejection>,
     /// Parts of records that cannot be used (GIT ranges), counted by reason.
     pub ignored: Vec<IgnoredCount>,
-    /// Files that were not JSON records (e.g. YAML), by name.
+    /// Files that were not records (neither `.json` nor `.yaml`/`.yml`), by name: their advisories
+    /// were not imported.
     pub skipped_files: Vec<String>,
     pub seconds: f64,
     /// Stored images queued for re-assessment because advisories for their packages changed.
@@ -170,7 +171,11 @@ impl<'a> Importer<'a> {
                 return;
             }
         };
-        for parsed in osv::parse_records(&entry.bytes) {
+        let records = match entry.format {
+            RecordFormat::Json => osv::parse_records(&entry.bytes),
+            RecordFormat::Yaml => osv::parse_yaml_records(&entry.bytes),
+        };
+        for parsed in records {
             self.seen += 1;
             match parsed {
                 Ok(advisory) => {

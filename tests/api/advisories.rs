@@ -23,6 +23,7 @@ backend_tests!(
     records_with_nul_are_rejected_by_id_and_the_rest_imported,
     stored_matching_finds_what_the_pure_matcher_finds,
     aliases_lend_their_severity_whatever_the_import_order,
+    yaml_records_are_imported_and_skipped_files_are_named,
 );
 
 const DEBIAN_ZIP: &str = "../shared/fixtures/osv/debian-dsa-dla.zip";
@@ -658,4 +659,71 @@ async fn aliases_lend_their_severity_whatever_the_import_order(backend: Backend)
     // Updating TEST-1 itself keeps what its aliases lend.
     send(record("TEST-1", "2024-03-01T00:00:00Z", "1.2-1", None)).await;
     assert_eq!(demo_severity(&app, &cache).await.1, "alias:CVE-2099-0001");
+}
+
+/// PyPA publishes OSV records as YAML: each is imported like a JSON one. A file that is neither is
+/// named in a warning, since its advisories will never match.
+async fn yaml_records_are_imported_and_skipped_files_are_named(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pypi = format!("{RECORDS}/pypi");
+    let yaml_ids: Vec<String> = std::fs::read_dir(&pypi)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(yaml_ids.len(), 16);
+    for id in &yaml_ids {
+        assert_eq!(
+            advisory_status(&app, id).await,
+            404,
+            "{id} before the import"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(["advisories", "import", &pypi])
+        .env("DATABASE_URL", app.database_url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("skipped"), "nothing to skip: {stderr}");
+    for id in &yaml_ids {
+        assert_eq!(
+            advisory_status(&app, id).await,
+            200,
+            "{id} after the import"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{pypi}/PYSEC-2024-60.yaml"),
+        dir.path().join("PYSEC-2024-60.yml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("README.md"), "not a record").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(["advisories", "import", dir.path().to_str().unwrap()])
+        .env("DATABASE_URL", app.database_url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: skipped 1 files") && stderr.contains("README.md"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("PYSEC-2024-60"),
+        "the .yml record is read: {stderr}"
+    );
 }

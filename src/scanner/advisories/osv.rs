@@ -253,6 +253,24 @@ pub fn parse_records(bytes: &[u8]) -> Vec<Result<Advisory, RecordError>> {
             })];
         }
     };
+    records_in(value)
+}
+
+/// [`parse_records`] for records written as YAML (the same schema; PyPA's advisory-database
+/// publishes its records so). The YAML reader refuses alias bombs (a repetition limit) and deep
+/// nesting, and keys that are not strings, as JSON would.
+pub fn parse_yaml_records(bytes: &[u8]) -> Vec<Result<Advisory, RecordError>> {
+    match serde_yaml_ng::from_slice::<Value>(bytes) {
+        Ok(value) => records_in(value),
+        Err(e) => vec![Err(RecordError {
+            id: None,
+            reason: format!("malformed YAML: {e}"),
+        })],
+    }
+}
+
+/// The records a parsed file holds: one record, an array of them, or `{"vulns": [...]}`.
+fn records_in(value: Value) -> Vec<Result<Advisory, RecordError>> {
     match value {
         Value::Array(items) => items.into_iter().map(parse_value).collect(),
         Value::Object(mut map)
@@ -936,5 +954,70 @@ mod tests {
             Some(("npm".into(), "@babel/core".into()))
         );
         assert_eq!(from_purl("pkg:deb/debian/openssl"), None);
+    }
+
+    #[test]
+    fn yaml_records_are_read_like_json_ones() {
+        let dir = "osv/records/pypi";
+        let mut read = 0;
+        for entry in std::fs::read_dir(testdata::fixture(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let got = parse_yaml_records(&std::fs::read(&path).unwrap());
+            let [Ok(advisory)] = &got[..] else {
+                panic!("{stem}: {got:?}");
+            };
+            assert_eq!(advisory.meta.id, stem);
+            assert!(
+                advisory
+                    .affected
+                    .iter()
+                    .any(|a| a.ecosystem == "PyPI" && !a.ranges.is_empty()),
+                "{stem}: no PyPI range"
+            );
+            read += 1;
+        }
+        assert_eq!(read, 16, "the PyPI fixture holds 16 YAML records");
+        // The same record published as JSON (osv-linter's test data) reads the same.
+        let yaml = parse_yaml_records(&testdata::read_bytes(&format!("{dir}/PYSEC-2023-74.yaml")));
+        let json = parse_records(&testdata::read_bytes(&format!(
+            "{dir}/osv-linter-testdata/PYSEC-2023-74.json"
+        )));
+        assert_eq!(yaml, json);
+    }
+
+    #[test]
+    fn a_bare_yaml_number_is_not_taken_for_a_version() {
+        // YAML reads `2.10` as the number 2.1: the record is refused, never stored as fixed in 2.1.
+        let record = b"id: X-1\nmodified: 2024-01-01T00:00:00Z\naffected:\n- package: {ecosystem: PyPI, name: p}\n  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: '0'\n    - fixed: 2.10\n";
+        let got = parse_yaml_records(record);
+        assert!(matches!(&got[..], [Err(_)]), "{got:?}");
+        let quoted = String::from_utf8_lossy(record).replace("fixed: 2.10", "fixed: '2.10'");
+        let got = parse_yaml_records(quoted.as_bytes());
+        let [Ok(advisory)] = &got[..] else {
+            panic!("{got:?}");
+        };
+        assert_eq!(advisory.meta.id, "X-1");
+    }
+
+    #[test]
+    fn yaml_alias_bombs_and_garbage_are_errors() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (n, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            bomb.push_str(&format!("{n}: &{n} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        let got = parse_yaml_records(bomb.as_bytes());
+        assert!(matches!(&got[..], [Err(_)]), "{:?}", got.len());
+        let got = parse_yaml_records(b"{not: [yaml");
+        let [Err(e)] = &got[..] else {
+            panic!("{got:?}");
+        };
+        assert!(e.reason.starts_with("malformed YAML"), "{}", e.reason);
     }
 }
