@@ -30,22 +30,15 @@ use common::{BenchApp, BenchDb, Rng};
 use crowsnest::domain::{ScanTrigger, Timestamp};
 use crowsnest::jobs::queue::QueueSettings;
 use crowsnest::jobs::registries::WebhookSecret;
+use crowsnest::store;
 use crowsnest::store::registries::RegistryRow;
 use crowsnest::store::scans::{ScanRow, ScanTarget};
 use crowsnest::store::schema::scans;
-use crowsnest::store::{self, Pool};
 use diesel::prelude::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const SECRET: &str = "bench-webhook-secret-0123456789abcdef";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let baseline = Baseline::measure();
@@ -155,8 +148,8 @@ fn flood_envelopes(total_events: usize) -> Vec<(Vec<u8>, usize)> {
 }
 
 async fn webhook_flood(baseline: &Baseline, problems: &mut Vec<String>) {
-    let total_events: usize = env_or("CROWSNEST_BENCH_FLOOD_EVENTS", 5000);
-    let senders: usize = env_or("CROWSNEST_BENCH_FLOOD_SENDERS", 4);
+    let total_events: usize = common::env_or("CROWSNEST_BENCH_FLOOD_EVENTS", 5000);
+    let senders: usize = common::env_or("CROWSNEST_BENCH_FLOOD_SENDERS", 4);
     let db = BenchDb::postgres();
     let app = BenchApp::start(&db, 16, 2).await;
     let pool = store::connect(&db.url, 2).unwrap();
@@ -282,8 +275,8 @@ async fn empty_registry() -> String {
 }
 
 async fn queue_wait(problems: &mut Vec<String>) {
-    let backlog: usize = env_or("CROWSNEST_BENCH_RUNTIME_BACKLOG", 20_000);
-    let pushes: usize = env_or("CROWSNEST_BENCH_PUSHES", 40);
+    let backlog: usize = common::env_or("CROWSNEST_BENCH_RUNTIME_BACKLOG", 20_000);
+    let pushes: usize = common::env_or("CROWSNEST_BENCH_PUSHES", 40);
     let db = BenchDb::postgres();
     let login_server = empty_registry().await;
     let pool = store::connect(&db.url, 4).unwrap();
@@ -406,5 +399,4 @@ async fn queue_wait(problems: &mut Vec<String>) {
         ));
     }
     app.stop().await;
-    drop::<Pool>(pool);
 }

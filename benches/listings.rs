@@ -100,25 +100,18 @@ impl Scale {
     }
 }
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     // Printed first, so that every figure below can be read against this machine's speed.
     common::baseline::Baseline::measure();
     let backends = std::env::var("CROWSNEST_BENCH_BACKENDS")
         .unwrap_or_else(|_| "postgres,sqlite".to_owned())
         .to_lowercase();
-    let fraction: f64 = env("CROWSNEST_BENCH_LISTINGS_FRACTION", 1.0);
+    let fraction: f64 = common::env_or("CROWSNEST_BENCH_LISTINGS_FRACTION", 1.0);
     let options = Options {
-        samples: env("CROWSNEST_BENCH_SAMPLES", 300usize).max(1),
-        wrk_seconds: env("CROWSNEST_BENCH_WRK_SECONDS", 20u64).max(1),
-        pool_size: env("CROWSNEST_BENCH_POOL_SIZE", 16u32).max(1),
-        http_workers: env("CROWSNEST_BENCH_HTTP_WORKERS", 2usize).max(1),
+        samples: common::env_or("CROWSNEST_BENCH_SAMPLES", 300usize).max(1),
+        wrk_seconds: common::env_or("CROWSNEST_BENCH_WRK_SECONDS", 20u64).max(1),
+        pool_size: common::env_or("CROWSNEST_BENCH_POOL_SIZE", 16u32).max(1),
+        http_workers: common::env_or("CROWSNEST_BENCH_HTTP_WORKERS", 2usize).max(1),
     };
     let wrk = std::process::Command::new("wrk").arg("--version").output();
     assert!(

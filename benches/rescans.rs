@@ -50,13 +50,6 @@ use tokio_util::sync::CancellationToken;
 
 const DAY: i64 = 86_400_000_000;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Counts the ERROR events the workers log and keeps the first one's `error` field.
 struct ErrorCounter;
 
@@ -123,14 +116,14 @@ fn main() {
         return run_child(&child);
     }
     let baseline = Baseline::measure();
-    let n: usize = env_or("CROWSNEST_BENCH_RESCAN_IMAGES", 10_000);
+    let n: usize = common::env_or("CROWSNEST_BENCH_RESCAN_IMAGES", 10_000);
     let worker_counts: Vec<usize> = std::env::var("CROWSNEST_BENCH_RESCAN_WORKERS")
         .unwrap_or_else(|_| "2,4".to_owned())
         .split(',')
         .filter_map(|w| w.trim().parse().ok())
         .collect();
-    let profile: usize = env_or("CROWSNEST_BENCH_RESCAN_PROFILE", 1000);
-    let burst: usize = env_or("CROWSNEST_BENCH_RESCAN_BURST", 1000);
+    let profile: usize = common::env_or("CROWSNEST_BENCH_RESCAN_PROFILE", 1000);
+    let burst: usize = common::env_or("CROWSNEST_BENCH_RESCAN_BURST", 1000);
     let backends =
         std::env::var("CROWSNEST_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_owned());
     let fixes = common::debian10_fixes();

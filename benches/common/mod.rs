@@ -72,6 +72,14 @@ impl Drop for BenchDb {
     }
 }
 
+/// The environment variable `name` parsed, or `default` when it is unset or does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Runs `f` `n` times and summarises the wall-clock times.
 pub fn time_n(n: usize, mut f: impl FnMut()) -> Summary {
     let mut samples: Vec<Duration> = (0..n)

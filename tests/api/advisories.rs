@@ -50,18 +50,20 @@ async fn post_import(
 }
 
 fn cli_import(app: &TestApp, sources: &[&str]) -> String {
+    cli_import_with_warnings(app, sources).0
+}
+
+/// `crowsnest advisories import`, which must succeed: its stdout and its stderr.
+fn cli_import_with_warnings(app: &TestApp, sources: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
         .args(["advisories", "import"])
         .args(sources)
         .env("DATABASE_URL", app.database_url())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
 }
 
 fn counts(summary: &Value) -> (u64, u64, u64, u64, usize) {
@@ -678,17 +680,7 @@ async fn yaml_records_are_imported_and_skipped_files_are_named(backend: Backend)
             "{id} before the import"
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
-        .args(["advisories", "import", &pypi])
-        .env("DATABASE_URL", app.database_url())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = cli_import_with_warnings(&app, &[&pypi]);
     assert!(!stderr.contains("skipped"), "nothing to skip: {stderr}");
     for id in &yaml_ids {
         assert_eq!(
@@ -705,17 +697,7 @@ async fn yaml_records_are_imported_and_skipped_files_are_named(backend: Backend)
     )
     .unwrap();
     std::fs::write(dir.path().join("README.md"), "not a record").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
-        .args(["advisories", "import", dir.path().to_str().unwrap()])
-        .env("DATABASE_URL", app.database_url())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = cli_import_with_warnings(&app, &[dir.path().to_str().unwrap()]);
     assert!(
         stderr.contains("warning: skipped 1 files") && stderr.contains("README.md"),
         "{stderr}"

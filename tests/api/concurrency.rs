@@ -10,13 +10,14 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::fixtures::{debian_with_gnutls, read_shared_fixture, vulnerable_debian};
+use crate::support::fixtures::{debian_with_gnutls, vulnerable_debian};
 use crate::support::images::TarEntry;
 use crate::support::registry::client::push_image;
 use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
 use crate::support::scans::{
-    SUB, connect, gnutls_advisory, import, post_events, post_scan, put_registry, scans,
+    SUB, connect, gnutls_advisory, import, post_events, post_scan, push_envelope, put_registry,
+    scans,
 };
 use crate::support::{free_port, wait_for};
 
@@ -28,27 +29,6 @@ backend_tests!(
     one_digest_in_two_registries_and_repositories_scanned_at_once,
     cluster_reports_and_pushes_of_the_same_images_never_fail,
 );
-
-/// An envelope of push events `(id, repository, tag, digest)`, built from the fixture's event.
-fn envelope(events: &[(String, &str, &str, String)]) -> Vec<u8> {
-    let fixture: Value = serde_json::from_slice(&read_shared_fixture(
-        "registry-notifications/push-manifest-oci-tagged.json",
-    ))
-    .unwrap();
-    let template = &fixture["events"][0];
-    let events: Vec<Value> = events
-        .iter()
-        .map(|(id, repository, tag, digest)| {
-            let mut event = template.clone();
-            event["id"] = json!(id);
-            event["target"]["repository"] = json!(repository);
-            event["target"]["tag"] = json!(tag);
-            event["target"]["digest"] = json!(digest);
-            event
-        })
-        .collect();
-    serde_json::to_vec(&json!({ "events": events })).unwrap()
-}
 
 /// Posts every envelope at once; returns each answer's status and body.
 async fn post_all(
@@ -104,7 +84,7 @@ async fn opposite_order_envelopes_never_fail(backend: Backend) {
             if side == "b" {
                 events.reverse();
             }
-            bodies.push(envelope(&events));
+            bodies.push(push_envelope(&events));
         }
     }
     let answers = post_all(&app, &webhook, &secret, bodies).await;
@@ -139,7 +119,7 @@ async fn one_event_envelopes_racing_for_a_tag_never_conflict(backend: Backend) {
         } else {
             format!("v{}", n % 10)
         };
-        bodies.push(envelope(&[(
+        bodies.push(push_envelope(&[(
             format!("flood-{n}"),
             "team/flood",
             &tag,
@@ -257,7 +237,7 @@ async fn api_writes_while_workers_and_the_scheduler_write_never_fail(backend: Ba
         async move {
             let mut statuses = Vec::new();
             for n in 0..80 {
-                let body = envelope(&[(
+                let body = push_envelope(&[(
                     format!("busy-{stream}-{n}"),
                     "team/pushed",
                     "latest",
@@ -533,7 +513,7 @@ async fn cluster_reports_and_pushes_of_the_same_images_never_fail(backend: Backe
             })
             .collect();
         events.reverse();
-        envelope(&events)
+        push_envelope(&events)
     });
     let pushes: Vec<Vec<u8>> = pushes.collect();
     let (reports, pushes) = tokio::join!(

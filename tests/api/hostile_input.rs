@@ -16,9 +16,8 @@ use tokio::net::TcpStream;
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::fixtures::read_shared_fixture;
 use crate::support::free_port;
-use crate::support::scans::{SUB, connect, post_events, post_scan, scans};
+use crate::support::scans::{SUB, connect, post_events, post_scan, push_envelope, scans};
 
 backend_tests!(
     nul_in_paths_and_queries_is_refused_naming_the_parameter,
@@ -282,32 +281,11 @@ async fn nul_in_a_header_is_refused_and_nothing_is_stored(backend: Backend) {
     assert!(scans(&app, "").await.is_empty());
 }
 
-/// An envelope of the fixture's push event, once per (id, repository, tag, digest).
-fn envelope(events: &[(&str, &str, &str, &str)]) -> Vec<u8> {
-    let fixture: Value = serde_json::from_slice(&read_shared_fixture(
-        "registry-notifications/push-manifest-oci-tagged.json",
-    ))
-    .unwrap();
-    let template = &fixture["events"][0];
-    let events: Vec<Value> = events
-        .iter()
-        .map(|(id, repository, tag, digest)| {
-            let mut event = template.clone();
-            event["id"] = json!(id);
-            event["target"]["repository"] = json!(repository);
-            event["target"]["tag"] = json!(tag);
-            event["target"]["digest"] = json!(digest);
-            event
-        })
-        .collect();
-    serde_json::to_vec(&json!({ "events": events })).unwrap()
-}
-
 async fn webhook_events_with_nul_are_rejected_and_the_others_recorded(backend: Backend) {
     let app = app_without_workers(backend).await;
     let (webhook, secret) = connect(&app, "plain", "127.0.0.1:9").await;
     let digest = crate::support::rows::digest_of;
-    let body = envelope(&[
+    let body = push_envelope(&[
         ("event-1\u{0}", "team/api", "1.0", &digest("one")),
         ("event-2", "team/api", "1.0\u{0}", &digest("two")),
         ("event-3", "team/api\u{0}", "1.0", &digest("three")),
@@ -426,7 +404,7 @@ async fn a_trickled_body_is_cut_off_with_408(backend: Backend) {
 async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
     let app = app_without_workers(backend).await;
     let (webhook, secret) = connect(&app, "plain", "127.0.0.1:9").await;
-    let body = envelope(&[(
+    let body = push_envelope(&[(
         "event-1",
         "team/api",
         "1.0",

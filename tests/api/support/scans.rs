@@ -103,6 +103,27 @@ pub async fn post_scan(
     (status, headers, body)
 }
 
+/// An envelope of the fixture's push event, once per `(id, repository, tag, digest)`.
+pub fn push_envelope(events: &[(impl AsRef<str>, &str, &str, impl AsRef<str>)]) -> Vec<u8> {
+    let fixture: Value = serde_json::from_slice(&super::fixtures::read_shared_fixture(
+        "registry-notifications/push-manifest-oci-tagged.json",
+    ))
+    .unwrap();
+    let template = &fixture["events"][0];
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(id, repository, tag, digest)| {
+            let mut event = template.clone();
+            event["id"] = json!(id.as_ref());
+            event["target"]["repository"] = json!(repository);
+            event["target"]["tag"] = json!(tag);
+            event["target"]["digest"] = json!(digest.as_ref());
+            event
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "events": events })).unwrap()
+}
+
 pub async fn post_events(
     app: &TestApp,
     webhook: &str,
