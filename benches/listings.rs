@@ -366,6 +366,8 @@ fn generate(plan: &Plan, now: i64, per_insert: usize, tx: mpsc::SyncSender<Chunk
                         scanned_at: Some(now),
                         running: rng.chance(30),
                         created_at: pushed,
+                        coverage: None,
+                        advisories_synced_at: None,
                     },
                 ));
             }

@@ -322,6 +322,8 @@ fn seed(pool: &Pool, fixes: &[(String, Vec<String>)], key: &str, n: usize) -> Se
                         scanned_at: Some(now - 2 * DAY),
                         running: false,
                         created_at: now - 40 * DAY,
+                        coverage: None,
+                        advisories_synced_at: None,
                     },
                 )?;
                 inventories::save(c, &digest, key, 3, &inventory)?;
@@ -687,6 +689,8 @@ fn profile_phases(pool: &Pool, label: &str, key: &str, sample: usize) {
                     health: "Unhealthy".to_owned(),
                     health_reason: None,
                     scanned_at: now,
+                    coverage: "[]".to_owned(),
+                    advisories_synced_at: None,
                 },
             )?;
             mark(8, &mut t);

@@ -167,6 +167,8 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
                 scanned_at: None,
                 running: false,
                 created_at: now,
+                coverage: None,
+                advisories_synced_at: None,
             };
             store::images::insert(c, &image)?;
             let rows: Vec<FindingRow> = (0..100)

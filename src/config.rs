@@ -65,6 +65,15 @@ pub struct ServeArgs {
     pub jobs: JobArgs,
 }
 
+/// How old advisory data may be; shared by `serve` and `scan`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdvisoryArgs {
+    /// Advisory data older than this no longer makes an image without findings Healthy
+    /// (NotApplicable, `AdvisoriesStale`).
+    #[arg(long, env = "CROWSNEST_ADVISORY_MAX_AGE", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub advisory_max_age: Duration,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct JobArgs {
     /// Scan workers in this process (default: one per core; 0 for an API-only node).
@@ -105,6 +114,8 @@ pub struct JobArgs {
     /// Never-scanned images one running-images report queues scans for; the rest wait.
     #[arg(long, env = "CROWSNEST_REPORT_MAX_NEW_SCANS", default_value_t = ReportLimits::default().max_new_scans)]
     pub report_max_new_scans: usize,
+    #[command(flatten)]
+    pub advisories: AdvisoryArgs,
 }
 
 /// How the background jobs run.
@@ -123,6 +134,9 @@ impl JobSettings {
         if args.scan_lease < Duration::from_secs(1) {
             bail!("CROWSNEST_SCAN_LEASE must be at least 1s");
         }
+        if args.advisories.advisory_max_age < Duration::from_secs(1) {
+            bail!("CROWSNEST_ADVISORY_MAX_AGE must be at least 1s");
+        }
         if args.scan_max_attempts == 0 {
             bail!("CROWSNEST_SCAN_MAX_ATTEMPTS must be at least 1");
         }
@@ -138,10 +152,12 @@ impl JobSettings {
                 retry_delay: args.scan_retry_delay,
                 poll: args.queue_poll,
                 subscription_share: args.subscription_worker_share,
+                advisory_max_age: args.advisories.advisory_max_age,
             },
             rescans: RescanSettings {
                 interval: args.rescan_interval,
                 active_within: args.rescan_pulled_within,
+                advisory_max_age: args.advisories.advisory_max_age,
             },
             running_images: ReportLimits {
                 max_pods: args.report_max_pods,

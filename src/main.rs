@@ -4,7 +4,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
-use crowsnest::config::{AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings};
+use crowsnest::config::{AdvisoryArgs, AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings};
 use crowsnest::domain::{Role, SubscriptionId};
 use crowsnest::jobs::advisory_sources::Source;
 use crowsnest::jobs::import_advisories::{self, ImportSummary};
@@ -43,10 +43,13 @@ enum Command {
     /// Print the OpenAPI document.
     Openapi,
     /// Scan one image (`host[:port]/repo:tag` or `…@sha256:…`) and print its OS, packages and
-    /// findings. Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
+    /// findings, with the age of the advisory data per ecosystem. Exit status: 0 clean, 1 findings
+    /// at or above --fail-on, 2 an error or an ecosystem of the image without advisory data.
     Scan {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        advisories: AdvisoryArgs,
         /// The image reference.
         reference: String,
         /// Plain HTTP to the registry (a trusted local network only).
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Scan {
         db,
+        advisories,
         reference,
         insecure,
         username,
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
     {
         return match scan_command(
             &db,
+            &advisories,
             &reference,
             insecure,
             username,
@@ -128,8 +133,7 @@ fn main() -> ExitCode {
             format,
             fail_on.as_deref(),
         ) {
-            Ok(true) => ExitCode::from(1),
-            Ok(false) => ExitCode::SUCCESS,
+            Ok(verdict) => verdict.exit_code(),
             Err(e) => {
                 eprintln!("error: {e:#}");
                 ExitCode::from(2)
@@ -183,7 +187,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let mut summary =
                 import_advisories::import_files(&pool, &prepared.files, &|n| progress(n))?;
             // The server's workers pick these up from the shared database.
-            summary.images_queued = store::run_blocking(&pool, |c| {
+            summary.images_queued += store::run_blocking(&pool, |c| {
                 crowsnest::jobs::rescans::queue_after_import(c, &summary)
             })?;
             print_summary(&summary);
@@ -259,6 +263,12 @@ fn print_summary(s: &ImportSummary) {
         s.rejected.len(),
         s.seconds
     );
+    if !s.newly_covered.is_empty() {
+        println!(
+            "  advisory data loaded for the first time: {}",
+            s.newly_covered.join(", ")
+        );
+    }
     if s.images_queued > 0 {
         println!(
             "  {} stored image(s) queued for re-assessment",

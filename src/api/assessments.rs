@@ -12,7 +12,7 @@ use super::paging::{ListQuery, paginate};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{
-    CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, RegistryId, Role, Scope, Severity,
+    CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, RegistryId, Role, Scope, Severity, health_cause,
 };
 use crate::error::{ApiError, CloudError};
 use crate::store;
@@ -92,12 +92,21 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
     let healthy = tally.images(HealthCode::Healthy);
     let not_applicable = tally.images(HealthCode::NotApplicable);
     let total = unhealthy + healthy + not_applicable;
+    let no_data = tally.not_applicable(health_cause::NO_ADVISORY_DATA);
+    let stale = tally.not_applicable(health_cause::ADVISORIES_STALE);
+    // Images whose verdict the missing or aged data withholds are said apart, never counted healthy.
+    let unassessed = match (no_data, stale) {
+        (0, 0) => String::new(),
+        _ => format!(
+            " {no_data} image(s) have no advisory data for an ecosystem of their packages, {stale} only stale data."
+        ),
+    };
     let status = if unhealthy > 0 {
         AssessmentStatus {
             code: HealthCode::Unhealthy,
             cause: None,
             description: format!(
-                "{unhealthy} of {total} images have {} active vulnerability findings ({} Critical, {} High, {} Medium, {} Low; {} patchable).",
+                "{unhealthy} of {total} images have {} active vulnerability findings ({} Critical, {} High, {} Medium, {} Low; {} patchable).{unassessed}",
                 tally.findings(),
                 tally.severity(Severity::Critical),
                 tally.severity(Severity::High),
@@ -111,13 +120,28 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
             code: HealthCode::Healthy,
             cause: None,
             description: format!(
-                "None of the {healthy} assessed images has an active vulnerability finding."
+                "None of the {healthy} assessed images has an active vulnerability finding.{unassessed}"
+            ),
+        }
+    } else if no_data > 0 || stale > 0 {
+        AssessmentStatus {
+            code: HealthCode::NotApplicable,
+            cause: Some(
+                if no_data > 0 {
+                    health_cause::NO_ADVISORY_DATA
+                } else {
+                    health_cause::ADVISORIES_STALE
+                }
+                .to_owned(),
+            ),
+            description: format!(
+                "None of the {total} images could be assessed against current advisory data.{unassessed}"
             ),
         }
     } else {
         AssessmentStatus {
             code: HealthCode::NotApplicable,
-            cause: Some("NotScanned".to_owned()),
+            cause: Some(health_cause::NOT_SCANNED.to_owned()),
             description: if total == 0 {
                 "No image of this registry is known yet.".to_owned()
             } else {
@@ -131,6 +155,8 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
         ("unhealthyImages", unhealthy),
         ("healthyImages", healthy),
         ("notApplicableImages", not_applicable),
+        ("noAdvisoryDataImages", no_data),
+        ("staleAdvisoriesImages", stale),
         ("findings", tally.findings()),
         ("criticalFindings", tally.severity(Severity::Critical)),
         ("highFindings", tally.severity(Severity::High)),
@@ -290,6 +316,9 @@ pub async fn list(
 pub struct VulnerabilitySummary {
     /// Images per health code (`Healthy`, `Unhealthy`, `NotApplicable`).
     pub images_by_health: BTreeMap<String, i64>,
+    /// NotApplicable images per cause (`NotScanned`, `ScanFailed`, `UnsupportedOs`,
+    /// `NoAdvisoryData`, `AdvisoriesStale`).
+    pub not_applicable_by_cause: BTreeMap<String, i64>,
     /// Active findings per severity (`Critical`, `High`, `Medium`, `Low`).
     pub findings_by_severity: BTreeMap<String, i64>,
     pub patchable_findings: i64,
@@ -374,6 +403,7 @@ pub async fn summary(
             .collect();
         Ok(VulnerabilitySummary {
             images_by_health: tally.images.clone(),
+            not_applicable_by_cause: tally.causes.clone(),
             findings_by_severity: tally.findings.clone(),
             patchable_findings: tally.patchable,
             top_advisories: advisories

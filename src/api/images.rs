@@ -11,7 +11,10 @@ use super::odata::QueryOptions;
 use super::paging::{ListQuery, keyset_page};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
-use crate::domain::{Digest, HealthCode, RegistryId, Role, Severity, Timestamp, health_cause};
+use crate::domain::{
+    AdvisoryData, Digest, EcosystemCoverage, HealthCode, RegistryId, Role, Severity, Timestamp,
+    health_cause,
+};
 use crate::error::{ApiError, CloudError};
 use crate::store;
 use crate::store::images::{ImageContext, ImageRow};
@@ -47,6 +50,9 @@ pub struct ImageProperties {
     /// `debian 12`, `alpine 3.19`, …, once scanned.
     pub os: Option<String>,
     pub health: ImageHealth,
+    /// Per ecosystem of the image's packages, the advisory data its last assessment rested on
+    /// (`advisories: none`: those packages were not assessed); empty before an assessment.
+    pub coverage: Vec<EcosystemCoverage>,
     /// Active (unresolved) findings.
     pub findings: FindingCounts,
     pub last_pushed_at: Option<String>,
@@ -61,7 +67,9 @@ pub struct ImageProperties {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImageHealth {
     pub code: HealthCode,
-    /// Why an image is NotApplicable: `NotScanned`, `ScanFailed` or `UnsupportedOs`.
+    /// Why an image is NotApplicable: `NotScanned`, `ScanFailed`, `UnsupportedOs`,
+    /// `NoAdvisoryData` (no advisory data for an ecosystem of its packages) or `AdvisoriesStale`
+    /// (that data is older than the service's maximum age).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     pub description: String,
@@ -174,7 +182,7 @@ fn context(read: ImageContext, running: Vec<RunningImageRow>) -> Context {
 
 /// The image's health as a CI gate reads it: Unhealthy with what to fix, Healthy, or
 /// NotApplicable with the cause.
-fn health(row: &ImageRow, counts: &FindingCounts) -> ImageHealth {
+fn health(row: &ImageRow, counts: &FindingCounts, coverage: &[EcosystemCoverage]) -> ImageHealth {
     if counts.total > 0 {
         return ImageHealth {
             code: HealthCode::Unhealthy,
@@ -202,6 +210,22 @@ fn health(row: &ImageRow, counts: &FindingCounts) -> ImageHealth {
             cause,
             description: "The image could not be scanned; the scan's error says why.".to_owned(),
         },
+        (_, Some(health_cause::NO_ADVISORY_DATA)) => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause,
+            description: format!(
+                "No advisory data is loaded for {}: those packages were not assessed. Import or sync it (`crowsnest advisories import`, `crowsnest advisories sync osv:<ecosystem>`).",
+                named(coverage, |c| c.advisories == AdvisoryData::None)
+            ),
+        },
+        (_, Some(health_cause::ADVISORIES_STALE)) => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause,
+            description: format!(
+                "The advisory data for {} is older than the maximum age: no finding against it is no proof of health.",
+                named(coverage, |c| c.stale)
+            ),
+        },
         (_, Some(health_cause::UNSUPPORTED_OS)) => ImageHealth {
             code: HealthCode::NotApplicable,
             cause,
@@ -218,6 +242,20 @@ fn health(row: &ImageRow, counts: &FindingCounts) -> ImageHealth {
     }
 }
 
+/// The ecosystems the predicate picks, for a sentence: `Ubuntu:22.04:LTS, PyPI`.
+fn named(coverage: &[EcosystemCoverage], pick: impl Fn(&EcosystemCoverage) -> bool) -> String {
+    let names: Vec<&str> = coverage
+        .iter()
+        .filter(|c| pick(c))
+        .map(|c| c.ecosystem.as_str())
+        .collect();
+    if names.is_empty() {
+        "an ecosystem of its packages".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn render(row: ImageRow, context: &mut Context) -> Image {
     let (registry_id, login_server) = context.registries.get(&row.registry_id).map_or_else(
         || (String::new(), String::new()),
@@ -229,6 +267,11 @@ fn render(row: ImageRow, context: &mut Context) -> Image {
         },
     );
     let counts = context.counts.remove(&row.id).unwrap_or_default();
+    let coverage: Vec<EcosystemCoverage> = row
+        .coverage
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
     let time = |t: Option<i64>| t.map(|t| Timestamp::from_micros(t).rfc3339());
     let running_in = if row.running {
         context
@@ -258,7 +301,8 @@ fn render(row: ImageRow, context: &mut Context) -> Image {
         name: row.digest.clone(),
         resource_type: IMAGE_TYPE.to_owned(),
         properties: ImageProperties {
-            health: health(&row, &counts),
+            health: health(&row, &counts, &coverage),
+            coverage,
             registry_id,
             login_server,
             tags: context.tags.remove(&row.id).unwrap_or_default(),

@@ -1,7 +1,16 @@
-//! `crowsnest scan`: a one-shot scan, printed as a table or as JSON.
+//! `crowsnest scan`: a one-shot scan, printed as a table or as JSON, with the age of the advisory
+//! data per ecosystem; a scan that had no data for some ecosystem of the image exits 2, naming the
+//! commands that load it.
 
-use crowsnest::config::DatabaseArgs;
-use crowsnest::store::{self, DatabaseUrl};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crowsnest::config::{AdvisoryArgs, DatabaseArgs};
+use crowsnest::domain::{AdvisoryData, Timestamp};
+use crowsnest::jobs::coverage::{self, Coverage};
+use crowsnest::jobs::engine::ScanResult;
+use crowsnest::scanner::advisories::ecosystem;
+use crowsnest::store::{self, DatabaseUrl, Pool};
 
 use super::scan_json::ScanOutput;
 
@@ -11,16 +20,111 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Runs a one-shot scan; Ok(true) when a finding reaches `fail_on`.
+/// How a scan ends: its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanVerdict {
+    /// 0: no finding reaches `--fail-on`, and every ecosystem had data.
+    Passed,
+    /// 1: a finding reaches `--fail-on`.
+    Failed,
+    /// 2: some ecosystem of the image had no advisory data, so part of it was not assessed.
+    NoAdvisoryData,
+}
+
+impl ScanVerdict {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Self::Passed => ExitCode::SUCCESS,
+            Self::Failed => ExitCode::from(1),
+            Self::NoAdvisoryData => ExitCode::from(2),
+        }
+    }
+}
+
+/// Per scanned image, the advisory data it was matched against.
+pub fn advisory_coverage(
+    pool: &Pool,
+    result: &ScanResult,
+    max_age: Duration,
+) -> anyhow::Result<Vec<Coverage>> {
+    let now = Timestamp::now();
+    Ok(store::run_blocking(pool, |c| {
+        result
+            .images
+            .iter()
+            .map(|image| coverage::of_inventory(c, &image.inventory, now, max_age))
+            .collect::<Result<Vec<_>, _>>()
+    })?)
+}
+
+/// The ecosystems of the scanned images that had no advisory data at all, sorted: what a sync
+/// must load before the verdict can be trusted.
+pub fn missing_advisory_data(coverage: &[Coverage]) -> Vec<String> {
+    let mut missing: Vec<String> = coverage
+        .iter()
+        .flat_map(Coverage::missing)
+        .map(str::to_owned)
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    missing
+}
+
+/// What to tell someone whose database lacks these ecosystems: which, and the commands that
+/// load each family's OSV export.
+fn how_to_load(missing: &[String]) -> String {
+    let mut families: Vec<&str> = missing.iter().map(|e| ecosystem::base(e)).collect();
+    families.dedup();
+    let mut text = format!(
+        "no advisory data for {}: those packages were not assessed. Load it with:",
+        missing.join(", ")
+    );
+    for family in families {
+        text.push_str(&format!(
+            "\n  crowsnest advisories sync osv:{family}\n  crowsnest advisories import https://osv-vulnerabilities.storage.googleapis.com/{}/all.zip",
+            family.replace(' ', "%20")
+        ));
+    }
+    text
+}
+
+/// One line per image: each ecosystem's package count and how old its advisory data is.
+fn data_age_line(coverage: &Coverage, now: Timestamp) -> String {
+    let parts: Vec<String> = coverage
+        .ecosystems
+        .iter()
+        .map(|c| {
+            let state = match (c.advisories, c.synced_at.as_deref()) {
+                (AdvisoryData::Loaded, Some(at)) => {
+                    let age = chrono::DateTime::parse_from_rfc3339(at)
+                        .map(|t| coverage::age(Timestamp::from_datetime(t.to_utc()), now))
+                        .unwrap_or_else(|_| at.to_owned());
+                    format!("loaded {age} ago{}", if c.stale { " (stale)" } else { "" })
+                }
+                _ => "no data".to_owned(),
+            };
+            format!("{} ({} packages) {state}", c.ecosystem, c.packages)
+        })
+        .collect();
+    if parts.is_empty() {
+        "  advisory data: no package needs any".to_owned()
+    } else {
+        format!("  advisory data: {}", parts.join("; "))
+    }
+}
+
+/// Runs a one-shot scan and says how it ends.
+#[allow(clippy::too_many_arguments)]
 pub fn scan_command(
     db: &DatabaseArgs,
+    advisories: &AdvisoryArgs,
     reference: &str,
     insecure: bool,
     username: Option<String>,
     password: Option<String>,
     format: OutputFormat,
     fail_on: Option<&str>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<ScanVerdict> {
     use crowsnest::domain::{RegistryCredentials, Severity};
     use crowsnest::jobs::engine::{Engine, scan, scan_local};
     use crowsnest::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
@@ -42,7 +146,7 @@ pub fn scan_command(
     let url = DatabaseUrl::parse(&db.database_url)?;
     let pool = store::connect(&url, 4)?;
     store::migrate(&pool)?;
-    let engine = Engine::new(pool);
+    let engine = Engine::new(pool.clone());
     let runtime = tokio::runtime::Runtime::new()?;
     let result = match local {
         Some(local) => runtime.block_on(scan_local(&engine, local)),
@@ -58,6 +162,8 @@ pub fn scan_command(
         }
     }
     .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+    let coverage = advisory_coverage(&pool, &result, advisories.advisory_max_age)?;
+    let missing = missing_advisory_data(&coverage);
     let failing = |s: Severity| threshold.is_some_and(|t| s >= t);
     let fails = result
         .images
@@ -66,11 +172,12 @@ pub fn scan_command(
         .any(|m| failing(m.severity));
     match format {
         OutputFormat::Json => {
-            let out = ScanOutput::new(reference, &result);
+            let out = ScanOutput::new(reference, &result, &coverage);
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         OutputFormat::Table => {
-            for image in &result.images {
+            let now = Timestamp::now();
+            for (image, coverage) in result.images.iter().zip(&coverage) {
                 let os = image
                     .inventory
                     .os
@@ -90,6 +197,7 @@ pub fn scan_command(
                         ""
                     }
                 );
+                println!("{}", data_age_line(coverage, now));
                 let mut matches: Vec<_> = image.report.matches.iter().collect();
                 matches.sort_by(|a, b| {
                     b.severity
@@ -125,5 +233,13 @@ pub fn scan_command(
             }
         }
     }
-    Ok(fails)
+    if !missing.is_empty() {
+        eprintln!("error: {}", how_to_load(&missing));
+        return Ok(ScanVerdict::NoAdvisoryData);
+    }
+    Ok(if fails {
+        ScanVerdict::Failed
+    } else {
+        ScanVerdict::Passed
+    })
 }

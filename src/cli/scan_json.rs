@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crowsnest::domain::EcosystemCoverage;
+use crowsnest::jobs::coverage::Coverage;
 use crowsnest::jobs::engine::{ScanResult, ScannedImage, SkippedImage};
 use crowsnest::scanner::advisories::ecosystem::OsRelease;
 use crowsnest::scanner::advisories::matcher::{
@@ -34,6 +36,8 @@ pub struct ImageOutput<'a> {
     pub findings: Vec<FindingOutput<'a>>,
     pub unknown: Vec<UnknownOutput<'a>>,
     pub unsupported_os: Option<&'a str>,
+    /// Per ecosystem of its packages, the advisory data it was matched against and as of when.
+    pub coverage: &'a [EcosystemCoverage],
 }
 
 #[derive(Serialize)]
@@ -99,18 +103,23 @@ pub struct SkippedOutput<'a> {
 }
 
 impl<'a> ScanOutput<'a> {
-    pub fn new(reference: &'a str, result: &'a ScanResult) -> Self {
+    pub fn new(reference: &'a str, result: &'a ScanResult, coverage: &'a [Coverage]) -> Self {
         Self {
             reference,
             index_digest: result.index_digest.as_ref().map(ToString::to_string),
-            images: result.images.iter().map(ImageOutput::from).collect(),
+            images: result
+                .images
+                .iter()
+                .zip(coverage)
+                .map(|(image, coverage)| ImageOutput::new(image, &coverage.ecosystems))
+                .collect(),
             skipped: result.skipped.iter().map(SkippedOutput::from).collect(),
         }
     }
 }
 
-impl<'a> From<&'a ScannedImage> for ImageOutput<'a> {
-    fn from(i: &'a ScannedImage) -> Self {
+impl<'a> ImageOutput<'a> {
+    fn new(i: &'a ScannedImage, coverage: &'a [EcosystemCoverage]) -> Self {
         Self {
             digest: i.manifest_digest.to_string(),
             platform: &i.platform,
@@ -126,6 +135,7 @@ impl<'a> From<&'a ScannedImage> for ImageOutput<'a> {
             findings: i.report.matches.iter().map(FindingOutput::from).collect(),
             unknown: i.report.unknown.iter().map(UnknownOutput::from).collect(),
             unsupported_os: i.report.unsupported_os.as_deref(),
+            coverage,
         }
     }
 }

@@ -21,7 +21,8 @@ pub use names::{
 };
 pub use role::Role;
 pub use scan::{
-    HealthCode, ImageSummary, ScanStatus, ScanTrigger, SeverityCounts, Summary, health_cause,
+    AdvisoryData, EcosystemCoverage, HealthCode, ImageSummary, ScanStatus, ScanTrigger,
+    SeverityCounts, Summary, health_cause, verdict,
 };
 pub use scope::{RegistryId, Scope};
 pub use severity::Severity;

@@ -112,6 +112,64 @@ pub mod health_cause {
     pub const NOT_SCANNED: &str = "NotScanned";
     pub const SCAN_FAILED: &str = "ScanFailed";
     pub const UNSUPPORTED_OS: &str = "UnsupportedOs";
+    /// Some ecosystem of the image's packages has no advisory data loaded at all.
+    pub const NO_ADVISORY_DATA: &str = "NoAdvisoryData";
+    /// Some ecosystem's advisory data is older than the maximum age.
+    pub const ADVISORIES_STALE: &str = "AdvisoriesStale";
+}
+
+/// Whether advisory data for an ecosystem was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AdvisoryData {
+    Loaded,
+    None,
+}
+
+/// One ecosystem of an image's packages and the advisory data its verdict rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EcosystemCoverage {
+    /// As records name it: `Debian:12`, `Ubuntu:22.04:LTS`, `PyPI`.
+    pub ecosystem: String,
+    /// The image's packages in it.
+    pub packages: usize,
+    /// `loaded` or `none` (the packages were not assessed).
+    pub advisories: AdvisoryData,
+    /// When its data was last loaded (a sync or an import), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+    /// The data is older than the service's maximum age (`CROWSNEST_ADVISORY_MAX_AGE`).
+    pub stale: bool,
+}
+
+/// An assessed image's health: findings make it Unhealthy whatever else; without findings it is
+/// Healthy only when every ecosystem of its packages had loaded, fresh advisory data.
+pub fn verdict(
+    findings: usize,
+    unsupported_os: bool,
+    coverage: &[EcosystemCoverage],
+) -> (HealthCode, Option<&'static str>) {
+    if findings > 0 {
+        (HealthCode::Unhealthy, None)
+    } else if unsupported_os {
+        (
+            HealthCode::NotApplicable,
+            Some(health_cause::UNSUPPORTED_OS),
+        )
+    } else if coverage.iter().any(|c| c.advisories == AdvisoryData::None) {
+        (
+            HealthCode::NotApplicable,
+            Some(health_cause::NO_ADVISORY_DATA),
+        )
+    } else if coverage.iter().any(|c| c.stale) {
+        (
+            HealthCode::NotApplicable,
+            Some(health_cause::ADVISORIES_STALE),
+        )
+    } else {
+        (HealthCode::Healthy, None)
+    }
 }
 
 /// What a finished scan found, as the scans API shows it.
@@ -183,6 +241,8 @@ pub struct ImageSummary {
     pub reused_inventory: bool,
     /// Set when the image's OS has no advisory ecosystem.
     pub unsupported_os: Option<String>,
+    /// Per ecosystem of its packages, the advisory data it was assessed against.
+    pub coverage: Vec<EcosystemCoverage>,
 }
 
 #[cfg(test)]
@@ -200,5 +260,54 @@ mod tests {
         assert_eq!(ScanStatus::parse("queued"), None);
         assert!(ScanTrigger::Rescan.is_reassessment());
         assert!(!ScanTrigger::Push.is_reassessment());
+    }
+
+    fn covered(ecosystem: &str, advisories: AdvisoryData, stale: bool) -> EcosystemCoverage {
+        EcosystemCoverage {
+            ecosystem: ecosystem.to_owned(),
+            packages: 3,
+            advisories,
+            synced_at: None,
+            stale,
+        }
+    }
+
+    #[test]
+    fn healthy_needs_fresh_data_for_every_ecosystem() {
+        let fresh = covered("Debian:12", AdvisoryData::Loaded, false);
+        let stale = covered("PyPI", AdvisoryData::Loaded, true);
+        let missing = covered("npm", AdvisoryData::None, false);
+        assert_eq!(
+            verdict(0, false, &[fresh.clone()]),
+            (HealthCode::Healthy, None)
+        );
+        assert_eq!(
+            verdict(0, false, &[fresh.clone(), stale.clone()]),
+            (
+                HealthCode::NotApplicable,
+                Some(health_cause::ADVISORIES_STALE)
+            )
+        );
+        assert_eq!(
+            verdict(0, false, &[stale.clone(), missing.clone()]),
+            (
+                HealthCode::NotApplicable,
+                Some(health_cause::NO_ADVISORY_DATA)
+            )
+        );
+        assert_eq!(
+            verdict(0, true, &[missing.clone()]),
+            (
+                HealthCode::NotApplicable,
+                Some(health_cause::UNSUPPORTED_OS)
+            )
+        );
+        assert_eq!(
+            verdict(2, true, &[missing, stale]),
+            (HealthCode::Unhealthy, None)
+        );
+        let json = serde_json::to_value(&fresh).unwrap();
+        assert_eq!(json["advisories"], "loaded");
+        assert_eq!(json["stale"], false);
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::advisory_sources::{self, Entry, RecordFormat, Skipped, Source, SourceError};
+use super::coverage;
 use crate::domain::Timestamp;
 use crate::scanner::advisories::osv::{self, Advisory};
 use crate::scanner::advisories::severity;
@@ -41,8 +42,11 @@ pub struct ImportSummary {
     /// were not imported.
     pub skipped_files: Vec<String>,
     pub seconds: f64,
-    /// Stored images queued for re-assessment because advisories for their packages changed.
+    /// Stored images queued for re-assessment because advisories for their packages changed, or
+    /// because they lacked the data this import brought.
     pub images_queued: usize,
+    /// Ecosystems that had no advisory data before this import.
+    pub newly_covered: Vec<String>,
     /// The (ecosystem, package) pairs whose advisories changed: the images to re-match.
     #[serde(skip)]
     pub changed_packages: BTreeSet<(String, String)>,
@@ -129,6 +133,8 @@ struct Importer<'a> {
     batch_withdrawn: Vec<bool>,
     /// Ids added or updated, whose aliases' lent severities must be recomputed at the end.
     changed_ids: Vec<String>,
+    /// The ecosystems of every stored record, changed or not: their data is current now.
+    loaded_ecosystems: BTreeSet<String>,
     seen: u64,
     error: Option<ImportError>,
     summary: ImportSummary,
@@ -146,6 +152,7 @@ impl<'a> Importer<'a> {
             batch_packages: Vec::new(),
             batch_withdrawn: Vec::new(),
             changed_ids: Vec::new(),
+            loaded_ecosystems: BTreeSet::new(),
             seen: 0,
             error: None,
             summary: ImportSummary {
@@ -231,6 +238,12 @@ impl<'a> Importer<'a> {
             });
         match applied {
             Ok(outcome) => {
+                self.loaded_ecosystems.extend(
+                    packages
+                        .iter()
+                        .flatten()
+                        .map(|(ecosystem, _)| ecosystem.clone()),
+                );
                 for (((applied, packages), withdrawn), new) in
                     outcome.into_iter().zip(packages).zip(withdrawn).zip(&batch)
                 {
@@ -280,11 +293,15 @@ impl<'a> Importer<'a> {
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let changed = self.changed_ids;
-        store::transaction(&mut conn, |c| {
+        let ecosystems: Vec<String> = self.loaded_ecosystems.into_iter().collect();
+        let loaded = store::transaction(&mut conn, |c| {
             store::advisories::relend(c, &changed)?;
-            store::advisories::record_import(c, &row)
+            store::advisories::record_import(c, &row)?;
+            coverage::data_loaded(c, &ecosystems, self.started_at)
         })
         .map_err(StoreError::from)?;
+        self.summary.newly_covered = loaded.newly_covered;
+        self.summary.images_queued += loaded.images_queued;
         Ok(self.summary)
     }
 }

@@ -2,9 +2,10 @@
 //! cluster's report and a registry connection mean (`registry_events`, `running_images`,
 //! `registries`), and the work that runs outside a request: the scan engine over stored inventories
 //! (`engine`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
-//! advisory imports and rescans. The API calls in here; nothing in here knows HTTP.
+//! advisory imports and rescans, and the advisory coverage verdicts rest on (`coverage`). The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
+pub mod coverage;
 pub mod engine;
 pub mod feeds;
 pub mod findings;

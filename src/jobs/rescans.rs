@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{ScanTrigger, Timestamp};
 use crate::store::{self, AnyConnection, Pool, StoreError};
 
+use super::coverage;
 use super::import_advisories::ImportSummary;
-use super::queue::{Queue, reassess_in};
+use super::queue::{DEFAULT_ADVISORY_MAX_AGE, Queue, reassess_in};
 
 #[derive(Debug, Clone)]
 pub struct RescanSettings {
@@ -18,6 +19,9 @@ pub struct RescanSettings {
     pub interval: Duration,
     /// Images pulled or pushed within this window are re-assessed (running ones always).
     pub active_within: Duration,
+    /// A Healthy image whose advisory data is older than this is re-matched (and becomes
+    /// `AdvisoriesStale` unless the data was refreshed meanwhile).
+    pub advisory_max_age: Duration,
 }
 
 impl Default for RescanSettings {
@@ -25,6 +29,7 @@ impl Default for RescanSettings {
         Self {
             interval: Duration::from_secs(24 * 3600),
             active_within: Duration::from_secs(30 * 24 * 3600),
+            advisory_max_age: DEFAULT_ADVISORY_MAX_AGE,
         }
     }
 }
@@ -76,27 +81,32 @@ pub fn queue_after_import(
     reassess_in(conn, &images, ScanTrigger::AdvisoryUpdate)
 }
 
-/// [`queue_after_import`] on the pool, waking this process's workers.
+/// [`queue_after_import`] on the pool, waking this process's workers; returns every image the
+/// import queued.
 pub async fn after_import(
     pool: &Pool,
     queue: Option<&Queue>,
     summary: ImportSummary,
 ) -> Result<usize, StoreError> {
+    // The import itself queued the images that lacked its data.
+    let queued_by_import = summary.images_queued;
     let queued = store::run(pool, move |c| queue_after_import(c, &summary)).await?;
     if queued > 0 {
         tracing::info!(
             queued,
             "advisories changed: images queued for re-assessment"
         );
-        if let Some(queue) = queue {
-            queue.wake();
-        }
     }
-    Ok(queued)
+    if queued + queued_by_import > 0
+        && let Some(queue) = queue
+    {
+        queue.wake();
+    }
+    Ok(queued_by_import + queued)
 }
 
-/// Looks for due images every minute (or every interval, when shorter) and forgets old
-/// notification ids; runs until the runtime stops.
+/// Looks for due images and for Healthy images whose advisory data has aged every minute (or
+/// every interval, when shorter) and forgets old notification ids; runs until the runtime stops.
 pub fn spawn_scheduler(
     pool: Pool,
     queue: Queue,
@@ -113,7 +123,7 @@ pub fn spawn_scheduler(
                     c,
                     now - Timestamp::span_micros(Duration::from_secs(7 * 24 * 3600)),
                 )?;
-                queue_due(c, &s, now)
+                Ok(queue_due(c, &s, now)? + coverage::queue_stale(c, s.advisory_max_age, now)?)
             })
             .await;
             match passed {

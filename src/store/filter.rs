@@ -802,3 +802,15 @@ mod tests {
         );
     }
 }
+
+/// `text` as a literal inside a LIKE pattern that escapes with a backslash.
+pub(super) fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    escaped
+}

@@ -471,15 +471,7 @@ fn cve(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
 /// A LIKE pattern that finds `"title"` (as JSON writes it) anywhere in the `cves` text.
 fn cve_pattern(title: &str) -> String {
     let quoted = serde_json::to_string(title).unwrap_or_default();
-    let mut pattern = String::from("%");
-    for ch in quoted.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(ch);
-    }
-    pattern.push('%');
-    pattern
+    format!("%{}%", super::filter::escape_like(&quoted))
 }
 
 fn rank_of(n: i64) -> i32 {

@@ -30,6 +30,10 @@ pub struct ImageRow {
     pub scanned_at: Option<i64>,
     pub running: bool,
     pub created_at: i64,
+    /// The assessment's `EcosystemCoverage` list, JSON.
+    pub coverage: Option<String>,
+    /// The oldest load time of the advisory data the assessment used.
+    pub advisories_synced_at: Option<i64>,
 }
 
 impl ImageRow {
@@ -52,6 +56,8 @@ impl ImageRow {
             scanned_at: None,
             running: false,
             created_at: now,
+            coverage: None,
+            advisories_synced_at: None,
         }
     }
 }
@@ -215,6 +221,8 @@ pub struct Assessed {
     pub health: String,
     pub health_reason: Option<String>,
     pub scanned_at: i64,
+    pub coverage: String,
+    pub advisories_synced_at: Option<i64>,
 }
 
 pub fn record_assessment(
@@ -230,9 +238,64 @@ pub fn record_assessment(
             images::health.eq(&a.health),
             images::health_reason.eq(&a.health_reason),
             images::scanned_at.eq(a.scanned_at),
+            images::coverage.eq(&a.coverage),
+            images::advisories_synced_at.eq(a.advisories_synced_at),
         ))
         .execute(conn)
         .map(drop)
+}
+
+/// Assessed images that lacked advisory data (none, or stale) for an ecosystem of one of these
+/// bases (`Debian` finds `Debian:12` and `Debian`): the ones new data may change the verdict of.
+pub fn lacking_data(conn: &mut AnyConnection, bases: &[String]) -> QueryResult<Vec<ImageRow>> {
+    use super::filter::escape_like;
+    let mut out: Vec<ImageRow> = Vec::new();
+    for base in bases {
+        // Coverage is stored as serde writes `EcosystemCoverage`: `{"ecosystem":"Debian:12",…`.
+        let quoted = escape_like(&serde_json::to_string(base).unwrap_or_default());
+        let exact = format!("%\"ecosystem\":{quoted}%");
+        let release = format!(
+            "%\"ecosystem\":{}:%",
+            quoted.strip_suffix('"').unwrap_or(&quoted)
+        );
+        let found: Vec<ImageRow> = images::table
+            .filter(images::scanned_at.is_not_null())
+            .filter(
+                images::coverage
+                    .like(exact)
+                    .escape('\\')
+                    .or(images::coverage.like(release).escape('\\')),
+            )
+            .filter(
+                images::coverage
+                    .like("%\"advisories\":\"none\"%")
+                    .or(images::health_reason.eq(health_cause::ADVISORIES_STALE)),
+            )
+            .select(ImageRow::as_select())
+            .load(conn)?;
+        for image in found {
+            if !out.iter().any(|o| o.id == image.id) {
+                out.push(image);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Healthy images whose advisory data was loaded before `synced_before`, up to `limit`: their
+/// verdict rests on data that has aged past the maximum since they were assessed.
+pub fn healthy_on_data_before(
+    conn: &mut AnyConnection,
+    synced_before: i64,
+    limit: i64,
+) -> QueryResult<Vec<ImageRow>> {
+    images::table
+        .filter(images::health.eq(HealthCode::Healthy.as_str()))
+        .filter(images::advisories_synced_at.lt(synced_before))
+        .order(images::advisories_synced_at.asc())
+        .limit(limit)
+        .select(ImageRow::as_select())
+        .load(conn)
 }
 
 /// Marks an image whose scan failed, unless an earlier scan assessed it (that health stands).
@@ -413,15 +476,19 @@ pub fn with_digest(
         .load(conn)
 }
 
-/// Images per health code in a scope.
+/// Images per (health code, cause) in a scope.
 pub fn health_counts(
     conn: &mut AnyConnection,
     scope: &super::findings::FindingScope,
-) -> QueryResult<Vec<(String, i64)>> {
+) -> QueryResult<Vec<(String, Option<String>, i64)>> {
     images::table
         .filter(in_scope(scope))
-        .group_by(images::health)
-        .select((images::health, diesel::dsl::count_star()))
+        .group_by((images::health, images::health_reason))
+        .select((
+            images::health,
+            images::health_reason,
+            diesel::dsl::count_star(),
+        ))
         .load(conn)
 }
 

@@ -39,6 +39,8 @@ diesel::table! {
         scanned_at -> Nullable<BigInt>,
         running -> Bool,
         created_at -> BigInt,
+        coverage -> Nullable<Text>,
+        advisories_synced_at -> Nullable<BigInt>,
     }
 }
 
@@ -166,7 +168,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_aliases,
     advisory_imports,
     inventories,
-    packages
+    packages,
+    advisory_coverage
 );
 
 diesel::table! {
@@ -249,3 +252,11 @@ diesel::table! {
 }
 
 diesel::joinable!(packages -> inventories (manifest_digest));
+
+diesel::table! {
+    advisory_coverage (ecosystem) {
+        ecosystem -> Text,
+        advisories -> BigInt,
+        synced_at -> BigInt,
+    }
+}

@@ -9,7 +9,7 @@ use diesel::sql_types::Bool;
 use super::findings::{FindingScope, in_scope};
 use super::schema::findings;
 use super::{AnyConnection, MultiBackend};
-use crate::domain::{HealthCode, Severity};
+use crate::domain::{HealthCode, Severity, health_cause};
 
 /// Active findings in the scope.
 fn active_in(
@@ -90,10 +90,13 @@ pub fn top_images(
         .load(conn)
 }
 
-/// Images per health, findings per severity.
+/// Images per health and NotApplicable images per cause, findings per severity.
 #[derive(Debug, Default)]
 pub struct Tally {
     pub images: BTreeMap<String, i64>,
+    /// NotApplicable images per cause (`NotScanned`, `ScanFailed`, `UnsupportedOs`,
+    /// `NoAdvisoryData`, `AdvisoriesStale`).
+    pub causes: BTreeMap<String, i64>,
     pub findings: BTreeMap<String, i64>,
     pub patchable: i64,
 }
@@ -101,7 +104,11 @@ pub struct Tally {
 impl Tally {
     pub fn load(c: &mut AnyConnection, scope: &FindingScope) -> QueryResult<Self> {
         let mut tally = Tally::default();
-        for (health, n) in super::images::health_counts(c, scope)? {
+        for (health, cause, n) in super::images::health_counts(c, scope)? {
+            if health == HealthCode::NotApplicable.as_str() {
+                let cause = cause.unwrap_or_else(|| health_cause::NOT_SCANNED.to_owned());
+                *tally.causes.entry(cause).or_default() += n;
+            }
             *tally.images.entry(health).or_default() += n;
         }
         for (severity, patchable, n) in severity_counts(c, scope)? {
@@ -111,6 +118,10 @@ impl Tally {
             }
         }
         Ok(tally)
+    }
+
+    pub fn not_applicable(&self, cause: &str) -> i64 {
+        self.causes.get(cause).copied().unwrap_or(0)
     }
 
     pub fn images(&self, code: HealthCode) -> i64 {

@@ -11,6 +11,7 @@ mod cli;
 mod compose;
 mod concurrency;
 mod contract;
+mod coverage;
 mod errors;
 mod fairness;
 mod filters;

@@ -17,6 +17,9 @@ use std::time::Duration;
 pub use submission::{Queue, Submission, reassess_in};
 pub use worker::{spawn_wakeups, spawn_workers};
 
+/// How old advisory data may be before verdicts resting on it stop being Healthy.
+pub const DEFAULT_ADVISORY_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How the queue runs.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
@@ -33,6 +36,8 @@ pub struct QueueSettings {
     /// The part of `workers` one subscription's scans may hold at once, counted over every
     /// process's running scans; above 1 when several processes share the queue.
     pub subscription_share: f64,
+    /// Advisory data older than this makes a verdict without findings `AdvisoriesStale`.
+    pub advisory_max_age: Duration,
 }
 
 impl QueueSettings {
@@ -53,6 +58,7 @@ impl Default for QueueSettings {
             retry_delay: Duration::from_secs(5),
             poll: Duration::from_secs(1),
             subscription_share: 0.5,
+            advisory_max_age: DEFAULT_ADVISORY_MAX_AGE,
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::domain::{HealthCode, ImageSummary, Summary, Timestamp, health_cause};
+use crate::domain::{ImageSummary, Summary, Timestamp, health_cause, verdict};
+use crate::jobs::coverage::{self, Coverage};
 use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
 use crate::jobs::findings;
 use crate::store::images::{Assessed, ImageRow};
@@ -38,7 +39,7 @@ pub(super) fn complete(
             return Err(diesel::result::Error::RollbackTransaction);
         }
         let kept = match &outcome {
-            Ok(assessment) => store_assessment(c, scan, owner, assessment, now)?,
+            Ok(assessment) => store_assessment(c, scan, owner, settings, assessment, now)?,
             Err(failure) => store_failure(c, scan, owner, settings, failure.clone(), now)?,
         };
         if !kept {
@@ -107,7 +108,7 @@ pub(super) fn complete_together(
             return Err(diesel::result::Error::RollbackTransaction);
         }
         for (scan, assessment) in done {
-            if !store_assessment(c, scan, owner, assessment, now)? {
+            if !store_assessment(c, scan, owner, settings, assessment, now)? {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
         }
@@ -200,6 +201,7 @@ fn store_assessment(
     c: &mut AnyConnection,
     scan: &ScanRow,
     owner: &str,
+    settings: &QueueSettings,
     assessment: &Assessment,
     now: i64,
 ) -> diesel::QueryResult<bool> {
@@ -229,7 +231,13 @@ fn store_assessment(
             &os,
             now,
         )?;
-        let findings = record_findings(c, registry, &image, scanned, now)?;
+        let coverage = coverage::of_inventory(
+            c,
+            &scanned.inventory,
+            Timestamp::from_micros(now),
+            settings.advisory_max_age,
+        )?;
+        let findings = record_findings(c, registry, &image, scanned, &coverage, now)?;
         if let Some(tag) = tag {
             store::images::set_tag(c, &image, tag, now)?;
         }
@@ -245,6 +253,7 @@ fn store_assessment(
                 findings,
                 reused_inventory: scanned.reused,
                 unsupported_os: scanned.report.unsupported_os.clone(),
+                coverage: coverage.ecosystems,
             },
             scanned.report.matches.iter().map(|m| m.severity),
             scanned
@@ -304,26 +313,23 @@ fn assessed_image(
     Ok(image)
 }
 
-/// Merges the image's findings and records its health; returns how many findings it has.
+/// Merges the image's findings and records its health and the advisory data behind it; returns
+/// how many findings it has.
 fn record_findings(
     c: &mut AnyConnection,
     registry: &RegistryRow,
     image: &ImageRow,
     scanned: &ScannedImage,
+    coverage: &Coverage,
     now: i64,
 ) -> diesel::QueryResult<usize> {
     let rows = findings::rows(registry, image, &scanned.report.matches, now);
     store::findings::merge(c, &image.id, &rows, now)?;
-    let (health, reason) = if !rows.is_empty() {
-        (HealthCode::Unhealthy, None)
-    } else if scanned.report.unsupported_os.is_some() {
-        (
-            HealthCode::NotApplicable,
-            Some(health_cause::UNSUPPORTED_OS),
-        )
-    } else {
-        (HealthCode::Healthy, None)
-    };
+    let (health, reason) = verdict(
+        rows.len(),
+        scanned.report.unsupported_os.is_some(),
+        &coverage.ecosystems,
+    );
     store::images::record_assessment(
         c,
         &image.id,
@@ -334,6 +340,8 @@ fn record_findings(
             health: health.as_str().to_owned(),
             health_reason: reason.map(str::to_owned),
             scanned_at: now,
+            coverage: serde_json::to_string(&coverage.ecosystems).unwrap_or_default(),
+            advisories_synced_at: coverage.oldest_synced_at,
         },
     )?;
     Ok(rows.len())

@@ -21,7 +21,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -297,6 +297,47 @@ pub fn match_keys(inv: &Inventory) -> Vec<(String, String)> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// An ecosystem of an image's packages: the one its records are filed under (an OS package's
+/// release's first: `Debian:12`, `Ubuntu:22.04:LTS`; a language package's: `PyPI`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageEcosystem {
+    pub ecosystem: String,
+    /// Every ecosystem these packages are looked up in (`Ubuntu:Pro:22.04:LTS` too).
+    pub matched_in: Vec<String>,
+    pub packages: usize,
+}
+
+/// The ecosystems of an inventory's packages, sorted. Packages that cannot be looked up anywhere
+/// (an unsupported OS) are left out: they are reported otherwise.
+pub fn package_ecosystems(inv: &Inventory) -> Vec<PackageEcosystem> {
+    let os = inv.os.as_ref().and_then(os_ecosystems);
+    let mut by_ecosystem: BTreeMap<&str, PackageEcosystem> = BTreeMap::new();
+    let all: Vec<Vec<Lookup<'_>>> = inv
+        .packages
+        .iter()
+        .filter_map(|p| lookups(p, os.as_ref()).ok())
+        .collect();
+    for lookups in &all {
+        let Some(first) = lookups.first() else {
+            continue;
+        };
+        let entry = by_ecosystem
+            .entry(first.ecosystem)
+            .or_insert_with(|| PackageEcosystem {
+                ecosystem: first.ecosystem.to_owned(),
+                matched_in: Vec::new(),
+                packages: 0,
+            });
+        entry.packages += 1;
+        for lookup in lookups {
+            if !entry.matched_in.iter().any(|e| e == lookup.ecosystem) {
+                entry.matched_in.push(lookup.ecosystem.to_owned());
+            }
+        }
+    }
+    by_ecosystem.into_values().collect()
 }
 
 fn unsupported_os(inv: &Inventory) -> String {

@@ -104,6 +104,7 @@ pub fn test_job_settings() -> JobSettings {
             poll: std::time::Duration::from_millis(100),
             // Most tests run one subscription; the fairness tests set their own share.
             subscription_share: 1.0,
+            ..QueueSettings::default()
         },
         rescans: RescanSettings::default(),
         running_images: Default::default(),

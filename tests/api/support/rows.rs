@@ -48,6 +48,8 @@ pub fn image_row(registry: &RegistryRow, repository: &str, digest: &str) -> Imag
         scanned_at: Some(Timestamp::now().micros()),
         running: false,
         created_at: Timestamp::now().micros(),
+        coverage: None,
+        advisories_synced_at: None,
     }
 }
 
