@@ -33,7 +33,7 @@ enum Command {
         #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]
-        serve: ServeArgs,
+        serve: Box<ServeArgs>,
     },
     /// Apply pending database migrations and exit.
     Migrate {

@@ -278,7 +278,7 @@ mod tests {
         let stale = covered("PyPI", AdvisoryData::Loaded, true);
         let missing = covered("npm", AdvisoryData::None, false);
         assert_eq!(
-            verdict(0, false, &[fresh.clone()]),
+            verdict(0, false, std::slice::from_ref(&fresh)),
             (HealthCode::Healthy, None)
         );
         assert_eq!(
@@ -296,7 +296,7 @@ mod tests {
             )
         );
         assert_eq!(
-            verdict(0, true, &[missing.clone()]),
+            verdict(0, true, std::slice::from_ref(&missing)),
             (
                 HealthCode::NotApplicable,
                 Some(health_cause::UNSUPPORTED_OS)

@@ -1,5 +1,6 @@
-//! Re-assessments without pulling: the daily rescan of pulled, pushed and running images, and the
-//! immediate re-match of the images an advisory import concerns. Both only queue scans (one pending
+//! Re-assessments without pulling: the daily rescan of pulled, pushed and running images (with the
+//! minute pass over Healthy images whose advisory data aged, `coverage::queue_stale`), and the
+//! immediate re-match of the images an advisory import concerns. All only queue scans (one pending
 //! per image), so running them twice, or in two processes, queues nothing twice.
 
 use std::time::Duration;

@@ -778,6 +778,18 @@ pub(super) fn check<L: List>(filter: &str) -> Result<Node<L::Leaf>, FilterError>
     Listing::<L>::new(Some(&parsed), None).map(|l| l.filter.unwrap_or(Node::Const(true)))
 }
 
+/// `text` as a literal inside a LIKE pattern that escapes with a backslash.
+pub(super) fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,16 +813,4 @@ mod tests {
             "((name eq ?) or (properties/id in 2)) and (not (properties/category ne ?))"
         );
     }
-}
-
-/// `text` as a literal inside a LIKE pattern that escapes with a backslash.
-pub(super) fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(ch);
-    }
-    escaped
 }
