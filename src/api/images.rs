@@ -121,7 +121,8 @@ pub struct ImageListOptions {
     /// An OData filter (`eq`, `ne`, `gt`, `ge`, `lt`, `le`, `in (…)`, `and`, `or`, `not`,
     /// parentheses) over `properties/repository`, `properties/digest`, `properties/os`,
     /// `properties/platform`, `properties/health/code` (Healthy, Unhealthy, NotApplicable),
-    /// `properties/health/cause`, `properties/running`, `properties/lastPushedAt`,
+    /// `properties/health/cause` (NotScanned, ScanFailed, UnsupportedOs, NoAdvisoryData,
+    /// AdvisoriesStale), `properties/running`, `properties/lastPushedAt`,
     /// `properties/lastPulledAt` and `properties/lastScannedAt`.
     /// Example: `properties/health/code eq 'Unhealthy' and properties/running eq true`.
     #[serde(rename = "$filter")]

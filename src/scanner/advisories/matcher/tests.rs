@@ -664,3 +664,43 @@ fn key_selected_candidates_find_what_all_candidates_find() {
     assert!(selected.matches.len() > 300, "{}", selected.matches.len());
     assert_eq!(match_inventory(&inv, &all).matches, selected.matches);
 }
+
+#[test]
+fn package_ecosystems_name_each_release_once_with_where_it_is_looked_up() {
+    let mut dpkg = package(PackageKind::Dpkg, "libssl3", "3.0.2-0ubuntu1.10");
+    dpkg.source_name = Some("openssl".to_owned());
+    let inventory = Inventory {
+        os: os("ubuntu", "22.04"),
+        packages: vec![
+            dpkg,
+            package(PackageKind::Dpkg, "base-files", "12ubuntu4.4"),
+            package(PackageKind::Python, "Demo_Pkg", "1.0"),
+            // No advisory ecosystem for an apk package on Ubuntu: reported as unknown instead.
+            package(PackageKind::Apk, "musl", "1.2.4-r2"),
+        ],
+    };
+    assert_eq!(
+        package_ecosystems(&inventory),
+        vec![
+            PackageEcosystem {
+                ecosystem: "PyPI".to_owned(),
+                matched_in: vec!["PyPI".to_owned()],
+                packages: 1,
+            },
+            PackageEcosystem {
+                ecosystem: "Ubuntu:22.04:LTS".to_owned(),
+                matched_in: vec![
+                    "Ubuntu:22.04:LTS".to_owned(),
+                    "Ubuntu:Pro:22.04:LTS".to_owned()
+                ],
+                packages: 2,
+            },
+        ]
+    );
+    // An OS without advisories gives no ecosystem: the image is UnsupportedOs instead.
+    let unknown = Inventory {
+        os: os("wolfi", "20230201"),
+        packages: vec![package(PackageKind::Apk, "glibc", "2.38-r1")],
+    };
+    assert!(package_ecosystems(&unknown).is_empty());
+}
