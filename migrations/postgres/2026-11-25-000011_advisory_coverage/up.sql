@@ -16,3 +16,6 @@ GROUP BY r.ecosystem;
 ALTER TABLE images ADD COLUMN coverage TEXT;
 ALTER TABLE images ADD COLUMN advisories_synced_at BIGINT;
 CREATE INDEX images_by_advisories_age ON images (health, advisories_synced_at);
+-- Healthy verdicts given before coverage was recorded rest on unknown data: the staleness pass
+-- re-matches each once (as data loaded at the epoch), which records their coverage.
+UPDATE images SET advisories_synced_at = 0 WHERE health = 'Healthy' AND scanned_at IS NOT NULL;
