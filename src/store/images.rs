@@ -245,7 +245,7 @@ pub fn record_assessment(
         .map(drop)
 }
 
-/// Assessed images that lacked advisory data (none, or stale) for an ecosystem of one of these
+/// Assessed images that lacked advisory data (none, or stale) for some ecosystem and have one of these
 /// bases (`Debian` finds `Debian:12` and `Debian`): the ones new data may change the verdict of.
 pub fn lacking_data(conn: &mut AnyConnection, bases: &[String]) -> QueryResult<Vec<ImageRow>> {
     use super::filter::escape_like;
@@ -269,7 +269,7 @@ pub fn lacking_data(conn: &mut AnyConnection, bases: &[String]) -> QueryResult<V
             .filter(
                 images::coverage
                     .like("%\"advisories\":\"none\"%")
-                    .or(images::health_reason.eq(health_cause::ADVISORIES_STALE)),
+                    .or(images::coverage.like("%\"stale\":true%")),
             )
             .select(ImageRow::as_select())
             .load(conn)?;
