@@ -245,8 +245,9 @@ pub fn record_assessment(
         .map(drop)
 }
 
-/// Assessed images that lacked advisory data (none, or stale) for some ecosystem and have one of these
-/// bases (`Debian` finds `Debian:12` and `Debian`): the ones new data may change the verdict of.
+/// Assessed images with an ecosystem of one of these families (`Debian` finds `Debian:12` and
+/// `Debian`) that lacked advisory data (none, or stale) for some ecosystem: the ones new data may
+/// change the verdict of.
 pub fn lacking_data(conn: &mut AnyConnection, bases: &[String]) -> QueryResult<Vec<ImageRow>> {
     use super::filter::escape_like;
     let mut out: Vec<ImageRow> = Vec::new();
