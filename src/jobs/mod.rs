@@ -2,7 +2,7 @@
 //! cluster's report and a registry connection mean (`registry_events`, `running_images`,
 //! `registries`), and the work that runs outside a request: the scan engine over stored inventories
 //! (`engine`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
-//! advisory imports and rescans. The API calls in here; nothing in here knows HTTP.
+//! advisory imports, severity sources (`severity_sources`) and rescans. The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
 pub mod engine;
@@ -16,3 +16,4 @@ pub mod registries;
 pub mod registry_events;
 pub mod rescans;
 pub mod running_images;
+pub mod severity_sources;

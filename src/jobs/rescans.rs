@@ -1,5 +1,6 @@
 //! Re-assessments without pulling: the daily rescan of pulled, pushed and running images, and the
-//! immediate re-match of the images an advisory import concerns. Both only queue scans (one pending
+//! immediate re-match of the images an advisory import (or a change of severity ratings)
+//! concerns. Both only queue scans (one pending
 //! per image), so running them twice, or in two processes, queues nothing twice.
 
 use std::time::Duration;
@@ -69,10 +70,16 @@ pub fn queue_after_import(
         .collect();
     names.sort_unstable();
     names.dedup();
+    queue_holding(conn, &names)
+}
+
+/// Queues an `AdvisoryUpdate` for every scanned image holding one of these packages (binary or
+/// source name); returns how many were queued.
+pub fn queue_holding(conn: &mut AnyConnection, names: &[String]) -> diesel::QueryResult<usize> {
     if names.is_empty() {
         return Ok(0);
     }
-    let images = store::images::holding_packages(conn, &names)?;
+    let images = store::images::holding_packages(conn, names)?;
     reassess_in(conn, &images, ScanTrigger::AdvisoryUpdate)
 }
 

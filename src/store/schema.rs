@@ -249,3 +249,17 @@ diesel::table! {
 }
 
 diesel::joinable!(packages -> inventories (manifest_digest));
+
+diesel::table! {
+    severity_ratings (cve, source, release_name, package) {
+        cve -> Text,
+        source -> Text,
+        release_name -> Text,
+        package -> Text,
+        severity -> Text,
+        rating -> Text,
+        cvss2_base -> Nullable<Double>,
+        cvss3_base -> Nullable<Double>,
+        loaded_at -> BigInt,
+    }
+}
