@@ -24,7 +24,7 @@ pub use scan::{
     HealthCode, ImageSummary, ScanStatus, ScanTrigger, SeverityCounts, Summary, health_cause,
 };
 pub use scope::{RegistryId, Scope};
-pub use severity::Severity;
+pub use severity::{Severity, severity_serde};
 pub use time::Timestamp;
 
 /// The key of the "Container registry images should have vulnerability findings resolved" assessment.

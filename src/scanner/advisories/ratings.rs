@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Severity;
 
-use super::severity::{debian_level, severity_serde};
+use crate::domain::severity_serde;
 
 /// Where a rating comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +91,18 @@ pub fn debian_codename(release: &str) -> Option<&'static str> {
         "15" => "duke",
         _ => return None,
     })
+}
+
+/// A Debian security tracker urgency as a level (see the module docs); shared by the OSV
+/// records' `ecosystem_specific.urgency` and the tracker's export.
+pub fn debian_level(s: &str) -> Option<Severity> {
+    // The tracker marks guessed urgencies with a trailing "**" ("low**").
+    match s.trim().trim_end_matches('*').to_ascii_lowercase().as_str() {
+        "unimportant" | "low" => Some(Severity::Low),
+        "medium" => Some(Severity::Medium),
+        "high" => Some(Severity::High),
+        _ => None,
+    }
 }
 
 /// Reads the Debian security tracker's JSON export. An error says what was wrong; nothing is

@@ -34,7 +34,7 @@ use crate::domain::Severity;
 
 use super::ecosystem::base;
 use super::osv::{Advisory, AffectedPackage, SeverityData, SeverityScore};
-use super::ratings::{CveRating, RatingSource, debian_codename};
+use super::ratings::{CveRating, RatingSource, debian_codename, debian_level};
 
 /// A resolved severity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,21 +65,7 @@ pub struct AliasSeverity {
     pub severity: SeverityInfo,
 }
 
-/// `Severity` as its display string ("High") in JSON.
-pub mod severity_serde {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    use crate::domain::Severity;
-
-    pub fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
-        let s = String::deserialize(de)?;
-        Severity::parse(&s).ok_or_else(|| D::Error::custom(format!("unknown severity {s:?}")))
-    }
-}
+pub use crate::domain::severity_serde;
 
 /// Base score of a severity entry: a CVSS vector of the given version, or a bare number.
 fn score(entry: &SeverityScore) -> Option<f64> {
@@ -110,17 +96,6 @@ fn ghsa_level(s: &str) -> Option<Severity> {
         "MODERATE" | "MEDIUM" => Some(Severity::Medium),
         "HIGH" => Some(Severity::High),
         "CRITICAL" => Some(Severity::Critical),
-        _ => None,
-    }
-}
-
-/// A Debian security tracker urgency as a level (see the module docs).
-pub fn debian_level(s: &str) -> Option<Severity> {
-    // The tracker marks guessed urgencies with a trailing "**" ("low**").
-    match s.trim().trim_end_matches('*').to_ascii_lowercase().as_str() {
-        "unimportant" | "low" => Some(Severity::Low),
-        "medium" => Some(Severity::Medium),
-        "high" => Some(Severity::High),
         _ => None,
     }
 }
