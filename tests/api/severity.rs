@@ -204,6 +204,32 @@ async fn ratings_decide_debian_findings_through_their_cves(backend: Backend) {
         unrated - 3
     );
 
+    // The advisory database's status shows the ratings per source and the findings still unrated.
+    let reader = app.token(SUB, Role::Reader);
+    let (code, status) = app
+        .get_json(
+            &format!("/providers/Microsoft.Security/advisories:status?{OWN_API}"),
+            &reader,
+        )
+        .await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(
+        status["severityRatings"],
+        serde_json::json!([
+            {"source": "debian-tracker", "ratings": 9},
+            {"source": "nvd", "ratings": 77}
+        ])
+    );
+    assert_eq!(status["defaultSeverityFindings"], unrated - 3);
+    // Another tenant's reader sees none of this subscription's findings counted.
+    let (_, other) = app
+        .get_json(
+            &format!("/providers/Microsoft.Security/advisories:status?{OWN_API}"),
+            &app.token("other-sub", Role::Reader),
+        )
+        .await;
+    assert_eq!(other["defaultSeverityFindings"], 0, "{other}");
+
     // The summary counts them where they now are.
     let summary = get_security(&app, &format!("vulnerabilitySummary?{OWN_API}")).await;
     assert_eq!(summary["findingsBySeverity"]["High"], 1, "{summary}");
