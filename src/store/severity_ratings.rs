@@ -1,7 +1,7 @@
 //! Rows and queries of `severity_ratings`: CVE ratings by sources other than the advisories
 //! (the Debian security tracker per release and source package, NVD for every package).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -79,43 +79,38 @@ pub fn apply(
         // A key given twice (the key is the primary key): one of them, the same every time.
         group.dedup_by(|a, b| (&a.release_name, &a.package) == (&b.release_name, &b.package));
     }
-    let stored = match coverage {
-        Coverage::Complete => of_source(conn, source)?,
-        Coverage::Partial => {
-            let cves: Vec<&str> = fresh.keys().copied().collect();
-            of_source_for(conn, source, &cves)?
-        }
-    };
-    let mut old: BTreeMap<&str, Vec<&RatingRow>> = BTreeMap::new();
-    for row in &stored {
-        old.entry(&row.cve).or_default().push(row);
-    }
-    for group in old.values_mut() {
-        group.sort_by(|a, b| a.content().cmp(&b.content()));
-    }
     let mut applied = Applied::default();
-    let mut replace: BTreeSet<&str> = BTreeSet::new();
-    for (cve, group) in &fresh {
-        let before = old.get(cve).map(Vec::as_slice).unwrap_or_default();
-        let differs = |a: &&RatingRow, among: &[&RatingRow]| {
-            !among.iter().any(|b| a.content() == b.content())
-        };
-        let changed = group.iter().filter(|r| differs(r, before)).count()
-            + before.iter().filter(|r| differs(r, group)).count();
-        if changed > 0 {
-            applied.changed += changed as u64;
-            replace.insert(cve);
+    let mut replace: Vec<String> = Vec::new();
+    // The stored ratings are read a thousand CVEs at a time, never all at once.
+    let cves: Vec<&str> = fresh.keys().copied().collect();
+    for chunk in cves.chunks(CHUNK) {
+        let stored = of_source_for(conn, source, chunk)?;
+        let mut old: BTreeMap<&str, Vec<&RatingRow>> = BTreeMap::new();
+        for row in &stored {
+            old.entry(&row.cve).or_default().push(row);
         }
-    }
-    if coverage == Coverage::Complete {
-        for (cve, group) in &old {
-            if !fresh.contains_key(cve) {
-                applied.changed += group.len() as u64;
-                replace.insert(cve);
+        for cve in chunk {
+            let group = &fresh[cve];
+            let before = old.get(cve).map(Vec::as_slice).unwrap_or_default();
+            let differs = |a: &&RatingRow, among: &[&RatingRow]| {
+                !among.iter().any(|b| a.content() == b.content())
+            };
+            let changed = group.iter().filter(|r| differs(r, before)).count()
+                + before.iter().filter(|r| differs(r, group)).count();
+            if changed > 0 {
+                applied.changed += changed as u64;
+                replace.push((*cve).to_owned());
             }
         }
     }
-    let replace: Vec<&str> = replace.into_iter().collect();
+    if coverage == Coverage::Complete {
+        for (cve, rows) in rated_cves(conn, source)? {
+            if !fresh.contains_key(cve.as_str()) {
+                applied.changed += u64::try_from(rows).unwrap_or_default();
+                replace.push(cve);
+            }
+        }
+    }
     for chunk in replace.chunks(CHUNK) {
         diesel::delete(
             severity_ratings::table
@@ -126,7 +121,7 @@ pub fn apply(
     }
     let inserted: Vec<&RatingRow> = replace
         .iter()
-        .filter_map(|cve| fresh.get(cve))
+        .filter_map(|cve| fresh.get(cve.as_str()))
         .flatten()
         .copied()
         .collect();
@@ -134,14 +129,16 @@ pub fn apply(
         let chunk: Vec<RatingRow> = chunk.iter().map(|r| (*r).clone()).collect();
         on_each_backend!(conn, c => diesel::insert_into(severity_ratings::table).values(&chunk).execute(c))?;
     }
-    applied.cves = replace.into_iter().map(str::to_owned).collect();
+    applied.cves = replace;
     Ok(applied)
 }
 
-fn of_source(conn: &mut AnyConnection, source: &str) -> QueryResult<Vec<RatingRow>> {
+/// The CVE ids a source rates, with how many ratings each has.
+fn rated_cves(conn: &mut AnyConnection, source: &str) -> QueryResult<Vec<(String, i64)>> {
     severity_ratings::table
         .filter(severity_ratings::source.eq(source))
-        .select(RatingRow::as_select())
+        .group_by(severity_ratings::cve)
+        .select((severity_ratings::cve, count_star()))
         .load(conn)
 }
 

@@ -28,6 +28,7 @@ use crowsnest::jobs::severity_sources::{load_debian_tracker, load_nvd};
 backend_tests!(
     ratings_decide_debian_findings_through_their_cves,
     fail_on_high_fires_on_a_high_rated_openssl_advisory,
+    a_tracker_export_replaces_the_tracker_ratings_and_nvd_files_add_to_theirs,
 );
 
 const TRACKER: &str = "../shared/fixtures/severity/debian-tracker-excerpt.json";
@@ -306,5 +307,82 @@ async fn fail_on_high_fires_on_a_high_rated_openssl_advisory(backend: Backend) {
         high[0]["severitySource"], "nvd:CVE-2022-0778",
         "{:#}",
         high[0]
+    );
+}
+
+/// The stored ratings of one CVE: (source, release, package, severity).
+async fn stored(app: &TestApp, cve: &str) -> Vec<(String, String, String, String)> {
+    let cves = vec![cve.to_owned()];
+    let mut rows: Vec<_> = app
+        .db(move |c| crowsnest::store::severity_ratings::for_cves(c, &cves))
+        .await
+        .into_iter()
+        .map(|r| (r.source, r.release_name, r.package, r.severity))
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn a_tracker_export_replaces_the_tracker_ratings_and_nvd_files_add_to_theirs(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    load_all(&app).await;
+    let row = |source: &str, release: &str, package: &str, severity: &str| {
+        (
+            source.to_owned(),
+            release.to_owned(),
+            package.to_owned(),
+            severity.to_owned(),
+        )
+    };
+    assert_eq!(
+        stored(&app, "CVE-2021-3984").await,
+        [
+            row("debian-tracker", "sid", "vim", "Low"),
+            row("nvd", "", "", "High")
+        ]
+    );
+
+    // A later export (made here from the fixture): vim's urgency for bullseye becomes `high`, a2ps's
+    // CVE-2001-1593 is no longer rated. Everything else is as before.
+    let mut export: Value = serde_json::from_slice(&std::fs::read(TRACKER).unwrap()).unwrap();
+    export["vim"]["CVE-2021-3984"]["releases"]["bullseye"] =
+        serde_json::json!({"status": "open", "urgency": "high"});
+    export["a2ps"]["CVE-2001-1593"]["releases"]["sid"]["urgency"] =
+        serde_json::json!("not yet assigned");
+    let dir = tempfile::tempdir().unwrap();
+    let later = dir.path().join("tracker.json");
+    std::fs::write(&later, serde_json::to_vec(&export).unwrap()).unwrap();
+    let pool = app.pool.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_debian_tracker(&pool, &later))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((loaded.records, loaded.changed), (9, 2));
+    assert_eq!(
+        stored(&app, "CVE-2021-3984").await,
+        [
+            row("debian-tracker", "bullseye", "vim", "High"),
+            row("debian-tracker", "sid", "vim", "Low"),
+            row("nvd", "", "", "High")
+        ]
+    );
+    // Gone from the tracker; NVD's rating stays.
+    assert_eq!(
+        stored(&app, "CVE-2001-1593").await,
+        [row("nvd", "", "", "Low")]
+    );
+
+    // An NVD file rates only its own CVEs: the excerpt's 76 stay after loading the OpenSSL page.
+    assert_eq!(
+        load(&app, load_nvd, NVD_OPENSSL).await.changed,
+        0,
+        "loaded already"
+    );
+    let counts = app.db(crowsnest::store::severity_ratings::counts).await;
+    assert_eq!(
+        counts,
+        [("debian-tracker".to_owned(), 9), ("nvd".to_owned(), 77)]
     );
 }
