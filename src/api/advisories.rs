@@ -15,6 +15,7 @@ use crate::jobs::advisory_sources;
 use crate::jobs::import_advisories::{self, ImportSummary};
 use crate::jobs::rescans;
 use crate::store;
+use crate::store::findings::FindingScope;
 
 /// What the import body is called in answers (never its temporary file's path).
 const REQUEST_BODY: &str = "request body";
@@ -66,6 +67,17 @@ pub struct AdvisoryStatus {
     /// Live advisories per OSV ecosystem (`Debian:12`, `Alpine:v3.18`, `PyPI`, …).
     pub per_ecosystem: Vec<EcosystemCount>,
     pub last_import: Option<LastImport>,
+    /// CVE ratings stored per severity source (`debian-tracker`, `nvd`).
+    pub severity_ratings: Vec<RatingCount>,
+    /// Open findings, in the subscriptions the caller reaches, whose severity no source decided
+    /// (`severitySource: default`, shown as Medium).
+    pub default_severity_findings: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingCount {
+    pub source: String,
+    pub ratings: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -213,7 +225,8 @@ pub async fn get(
     }))
 }
 
-/// Counts per ecosystem and the last import.
+/// Counts per ecosystem, the last import, the severity ratings per source and the caller's
+/// findings still rated by default.
 #[utoipa::path(
     get,
     path = "/providers/Microsoft.Security/advisories:status",
@@ -233,7 +246,26 @@ pub async fn status(
 ) -> Result<web::Json<AdvisoryStatus>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     caller.require_role(Role::Reader)?;
-    let status = store::run(&state.pool, store::advisories::status).await?;
+    let scopes: Option<Vec<FindingScope>> = caller.subscriptions().map(|subscriptions| {
+        subscriptions
+            .into_iter()
+            .map(|s| FindingScope::Subscription(s.as_str().to_owned()))
+            .collect()
+    });
+    let (status, ratings, unrated) = store::run(&state.pool, move |c| {
+        let unrated = match &scopes {
+            None => store::findings::default_severity_count(c, None)?,
+            Some(scopes) => scopes.iter().try_fold(0, |sum, scope| {
+                store::findings::default_severity_count(c, Some(scope)).map(|n| sum + n)
+            })?,
+        };
+        Ok((
+            store::advisories::status(c)?,
+            store::severity_ratings::counts(c)?,
+            unrated,
+        ))
+    })
+    .await?;
     let time = |t: i64| Timestamp::from_micros(t).rfc3339();
     Ok(web::Json(AdvisoryStatus {
         advisories: status.advisories,
@@ -256,5 +288,10 @@ pub async fn status(
             withdrawn: i.withdrawn,
             rejected: i.rejected,
         }),
+        severity_ratings: ratings
+            .into_iter()
+            .map(|(source, ratings)| RatingCount { source, ratings })
+            .collect(),
+        default_severity_findings: unrated,
     }))
 }

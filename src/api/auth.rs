@@ -81,6 +81,14 @@ impl Caller {
         self.require_role(role)
     }
 
+    /// The subscriptions the token reaches; None when it reaches every one.
+    pub fn subscriptions(&self) -> Option<Vec<&SubscriptionId>> {
+        match &self.subscriptions {
+            Grant::All => None,
+            Grant::Only(set) => Some(set.iter().collect()),
+        }
+    }
+
     pub fn require_role(&self, role: Role) -> Result<(), ApiError> {
         match self.role {
             Some(held) if held >= role => Ok(()),

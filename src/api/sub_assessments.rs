@@ -132,7 +132,9 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     pub ecosystem: &'a str,
     /// Low, Medium, High or Critical.
     pub severity: &'static str,
-    /// Where the severity came from (e.g. `cvss3`, `debian-urgency`, `default`).
+    /// What decided the severity: the record's own `debian_urgency`, `ubuntu_priority`,
+    /// `cvss_v3`, `cvss_v4` or `ghsa`; a rating of one of its CVEs, `debian-tracker:<CVE>` or
+    /// `nvd:<CVE>`; an alias record's, `alias:<id>`; else `default` (Medium).
     pub severity_source: &'a str,
     pub layer_digest: Option<&'a str>,
     pub first_seen: String,

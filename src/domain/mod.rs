@@ -25,7 +25,7 @@ pub use scan::{
     SeverityCounts, Summary, health_cause, verdict,
 };
 pub use scope::{RegistryId, Scope};
-pub use severity::Severity;
+pub use severity::{Severity, severity_serde};
 pub use time::Timestamp;
 
 /// The key of the "Container registry images should have vulnerability findings resolved" assessment.

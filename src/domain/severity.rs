@@ -70,6 +70,22 @@ impl fmt::Display for Severity {
     }
 }
 
+/// `Severity` as its display string ("High") in JSON.
+pub mod severity_serde {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::Severity;
+
+    pub fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
+        let s = String::deserialize(de)?;
+        Severity::parse(&s).ok_or_else(|| D::Error::custom(format!("unknown severity {s:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

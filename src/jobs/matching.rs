@@ -1,6 +1,8 @@
 //! Matches an inventory against the stored advisories: the store picks the candidates, with the
-//! severities their aliases lend them, in one query; the pure matcher decides. Decoded candidates
-//! are kept between matches, keyed by record and `modified`, so a warm match decodes nothing.
+//! severities their aliases lend them, in one query, and the outside ratings of their CVE ids
+//! (Debian tracker, NVD) in one more; the pure matcher decides. Decoded candidates are kept
+//! between matches, keyed by record and `modified`, and ratings per CVE while the advisories'
+//! generation (which a ratings change moves too) stands, so a warm match decodes nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use crate::domain::Severity;
 use crate::scanner::advisories::matcher::{self, Candidate, Inventory, MatchReport};
 use crate::scanner::advisories::osv::{AdvisoryMeta, AffectedPackage};
+use crate::scanner::advisories::ratings::{CveRating, RatingSource};
 use crate::scanner::advisories::severity::{self, AliasSeverity, SeverityInfo};
 use crate::store::advisories::{CandidateKey, CandidateRow};
+use crate::store::severity_ratings::RatingRow;
 use crate::store::{self, AnyConnection};
 
 /// What a match cost: database round trips and candidates considered.
@@ -20,7 +24,8 @@ pub struct Cost {
 }
 
 /// What a match reads from the store, kept between matches: the candidate keys per
-/// (ecosystem, package), valid while the advisories' generation stays the same, and the decoded
+/// (ecosystem, package) and the ratings per CVE id, valid while the advisories' generation stays
+/// the same, and the decoded
 /// affected entries per (advisory, position), valid while the advisory's `modified` stays the same.
 #[derive(Default)]
 pub struct CandidateCache {
@@ -32,6 +37,8 @@ pub struct CandidateCache {
 struct KeyCache {
     generation: Option<i64>,
     by_package: HashMap<(String, String), Arc<[CandidateKey]>>,
+    /// Every CVE id looked up, rated or not.
+    ratings: HashMap<String, Arc<[CveRating]>>,
 }
 
 #[derive(Clone)]
@@ -55,6 +62,7 @@ pub fn match_stored(
         let mut cached = lock(&cache.keys);
         if cached.generation != Some(generation) {
             cached.by_package.clear();
+            cached.ratings.clear();
             cached.generation = Some(generation);
         }
         keys.iter()
@@ -109,6 +117,7 @@ pub fn match_stored(
         let decoded = decode(rows);
         lock(&cache.entries).extend(decoded);
     }
+    let ratings = ratings_of(conn, cache, generation, &groups, &mut round_trips)?;
     let entries = lock(&cache.entries);
     let candidates: Vec<Candidate> = found()
         .filter_map(|k| {
@@ -118,10 +127,15 @@ pub fn match_stored(
                 .as_ref()
                 .and_then(lent)
                 .filter(|_| severity::needs_alias(&d.advisory.severity, &d.affected));
+            let ratings = cve_ids(&d.advisory)
+                .filter_map(|cve| ratings.get(cve))
+                .flat_map(|r| r.iter().cloned())
+                .collect();
             Some(Candidate {
                 advisory: d.advisory.clone(),
                 affected: d.affected.clone(),
                 alias_severity,
+                ratings,
             })
         })
         .collect();
@@ -131,6 +145,87 @@ pub fn match_stored(
         candidates: candidates.len(),
     };
     Ok((matcher::match_inventory(inventory, &candidates), cost))
+}
+
+/// The CVE ids an advisory goes by: its own id when it is one, its aliases and upstream ids.
+fn cve_ids(advisory: &AdvisoryMeta) -> impl Iterator<Item = &str> {
+    std::iter::once(&advisory.id)
+        .chain(&advisory.aliases)
+        .chain(&advisory.upstream)
+        .map(String::as_str)
+        .filter(|id| id.starts_with("CVE-"))
+}
+
+/// The ratings of the candidates' CVE ids: from the cache, the ids it lacks in one query.
+fn ratings_of(
+    conn: &mut AnyConnection,
+    cache: &CandidateCache,
+    generation: i64,
+    groups: &[Arc<[CandidateKey]>],
+    round_trips: &mut u32,
+) -> diesel::QueryResult<HashMap<String, Arc<[CveRating]>>> {
+    let wanted: Vec<String> = {
+        let entries = lock(&cache.entries);
+        let mut ids: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .filter_map(|k| entries.get(&(k.advisory_id.clone(), k.seq)))
+            .flat_map(|d| cve_ids(&d.advisory).map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut out: HashMap<String, Arc<[CveRating]>> = HashMap::new();
+    let missing: Vec<String> = {
+        let cached = lock(&cache.keys);
+        wanted
+            .into_iter()
+            .filter(|id| match cached.ratings.get(id) {
+                Some(r) => {
+                    out.insert(id.clone(), r.clone());
+                    false
+                }
+                None => true,
+            })
+            .collect()
+    };
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let rows = store::severity_ratings::for_cves(conn, &missing)?;
+    *round_trips += 1;
+    let mut fetched: HashMap<String, Vec<CveRating>> =
+        missing.into_iter().map(|id| (id, Vec::new())).collect();
+    for row in rows {
+        if let (Some(rating), Some(group)) = (rating(&row), fetched.get_mut(&row.cve)) {
+            group.push(rating);
+        }
+    }
+    let fetched: Vec<(String, Arc<[CveRating]>)> =
+        fetched.into_iter().map(|(id, r)| (id, r.into())).collect();
+    let mut cached = lock(&cache.keys);
+    if cached.generation == Some(generation) {
+        cached
+            .ratings
+            .extend(fetched.iter().map(|(id, r)| (id.clone(), r.clone())));
+    }
+    out.extend(fetched);
+    Ok(out)
+}
+
+/// A stored rating as the matcher takes it; a row this version cannot read rates nothing.
+fn rating(row: &RatingRow) -> Option<CveRating> {
+    Some(CveRating {
+        cve: row.cve.clone(),
+        source: RatingSource::parse(&row.source)?,
+        release: row.release_name.clone(),
+        package: row.package.clone(),
+        level: Severity::parse(&row.severity)?,
+        rating: row.rating.clone(),
+        cvss_v2: row.cvss2_base,
+        cvss_v3: row.cvss3_base,
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -2,7 +2,8 @@
 //! cluster's report and a registry connection mean (`registry_events`, `running_images`,
 //! `registries`), and the work that runs outside a request: the scan engine over stored inventories
 //! (`engine`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
-//! advisory imports and rescans, and the advisory coverage verdicts rest on (`coverage`). The API calls in here; nothing in here knows HTTP.
+//! advisory imports, severity sources (`severity_sources`) and rescans, and the advisory coverage
+//! verdicts rest on (`coverage`). The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
 pub mod coverage;
@@ -17,3 +18,4 @@ pub mod registries;
 pub mod registry_events;
 pub mod rescans;
 pub mod running_images;
+pub mod severity_sources;

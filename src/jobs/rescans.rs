@@ -1,6 +1,7 @@
 //! Re-assessments without pulling: the daily rescan of pulled, pushed and running images (with the
 //! minute pass over Healthy images whose advisory data aged, `coverage::queue_stale`), and the
-//! immediate re-match of the images an advisory import concerns. All only queue scans (one pending
+//! immediate re-match of the images an advisory import (or a change of severity ratings)
+//! concerns. All only queue scans (one pending
 //! per image), so running them twice, or in two processes, queues nothing twice.
 
 use std::time::Duration;
@@ -75,10 +76,16 @@ pub fn queue_after_import(
         .collect();
     names.sort_unstable();
     names.dedup();
+    queue_holding(conn, &names)
+}
+
+/// Queues an `AdvisoryUpdate` for every scanned image holding one of these packages (binary or
+/// source name); returns how many were queued.
+pub fn queue_holding(conn: &mut AnyConnection, names: &[String]) -> diesel::QueryResult<usize> {
     if names.is_empty() {
         return Ok(0);
     }
-    let images = store::images::holding_packages(conn, &names)?;
+    let images = store::images::holding_packages(conn, names)?;
     reassess_in(conn, &images, ScanTrigger::AdvisoryUpdate)
 }
 

@@ -183,8 +183,9 @@ pub fn generation(conn: &mut AnyConnection) -> QueryResult<i64> {
         .first(conn)
 }
 
-/// Part of every transaction that changes advisories (the row lock also orders concurrent imports).
-fn bump_generation(conn: &mut AnyConnection) -> QueryResult<()> {
+/// Part of every transaction that changes advisories or what decides their findings' severity
+/// (the row lock also orders concurrent imports).
+pub fn bump_generation(conn: &mut AnyConnection) -> QueryResult<()> {
     diesel::update(advisory_generation::table.find(1))
         .set(advisory_generation::generation.eq(advisory_generation::generation + 1))
         .execute(conn)
@@ -197,6 +198,39 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRo
         .select(AdvisoryRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// The packages (as `affected_ranges` name them) of the live advisories that are one of these
+/// CVE ids or list one among their aliases or upstream ids: whose findings a rating of those CVEs
+/// decides.
+pub fn packages_naming(conn: &mut AnyConnection, cves: &[String]) -> QueryResult<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for chunk in cves.chunks(INSERT_CHUNK) {
+        ids.extend(chunk.iter().cloned());
+        ids.extend(
+            advisory_aliases::table
+                .filter(advisory_aliases::alias.eq_any(chunk))
+                .select(advisory_aliases::advisory_id)
+                .load::<String>(conn)?,
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut packages: Vec<String> = Vec::new();
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        packages.extend(
+            affected_ranges::table
+                .inner_join(advisories::table)
+                .filter(affected_ranges::advisory_id.eq_any(chunk))
+                .filter(advisories::withdrawn.is_null())
+                .select(affected_ranges::package)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+    }
+    packages.sort_unstable();
+    packages.dedup();
+    Ok(packages)
 }
 
 /// An affected entry that may concern an inventory, with the severity its advisory's aliases lend.

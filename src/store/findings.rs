@@ -107,6 +107,22 @@ pub fn in_scope(
     }
 }
 
+/// Open findings (not resolved) whose severity no source decided (`severitySource: default`), in
+/// a scope or (None) everywhere: what the severity sources' status reports as still unrated.
+pub fn default_severity_count(
+    conn: &mut AnyConnection,
+    scope: Option<&FindingScope>,
+) -> QueryResult<i64> {
+    let mut query = findings::table
+        .filter(findings::severity_source.eq("default"))
+        .filter(findings::resolved_at.is_null())
+        .into_boxed::<MultiBackend>();
+    if let Some(scope) = scope {
+        query = query.filter(in_scope(scope));
+    }
+    query.count().get_result(conn)
+}
+
 /// One page of a scope's findings: those `listing` keeps, in its order, after its skip token
 /// (keyset paging, stable while rows are added). Without a listing: every finding in id order.
 pub fn list(

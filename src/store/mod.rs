@@ -24,6 +24,7 @@ pub mod registry_events;
 pub mod running_images;
 pub mod scans;
 pub mod schema;
+pub mod severity_ratings;
 pub mod summary;
 pub mod wakeups;
 

@@ -260,3 +260,17 @@ diesel::table! {
         synced_at -> BigInt,
     }
 }
+
+diesel::table! {
+    severity_ratings (cve, source, release_name, package) {
+        cve -> Text,
+        source -> Text,
+        release_name -> Text,
+        package -> Text,
+        severity -> Text,
+        rating -> Text,
+        cvss2_base -> Nullable<Double>,
+        cvss3_base -> Nullable<Double>,
+        loaded_at -> BigInt,
+    }
+}

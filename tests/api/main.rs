@@ -27,4 +27,5 @@ mod registry_client;
 mod registry_harness;
 mod scan;
 mod scan_lifecycle;
+mod severity;
 mod sub_assessments;

@@ -22,7 +22,8 @@ backend_tests!(
     rpm_images_scan_through_a_token_auth_registry,
 );
 
-fn scan(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
+/// `crowsnest scan … --format json` on the app's database: (exit code, output, stderr).
+pub(crate) fn scan(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
         .arg("scan")
         .args(args)

@@ -32,6 +32,7 @@ use crate::domain::Severity;
 use super::ecosystem::{NameKeys, OsEcosystems, OsRelease, normalize_name, os_ecosystems};
 use super::osv::{Advisory, AdvisoryMeta, AffectedPackage};
 use super::ranges::{self, Prepared, Verdict};
+use super::ratings::CveRating;
 use super::severity::{AliasSeverity, SeverityInfo, resolve_parts, severity_serde};
 
 /// Which package manager an installed package comes from.
@@ -112,10 +113,14 @@ pub struct Candidate {
     /// The severity of one of the advisory's aliases / upstream ids, looked up by the store when
     /// [`super::severity::needs_alias`] says the record decides none itself.
     pub alias_severity: Option<AliasSeverity>,
+    /// The outside ratings of the advisory's CVE ids (Debian tracker, NVD), looked up by the
+    /// store; [`super::severity`] says how they decide.
+    #[serde(default)]
+    pub ratings: Vec<CveRating>,
 }
 
 impl Candidate {
-    /// One candidate per affected package of a record (no alias severity).
+    /// One candidate per affected package of a record (no alias severity, no outside ratings).
     pub fn from_advisory(a: &Advisory) -> Vec<Candidate> {
         let meta = Arc::new(a.meta.clone());
         a.affected
@@ -124,6 +129,7 @@ impl Candidate {
                 advisory: meta.clone(),
                 affected: Arc::new(p.clone()),
                 alias_severity: None,
+                ratings: Vec::new(),
             })
             .collect()
     }
@@ -425,6 +431,7 @@ pub fn match_inventory(inv: &Inventory, candidates: &[Candidate]) -> MatchReport
                                 &candidate.advisory.severity,
                                 &candidate.affected,
                                 candidate.alias_severity.as_ref(),
+                                &candidate.ratings,
                             )
                         });
                         report
@@ -490,11 +497,16 @@ fn build_match(
             pkg.name, pkg.version, a.id
         ),
     };
+    // A distribution's rating is named, not the score beside it: "Low; CVSS 7.8" would mislead.
+    let scored = !(matches!(
+        severity.source.as_str(),
+        "debian_urgency" | "ubuntu_priority" | "ghsa"
+    ) || severity.source.starts_with("debian-tracker:"));
     let impact = match (severity.source.as_str(), severity.cvss_v3, severity.cvss_v4) {
         ("cvss_v4", _, Some(s)) => format!("{} severity; CVSS 4.0 {s:.1}", severity.level),
-        (_, Some(s), _) => format!("{} severity; CVSS 3.x {s:.1}", severity.level),
-        (_, None, Some(s)) => format!("{} severity; CVSS 4.0 {s:.1}", severity.level),
-        (source, None, None) => format!("{} severity ({source})", severity.level),
+        (_, Some(s), _) if scored => format!("{} severity; CVSS 3.x {s:.1}", severity.level),
+        (_, None, Some(s)) if scored => format!("{} severity; CVSS 4.0 {s:.1}", severity.level),
+        (source, _, _) => format!("{} severity ({source})", severity.level),
     };
     let mut cves: Vec<Link> = Vec::new();
     for id in std::iter::once(&a.id)

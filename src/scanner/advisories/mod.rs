@@ -8,12 +8,14 @@
 //! 2. [`matcher::match_keys`] names the `(ecosystem, package)` pairs an inventory needs; the
 //!    store loads those `affected_ranges` rows (one query) and rebuilds [`matcher::Candidate`]s.
 //! 3. [`matcher::match_inventory`] evaluates OSV range semantics ([`ranges`]) with the version
-//!    orders of [`crate::scanner::versions`] and resolves severity ([`severity`]).
+//!    orders of [`crate::scanner::versions`] and resolves severity ([`severity`]), with the
+//!    ratings of the records' CVE ids that other sources publish ([`ratings`]).
 
 pub mod ecosystem;
 pub mod matcher;
 pub mod osv;
 pub mod ranges;
+pub mod ratings;
 pub mod severity;
 
 #[cfg(test)]

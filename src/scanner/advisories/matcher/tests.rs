@@ -608,6 +608,7 @@ fn candidate_round_trips_through_json() {
         advisory: serde_json::from_str(&meta).unwrap(),
         affected: serde_json::from_str(&affected).unwrap(),
         alias_severity: None,
+        ratings: Vec::new(),
     };
     assert_eq!(rebuilt, c[0]);
     let r = match_inventory(&inv, &c);
