@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
 use super::paging::{ListQuery, paginate};
+use super::sub_assessments::{EpssScore, KnownExploited};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{
@@ -305,6 +306,10 @@ pub struct TopAdvisory {
     pub id: String,
     pub affected_images: i64,
     pub highest_severity: Option<String>,
+    /// As on the advisory's findings: its KEV entry, `null` when not catalogued.
+    pub known_exploited: Option<KnownExploited>,
+    /// As on the advisory's findings: its highest EPSS score, `null` when unscored.
+    pub epss: Option<EpssScore>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -348,6 +353,8 @@ pub async fn summary(
     let summary = store::run(&state.pool, move |c| {
         let tally = Tally::load(c, &scope)?;
         let advisories = store::summary::top_advisories(c, &scope, TOP)?;
+        let ids: Vec<&str> = advisories.iter().map(|(id, _, _)| id.as_str()).collect();
+        let intel = store::exploit_intel::for_advisories(c, &ids)?;
         let images = store::summary::top_images(c, &scope, TOP)?;
         let registry_ids: Vec<String> = images.iter().map(|i| i.registry_id.clone()).collect();
         let registries: HashMap<String, String> = store::registries::by_row_ids(c, &registry_ids)?
@@ -378,10 +385,17 @@ pub async fn summary(
             patchable_findings: tally.patchable,
             top_advisories: advisories
                 .into_iter()
-                .map(|(id, affected_images, rank)| TopAdvisory {
-                    id,
-                    affected_images,
-                    highest_severity: severity_of_rank(rank),
+                .map(|(id, affected_images, rank)| {
+                    let intel = intel.get(&id);
+                    TopAdvisory {
+                        known_exploited: intel
+                            .and_then(|i| i.known_exploited.as_ref())
+                            .map(KnownExploited::of),
+                        epss: intel.and_then(|i| i.epss.as_ref()).map(EpssScore::of),
+                        id,
+                        affected_images,
+                        highest_severity: severity_of_rank(rank),
+                    }
                 })
                 .collect(),
             top_images,

@@ -140,6 +140,64 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     pub resolved_at: Option<String>,
     /// The image runs in a cluster (see the running-images report).
     pub running: bool,
+    /// The advisory, or one of its aliases, is in CISA's catalogue of Known Exploited
+    /// Vulnerabilities; `null` when none is.
+    pub known_exploited: Option<KnownExploited>,
+    /// FIRST's EPSS score, the highest among the advisory's id and aliases; `null` when none is
+    /// scored.
+    pub epss: Option<EpssScore>,
+}
+
+/// A KEV catalogue entry (CISA's field names).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownExploited {
+    /// The catalogued CVE (the advisory's id or an alias).
+    pub cve_id: String,
+    /// `YYYY-MM-DD`.
+    pub date_added: String,
+    /// `YYYY-MM-DD`: when CISA requires federal agencies to have acted.
+    pub due_date: String,
+    pub required_action: String,
+    /// `Known` or `Unknown`.
+    pub known_ransomware_campaign_use: Option<String>,
+}
+
+/// An EPSS score: the probability of exploitation in the next 30 days.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EpssScore {
+    /// The scored CVE (the advisory's id or an alias).
+    pub cve_id: String,
+    /// 0 to 1.
+    pub score: f64,
+    /// 0 to 1: the share of scored CVEs at or below this score.
+    pub percentile: f64,
+    /// `YYYY-MM-DD`: the day FIRST scored.
+    pub date: String,
+}
+
+impl KnownExploited {
+    pub fn of(entry: &store::exploit_intel::KnownExploited) -> Self {
+        Self {
+            cve_id: entry.cve_id.clone(),
+            date_added: entry.date_added.clone(),
+            due_date: entry.due_date.clone(),
+            required_action: entry.required_action.clone(),
+            known_ransomware_campaign_use: entry.known_ransomware_campaign_use.clone(),
+        }
+    }
+}
+
+impl EpssScore {
+    pub fn of(epss: &store::exploit_intel::Epss) -> Self {
+        Self {
+            cve_id: epss.cve_id.clone(),
+            score: epss.score,
+            percentile: epss.percentile,
+            date: epss.date.clone(),
+        }
+    }
 }
 
 /// `{scope}`: where a list reaches.
@@ -160,15 +218,18 @@ pub struct SubAssessmentListOptions {
     /// (Unhealthy, Healthy), `properties/status/severity` (Low, Medium, High; High includes
     /// Critical), and under `properties/additionalData/`: `severity` (Low … Critical),
     /// `repositoryName`, `imageDigest`, `patchable`, `packageName`, `ecosystem`, `cveId`,
-    /// `firstSeen`, `lastSeen` (date-times such as 2026-11-01T00:00:00Z) and `running`.
+    /// `firstSeen`, `lastSeen` (date-times such as 2026-11-01T00:00:00Z), `running`,
+    /// `knownExploited` (`eq null` or `ne null`: in CISA's KEV catalogue or not) and `epss/score`
+    /// (a number from 0 to 1; the highest of the advisory's CVEs, `eq null` when none is scored).
     /// Example: `properties/status/severity eq 'High' and properties/additionalData/patchable eq true`.
     #[serde(rename = "$filter")]
     #[param(rename = "$filter")]
     pub filter: Option<String>,
     /// One sort key, then `asc` (the default) or `desc`: `name` (the default order),
     /// `properties/status/severity`, `properties/additionalData/cvss`,
-    /// `properties/additionalData/firstSeen`, `properties/additionalData/lastSeen` or
-    /// `properties/additionalData/repositoryName`. Ties are broken by `name`.
+    /// `properties/additionalData/firstSeen`, `properties/additionalData/lastSeen`,
+    /// `properties/additionalData/repositoryName` or `properties/additionalData/epss/score`
+    /// (unscored findings sort below every score). Ties are broken by `name`.
     #[serde(rename = "$orderby")]
     #[param(rename = "$orderby")]
     pub orderby: Option<String>,
@@ -279,6 +340,12 @@ pub fn render(listed: &ListedFinding) -> SecuritySubAssessment<'_> {
                 last_seen: time(row.last_seen),
                 resolved_at: row.resolved_at.map(time),
                 running: listed.running,
+                known_exploited: listed
+                    .intel
+                    .known_exploited
+                    .as_ref()
+                    .map(KnownExploited::of),
+                epss: listed.intel.epss.as_ref().map(EpssScore::of),
             },
         },
     }

@@ -166,7 +166,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_aliases,
     advisory_imports,
     inventories,
-    packages
+    packages,
+    known_exploited,
+    epss_scores,
+    advisory_cves
 );
 
 diesel::table! {
@@ -249,3 +252,31 @@ diesel::table! {
 }
 
 diesel::joinable!(packages -> inventories (manifest_digest));
+
+diesel::table! {
+    known_exploited (cve_id) {
+        cve_id -> Text,
+        date_added -> Text,
+        due_date -> Text,
+        required_action -> Text,
+        known_ransomware_campaign_use -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    epss_scores (cve_id, load_id) {
+        cve_id -> Text,
+        load_id -> BigInt,
+        score -> Double,
+        percentile -> Double,
+        score_date -> Text,
+    }
+}
+
+diesel::table! {
+    /// A view: each advisory's own id and its aliases (read only).
+    advisory_cves (advisory_id, cve_id) {
+        advisory_id -> Text,
+        cve_id -> Text,
+    }
+}

@@ -12,6 +12,7 @@ mod compose;
 mod concurrency;
 mod contract;
 mod errors;
+mod exploit_intel;
 mod fairness;
 mod filters;
 mod health;

@@ -11,6 +11,7 @@
 //!    orders of [`crate::scanner::versions`] and resolves severity ([`severity`]).
 
 pub mod ecosystem;
+pub mod exploit_intel;
 pub mod matcher;
 pub mod osv;
 pub mod ranges;
