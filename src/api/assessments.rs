@@ -9,7 +9,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
 use super::paging::{ListQuery, paginate};
-use super::sub_assessments::{EpssScore, KnownExploited};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{
@@ -320,6 +319,58 @@ pub struct TopImage {
     pub digest: String,
     pub findings: i64,
     pub highest_severity: Option<String>,
+}
+
+/// A KEV catalogue entry (CISA's field names).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownExploited {
+    /// The catalogued CVE (the advisory's id or an alias).
+    pub cve_id: String,
+    /// `YYYY-MM-DD`.
+    pub date_added: String,
+    /// `YYYY-MM-DD`: when CISA requires federal agencies to have acted.
+    pub due_date: String,
+    pub required_action: String,
+    /// `Known` or `Unknown`.
+    pub known_ransomware_campaign_use: Option<String>,
+}
+
+/// An EPSS score: the probability of exploitation in the next 30 days.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EpssScore {
+    /// The scored CVE (the advisory's id or an alias).
+    pub cve_id: String,
+    /// 0 to 1.
+    pub score: f64,
+    /// 0 to 1: the share of scored CVEs at or below this score.
+    pub percentile: f64,
+    /// `YYYY-MM-DD`: the day FIRST scored.
+    pub date: String,
+}
+
+impl KnownExploited {
+    pub fn of(entry: &store::exploit_intel::KnownExploited) -> Self {
+        Self {
+            cve_id: entry.cve_id.clone(),
+            date_added: entry.date_added.clone(),
+            due_date: entry.due_date.clone(),
+            required_action: entry.required_action.clone(),
+            known_ransomware_campaign_use: entry.known_ransomware_campaign_use.clone(),
+        }
+    }
+}
+
+impl EpssScore {
+    pub fn of(epss: &store::exploit_intel::Epss) -> Self {
+        Self {
+            cve_id: epss.cve_id.clone(),
+            score: epss.score,
+            percentile: epss.percentile,
+            date: epss.date.clone(),
+        }
+    }
 }
 
 const TOP: i64 = 10;

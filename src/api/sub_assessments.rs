@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
-use super::assessments::require_assessment;
+use super::assessments::{EpssScore, KnownExploited, require_assessment};
 use super::odata::QueryOptions;
 use super::paging::{ListQuery, Page, keyset_page};
 use super::{AppState, resolve_scope};
@@ -146,58 +146,6 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     /// FIRST's EPSS score, the highest among the advisory's id and aliases; `null` when none is
     /// scored.
     pub epss: Option<EpssScore>,
-}
-
-/// A KEV catalogue entry (CISA's field names).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct KnownExploited {
-    /// The catalogued CVE (the advisory's id or an alias).
-    pub cve_id: String,
-    /// `YYYY-MM-DD`.
-    pub date_added: String,
-    /// `YYYY-MM-DD`: when CISA requires federal agencies to have acted.
-    pub due_date: String,
-    pub required_action: String,
-    /// `Known` or `Unknown`.
-    pub known_ransomware_campaign_use: Option<String>,
-}
-
-/// An EPSS score: the probability of exploitation in the next 30 days.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EpssScore {
-    /// The scored CVE (the advisory's id or an alias).
-    pub cve_id: String,
-    /// 0 to 1.
-    pub score: f64,
-    /// 0 to 1: the share of scored CVEs at or below this score.
-    pub percentile: f64,
-    /// `YYYY-MM-DD`: the day FIRST scored.
-    pub date: String,
-}
-
-impl KnownExploited {
-    pub fn of(entry: &store::exploit_intel::KnownExploited) -> Self {
-        Self {
-            cve_id: entry.cve_id.clone(),
-            date_added: entry.date_added.clone(),
-            due_date: entry.due_date.clone(),
-            required_action: entry.required_action.clone(),
-            known_ransomware_campaign_use: entry.known_ransomware_campaign_use.clone(),
-        }
-    }
-}
-
-impl EpssScore {
-    pub fn of(epss: &store::exploit_intel::Epss) -> Self {
-        Self {
-            cve_id: epss.cve_id.clone(),
-            score: epss.score,
-            percentile: epss.percentile,
-            date: epss.date.clone(),
-        }
-    }
 }
 
 /// `{scope}`: where a list reaches.
