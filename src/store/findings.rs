@@ -814,6 +814,26 @@ mod tests {
                 "'gt' does not apply",
             ),
             (
+                "properties/additionalData/knownExploited eq true",
+                44,
+                "cannot compare properties/additionalData/knownExploited (null or not) with a boolean",
+            ),
+            (
+                "properties/additionalData/knownExploited in (null)",
+                45,
+                "use eq null or ne null",
+            ),
+            (
+                "properties/additionalData/epss/score gt 'high'",
+                40,
+                "(a number) with a string",
+            ),
+            (
+                "properties/additionalData/epss/score ge null",
+                40,
+                "null can only be compared with eq or ne",
+            ),
+            (
                 "properties/status/code lt 'Healthy'",
                 26,
                 "'lt' does not apply",
