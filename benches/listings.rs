@@ -604,7 +604,10 @@ fn seed_intel(c: &mut AnyConnection, advisories: usize) -> QueryResult<(usize, u
     use crowsnest::store::advisories::{self as stored, AdvisoryRow, NewAdvisory};
     use crowsnest::store::exploit_intel::{self as intel, EpssScoreRow, KnownExploited};
     let id = |k: usize| format!("CVE-{}-{:05}", 2018 + k % 7, 10_000 + k);
-    let alias = |k: usize| (k % 3 == 0).then(|| format!("CVE-{}-{:05}", 2018 + k % 7, 40_000 + k));
+    let alias = |k: usize| {
+        k.is_multiple_of(3)
+            .then(|| format!("CVE-{}-{:05}", 2018 + k % 7, 40_000 + k))
+    };
     let now = Timestamp::now().micros();
     let rows: Vec<NewAdvisory> = (0..advisories)
         .map(|k| NewAdvisory {
