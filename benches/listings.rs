@@ -27,7 +27,8 @@
 //! `CROWSNEST_BENCH_WRK_SECONDS` (default 20), `CROWSNEST_BENCH_POOL_SIZE` (default 16),
 //! `CROWSNEST_BENCH_HTTP_WORKERS` (default 2), `CROWSNEST_BENCH_POSTGRES_URL` (see common),
 //! `CROWSNEST_BENCH_WHAT_IF_SQL` (SQL to run after the measurements, e.g. a `CREATE INDEX`, before
-//! explaining the cases' queries a second time).
+//! explaining the cases' queries a second time), `CROWSNEST_BENCH_INTEL` (default 1: store KEV and
+//! EPSS intelligence for the findings' advisories, so every page attaches it; 0: none).
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -523,6 +524,8 @@ fn insert_findings(conn: &mut AnyConnection, rows: &[FindingRow]) -> QueryResult
 struct Seeded {
     expected: Expected,
     insert: Duration,
+    /// KEV entries and EPSS rows, and the time they took; none with `CROWSNEST_BENCH_INTEL=0`.
+    intel: Option<((usize, usize), Duration)>,
     /// `VACUUM ANALYZE` on PostgreSQL (what autovacuum does after a bulk insert); none on SQLite,
     /// as the app never runs `ANALYZE` there.
     maintenance: Option<Duration>,
@@ -570,6 +573,14 @@ fn seed(url: &DatabaseUrl, scale: Scale) -> Seeded {
         generator.join().expect("generator")
     });
     let insert = start.elapsed();
+    let intel = common::env_or("CROWSNEST_BENCH_INTEL", 1u8) == 1;
+    let intel = intel.then(|| {
+        let start = Instant::now();
+        let seeded =
+            store::transaction(&mut conn, |c| seed_intel(c, 6000 + plan.findings_per_image))
+                .expect("intel");
+        (seeded, start.elapsed())
+    });
     let maintenance = (!url.is_sqlite()).then(|| {
         let start = Instant::now();
         conn.batch_execute("VACUUM ANALYZE").expect("vacuum");
@@ -578,9 +589,99 @@ fn seed(url: &DatabaseUrl, scale: Scale) -> Seeded {
     Seeded {
         expected,
         insert,
+        intel,
         maintenance,
         per_insert,
     }
+}
+
+/// EPSS rows, as many as FIRST publishes.
+const EPSS_ROWS: usize = 300_000;
+
+/// Exploit intelligence for the made-up advisories (see [`finding`]), as a real installation
+/// holds it: every advisory stored, a third with a CVE alias, a KEV catalogue of about 1,400
+/// entries (a fifth of the advisories, some only through their alias) and EPSS scores for every
+/// advisory and alias among 300,000 rows. Returns (KEV entries, EPSS rows).
+fn seed_intel(c: &mut AnyConnection, advisories: usize) -> QueryResult<(usize, usize)> {
+    use crowsnest::store::advisories::{self as stored, AdvisoryRow, NewAdvisory};
+    use crowsnest::store::exploit_intel::{self as intel, EpssScoreRow, KnownExploited};
+    let id = |k: usize| format!("CVE-{}-{:05}", 2018 + k % 7, 10_000 + k);
+    let alias = |k: usize| {
+        k.is_multiple_of(3)
+            .then(|| format!("CVE-{}-{:05}", 2018 + k % 7, 40_000 + k))
+    };
+    let now = Timestamp::now().micros();
+    let rows: Vec<NewAdvisory> = (0..advisories)
+        .map(|k| NewAdvisory {
+            row: AdvisoryRow {
+                id: id(k),
+                modified: now,
+                published: None,
+                withdrawn: None,
+                summary: String::new(),
+                severity: None,
+                severity_source: None,
+                cvss2_base: None,
+                cvss3_base: None,
+                lent_from: None,
+                lent_severity: None,
+                lent_severity_source: None,
+                lent_cvss2_base: None,
+                lent_cvss3_base: None,
+                record: "{}".into(),
+                raw: "{}".into(),
+                imported_at: now,
+            },
+            affected: Vec::new(),
+            aliases: alias(k).into_iter().collect(),
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        stored::apply(c, chunk)?;
+    }
+    let entry = |cve: String| {
+        KnownExploited {
+        cve_id: cve,
+        date_added: "2024-05-01".into(),
+        due_date: "2024-05-22".into(),
+        required_action: "Apply mitigations per vendor instructions or discontinue use of the product if mitigations are unavailable.".into(),
+        known_ransomware_campaign_use: Some("Unknown".into()),
+    }
+    };
+    let kev: Vec<KnownExploited> = (0..advisories)
+        .filter_map(|k| match k % 5 {
+            0 => Some(entry(id(k))),
+            3 => alias(k).map(entry),
+            _ => None,
+        })
+        .collect();
+    intel::replace_kev(c, &kev)?;
+    let load = intel::begin_epss_load(c)?;
+    let score = |n: usize| ((n * 7919) % 100_000) as f64 / 100_000.0;
+    let cves: Vec<String> = (0..advisories)
+        .flat_map(|k| std::iter::once(id(k)).chain(alias(k)))
+        .collect();
+    let filler = (0..EPSS_ROWS.saturating_sub(cves.len())).map(|n| format!("CVE-1999-{n:06}"));
+    let mut batch = Vec::with_capacity(1000);
+    let mut scored = 0;
+    for (n, cve) in cves.into_iter().chain(filler).enumerate() {
+        batch.push(EpssScoreRow {
+            cve_id: cve,
+            load_id: load,
+            score: score(n),
+            percentile: score(n + 1),
+            score_date: "2025-08-25".into(),
+        });
+        if batch.len() == 1000 {
+            intel::insert_epss(c, &batch)?;
+            scored += batch.len();
+            batch.clear();
+        }
+    }
+    intel::insert_epss(c, &batch)?;
+    scored += batch.len();
+    intel::finish_epss_load(c, load)?;
+    Ok((kev.len(), scored))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -732,6 +833,37 @@ async fn latency(
     }
     durations.sort();
     (Summary { samples: durations }, size)
+}
+
+/// Sorting by EPSS score has no index to walk: every finding in scope is scored (a correlated
+/// look-up each) and sorted. Times a few first pages over one repository and over the subscription.
+async fn epss_order(client: &Client, list: &str, repository: &str, label: &str) {
+    let order = "&$orderby=properties%2FadditionalData%2Fepss%2Fscore%20desc";
+    let in_repository = format!(
+        "&$filter={}",
+        url::form_urlencoded::byte_serialize(
+            format!("properties/additionalData/repositoryName eq '{repository}'").as_bytes()
+        )
+        .collect::<String>()
+    );
+    for (scope, filter) in [
+        ("one repository", in_repository.as_str()),
+        ("the subscription", ""),
+    ] {
+        let url = format!("{list}{filter}{order}");
+        let mut took = Vec::new();
+        for _ in 0..5 {
+            let start = Instant::now();
+            let (status, body) = client.get(&url).await;
+            took.push(start.elapsed());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+        took.sort();
+        println!(
+            "{label}: first page ordered by EPSS score over {scope}: median {:.1} ms of 5",
+            ms(took[2])
+        );
+    }
 }
 
 /// `VmRSS` or `VmHWM` of this process, in KiB.
@@ -1100,6 +1232,21 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
                 body.len(),
                 item.len()
             );
+            let carrying = |field: &str| {
+                page["value"].as_array().map_or(0, |items| {
+                    items
+                        .iter()
+                        .filter(|i| !i["properties"]["additionalData"][field].is_null())
+                        .count()
+                })
+            };
+            println!(
+                "{}: of its findings, {} are known exploited and {} have an EPSS score",
+                db.label,
+                carrying("knownExploited"),
+                carrying("epss")
+            );
+            epss_order(&client, &list, &expected.repository, db.label).await;
         }
         let walked = match walk(&client, first_url, filter).await {
             Ok(walked) => walked,
@@ -1322,6 +1469,13 @@ impl Report {
                 .map(|d| format!(" + VACUUM ANALYZE {:.1} s", d.as_secs_f64()))
                 .unwrap_or_else(|| " (no ANALYZE: the app never runs one)".to_owned())
         );
+        match seeded.intel {
+            Some(((kev, epss), took)) => println!(
+                "intelligence: {kev} KEV entries and {epss} EPSS rows over the findings' advisories and aliases, stored in {:.1} s",
+                took.as_secs_f64()
+            ),
+            None => println!("intelligence: none (CROWSNEST_BENCH_INTEL=0)"),
+        }
         let e = &seeded.expected;
         println!(
             "listed: subscription {} ({} findings); filter: status/severity eq 'High' and repositoryName eq '{}' ({} findings there: {} High, {} Critical)",

@@ -334,6 +334,10 @@ pub struct TopAdvisory {
     pub id: String,
     pub affected_images: i64,
     pub highest_severity: Option<String>,
+    /// As on the advisory's findings: its KEV entry, `null` when not catalogued.
+    pub known_exploited: Option<KnownExploited>,
+    /// As on the advisory's findings: its highest EPSS score, `null` when unscored.
+    pub epss: Option<EpssScore>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -344,6 +348,58 @@ pub struct TopImage {
     pub digest: String,
     pub findings: i64,
     pub highest_severity: Option<String>,
+}
+
+/// A KEV catalogue entry (CISA's field names).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownExploited {
+    /// The catalogued CVE (the advisory's id or an alias).
+    pub cve_id: String,
+    /// `YYYY-MM-DD`.
+    pub date_added: String,
+    /// `YYYY-MM-DD`: when CISA requires federal agencies to have acted.
+    pub due_date: String,
+    pub required_action: String,
+    /// `Known` or `Unknown`.
+    pub known_ransomware_campaign_use: Option<String>,
+}
+
+/// An EPSS score: the probability of exploitation in the next 30 days.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EpssScore {
+    /// The scored CVE (the advisory's id or an alias).
+    pub cve_id: String,
+    /// 0 to 1.
+    pub score: f64,
+    /// 0 to 1: the share of scored CVEs at or below this score.
+    pub percentile: f64,
+    /// `YYYY-MM-DD`: the day FIRST scored.
+    pub date: String,
+}
+
+impl KnownExploited {
+    pub fn of(entry: &store::exploit_intel::KnownExploited) -> Self {
+        Self {
+            cve_id: entry.cve_id.clone(),
+            date_added: entry.date_added.clone(),
+            due_date: entry.due_date.clone(),
+            required_action: entry.required_action.clone(),
+            known_ransomware_campaign_use: entry.known_ransomware_campaign_use.clone(),
+        }
+    }
+}
+
+impl EpssScore {
+    pub fn of(epss: &store::exploit_intel::Epss) -> Self {
+        Self {
+            cve_id: epss.cve_id.clone(),
+            score: epss.score,
+            percentile: epss.percentile,
+            date: epss.date.clone(),
+        }
+    }
 }
 
 const TOP: i64 = 10;
@@ -377,6 +433,8 @@ pub async fn summary(
     let summary = store::run(&state.pool, move |c| {
         let tally = Tally::load(c, &scope)?;
         let advisories = store::summary::top_advisories(c, &scope, TOP)?;
+        let ids: Vec<&str> = advisories.iter().map(|(id, _, _)| id.as_str()).collect();
+        let intel = store::exploit_intel::for_advisories(c, &ids)?;
         let images = store::summary::top_images(c, &scope, TOP)?;
         let registry_ids: Vec<String> = images.iter().map(|i| i.registry_id.clone()).collect();
         let registries: HashMap<String, String> = store::registries::by_row_ids(c, &registry_ids)?
@@ -408,10 +466,17 @@ pub async fn summary(
             patchable_findings: tally.patchable,
             top_advisories: advisories
                 .into_iter()
-                .map(|(id, affected_images, rank)| TopAdvisory {
-                    id,
-                    affected_images,
-                    highest_severity: severity_of_rank(rank),
+                .map(|(id, affected_images, rank)| {
+                    let intel = intel.get(&id);
+                    TopAdvisory {
+                        known_exploited: intel
+                            .and_then(|i| i.known_exploited.as_ref())
+                            .map(KnownExploited::of),
+                        epss: intel.and_then(|i| i.epss.as_ref()).map(EpssScore::of),
+                        id,
+                        affected_images,
+                        highest_severity: severity_of_rank(rank),
+                    }
                 })
                 .collect(),
             top_images,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_version::{self, ApiVersionQuery};
-use super::assessments::require_assessment;
+use super::assessments::{EpssScore, KnownExploited, require_assessment};
 use super::odata::QueryOptions;
 use super::paging::{ListQuery, Page, keyset_page};
 use super::{AppState, resolve_scope};
@@ -142,6 +142,12 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     pub resolved_at: Option<String>,
     /// The image runs in a cluster (see the running-images report).
     pub running: bool,
+    /// The advisory, or one of its aliases, is in CISA's catalogue of Known Exploited
+    /// Vulnerabilities; `null` when none is.
+    pub known_exploited: Option<KnownExploited>,
+    /// FIRST's EPSS score, the highest among the advisory's id and aliases; `null` when none is
+    /// scored.
+    pub epss: Option<EpssScore>,
 }
 
 /// `{scope}`: where a list reaches.
@@ -162,15 +168,18 @@ pub struct SubAssessmentListOptions {
     /// (Unhealthy, Healthy), `properties/status/severity` (Low, Medium, High; High includes
     /// Critical), and under `properties/additionalData/`: `severity` (Low … Critical),
     /// `repositoryName`, `imageDigest`, `patchable`, `packageName`, `ecosystem`, `cveId`,
-    /// `firstSeen`, `lastSeen` (date-times such as 2026-11-01T00:00:00Z) and `running`.
+    /// `firstSeen`, `lastSeen` (date-times such as 2026-11-01T00:00:00Z), `running`,
+    /// `knownExploited` (`eq null` or `ne null`: in CISA's KEV catalogue or not) and `epss/score`
+    /// (a number from 0 to 1; the highest of the advisory's CVEs, `eq null` when none is scored).
     /// Example: `properties/status/severity eq 'High' and properties/additionalData/patchable eq true`.
     #[serde(rename = "$filter")]
     #[param(rename = "$filter")]
     pub filter: Option<String>,
     /// One sort key, then `asc` (the default) or `desc`: `name` (the default order),
     /// `properties/status/severity`, `properties/additionalData/cvss`,
-    /// `properties/additionalData/firstSeen`, `properties/additionalData/lastSeen` or
-    /// `properties/additionalData/repositoryName`. Ties are broken by `name`.
+    /// `properties/additionalData/firstSeen`, `properties/additionalData/lastSeen`,
+    /// `properties/additionalData/repositoryName` or `properties/additionalData/epss/score`
+    /// (unscored findings sort below every score). Ties are broken by `name`.
     #[serde(rename = "$orderby")]
     #[param(rename = "$orderby")]
     pub orderby: Option<String>,
@@ -281,6 +290,12 @@ pub fn render(listed: &ListedFinding) -> SecuritySubAssessment<'_> {
                 last_seen: time(row.last_seen),
                 resolved_at: row.resolved_at.map(time),
                 running: listed.running,
+                known_exploited: listed
+                    .intel
+                    .known_exploited
+                    .as_ref()
+                    .map(KnownExploited::of),
+                epss: listed.intel.epss.as_ref().map(EpssScore::of),
             },
         },
     }

@@ -8,6 +8,7 @@
 pub mod advisory_sources;
 pub mod coverage;
 pub mod engine;
+pub mod exploit_intel;
 pub mod feeds;
 pub mod findings;
 pub mod import_advisories;

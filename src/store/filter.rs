@@ -175,7 +175,7 @@ impl Comparison<'_> {
         )
     }
 
-    fn null_error(&self) -> FilterError {
+    pub(super) fn null_error(&self) -> FilterError {
         let position = self.values.first().map_or(0, |v| v.position);
         filter_error(position, "null can only be compared with eq or ne", "")
     }

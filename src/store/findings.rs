@@ -1,5 +1,6 @@
 use diesel::prelude::*;
 
+use super::exploit_intel::{self, ExploitIntel, ScoreBound, UNSCORED};
 use super::filter::{
     Comparison, Condition, Cursor, FilterError, KeyType, KeyValue, Kind, List, Listing, Node,
     Property, Test, by_id, choose, keyset, sql, test,
@@ -7,7 +8,7 @@ use super::filter::{
 use super::schema::{findings, images};
 use super::{AnyConnection, MultiBackend};
 use crate::domain::Severity;
-use crate::domain::odata::{CompareOp, Expr, Literal, OrderBy};
+use crate::domain::odata::{CompareOp, Expr, Literal, OrderBy, Value};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = findings)]
@@ -50,14 +51,17 @@ pub struct FindingRow {
     pub severity_rank: i32,
 }
 
-/// A finding as lists and reads show it: the row, and whether its image runs in a cluster.
+/// A finding as lists and reads show it: the row, whether its image runs in a cluster, and what
+/// is known of its advisory's exploitation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedFinding {
     pub finding: FindingRow,
     pub running: bool,
+    pub intel: ExploitIntel,
 }
 
-/// Pairs rows with whether their images run in a cluster: one look-up by primary key for the lot.
+/// Pairs rows with whether their images run in a cluster and with their advisories' exploit
+/// intelligence: one look-up by primary keys for each, for the lot.
 fn with_running(
     conn: &mut AnyConnection,
     rows: Vec<FindingRow>,
@@ -75,10 +79,15 @@ fn with_running(
         .load::<String>(conn)?
         .into_iter()
         .collect();
+    let mut advisories: Vec<&str> = rows.iter().map(|r| r.advisory_id.as_str()).collect();
+    advisories.sort_unstable();
+    advisories.dedup();
+    let intel = exploit_intel::for_advisories(conn, &advisories)?;
     Ok(rows
         .into_iter()
         .map(|finding| ListedFinding {
             running: running.contains(&finding.image_id),
+            intel: intel.get(&finding.advisory_id).cloned().unwrap_or_default(),
             finding,
         })
         .collect())
@@ -293,6 +302,10 @@ pub enum FindingLeaf {
     LastSeen(Test<i64>),
     /// Names this CVE among its `cve` links, or is that advisory.
     Cve(String),
+    /// Its advisory or an alias is in the KEV catalogue (true) or none is (false).
+    KnownExploited(bool),
+    /// Its advisory or an alias has an EPSS score within the bound.
+    Scored(ScoreBound),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +316,7 @@ pub enum FindingKey {
     FirstSeen,
     LastSeen,
     Repository,
+    Epss,
 }
 
 impl List for Findings {
@@ -371,6 +385,14 @@ impl List for Findings {
             path: "properties/additionalData/running",
             kind: Kind::Flag(FindingLeaf::Running),
         },
+        Property {
+            path: "properties/additionalData/knownExploited",
+            kind: Kind::Custom(known_exploited),
+        },
+        Property {
+            path: "properties/additionalData/epss/score",
+            kind: Kind::Custom(epss_score),
+        },
     ];
     const KEYS: &'static [(&'static str, FindingKey)] = &[
         ("name", FindingKey::Id),
@@ -382,6 +404,7 @@ impl List for Findings {
             "properties/additionalData/repositoryName",
             FindingKey::Repository,
         ),
+        ("properties/additionalData/epss/score", FindingKey::Epss),
     ];
     const ID: FindingKey = FindingKey::Id;
 
@@ -391,12 +414,13 @@ impl List for Findings {
             FindingKey::SeverityRank | FindingKey::FirstSeen | FindingKey::LastSeen => {
                 Some(KeyType::Int)
             }
-            FindingKey::Cvss => Some(KeyType::Float),
+            FindingKey::Cvss | FindingKey::Epss => Some(KeyType::Float),
             FindingKey::Repository => Some(KeyType::Text),
         }
     }
 
     fn key_value(key: FindingKey, row: &ListedFinding) -> Option<KeyValue> {
+        let epss = row.intel.epss.as_ref().map_or(UNSCORED, |e| e.score);
         let row = &row.finding;
         match key {
             FindingKey::Id => None,
@@ -407,6 +431,7 @@ impl List for Findings {
             FindingKey::FirstSeen => Some(KeyValue::Int(row.first_seen)),
             FindingKey::LastSeen => Some(KeyValue::Int(row.last_seen)),
             FindingKey::Repository => Some(KeyValue::Text(row.repository.clone())),
+            FindingKey::Epss => Some(KeyValue::Float(epss)),
         }
     }
 
@@ -484,6 +509,66 @@ fn cve(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
     }
 }
 
+/// `knownExploited eq null` (not catalogued) or `ne null`: the entry's content is not filterable.
+fn known_exploited(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    match (c.op, c.values) {
+        (Some(CompareOp::Eq), [value]) if value.literal == Literal::Null => {
+            Ok(Node::Leaf(FindingLeaf::KnownExploited(false)))
+        }
+        (Some(CompareOp::Ne), [value]) if value.literal == Literal::Null => {
+            Ok(Node::Leaf(FindingLeaf::KnownExploited(true)))
+        }
+        (Some(CompareOp::Eq | CompareOp::Ne), [value]) => Err(c.type_error(value, "null or not")),
+        _ => Err(c.op_error("an object", "eq null or ne null")),
+    }
+}
+
+/// A finding's EPSS score is the highest of its CVEs', so each comparison is said with "some CVE
+/// scores at least / above": `lt x` is "scored, and no CVE at x or above".
+fn epss_score(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    let scored = |bound| Node::Leaf(FindingLeaf::Scored(bound));
+    let not = |node| Node::Not(Box::new(node));
+    let and = |a, b| Node::And(Box::new(a), Box::new(b));
+    let equal = |x: f64| {
+        and(
+            scored(ScoreBound::AtLeast(x)),
+            not(scored(ScoreBound::Above(x))),
+        )
+    };
+    let number = |value: &Value| match value.literal {
+        Literal::Integer(n) => Ok(Some(n as f64)),
+        Literal::Decimal(x) => Ok(Some(x)),
+        Literal::Null => Ok(None),
+        _ => Err(c.type_error(value, "a number")),
+    };
+    let Some(op) = c.op else {
+        let mut nodes = Vec::new();
+        for value in c.values {
+            nodes.push(match number(value)? {
+                Some(x) => equal(x),
+                None => not(scored(ScoreBound::Any)),
+            });
+        }
+        return Ok(Node::any(nodes.into_iter()));
+    };
+    let [value] = c.values else {
+        return Err(c.op_error("a number", "eq, ne, gt, ge, lt, le or in"));
+    };
+    Ok(match (op, number(value)?) {
+        (CompareOp::Eq, None) => not(scored(ScoreBound::Any)),
+        (CompareOp::Ne, None) => scored(ScoreBound::Any),
+        (_, None) => return Err(c.null_error()),
+        (CompareOp::Eq, Some(x)) => equal(x),
+        (CompareOp::Ne, Some(x)) => not(equal(x)),
+        (CompareOp::Gt, Some(x)) => scored(ScoreBound::Above(x)),
+        (CompareOp::Ge, Some(x)) => scored(ScoreBound::AtLeast(x)),
+        (CompareOp::Lt, Some(x)) => {
+            and(scored(ScoreBound::Any), not(scored(ScoreBound::AtLeast(x))))
+        }
+        (CompareOp::Le, Some(x)) => and(scored(ScoreBound::Any), not(scored(ScoreBound::Above(x)))),
+    })
+}
+
 /// A LIKE pattern that finds `"title"` (as JSON writes it) anywhere in the `cves` text.
 fn cve_pattern(title: &str) -> String {
     let quoted = serde_json::to_string(title).unwrap_or_default();
@@ -522,6 +607,11 @@ fn finding_condition(leaf: &FindingLeaf) -> Condition<findings::table> {
                 Box::new(diesel::dsl::not(running))
             }
         }
+        FindingLeaf::KnownExploited(true) => exploit_intel::known_exploited_findings(),
+        FindingLeaf::KnownExploited(false) => {
+            Box::new(diesel::dsl::not(exploit_intel::known_exploited_findings()))
+        }
+        FindingLeaf::Scored(bound) => exploit_intel::scored_findings(*bound),
         FindingLeaf::Cve(title) => Box::new(
             findings::cves
                 .like(cve_pattern(title))
@@ -578,6 +668,13 @@ impl Listing<Findings> {
                 findings::id,
                 d,
                 after.map(|c| (key(&c).text(), c.id))
+            ),
+            FindingKey::Epss => keyset!(
+                query,
+                exploit_intel::finding_epss_score(),
+                findings::id,
+                d,
+                after.map(|c| (key(&c).float(), c.id))
             ),
         }
     }
@@ -723,6 +820,26 @@ mod tests {
                 "properties/additionalData/cveId gt 'CVE-1'",
                 35,
                 "'gt' does not apply",
+            ),
+            (
+                "properties/additionalData/knownExploited eq true",
+                44,
+                "cannot compare properties/additionalData/knownExploited (null or not) with a boolean",
+            ),
+            (
+                "properties/additionalData/knownExploited in (null)",
+                45,
+                "use eq null or ne null",
+            ),
+            (
+                "properties/additionalData/epss/score gt 'high'",
+                40,
+                "(a number) with a string",
+            ),
+            (
+                "properties/additionalData/epss/score ge null",
+                40,
+                "null can only be compared with eq or ne",
             ),
             (
                 "properties/status/code lt 'Healthy'",

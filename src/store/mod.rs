@@ -15,6 +15,7 @@ macro_rules! on_each_backend {
 pub mod advisories;
 pub mod advisory_coverage;
 pub mod billing;
+pub mod exploit_intel;
 pub mod filter;
 pub mod findings;
 pub mod images;

@@ -169,7 +169,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_imports,
     inventories,
     packages,
-    advisory_coverage
+    advisory_coverage,
+    known_exploited,
+    epss_scores,
+    advisory_cves
 );
 
 diesel::table! {
@@ -262,6 +265,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    known_exploited (cve_id) {
+        cve_id -> Text,
+        date_added -> Text,
+        due_date -> Text,
+        required_action -> Text,
+        known_ransomware_campaign_use -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     severity_ratings (cve, source, release_name, package) {
         cve -> Text,
         source -> Text,
@@ -272,5 +285,23 @@ diesel::table! {
         cvss2_base -> Nullable<Double>,
         cvss3_base -> Nullable<Double>,
         loaded_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    epss_scores (cve_id, load_id) {
+        cve_id -> Text,
+        load_id -> BigInt,
+        score -> Double,
+        percentile -> Double,
+        score_date -> Text,
+    }
+}
+
+diesel::table! {
+    /// A view: each advisory's own id and its aliases (read only).
+    advisory_cves (advisory_id, cve_id) {
+        advisory_id -> Text,
+        cve_id -> Text,
     }
 }

@@ -2,7 +2,7 @@
 //! rows the same selection picks from the seeded data, however the list is filtered and sorted.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crowsnest::domain::odata::{parse_filter, parse_orderby};
 use crowsnest::domain::{Role, Timestamp};
@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
-use crate::support::rows::{digest_of, finding_row, image_row};
+use crate::support::rows::{advisory, digest_of, finding_row, image_row};
 
 backend_tests!(
     sub_assessments_page_through_every_filter_and_order,
@@ -72,6 +72,10 @@ struct Seeded {
     /// Ids of the images some cluster runs.
     running: HashSet<String>,
     digest_of_app_b: String,
+    /// Advisories whose id or an alias is in the KEV catalogue.
+    known_exploited: HashSet<String>,
+    /// Each scored advisory's highest EPSS score over its id and aliases.
+    epss: HashMap<String, f64>,
 }
 
 /// ~300 findings in sub-1 over five images in two registries, and a few in sub-2.
@@ -148,12 +152,94 @@ async fn seed(app: &TestApp) -> Seeded {
         rows.push(row);
     }
     app.seed_findings(rows.clone()).await;
+    let (known_exploited, epss) = seed_intel(app, &rows).await;
     rows.truncate(300);
     Seeded {
         rows,
         running,
         digest_of_app_b: digest_of("app-b"),
+        known_exploited,
+        epss,
     }
+}
+
+/// Stores the findings' advisories (GHSA ones alias their CVEs; some GHSA alias two), a KEV
+/// catalogue and EPSS scores with many ties; returns what each advisory should show.
+async fn seed_intel(app: &TestApp, rows: &[FindingRow]) -> (HashSet<String>, HashMap<String, f64>) {
+    let aliases = |id: &str| -> Vec<&'static str> {
+        let n: usize = id[5..9].parse().unwrap_or(0);
+        match (id.starts_with("GHSA"), n % 20) {
+            (false, _) => Vec::new(),
+            (true, 3) => vec!["CVE-2023-0464", "CVE-2023-04641"],
+            (true, _) => vec!["CVE-2023-04641"],
+        }
+    };
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.advisory_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let advisories: Vec<_> = ids.iter().map(|id| advisory(id, &aliases(id))).collect();
+    let mut kev = vec!["CVE-2023-04641".to_owned()];
+    let mut scores = vec![
+        ("CVE-2023-0464".to_owned(), 0.85),
+        ("CVE-2023-04641".to_owned(), 0.3),
+    ];
+    for i in 0..310 {
+        let cve = format!("CVE-2024-{i:05}");
+        if i % 6 == 1 {
+            kev.push(cve.clone());
+        }
+        if i % 4 != 0 {
+            scores.push((cve, f64::from((i * 13) % 9) / 10.0));
+        }
+    }
+    let (kev_rows, score_rows) = (kev.clone(), scores.clone());
+    app.db(move |c| {
+        store::transaction(c, |c| {
+            store::advisories::apply(c, &advisories)?;
+            let entries: Vec<_> = kev_rows
+                .iter()
+                .map(|cve| store::exploit_intel::KnownExploited {
+                    cve_id: cve.clone(),
+                    date_added: "2025-01-02".to_owned(),
+                    due_date: "2025-01-23".to_owned(),
+                    required_action: "Apply updates per vendor instructions.".to_owned(),
+                    known_ransomware_campaign_use: Some("Unknown".to_owned()),
+                })
+                .collect();
+            store::exploit_intel::replace_kev(c, &entries)?;
+            let load = store::exploit_intel::begin_epss_load(c)?;
+            let rows: Vec<_> = score_rows
+                .iter()
+                .map(|(cve, score)| store::exploit_intel::EpssScoreRow {
+                    cve_id: cve.clone(),
+                    load_id: load,
+                    score: *score,
+                    percentile: *score,
+                    score_date: "2025-08-25".to_owned(),
+                })
+                .collect();
+            store::exploit_intel::insert_epss(c, &rows)?;
+            store::exploit_intel::finish_epss_load(c, load)
+        })
+    })
+    .await;
+    let scores: HashMap<String, f64> = scores.into_iter().collect();
+    let mut known_exploited = HashSet::new();
+    let mut epss = HashMap::new();
+    for id in ids {
+        let cves: Vec<&str> = std::iter::once(id).chain(aliases(id)).collect();
+        if cves.iter().any(|c| kev.iter().any(|k| k == c)) {
+            known_exploited.insert(id.to_owned());
+        }
+        if let Some(best) = cves
+            .iter()
+            .filter_map(|c| scores.get(*c).copied())
+            .reduce(f64::max)
+        {
+            epss.insert(id.to_owned(), best);
+        }
+    }
+    (known_exploited, epss)
 }
 
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
@@ -164,23 +250,26 @@ enum Key {
 }
 
 /// `$orderby` as the test computes it: the row's key, and descending or not.
-fn order_of(orderby: Option<&str>) -> (fn(&FindingRow) -> Key, bool) {
+fn order_of(orderby: Option<&str>) -> (fn(&FindingRow, &Seeded) -> Key, bool) {
     let Some(orderby) = orderby else {
-        return (|r| Key::Text(r.id.clone()), false);
+        return (|r, _| Key::Text(r.id.clone()), false);
     };
     let (path, descending) = match orderby.split_once(' ') {
         Some((path, direction)) => (path, direction == "desc"),
         None => (orderby, false),
     };
-    let key: fn(&FindingRow) -> Key = match path {
-        "name" => |r| Key::Text(r.id.clone()),
-        "properties/status/severity" => |r| Key::Int(r.severity_rank.into()),
+    let key: fn(&FindingRow, &Seeded) -> Key = match path {
+        "name" => |r, _| Key::Text(r.id.clone()),
+        "properties/status/severity" => |r, _| Key::Int(r.severity_rank.into()),
         "properties/additionalData/cvss" => {
-            |r| Key::Float(r.cvss3_base.or(r.cvss2_base).unwrap_or(0.0))
+            |r, _| Key::Float(r.cvss3_base.or(r.cvss2_base).unwrap_or(0.0))
         }
-        "properties/additionalData/firstSeen" => |r| Key::Int(r.first_seen),
-        "properties/additionalData/lastSeen" => |r| Key::Int(r.last_seen),
-        "properties/additionalData/repositoryName" => |r| Key::Text(r.repository.clone()),
+        "properties/additionalData/firstSeen" => |r, _| Key::Int(r.first_seen),
+        "properties/additionalData/lastSeen" => |r, _| Key::Int(r.last_seen),
+        "properties/additionalData/repositoryName" => |r, _| Key::Text(r.repository.clone()),
+        "properties/additionalData/epss/score" => {
+            |r, s| Key::Float(s.epss.get(&r.advisory_id).copied().unwrap_or(-1.0))
+        }
         other => panic!("no test key for {other}"),
     };
     (key, descending)
@@ -307,6 +396,44 @@ async fn sub_assessments_page_through_every_filter_and_order(backend: Backend) {
             Box::new(|r, _| r.severity_rank < 3 || !r.patchable),
         ),
         (
+            "properties/additionalData/knownExploited ne null".into(),
+            Some("properties/additionalData/epss/score desc"),
+            Box::new(|r, s| s.known_exploited.contains(&r.advisory_id)),
+        ),
+        (
+            "properties/additionalData/epss/score ge 0.3 and properties/additionalData/knownExploited eq null".into(),
+            Some("properties/additionalData/epss/score"),
+            Box::new(|r, s| {
+                !s.known_exploited.contains(&r.advisory_id)
+                    && s.epss.get(&r.advisory_id).is_some_and(|x| *x >= 0.3)
+            }),
+        ),
+        // A GHSA aliasing CVEs scored 0.85 and 0.3 scores 0.85: not below 0.5.
+        (
+            "properties/additionalData/epss/score lt 0.5".into(),
+            Some("name"),
+            Box::new(|r, s| s.epss.get(&r.advisory_id).is_some_and(|x| *x < 0.5)),
+        ),
+        (
+            "properties/additionalData/epss/score eq null or properties/additionalData/epss/score in (0.85, 0.4)".into(),
+            Some("properties/additionalData/epss/score desc"),
+            Box::new(|r, s| {
+                s.epss
+                    .get(&r.advisory_id)
+                    .is_none_or(|x| *x == 0.85 || *x == 0.4)
+            }),
+        ),
+        (
+            "properties/additionalData/epss/score ne 0.4 and properties/additionalData/epss/score le 0.7".into(),
+            Some("properties/additionalData/epss/score desc"),
+            Box::new(|r, s| s.epss.get(&r.advisory_id).is_some_and(|x| *x != 0.4 && *x <= 0.7)),
+        ),
+        (
+            String::new(),
+            Some("properties/additionalData/epss/score"),
+            Box::new(|_, _| true),
+        ),
+        (
             "(properties/status/severity ne 'High' and properties/additionalData/repositoryName gt 'app-b') or name eq 'none'".into(),
             Some("properties/additionalData/lastSeen"),
             Box::new(|r, _| r.severity_rank < 3 && r.repository.as_str() > "app-b"),
@@ -316,7 +443,7 @@ async fn sub_assessments_page_through_every_filter_and_order(backend: Backend) {
         let (key, descending) = order_of(*orderby);
         let want = listed_order(
             seeded.rows.iter().filter(|r| keep(r, &seeded)).collect(),
-            key,
+            |r| key(r, &seeded),
             descending,
             |r| r.id.as_str(),
         );

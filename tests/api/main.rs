@@ -13,6 +13,7 @@ mod concurrency;
 mod contract;
 mod coverage;
 mod errors;
+mod exploit_intel;
 mod fairness;
 mod filters;
 mod health;

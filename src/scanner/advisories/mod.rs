@@ -12,6 +12,7 @@
 //!    ratings of the records' CVE ids that other sources publish ([`ratings`]).
 
 pub mod ecosystem;
+pub mod exploit_intel;
 pub mod matcher;
 pub mod osv;
 pub mod ranges;

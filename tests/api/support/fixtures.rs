@@ -171,10 +171,20 @@ pub fn vulnerable_debian() -> Image {
 /// Debian 10 with base-files and, when `gnutls` is a version, libgnutls30 (source gnutls28) at
 /// that version; `more` files go into its layer (a marker file makes another digest).
 pub fn debian_with_gnutls(gnutls: Option<&str>, more: Vec<TarEntry>) -> Image {
+    let gnutls: Vec<(&str, &str, &str)> = gnutls
+        .map(|version| ("libgnutls30", "gnutls28", version))
+        .into_iter()
+        .collect();
+    debian_with_packages(&gnutls, more)
+}
+
+/// Debian 10 with `packages` (binary package, source package, version) and base-files in its
+/// dpkg status; `more` files go into its layer.
+pub fn debian_with_packages(packages: &[(&str, &str, &str)], more: Vec<TarEntry>) -> Image {
     let mut status = String::new();
-    if let Some(version) = gnutls {
+    for (package, source, version) in packages {
         status.push_str(&format!(
-            "Package: libgnutls30\nStatus: install ok installed\nArchitecture: amd64\nSource: gnutls28\nVersion: {version}\n\n"
+            "Package: {package}\nStatus: install ok installed\nArchitecture: amd64\nSource: {source}\nVersion: {version}\n\n"
         ));
     }
     status.push_str(
