@@ -28,11 +28,13 @@ pub const LOADERS: [(&str, FeedLoader); 2] =
 /// Loads the Debian security tracker's JSON export
 /// (`https://security-tracker.debian.org/tracker/data/json`), plain or gzip.
 pub fn load_debian_tracker(pool: &Pool, path: &Path) -> Result<FeedLoaded, String> {
-    let parsed = ratings::parse_debian_tracker(open(path)?)?;
-    store_ratings(
+    let now = Timestamp::now().micros();
+    let mut rows = Vec::new();
+    ratings::each_debian_tracker_rating(open(path)?, &mut |r| rows.push(row(r, now)))?;
+    store_rows(
         pool,
         RatingSource::DebianTracker,
-        parsed,
+        &rows,
         Coverage::Complete,
         None,
     )
@@ -41,10 +43,12 @@ pub fn load_debian_tracker(pool: &Pool, path: &Path) -> Result<FeedLoaded, Strin
 /// Loads NVD CVE JSON 2.0: an API response page or a feed file, plain or gzip.
 pub fn load_nvd(pool: &Pool, path: &Path) -> Result<FeedLoaded, String> {
     let parsed = ratings::parse_nvd(open(path)?)?;
-    store_ratings(
+    let now = Timestamp::now().micros();
+    let rows: Vec<RatingRow> = parsed.ratings.into_iter().map(|r| row(r, now)).collect();
+    store_rows(
         pool,
         RatingSource::Nvd,
-        parsed.ratings,
+        &rows,
         Coverage::Partial,
         parsed.newest.map(Timestamp::from_datetime),
     )
@@ -65,18 +69,16 @@ fn open(path: &Path) -> Result<Box<dyn Read>, String> {
     })
 }
 
-fn store_ratings(
+fn store_rows(
     pool: &Pool,
     source: RatingSource,
-    parsed: Vec<CveRating>,
+    rows: &[RatingRow],
     coverage: Coverage,
     newest: Option<Timestamp>,
 ) -> Result<FeedLoaded, String> {
-    let records = parsed.len() as u64;
-    let now = Timestamp::now().micros();
-    let rows: Vec<RatingRow> = parsed.into_iter().map(|r| row(r, now)).collect();
+    let records = rows.len() as u64;
     let changed = store::run_blocking(pool, |c| {
-        store::transaction(c, |c| apply(c, source, &rows, coverage))
+        store::transaction(c, |c| apply(c, source, rows, coverage))
     })
     .map_err(|e| format!("cannot store the {} ratings: {e}", source.as_str()))?;
     Ok(FeedLoaded {

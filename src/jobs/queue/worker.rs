@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::Timestamp;
+use crate::domain::{ScanTrigger, Timestamp};
 use crate::jobs::engine::{self, Engine, ScanError, ScanResult, ScannedImage};
 use crate::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
-use crate::store::scans::{Claimant, ScanRow};
+use crate::store::scans::{Claimant, ScanRow, ScanTarget};
 use crate::store::{self, StoreError};
 
 use super::outcome::{Assessment, Failure, complete, complete_together};
@@ -211,7 +211,7 @@ impl Worker {
             );
             return;
         };
-        let rematched = match rematched {
+        let (rematched, generation) = match rematched {
             Ok(rematched) => rematched,
             Err(e) => {
                 // The database is away: each scan is retried later with its own backoff.
@@ -238,6 +238,7 @@ impl Worker {
             }
         }
         let ids: Vec<String> = done.iter().map(|(scan, _)| scan.id.clone()).collect();
+        let again: Vec<ScanRow> = done.iter().map(|(scan, _)| again(scan)).collect();
         let (owner, settings) = (self.owner.clone(), self.settings.clone());
         let stored = store::run(&self.engine.pool, move |c| {
             complete_together(c, &done, &owner, &settings)
@@ -246,9 +247,33 @@ impl Worker {
         for (n, id) in ids.iter().enumerate() {
             log_end(id, started, &stored.as_ref().map(|kept| kept[n]));
         }
+        if stored.is_ok() {
+            self.requeue_if_advisories_moved(generation, again).await;
+        }
         // Their analyzers changed since the inventory was stored (or it is gone): read them again.
         for scan in to_pull {
             self.run_started(scan, started).await;
+        }
+    }
+
+    /// Advisories or severity ratings that changed while these images were matched could not
+    /// queue them again (their running scans held the images' pending keys): queue them now, so
+    /// the change is not left for the daily rescan.
+    async fn requeue_if_advisories_moved(&self, matched_at: i64, again: Vec<ScanRow>) {
+        let queued = store::run(&self.engine.pool, move |c| {
+            if again.is_empty() || store::advisories::generation(c)? == matched_at {
+                return Ok(0);
+            }
+            store::scans::enqueue_many(c, &again)
+        })
+        .await;
+        match queued {
+            Ok(0) => {}
+            Ok(queued) => {
+                tracing::info!(queued, "advisories changed during a re-match: queued again");
+                self.queue.wake();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not queue changed images again"),
         }
     }
 
@@ -289,6 +314,7 @@ impl Worker {
                 .rematch_all(std::slice::from_ref(scan))
                 .await
                 .map_err(Failure::store)?
+                .0
                 .pop()
                 .flatten()
         {
@@ -335,10 +361,15 @@ impl Worker {
     /// Matches the stored inventories of `scans` again, one database connection for all; `None`
     /// for a scan without a digest, without an inventory built by the current analyzers, or whose
     /// registry is gone.
-    async fn rematch_all(&self, scans: &[ScanRow]) -> Result<Vec<Option<Assessment>>, StoreError> {
+    /// With the results, the advisories' generation read before matching.
+    async fn rematch_all(
+        &self,
+        scans: &[ScanRow],
+    ) -> Result<(Vec<Option<Assessment>>, i64), StoreError> {
         let key = self.engine.analyzers_key();
         let (scans, cache) = (scans.to_vec(), self.engine.cache.clone());
         store::run(&self.engine.pool, move |c| {
+            let generation = store::advisories::generation(c)?;
             let registry_ids: Vec<String> = scans.iter().map(|s| s.registry_id.clone()).collect();
             let registries = store::registries::by_row_ids(c, &registry_ids)?;
             scans
@@ -382,10 +413,27 @@ impl Worker {
                         },
                     }))
                 })
-                .collect()
+                .collect::<diesel::QueryResult<_>>()
+                .map(|assessed| (assessed, generation))
         })
         .await
     }
+}
+
+/// An `AdvisoryUpdate` of the image `scan` re-assessed.
+fn again(scan: &ScanRow) -> ScanRow {
+    let target = ScanTarget {
+        subscription_id: &scan.subscription_id,
+        registry_id: &scan.registry_id,
+        repository: &scan.repository,
+        digest: scan.digest.as_deref(),
+        tag: None,
+    };
+    ScanRow::queued(
+        target,
+        ScanTrigger::AdvisoryUpdate,
+        Timestamp::now().micros(),
+    )
 }
 
 fn log_start(scan: &ScanRow) {

@@ -109,10 +109,20 @@ pub fn debian_level(s: &str) -> Option<Severity> {
 /// returned then.
 pub fn parse_debian_tracker(reader: impl Read) -> Result<Vec<CveRating>, String> {
     let mut out = Vec::new();
+    each_debian_tracker_rating(reader, &mut |r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`parse_debian_tracker`] handing each rating over as it is read, so the caller keeps them in
+/// its own form; on an error the caller must drop what it was given.
+pub fn each_debian_tracker_rating(
+    reader: impl Read,
+    rating: &mut dyn FnMut(CveRating),
+) -> Result<(), String> {
     let mut packages = 0u64;
     let mut de = serde_json::Deserializer::from_reader(reader);
     de.deserialize_map(TrackerVisitor {
-        out: &mut out,
+        rating,
         packages: &mut packages,
     })
     .and_then(|()| de.end())
@@ -120,11 +130,11 @@ pub fn parse_debian_tracker(reader: impl Read) -> Result<Vec<CveRating>, String>
     if packages == 0 {
         return Err("not a Debian security tracker export: it names no source package".to_owned());
     }
-    Ok(out)
+    Ok(())
 }
 
 struct TrackerVisitor<'a> {
-    out: &'a mut Vec<CveRating>,
+    rating: &'a mut dyn FnMut(CveRating),
     packages: &'a mut u64,
 }
 
@@ -164,7 +174,7 @@ impl<'de> Visitor<'de> for TrackerVisitor<'_> {
                     let Some(level) = debian_level(&urgency) else {
                         continue;
                     };
-                    self.out.push(CveRating {
+                    (self.rating)(CveRating {
                         cve: cve.clone(),
                         source: RatingSource::DebianTracker,
                         release,
