@@ -1,6 +1,7 @@
 //! The registry-level assessment in Azure's Assessments shape (api-version 2021-06-01), and
 //! Crowsnest's vulnerability summary of a scope.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{HttpRequest, web};
@@ -335,9 +336,9 @@ pub struct TopAdvisory {
     pub affected_images: i64,
     pub highest_severity: Option<String>,
     /// As on the advisory's findings: its KEV entry, `null` when not catalogued.
-    pub known_exploited: Option<KnownExploited>,
+    pub known_exploited: Option<KnownExploited<'static>>,
     /// As on the advisory's findings: its highest EPSS score, `null` when unscored.
-    pub epss: Option<EpssScore>,
+    pub epss: Option<EpssScore<'static>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -353,51 +354,81 @@ pub struct TopImage {
 /// A KEV catalogue entry (CISA's field names).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct KnownExploited {
+pub struct KnownExploited<'a> {
     /// The catalogued CVE (the advisory's id or an alias).
-    pub cve_id: String,
+    #[schema(value_type = String)]
+    pub cve_id: Cow<'a, str>,
     /// `YYYY-MM-DD`.
-    pub date_added: String,
+    #[schema(value_type = String)]
+    pub date_added: Cow<'a, str>,
     /// `YYYY-MM-DD`: when CISA requires federal agencies to have acted.
-    pub due_date: String,
-    pub required_action: String,
+    #[schema(value_type = String)]
+    pub due_date: Cow<'a, str>,
+    #[schema(value_type = String)]
+    pub required_action: Cow<'a, str>,
     /// `Known` or `Unknown`.
-    pub known_ransomware_campaign_use: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub known_ransomware_campaign_use: Option<Cow<'a, str>>,
 }
 
 /// An EPSS score: the probability of exploitation in the next 30 days.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct EpssScore {
+pub struct EpssScore<'a> {
     /// The scored CVE (the advisory's id or an alias).
-    pub cve_id: String,
+    #[schema(value_type = String)]
+    pub cve_id: Cow<'a, str>,
     /// 0 to 1.
     pub score: f64,
     /// 0 to 1: the share of scored CVEs at or below this score.
     pub percentile: f64,
     /// `YYYY-MM-DD`: the day FIRST scored.
-    pub date: String,
+    #[schema(value_type = String)]
+    pub date: Cow<'a, str>,
 }
 
-impl KnownExploited {
-    pub fn of(entry: &store::exploit_intel::KnownExploited) -> Self {
+impl<'a> KnownExploited<'a> {
+    pub fn of(entry: &'a store::exploit_intel::KnownExploited) -> Self {
         Self {
-            cve_id: entry.cve_id.clone(),
-            date_added: entry.date_added.clone(),
-            due_date: entry.due_date.clone(),
-            required_action: entry.required_action.clone(),
-            known_ransomware_campaign_use: entry.known_ransomware_campaign_use.clone(),
+            cve_id: Cow::Borrowed(&entry.cve_id),
+            date_added: Cow::Borrowed(&entry.date_added),
+            due_date: Cow::Borrowed(&entry.due_date),
+            required_action: Cow::Borrowed(&entry.required_action),
+            known_ransomware_campaign_use: entry
+                .known_ransomware_campaign_use
+                .as_deref()
+                .map(Cow::Borrowed),
+        }
+    }
+
+    fn into_owned(self) -> KnownExploited<'static> {
+        KnownExploited {
+            cve_id: Cow::Owned(self.cve_id.into_owned()),
+            date_added: Cow::Owned(self.date_added.into_owned()),
+            due_date: Cow::Owned(self.due_date.into_owned()),
+            required_action: Cow::Owned(self.required_action.into_owned()),
+            known_ransomware_campaign_use: self
+                .known_ransomware_campaign_use
+                .map(|used| Cow::Owned(used.into_owned())),
         }
     }
 }
 
-impl EpssScore {
-    pub fn of(epss: &store::exploit_intel::Epss) -> Self {
+impl<'a> EpssScore<'a> {
+    pub fn of(epss: &'a store::exploit_intel::Epss) -> Self {
         Self {
-            cve_id: epss.cve_id.clone(),
+            cve_id: Cow::Borrowed(&epss.cve_id),
             score: epss.score,
             percentile: epss.percentile,
-            date: epss.date.clone(),
+            date: Cow::Borrowed(&epss.date),
+        }
+    }
+
+    fn into_owned(self) -> EpssScore<'static> {
+        EpssScore {
+            cve_id: Cow::Owned(self.cve_id.into_owned()),
+            date: Cow::Owned(self.date.into_owned()),
+            ..self
         }
     }
 }
@@ -471,8 +502,10 @@ pub async fn summary(
                     TopAdvisory {
                         known_exploited: intel
                             .and_then(|i| i.known_exploited.as_ref())
-                            .map(KnownExploited::of),
-                        epss: intel.and_then(|i| i.epss.as_ref()).map(EpssScore::of),
+                            .map(|k| KnownExploited::of(k).into_owned()),
+                        epss: intel
+                            .and_then(|i| i.epss.as_ref())
+                            .map(|e| EpssScore::of(e).into_owned()),
                         id,
                         affected_images,
                         highest_severity: severity_of_rank(rank),

@@ -144,10 +144,10 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     pub running: bool,
     /// The advisory, or one of its aliases, is in CISA's catalogue of Known Exploited
     /// Vulnerabilities; `null` when none is.
-    pub known_exploited: Option<KnownExploited>,
+    pub known_exploited: Option<KnownExploited<'a>>,
     /// FIRST's EPSS score, the highest among the advisory's id and aliases; `null` when none is
     /// scored.
-    pub epss: Option<EpssScore>,
+    pub epss: Option<EpssScore<'a>>,
 }
 
 /// `{scope}`: where a list reaches.
@@ -292,10 +292,14 @@ pub fn render(listed: &ListedFinding) -> SecuritySubAssessment<'_> {
                 running: listed.running,
                 known_exploited: listed
                     .intel
-                    .known_exploited
-                    .as_ref()
+                    .as_deref()
+                    .and_then(|i| i.known_exploited.as_ref())
                     .map(KnownExploited::of),
-                epss: listed.intel.epss.as_ref().map(EpssScore::of),
+                epss: listed
+                    .intel
+                    .as_deref()
+                    .and_then(|i| i.epss.as_ref())
+                    .map(EpssScore::of),
             },
         },
     }

@@ -1,5 +1,7 @@
 use diesel::prelude::*;
 
+use std::sync::Arc;
+
 use super::exploit_intel::{self, ExploitIntel, ScoreBound, UNSCORED};
 use super::filter::{
     Comparison, Condition, Cursor, FilterError, KeyType, KeyValue, Kind, List, Listing, Node,
@@ -57,7 +59,7 @@ pub struct FindingRow {
 pub struct ListedFinding {
     pub finding: FindingRow,
     pub running: bool,
-    pub intel: ExploitIntel,
+    pub intel: Option<Arc<ExploitIntel>>,
 }
 
 /// Pairs rows with whether their images run in a cluster and with their advisories' exploit
@@ -82,12 +84,12 @@ fn with_running(
     let mut advisories: Vec<&str> = rows.iter().map(|r| r.advisory_id.as_str()).collect();
     advisories.sort_unstable();
     advisories.dedup();
-    let intel = exploit_intel::for_advisories(conn, &advisories)?;
+    let intel = exploit_intel::attached(conn, &advisories)?;
     Ok(rows
         .into_iter()
         .map(|finding| ListedFinding {
             running: running.contains(&finding.image_id),
-            intel: intel.get(&finding.advisory_id).cloned().unwrap_or_default(),
+            intel: intel.get(&finding.advisory_id).cloned(),
             finding,
         })
         .collect())
@@ -420,7 +422,11 @@ impl List for Findings {
     }
 
     fn key_value(key: FindingKey, row: &ListedFinding) -> Option<KeyValue> {
-        let epss = row.intel.epss.as_ref().map_or(UNSCORED, |e| e.score);
+        let epss = row
+            .intel
+            .as_ref()
+            .and_then(|i| i.epss.as_ref())
+            .map_or(UNSCORED, |e| e.score);
         let row = &row.finding;
         match key {
             FindingKey::Id => None,

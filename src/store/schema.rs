@@ -4,6 +4,8 @@ diesel::table! {
     advisory_generation (id) {
         id -> Integer,
         generation -> BigInt,
+        intel_generation -> BigInt,
+        instance -> Text,
     }
 }
 
