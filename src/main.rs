@@ -4,7 +4,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
-use crowsnest::config::{AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings};
+use crowsnest::config::{
+    AdvisorySyncArgs, AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings,
+};
 use crowsnest::domain::{Role, SubscriptionId};
 use crowsnest::jobs::advisory_sources::Source;
 use crowsnest::jobs::import_advisories::{self, ImportSummary};
@@ -105,6 +107,23 @@ enum AdvisoriesCommand {
         #[arg(required = true)]
         sources: Vec<String>,
     },
+    /// Sync advisory sources now (default: those CROWSNEST_ADVISORY_SOURCES names): osv:<Ecosystem>,
+    /// a zip URL, a directory, kev, epss, debian-tracker, nvd.
+    Sync {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        sync: AdvisorySyncArgs,
+        /// Sources to sync instead of the configured ones.
+        sources: Vec<String>,
+    },
+    /// Show each advisory source: last success, records, newest record, last error, next run.
+    Status {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        sync: AdvisorySyncArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -189,6 +208,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             print_summary(&summary);
             Ok(())
         }
+        Command::Advisories {
+            command: AdvisoriesCommand::Sync { db, sync, sources },
+        } => {
+            crowsnest::telemetry::init();
+            cli::advisories::sync(&db, &sync, &sources)
+        }
+        Command::Advisories {
+            command: AdvisoriesCommand::Status { db, sync },
+        } => cli::advisories::status(&db, &sync),
         Command::Registry { command } => cli::registry::run(command),
         Command::Scan { .. } => unreachable!("handled in main"),
         Command::Openapi => {

@@ -5,6 +5,7 @@
 //! advisory imports and rescans. The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
+pub mod advisory_sync;
 pub mod engine;
 pub mod feeds;
 pub mod findings;

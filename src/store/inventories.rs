@@ -70,3 +70,13 @@ pub fn replace(
     }
     Ok(())
 }
+
+/// Each (OS release JSON, package kind) pair the stored inventories hold, once: enough to tell
+/// which advisory ecosystems their packages are matched in.
+pub fn os_and_kinds(conn: &mut AnyConnection) -> QueryResult<Vec<(Option<String>, String)>> {
+    inventories::table
+        .inner_join(packages::table)
+        .select((inventories::os, packages::kind))
+        .distinct()
+        .load(conn)
+}

@@ -13,6 +13,7 @@ macro_rules! on_each_backend {
 }
 
 pub mod advisories;
+pub mod advisory_sources;
 pub mod billing;
 pub mod filter;
 pub mod findings;
