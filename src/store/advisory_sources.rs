@@ -147,13 +147,13 @@ pub fn record_failure(
     Ok(n == 1)
 }
 
-fn held<'a>(
-    name: &'a str,
-    owner: &'a str,
-) -> diesel::dsl::Filter<
+/// The row of `name` while `owner` holds its lease.
+type Held<'a> = diesel::dsl::Filter<
     diesel::dsl::Filter<advisory_sources::table, diesel::dsl::Eq<advisory_sources::name, &'a str>>,
     diesel::dsl::Eq<advisory_sources::lease_owner, &'a str>,
-> {
+>;
+
+fn held<'a>(name: &'a str, owner: &'a str) -> Held<'a> {
     advisory_sources::table
         .filter(advisory_sources::name.eq(name))
         .filter(advisory_sources::lease_owner.eq(owner))
