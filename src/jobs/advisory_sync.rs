@@ -265,7 +265,12 @@ pub struct Syncer {
     owner: String,
     queue: Option<Queue>,
     client: reqwest::Client,
+    /// The `auto` sources, kept while the stored inventories stay the same (reading every
+    /// package's kind costs a pass over the packages).
+    auto: Arc<std::sync::Mutex<Option<AutoSources>>>,
 }
+
+type AutoSources = ((i64, Option<i64>), Vec<SourceName>);
 
 impl Syncer {
     /// `queue`, when given, is woken after a sync queued re-assessments.
@@ -277,6 +282,7 @@ impl Syncer {
             owner: format!("sync-{}", store::new_id()),
             queue,
             client,
+            auto: Arc::default(),
         })
     }
 
@@ -289,9 +295,25 @@ impl Syncer {
     pub async fn configured(&self) -> Result<Vec<SourceName>, StoreError> {
         let mut names: BTreeSet<SourceName> = self.settings.sources.named.iter().cloned().collect();
         if self.settings.sources.auto {
-            names.extend(store::run(&self.pool, inventory_ecosystems).await?);
+            names.extend(self.auto_sources().await?);
         }
         Ok(names.into_iter().collect())
+    }
+
+    async fn auto_sources(&self) -> Result<Vec<SourceName>, StoreError> {
+        let cached = self.auto.lock().ok().and_then(|c| c.clone());
+        let sources = store::run(&self.pool, move |c| {
+            let fingerprint = store::inventories::fingerprint(c)?;
+            match cached {
+                Some((seen, sources)) if seen == fingerprint => Ok((fingerprint, sources)),
+                _ => Ok((fingerprint, inventory_ecosystems(c)?)),
+            }
+        })
+        .await?;
+        if let Ok(mut cache) = self.auto.lock() {
+            *cache = Some(sources.clone());
+        }
+        Ok(sources.1)
     }
 
     /// Syncs `names` now, whether due or not (a source another process is syncing is reported

@@ -80,3 +80,14 @@ pub fn os_and_kinds(conn: &mut AnyConnection) -> QueryResult<Vec<(Option<String>
         .distinct()
         .load(conn)
 }
+
+/// How many inventories are stored and when the newest was written: moves whenever an inventory
+/// is added or rebuilt, so what was derived from [`os_and_kinds`] can be kept until it does.
+pub fn fingerprint(conn: &mut AnyConnection) -> QueryResult<(i64, Option<i64>)> {
+    inventories::table
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(inventories::created_at),
+        ))
+        .first(conn)
+}

@@ -21,7 +21,7 @@ use crate::backend_tests;
 use crate::support::app::*;
 use crate::support::database::Backend;
 use crate::support::fake_registry::{Fake, FakeAuth};
-use crate::support::fixtures::{debian_with_gnutls, read_shared_fixture};
+use crate::support::fixtures::{debian_with_gnutls, read_shared_fixture, shared_fixtures_dir};
 use crate::support::http::{HttpRequest, HttpResponse, MiniServer};
 use crate::support::scans::{SUB, connect, findings, post_scan, wait_for_scan_end};
 use crate::support::wait_for;
@@ -30,6 +30,7 @@ backend_tests!(
     osv_sources_sync_in_full_then_only_what_changed,
     failed_syncs_keep_the_data_and_show_the_error,
     two_servers_sync_a_source_once,
+    zip_urls_directories_and_feeds_sync_too,
 );
 
 /// How long a stalled answer takes: longer than the sync's timeout.
@@ -661,4 +662,78 @@ async fn two_servers_sync_a_source_once(backend: Backend) {
     assert_eq!(status["syncing"], false, "{status}");
     assert_eq!(status["consecutiveFailures"], 0, "{status}");
     drop(second_handle.stop(false));
+}
+
+async fn zip_urls_directories_and_feeds_sync_too(backend: Backend) {
+    let osv = OsvServer::start();
+    let zip = format!("{}Debian/all.zip", osv.base());
+    let directory = shared_fixtures_dir().join("osv/records/alpine");
+    let directory = directory.canonicalize().unwrap().display().to_string();
+    let settings = sync_settings(&osv, &format!("{zip},{directory},kev"));
+    let app = spawn_app_with(backend, |s| s.jobs.advisory_sync = settings).await;
+    let mut names: Vec<String> = sources(&app)
+        .await
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut expected = vec![zip.clone(), directory.clone(), "kev".to_owned()];
+    expected.sort();
+    assert_eq!(names, expected);
+
+    // A zip URL: downloaded once, then asked for with its ETag and answered 304.
+    let first = sync_ok(&app, &zip).await;
+    assert_eq!(first["result"], "Updated", "{first}");
+    assert_eq!(first["records"], osv.records() as u64, "{first}");
+    let again = sync_ok(&app, &zip).await;
+    assert_eq!(again["result"], "Unchanged", "{again}");
+    assert_eq!(osv.take_requests(), ["/Debian/all.zip", "/Debian/all.zip"]);
+    assert_eq!(advisory_count(&app).await, osv.records() as i64);
+
+    // A directory of records.
+    let local = sync_ok(&app, &directory).await;
+    assert_eq!(local["result"], "Updated", "{local}");
+    assert_eq!(local["records"], 2, "{local}");
+    assert_eq!(advisory_count(&app).await, osv.records() as i64 + 2);
+
+    // A feed this build has no loader for fails, saying so, and stores nothing.
+    let feed = sync_ok(&app, "kev").await;
+    assert_eq!(feed["result"], "Failed", "{feed}");
+    let error = feed["error"].as_str().unwrap();
+    assert!(error.contains("no loader for the `kev` feed"), "{error}");
+    assert_eq!(source(&app, "kev").await["lastError"], error);
+
+    // The CLI syncs the same way: the directory again (nothing new), the feed (a failure).
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_crowsnest"));
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("CROWSNEST_") {
+                command.env_remove(var);
+            }
+        }
+        let output = command
+            .args(["advisories", "sync"])
+            .args(args)
+            .env("DATABASE_URL", app.database_url())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = cli(&[&directory]);
+    assert!(ok, "{stdout} {stderr}");
+    assert!(
+        stdout.contains(&format!("{directory}: 2 records, nothing new")),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = cli(&["kev"]);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stdout.contains("kev: failed: this build has no loader"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 of 1 source(s) did not sync"), "{stderr}");
 }
