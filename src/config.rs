@@ -413,6 +413,44 @@ mod tests {
         assert_eq!(format!("{first:?}"), "Secret(***)");
     }
 
+    fn sync_settings(args: &[&str]) -> anyhow::Result<SyncSettings> {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            sync: AdvisorySyncArgs,
+        }
+        use clap::Parser;
+        let parsed =
+            Command::try_parse_from(std::iter::once("crowsnest").chain(args.iter().copied()))?;
+        parsed.sync.settings()
+    }
+
+    #[test]
+    fn advisory_sync_defaults_and_off() {
+        let defaults = sync_settings(&[]).unwrap();
+        assert!(defaults.background && defaults.sources.auto);
+        assert_eq!(defaults.interval, Duration::from_secs(3600));
+        assert_eq!(defaults.feed_interval, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            defaults.osv_base.as_str(),
+            "https://osv-vulnerabilities.storage.googleapis.com/"
+        );
+        let off = sync_settings(&[
+            "--advisory-sync-interval",
+            "off",
+            "--advisory-sources",
+            "auto,kev",
+        ])
+        .unwrap();
+        assert!(!off.background);
+        assert_eq!(
+            off.sources.named,
+            [crate::domain::SourceName::Feed(crate::domain::Feed::Kev)]
+        );
+        assert!(sync_settings(&["--advisory-sync-interval", "soon"]).is_err());
+        assert!(sync_settings(&["--advisory-sources", "osv:"]).is_err());
+    }
+
     #[test]
     fn postgres_needs_a_key_source() {
         let db = DatabaseUrl::parse("postgres://x@127.0.0.1/db").unwrap();
