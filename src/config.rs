@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::api::body_deadline::BodyDeadline;
+use crate::jobs::advisory_sync::{FeedLocations, OSV_BASE, SourceSelection, SyncSettings};
 use crate::jobs::queue::QueueSettings;
 use crate::jobs::rescans::RescanSettings;
 use crate::jobs::running_images::ReportLimits;
@@ -116,6 +117,85 @@ pub struct JobArgs {
     pub report_max_new_scans: usize,
     #[command(flatten)]
     pub advisories: AdvisoryArgs,
+    #[command(flatten)]
+    pub advisory_sync: AdvisorySyncArgs,
+}
+
+/// Which advisory sources are kept current, from where, and how often.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdvisorySyncArgs {
+    /// Sources to sync, comma-separated: `auto` (the OSV ecosystems of the stored images'
+    /// packages), `osv:<Ecosystem>`, a zip URL, a directory, `kev`, `epss`, `debian-tracker`, `nvd`.
+    #[arg(long, env = "CROWSNEST_ADVISORY_SOURCES", default_value = "auto")]
+    pub advisory_sources: String,
+    /// How often OSV sources are synced by `serve`; `off` turns background syncing off.
+    #[arg(long, env = "CROWSNEST_ADVISORY_SYNC_INTERVAL", default_value = "1h")]
+    pub advisory_sync_interval: String,
+    /// How often the feeds (kev, epss, debian-tracker, nvd) are synced.
+    #[arg(long, env = "CROWSNEST_FEED_SYNC_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub feed_sync_interval: Duration,
+    /// Delay before a failed sync is retried; doubled for each further failure, up to 6 hours.
+    #[arg(long, env = "CROWSNEST_ADVISORY_SYNC_RETRY", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub advisory_sync_retry: Duration,
+    /// A download gives up when connecting, or waiting for the next bytes, takes longer.
+    #[arg(long, env = "CROWSNEST_ADVISORY_SYNC_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub advisory_sync_timeout: Duration,
+    /// Base URL of OSV's export (`<base>/<ECOSYSTEM>/all.zip`), for mirrors and air-gapped sites.
+    #[arg(long, env = "CROWSNEST_OSV_BASE_URL", default_value = OSV_BASE)]
+    pub osv_base_url: url::Url,
+    /// CISA's Known Exploited Vulnerabilities catalog (JSON): a URL or a path.
+    #[arg(long, env = "CROWSNEST_KEV_URL", default_value = FeedLocations::KEV)]
+    pub kev_url: String,
+    /// FIRST's EPSS scores (gzip CSV): a URL or a path.
+    #[arg(long, env = "CROWSNEST_EPSS_URL", default_value = FeedLocations::EPSS)]
+    pub epss_url: String,
+    /// Debian's security tracker export (JSON): a URL or a path.
+    #[arg(long, env = "CROWSNEST_DEBIAN_TRACKER_URL", default_value = FeedLocations::DEBIAN_TRACKER)]
+    pub debian_tracker_url: String,
+    /// The NVD's CVE data (JSON 2.0 feed): a URL or a path.
+    #[arg(long, env = "CROWSNEST_NVD_URL", default_value = FeedLocations::NVD)]
+    pub nvd_url: String,
+}
+
+impl AdvisorySyncArgs {
+    pub fn settings(&self) -> anyhow::Result<SyncSettings> {
+        let sources = SourceSelection::parse(&self.advisory_sources)
+            .map_err(|e| anyhow::anyhow!("CROWSNEST_ADVISORY_SOURCES: {e}"))?;
+        let defaults = SyncSettings::default();
+        let (background, interval) = match self.advisory_sync_interval.trim() {
+            "off" => (false, defaults.interval),
+            text => {
+                let interval = humantime::parse_duration(text).map_err(|e| {
+                    anyhow::anyhow!("CROWSNEST_ADVISORY_SYNC_INTERVAL must be a duration (1h, 30m) or `off`: {e}")
+                })?;
+                (true, interval)
+            }
+        };
+        if interval < Duration::from_secs(1) || self.feed_sync_interval < Duration::from_secs(1) {
+            bail!(
+                "CROWSNEST_ADVISORY_SYNC_INTERVAL and CROWSNEST_FEED_SYNC_INTERVAL must be at least 1s"
+            );
+        }
+        if self.advisory_sync_timeout < Duration::from_millis(100) {
+            bail!("CROWSNEST_ADVISORY_SYNC_TIMEOUT must be at least 100ms");
+        }
+        Ok(SyncSettings {
+            sources,
+            osv_base: self.osv_base_url.clone(),
+            feeds: FeedLocations {
+                kev: self.kev_url.clone(),
+                epss: self.epss_url.clone(),
+                debian_tracker: self.debian_tracker_url.clone(),
+                nvd: self.nvd_url.clone(),
+            },
+            background,
+            interval,
+            feed_interval: self.feed_sync_interval,
+            retry: self.advisory_sync_retry,
+            timeout: self.advisory_sync_timeout,
+            lease: defaults.lease,
+        })
+    }
 }
 
 /// How the background jobs run.
@@ -124,6 +204,7 @@ pub struct JobSettings {
     pub queue: QueueSettings,
     pub rescans: RescanSettings,
     pub running_images: ReportLimits,
+    pub advisory_sync: SyncSettings,
 }
 
 impl JobSettings {
@@ -164,6 +245,7 @@ impl JobSettings {
                 max_containers: args.report_max_containers,
                 max_new_scans: args.report_max_new_scans,
             },
+            advisory_sync: args.advisory_sync.settings()?,
         })
     }
 }
@@ -345,6 +427,44 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(format!("{first:?}"), "Secret(***)");
+    }
+
+    fn sync_settings(args: &[&str]) -> anyhow::Result<SyncSettings> {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            sync: AdvisorySyncArgs,
+        }
+        use clap::Parser;
+        let parsed =
+            Command::try_parse_from(std::iter::once("crowsnest").chain(args.iter().copied()))?;
+        parsed.sync.settings()
+    }
+
+    #[test]
+    fn advisory_sync_defaults_and_off() {
+        let defaults = sync_settings(&[]).unwrap();
+        assert!(defaults.background && defaults.sources.auto);
+        assert_eq!(defaults.interval, Duration::from_secs(3600));
+        assert_eq!(defaults.feed_interval, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            defaults.osv_base.as_str(),
+            "https://osv-vulnerabilities.storage.googleapis.com/"
+        );
+        let off = sync_settings(&[
+            "--advisory-sync-interval",
+            "off",
+            "--advisory-sources",
+            "auto,kev",
+        ])
+        .unwrap();
+        assert!(!off.background);
+        assert_eq!(
+            off.sources.named,
+            [crate::domain::SourceName::Feed(crate::domain::Feed::Kev)]
+        );
+        assert!(sync_settings(&["--advisory-sync-interval", "soon"]).is_err());
+        assert!(sync_settings(&["--advisory-sources", "osv:"]).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
-use crowsnest::config::{AdvisoryArgs, AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings};
+use crowsnest::config::{
+    AdvisorySyncArgs, AuthArgs, AuthSettings, DatabaseArgs, ServeArgs, Settings,
+};
 use crowsnest::domain::{Role, SubscriptionId};
 use crowsnest::jobs::advisory_sources::Source;
 use crowsnest::jobs::import_advisories::{self, ImportSummary};
@@ -12,7 +14,7 @@ use crowsnest::startup::Application;
 use crowsnest::store::{self, DatabaseUrl};
 
 use cli::registry::RegistryCommand;
-use cli::scan::{OutputFormat, scan_command};
+use cli::scan::{ScanArgs, scan_command};
 
 mod cli;
 
@@ -24,6 +26,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the settings' size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Apply migrations, then serve the API.
@@ -45,28 +49,7 @@ enum Command {
     /// Scan one image (`host[:port]/repo:tag` or `…@sha256:…`) and print its OS, packages and
     /// findings, with the age of the advisory data per ecosystem. Exit status: 0 clean, 1 findings
     /// at or above --fail-on, 2 an error or an ecosystem of the image without advisory data.
-    Scan {
-        #[command(flatten)]
-        db: DatabaseArgs,
-        #[command(flatten)]
-        advisories: AdvisoryArgs,
-        /// The image reference.
-        reference: String,
-        /// Plain HTTP to the registry (a trusted local network only).
-        #[arg(long)]
-        insecure: bool,
-        /// Registry user (with --password), for basic or token-service auth.
-        #[arg(long, env = "CROWSNEST_REGISTRY_USERNAME")]
-        username: Option<String>,
-        #[arg(long, env = "CROWSNEST_REGISTRY_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// table or json.
-        #[arg(long, default_value = "table")]
-        format: OutputFormat,
-        /// Exit 1 when a finding has at least this severity (Low, Medium, High, Critical).
-        #[arg(long)]
-        fail_on: Option<String>,
-    },
+    Scan(Box<ScanArgs>),
     /// Manage the advisory database.
     Advisories {
         #[command(subcommand)]
@@ -108,31 +91,29 @@ enum AdvisoriesCommand {
         #[arg(required = true)]
         sources: Vec<String>,
     },
+    /// Sync advisory sources now (default: those CROWSNEST_ADVISORY_SOURCES names): osv:<Ecosystem>,
+    /// a zip URL, a directory, kev, epss, debian-tracker, nvd.
+    Sync {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        sync: AdvisorySyncArgs,
+        /// Sources to sync instead of the configured ones.
+        sources: Vec<String>,
+    },
+    /// Show each advisory source: last success, records, newest record, last error, next run.
+    Status {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        sync: AdvisorySyncArgs,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Scan {
-        db,
-        advisories,
-        reference,
-        insecure,
-        username,
-        password,
-        format,
-        fail_on,
-    } = cli.command
-    {
-        return match scan_command(
-            &db,
-            &advisories,
-            &reference,
-            insecure,
-            username,
-            password,
-            format,
-            fail_on.as_deref(),
-        ) {
+    if let Command::Scan(args) = cli.command {
+        return match scan_command(&args) {
             Ok(verdict) => verdict.exit_code(),
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -193,6 +174,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             print_summary(&summary);
             Ok(())
         }
+        Command::Advisories {
+            command: AdvisoriesCommand::Sync { db, sync, sources },
+        } => {
+            crowsnest::telemetry::init();
+            cli::advisories::sync(&db, &sync, &sources)
+        }
+        Command::Advisories {
+            command: AdvisoriesCommand::Status { db, sync },
+        } => cli::advisories::status(&db, &sync),
         Command::Registry { command } => cli::registry::run(command),
         Command::Scan { .. } => unreachable!("handled in main"),
         Command::Openapi => {

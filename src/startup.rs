@@ -13,6 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::Settings;
+use crate::jobs::advisory_sync::{self, Syncer};
 use crate::jobs::engine::Engine;
 use crate::jobs::queue::{self, Queue};
 use crate::jobs::rescans;
@@ -53,6 +54,12 @@ impl Application {
         let authenticator = web::Data::new(Authenticator::new(&settings.auth)?);
         let jobs = CancellationToken::new();
         let queue = Queue::new(pool.clone());
+        let advisory_sync = Syncer::new(
+            pool.clone(),
+            settings.jobs.advisory_sync.clone(),
+            Some(queue.clone()),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot set up advisory syncing: {e}"))?;
         if settings.jobs.queue.workers > 0 {
             let engine = std::sync::Arc::new(Engine::new(pool.clone()));
             queue::spawn_workers(
@@ -68,12 +75,14 @@ impl Application {
                 settings.jobs.rescans.clone(),
                 jobs.clone(),
             );
+            advisory_sync::spawn_scheduler(advisory_sync.clone(), jobs.clone());
         }
         let state = web::Data::new(AppState {
             pool,
             public_url: public_url.clone(),
             queue,
             report_limits: settings.jobs.running_images,
+            advisory_sync,
         });
         let body_deadline = web::Data::new(settings.request_body);
         let metrics = PrometheusMetricsBuilder::new("crowsnest")

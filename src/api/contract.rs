@@ -85,7 +85,8 @@ fn parameter_rule(name: &str) -> Option<Rule> {
             ..pattern(RepositoryName::PATTERN)
         },
         "cluster" => pattern(super::running_images::CLUSTER_PATTERN),
-        "scanId" | "id" => Rule {
+        // A source name is looked up, not parsed: unknown ones are 404.
+        "scanId" | "id" | "name" => Rule {
             min_length: Some(1),
             ..pattern(STORABLE)
         },

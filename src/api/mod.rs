@@ -1,6 +1,7 @@
 //! HTTP only: one module per resource, the auth extractor, and the wiring of routes and error bodies.
 
 pub mod advisories;
+pub mod advisory_sources;
 pub mod api_version;
 pub mod assessments;
 pub mod auth;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub queue: crate::jobs::queue::Queue,
     /// What one cluster report of running images may hold and start.
     pub report_limits: crate::jobs::running_images::ReportLimits,
+    /// Syncs advisory sources on request, as this process.
+    pub advisory_sync: crate::jobs::advisory_sync::Syncer,
 }
 
 /// Parses a `{scope}` path, checks the caller may read it, and names the rows it reaches.
@@ -102,6 +105,8 @@ pub async fn resolve_scope(
         advisories::import,
         advisories::get,
         advisories::status,
+        advisory_sources::list,
+        advisory_sources::sync,
         operations::healthz,
         operations::readyz,
     ),
@@ -260,6 +265,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(Method::POST, advisories::import),
         )
         .service(resource("/providers/Microsoft.Security/advisories:status").route(Method::GET, advisories::status))
+        .service(resource("/providers/Microsoft.Security/advisorySources").route(Method::GET, advisory_sources::list))
+        .service(
+            resource("/providers/Microsoft.Security/advisorySources/{name}:sync")
+                .route(Method::POST, advisory_sources::sync),
+        )
         .service(resource("/providers/Microsoft.Security/advisories/{id}").route(Method::GET, advisories::get))
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/clusters/{cluster}/runningImages")

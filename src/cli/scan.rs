@@ -1,12 +1,14 @@
 //! `crowsnest scan`: a one-shot scan, printed as a table or as JSON, with the age of the advisory
-//! data per ecosystem; a scan that had no data for some ecosystem of the image exits 2, naming the
-//! commands that load it.
+//! data per ecosystem. A scan that finds no data for some ecosystem of the image syncs that
+//! ecosystem's OSV export first (unless `--offline`) and matches again; when the data still cannot
+//! be had it exits 2, naming the commands that load it.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crowsnest::config::{AdvisoryArgs, DatabaseArgs};
-use crowsnest::domain::{AdvisoryData, Timestamp};
+use crowsnest::config::{AdvisoryArgs, AdvisorySyncArgs, DatabaseArgs};
+use crowsnest::domain::{AdvisoryData, SourceName, Timestamp};
+use crowsnest::jobs::advisory_sync::{self, SyncResult};
 use crowsnest::jobs::coverage::{self, Coverage};
 use crowsnest::jobs::engine::ScanResult;
 use crowsnest::scanner::advisories::ecosystem;
@@ -14,7 +16,37 @@ use crowsnest::store::{self, DatabaseUrl, Pool};
 
 use super::scan_json::ScanOutput;
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+/// `crowsnest scan`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub advisories: AdvisoryArgs,
+    #[command(flatten)]
+    pub sync: AdvisorySyncArgs,
+    /// The image reference.
+    pub reference: String,
+    /// Plain HTTP to the registry (a trusted local network only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry user (with --password), for basic or token-service auth.
+    #[arg(long, env = "CROWSNEST_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    #[arg(long, env = "CROWSNEST_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// table or json.
+    #[arg(long, default_value = "table")]
+    pub format: OutputFormat,
+    /// Exit 1 when a finding has at least this severity (Low, Medium, High, Critical).
+    #[arg(long)]
+    pub fail_on: Option<String>,
+    /// Never sync missing advisory data first: a scan without it exits 2.
+    #[arg(long, env = "CROWSNEST_SCAN_OFFLINE")]
+    pub offline: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
     Json,
@@ -88,6 +120,48 @@ fn how_to_load(missing: &[String]) -> String {
     text
 }
 
+/// Syncs the OSV export of each family that has no data (as a scanner fetches its database on
+/// first use); says on stderr what it does and what failed. True when any sync succeeded.
+fn sync_missing(
+    runtime: &tokio::runtime::Runtime,
+    pool: &Pool,
+    settings: &advisory_sync::SyncSettings,
+    missing: &[String],
+) -> bool {
+    let mut families: Vec<&str> = missing.iter().map(|e| ecosystem::base(e)).collect();
+    families.sort_unstable();
+    families.dedup();
+    let names: Vec<SourceName> = families
+        .iter()
+        .map(|f| SourceName::Osv((*f).to_owned()))
+        .collect();
+    eprintln!(
+        "no advisory data for {}: syncing {} first",
+        missing.join(", "),
+        names
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match runtime.block_on(advisory_sync::sync_sources(pool, settings, &names)) {
+        Ok(reports) => {
+            for report in reports.iter().filter(|r| r.result == SyncResult::Failed) {
+                eprintln!(
+                    "warning: {}: {}",
+                    report.source,
+                    report.error.as_deref().unwrap_or("failed")
+                );
+            }
+            reports.iter().any(|r| r.result != SyncResult::Failed)
+        }
+        Err(e) => {
+            eprintln!("warning: cannot sync advisory data: {e}");
+            false
+        }
+    }
+}
+
 /// One line per image: each ecosystem's package count and how old its advisory data is.
 fn data_age_line(coverage: &Coverage, now: Timestamp) -> String {
     let parts: Vec<String> = coverage
@@ -113,24 +187,32 @@ fn data_age_line(coverage: &Coverage, now: Timestamp) -> String {
     }
 }
 
+/// What a scan reads: an image on disk, or one in a registry.
+enum Target {
+    Local(crowsnest::scanner::local::LocalRef),
+    Remote(
+        crowsnest::scanner::registry::ImageReference,
+        crowsnest::scanner::registry::RegistryClient,
+    ),
+}
+
 /// Runs a one-shot scan and says how it ends.
-#[allow(clippy::too_many_arguments)]
-pub fn scan_command(
-    db: &DatabaseArgs,
-    advisories: &AdvisoryArgs,
-    reference: &str,
-    insecure: bool,
-    username: Option<String>,
-    password: Option<String>,
-    format: OutputFormat,
-    fail_on: Option<&str>,
-) -> anyhow::Result<ScanVerdict> {
+pub fn scan_command(args: &ScanArgs) -> anyhow::Result<ScanVerdict> {
     use crowsnest::domain::{RegistryCredentials, Severity};
     use crowsnest::jobs::engine::{Engine, scan, scan_local};
     use crowsnest::scanner::registry::{ClientConfig, ImageReference, RegistryClient};
 
     crowsnest::telemetry::init();
-    let threshold = fail_on
+    let ScanArgs {
+        db,
+        advisories,
+        reference,
+        format,
+        ..
+    } = args;
+    let threshold = args
+        .fail_on
+        .as_deref()
         .map(|s| {
             Severity::parse(s).ok_or_else(|| {
                 anyhow::anyhow!("--fail-on {s:?}: use Low, Medium, High or Critical")
@@ -138,7 +220,7 @@ pub fn scan_command(
         })
         .transpose()?;
     let local = crowsnest::scanner::local::LocalRef::parse(reference);
-    let credentials = match (username, password) {
+    let credentials = match (args.username.clone(), args.password.clone()) {
         (Some(username), Some(password)) => Some(RegistryCredentials::Basic { username, password }),
         (None, None) => None,
         _ => anyhow::bail!("--username and --password go together"),
@@ -148,22 +230,38 @@ pub fn scan_command(
     store::migrate(&pool)?;
     let engine = Engine::new(pool.clone());
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = match local {
-        Some(local) => runtime.block_on(scan_local(&engine, local)),
+    let target = match local {
+        Some(local) => Target::Local(local),
         None => {
             let reference = ImageReference::parse(reference)?;
             let config = ClientConfig {
-                insecure,
+                insecure: args.insecure,
                 credentials,
                 ..ClientConfig::default()
             };
             let client = RegistryClient::new(&reference.registry, config)?;
-            runtime.block_on(scan(&engine, &client, &reference))
+            Target::Remote(reference, client)
+        }
+    };
+    // A second run (after a sync) reuses the stored inventory: nothing is pulled twice.
+    let run_scan = || -> anyhow::Result<ScanResult> {
+        match &target {
+            Target::Local(local) => runtime.block_on(scan_local(&engine, local.clone())),
+            Target::Remote(reference, client) => runtime.block_on(scan(&engine, client, reference)),
+        }
+        .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))
+    };
+    let mut result = run_scan()?;
+    let mut coverage = advisory_coverage(&pool, &result, advisories.advisory_max_age)?;
+    let mut missing = missing_advisory_data(&coverage);
+    if !missing.is_empty() && !args.offline {
+        let settings = args.sync.settings()?;
+        if sync_missing(&runtime, &pool, &settings, &missing) {
+            result = run_scan()?;
+            coverage = advisory_coverage(&pool, &result, advisories.advisory_max_age)?;
+            missing = missing_advisory_data(&coverage);
         }
     }
-    .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
-    let coverage = advisory_coverage(&pool, &result, advisories.advisory_max_age)?;
-    let missing = missing_advisory_data(&coverage);
     let failing = |s: Severity| threshold.is_some_and(|t| s >= t);
     let fails = result
         .images

@@ -1,5 +1,6 @@
 //! Pure types: parsed once at the edge, trusted everywhere after.
 
+mod advisory_source;
 mod credentials;
 mod digest;
 mod finding;
@@ -13,6 +14,7 @@ mod severity;
 pub mod text;
 mod time;
 
+pub use advisory_source::{Feed, SourceName, SourceNameError};
 pub use credentials::RegistryCredentials;
 pub use digest::Digest;
 pub use finding::finding_name;

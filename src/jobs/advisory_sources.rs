@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use crate::scanner::advisories::osv;
+
 /// The largest record file or zip entry read (a decompression-bomb guard; real records are < 1 MiB).
 pub const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -49,6 +51,17 @@ pub enum SourceError {
     TooLarge { name: String, limit: u64 },
     #[error("{name} is neither JSON nor a zip archive: {reason}")]
     NotRecords { name: String, reason: String },
+    #[error("cannot download {url}: the server answered {}", status_text(*status))]
+    Status { url: String, status: u16 },
+    #[error("{name} holds no OSV record ({reason})")]
+    NoRecords { name: String, reason: String },
+}
+
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status) {
+        Ok(code) => code.to_string(),
+        Err(_) => status.to_string(),
+    }
 }
 
 /// One file's bytes, named for messages (`all.zip:DSA-1234-1.json`).
@@ -252,23 +265,93 @@ fn read_limited(name: &str, path: &Path, format: RecordFormat) -> Result<Entry, 
 
 /// Streams a URL to a temporary file (never whole in memory), up to `limit` bytes.
 pub async fn download(url: &url::Url, limit: u64) -> Result<tempfile::NamedTempFile, SourceError> {
-    let fail = |reason: String| SourceError::Download {
+    let client = client(std::time::Duration::from_secs(30), None)
+        .map_err(|reason| download_error(url, reason))?;
+    match download_with(&client, url, limit, None).await? {
+        Downloaded::Fresh { file, .. } => Ok(file),
+        // Without validators a server has nothing to answer 304 to.
+        Downloaded::NotModified => Err(download_error(url, "the server answered 304".to_owned())),
+    }
+}
+
+/// An HTTP client for downloads: `connect` bounds connecting, `read` (when set) the wait for
+/// each read, so a stalled server fails the download instead of hanging it.
+pub fn client(
+    connect: std::time::Duration,
+    read: Option<std::time::Duration>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().connect_timeout(connect);
+    if let Some(read) = read {
+        builder = builder.read_timeout(read);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// What the server said about a file the last time it was downloaded: the validators of a
+/// conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Downloaded {
+    /// 304: the file is as it was when `validators` were taken.
+    NotModified,
+    Fresh {
+        file: tempfile::NamedTempFile,
+        validators: Validators,
+    },
+}
+
+fn download_error(url: &url::Url, reason: String) -> SourceError {
+    SourceError::Download {
         url: url.to_string(),
         reason,
-    };
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(fail(format!("the server answered {status}")));
     }
+}
+
+/// Streams a URL to a temporary file (never whole in memory), up to `limit` bytes; with
+/// `validators`, as a conditional GET (`If-None-Match`, `If-Modified-Since`).
+pub async fn download_with(
+    client: &reqwest::Client,
+    url: &url::Url,
+    limit: u64,
+    validators: Option<&Validators>,
+) -> Result<Downloaded, SourceError> {
+    let fail = |reason: String| download_error(url, reason);
+    let mut request = client.get(url.clone());
+    if let Some(v) = validators {
+        if let Some(etag) = &v.etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(since) = &v.last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
+        }
+    }
+    let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED && validators.is_some() {
+        return Ok(Downloaded::NotModified);
+    }
+    if !status.is_success() {
+        return Err(SourceError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+        });
+    }
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let validators = Validators {
+        etag: header(reqwest::header::ETAG),
+        last_modified: header(reqwest::header::LAST_MODIFIED),
+    };
     let temp = tempfile::NamedTempFile::new().map_err(|e| fail(e.to_string()))?;
     let mut file = tokio::fs::File::create(temp.path())
         .await
@@ -276,7 +359,7 @@ pub async fn download(url: &url::Url, limit: u64) -> Result<tempfile::NamedTempF
     let mut written: u64 = 0;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+        let chunk = chunk.map_err(|e| fail(error_chain(&e)))?;
         written += chunk.len() as u64;
         if written > limit {
             return Err(SourceError::TooLarge {
@@ -289,5 +372,59 @@ pub async fn download(url: &url::Url, limit: u64) -> Result<tempfile::NamedTempF
             .map_err(|e| fail(e.to_string()))?;
     }
     file.flush().await.map_err(|e| fail(e.to_string()))?;
-    Ok(temp)
+    Ok(Downloaded::Fresh {
+        file: temp,
+        validators,
+    })
+}
+
+/// An error with its causes (reqwest's own message says only "error decoding response body").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Checks that a downloaded (or local) source is worth importing before anything is stored: it
+/// opens (a zip must be whole: its directory sits at its end) and holds at least one OSV record
+/// that parses. Stops at the first such record.
+pub fn require_records(name: &str, path: &Path) -> Result<(), SourceError> {
+    let mut found = false;
+    let mut skipped = Skipped::new();
+    let mut first_problem: Option<String> = None;
+    for_each_entry(name, path, &mut skipped, &mut |entry| {
+        if found {
+            return;
+        }
+        match entry {
+            Ok(entry) => {
+                let parsed = match entry.format {
+                    RecordFormat::Json => osv::parse_records(&entry.bytes),
+                    RecordFormat::Yaml => osv::parse_yaml_records(&entry.bytes),
+                };
+                match parsed.into_iter().find_map(Result::ok) {
+                    Some(_) => found = true,
+                    None => {
+                        first_problem
+                            .get_or_insert_with(|| format!("{} is not an OSV record", entry.name));
+                    }
+                }
+            }
+            Err(e) => {
+                first_problem.get_or_insert_with(|| e.to_string());
+            }
+        }
+    })?;
+    if found {
+        return Ok(());
+    }
+    Err(SourceError::NoRecords {
+        name: name.to_owned(),
+        reason: first_problem.unwrap_or_else(|| "it holds no record files".to_owned()),
+    })
 }

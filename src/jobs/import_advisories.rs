@@ -50,6 +50,9 @@ pub struct ImportSummary {
     /// The (ecosystem, package) pairs whose advisories changed: the images to re-match.
     #[serde(skip)]
     pub changed_packages: BTreeSet<(String, String)>,
+    /// The newest `modified` of the records read (stored or not).
+    #[serde(skip)]
+    pub newest_modified: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -186,6 +189,10 @@ impl<'a> Importer<'a> {
             self.seen += 1;
             match parsed {
                 Ok(advisory) => {
+                    let modified = Timestamp::from_datetime(advisory.meta.modified);
+                    if self.summary.newest_modified.is_none_or(|n| n < modified) {
+                        self.summary.newest_modified = Some(modified);
+                    }
                     for note in &advisory.ignored {
                         *self.ignored.entry(note.clone()).or_default() += 1;
                     }
@@ -313,8 +320,10 @@ fn count(n: u64) -> i32 {
 fn source_name(e: &SourceError) -> String {
     match e {
         SourceError::Io { path, .. } | SourceError::Zip { path, .. } => path.clone(),
-        SourceError::Download { url, .. } => url.clone(),
-        SourceError::TooLarge { name, .. } | SourceError::NotRecords { name, .. } => name.clone(),
+        SourceError::Download { url, .. } | SourceError::Status { url, .. } => url.clone(),
+        SourceError::TooLarge { name, .. }
+        | SourceError::NotRecords { name, .. }
+        | SourceError::NoRecords { name, .. } => name.clone(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! verdicts rest on (`coverage`). The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
+pub mod advisory_sync;
 pub mod coverage;
 pub mod engine;
 pub mod exploit_intel;

@@ -14,16 +14,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::feeds::{FeedLoaded, FeedLoader};
+use super::feeds::FeedLoaded;
 use super::rescans;
 use crate::domain::Timestamp;
 use crate::scanner::advisories::ratings::{self, CveRating, RatingSource};
 use crate::store::severity_ratings::{self, Coverage, RatingRow};
 use crate::store::{self, AnyConnection, Pool};
-
-/// The loader of each severity source, by the source's name (`debian-tracker`, `nvd`).
-pub const LOADERS: [(&str, FeedLoader); 2] =
-    [("debian-tracker", load_debian_tracker), ("nvd", load_nvd)];
 
 /// Loads the Debian security tracker's JSON export
 /// (`https://security-tracker.debian.org/tracker/data/json`), plain or gzip.

@@ -70,3 +70,24 @@ pub fn replace(
     }
     Ok(())
 }
+
+/// Each (OS release JSON, package kind) pair the stored inventories hold, once: enough to tell
+/// which advisory ecosystems their packages are matched in.
+pub fn os_and_kinds(conn: &mut AnyConnection) -> QueryResult<Vec<(Option<String>, String)>> {
+    inventories::table
+        .inner_join(packages::table)
+        .select((inventories::os, packages::kind))
+        .distinct()
+        .load(conn)
+}
+
+/// How many inventories are stored and when the newest was written: moves whenever an inventory
+/// is added or rebuilt, so what was derived from [`os_and_kinds`] can be kept until it does.
+pub fn fingerprint(conn: &mut AnyConnection) -> QueryResult<(i64, Option<i64>)> {
+    inventories::table
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(inventories::created_at),
+        ))
+        .first(conn)
+}

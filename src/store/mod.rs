@@ -14,6 +14,7 @@ macro_rules! on_each_backend {
 
 pub mod advisories;
 pub mod advisory_coverage;
+pub mod advisory_sources;
 pub mod billing;
 pub mod exploit_intel;
 pub mod filter;

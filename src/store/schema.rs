@@ -307,3 +307,22 @@ diesel::table! {
         cve_id -> Text,
     }
 }
+
+diesel::table! {
+    advisory_sources (name) {
+        name -> Text,
+        last_attempt_at -> Nullable<BigInt>,
+        last_success_at -> Nullable<BigInt>,
+        records -> BigInt,
+        newest_modified -> Nullable<BigInt>,
+        last_changed -> BigInt,
+        last_error -> Nullable<Text>,
+        next_run_at -> BigInt,
+        failures -> Integer,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        sync_cursor -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+    }
+}

@@ -275,7 +275,7 @@ fn debian_and_python_image(dir: &std::path::Path) -> (String, std::path::PathBuf
 /// `crowsnest scan` with the given output format: (exit code, stdout, stderr).
 fn scan_local(reference: &str, db: &std::path::Path, format: &str) -> (i32, String, String) {
     let out = crowsnest()
-        .args(["scan", reference, "--format", format])
+        .args(["scan", reference, "--format", format, "--offline"])
         .env("DATABASE_URL", db)
         .output()
         .unwrap();

@@ -5,6 +5,7 @@
 mod support;
 
 mod advisories;
+mod advisory_sync;
 mod architecture;
 mod auth;
 mod cli;

@@ -179,6 +179,8 @@ impl Cluster {
             .env("CROWSNEST_HTTP_WORKERS", "1")
             .env("CROWSNEST_DB_POOL_SIZE", "4")
             .env("CROWSNEST_LOG_FORMAT", "json")
+            // These tests are about the queue: no advisory source is synced behind their backs.
+            .env("CROWSNEST_ADVISORY_SYNC_INTERVAL", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out));

@@ -29,6 +29,8 @@ pub(crate) fn scan(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
         .args(args)
         .args(["--format", "json"])
         .env("DATABASE_URL", app.database_url())
+        // Missing data is reported, never fetched from the internet.
+        .arg("--offline")
         .env_remove("CROWSNEST_REGISTRY_USERNAME")
         .env_remove("CROWSNEST_REGISTRY_PASSWORD")
         .output()

@@ -381,7 +381,7 @@ pub fn parse_value(value: Value) -> Result<Advisory, RecordError> {
 }
 
 /// RFC 3339 (OSV's timestamps); a missing offset is read as UTC, as osv.dev does.
-fn timestamp(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+pub fn timestamp(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .or_else(|e| {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crowsnest::api::auth::{SubscriptionsClaim, mint_hs256};
 use crowsnest::config::{AuthSettings, JobSettings, Secret, Settings};
 use crowsnest::domain::Role;
+use crowsnest::jobs::advisory_sync::SyncSettings;
 use crowsnest::jobs::queue::QueueSettings;
 use crowsnest::jobs::rescans::RescanSettings;
 use crowsnest::startup::{Application, ServerHandle};
@@ -108,6 +109,8 @@ pub fn test_job_settings() -> JobSettings {
         },
         rescans: RescanSettings::default(),
         running_images: Default::default(),
+        // Off: tests never reach the internet; the sync tests name a local server.
+        advisory_sync: SyncSettings::default(),
     }
 }
 
