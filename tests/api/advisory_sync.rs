@@ -669,7 +669,17 @@ async fn zip_urls_directories_and_feeds_sync_too(backend: Backend) {
     let zip = format!("{}Debian/all.zip", osv.base());
     let directory = shared_fixtures_dir().join("osv/records/alpine");
     let directory = directory.canonicalize().unwrap().display().to_string();
-    let settings = sync_settings(&osv, &format!("{zip},{directory},kev"));
+    // The KEV feed from a file on this machine: the real catalogue, later damaged.
+    let feeds = tempfile::tempdir().unwrap();
+    let kev_file = feeds.path().join("kev.json");
+    let catalogue = read_shared_fixture("enrichment/known_exploited_vulnerabilities.json");
+    std::fs::write(&kev_file, &catalogue).unwrap();
+    let catalogued = serde_json::from_slice::<Value>(&catalogue).unwrap()["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .len() as u64;
+    let mut settings = sync_settings(&osv, &format!("{zip},{directory},kev"));
+    settings.feeds.kev = kev_file.display().to_string();
     let app = spawn_app_with(backend, |s| s.jobs.advisory_sync = settings).await;
     let mut names: Vec<String> = sources(&app)
         .await
@@ -696,12 +706,30 @@ async fn zip_urls_directories_and_feeds_sync_too(backend: Backend) {
     assert_eq!(local["records"], 2, "{local}");
     assert_eq!(advisory_count(&app).await, osv.records() as i64 + 2);
 
-    // A feed this build has no loader for fails, saying so, and stores nothing.
+    // A feed: its file handed to its loader; a damaged file fails, saying why, and keeps the
+    // catalogue stored before.
+    let feed = sync_ok(&app, "kev").await;
+    assert_eq!(feed["result"], "Updated", "{feed}");
+    assert_eq!(feed["records"], catalogued, "{feed}");
+    std::fs::write(&kev_file, &catalogue[..catalogue.len() / 2]).unwrap();
     let feed = sync_ok(&app, "kev").await;
     assert_eq!(feed["result"], "Failed", "{feed}");
-    let error = feed["error"].as_str().unwrap();
-    assert!(error.contains("no loader for the `kev` feed"), "{error}");
-    assert_eq!(source(&app, "kev").await["lastError"], error);
+    let error = feed["error"].as_str().unwrap().to_owned();
+    assert_eq!(source(&app, "kev").await["lastError"], error.as_str());
+    assert_eq!(source(&app, "kev").await["records"], catalogued);
+    let kept = crowsnest::store::run(&app.pool, |c| {
+        crowsnest::store::exploit_intel::for_advisories(c, &["DSA-4839-1"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kept["DSA-4839-1"]
+            .known_exploited
+            .as_ref()
+            .map(|k| k.cve_id.as_str()),
+        Some("CVE-2021-3156"),
+        "the catalogue stored before the damaged file is kept"
+    );
 
     // The CLI syncs the same way: the directory again (nothing new), the feed (a failure).
     let cli = |args: &[&str]| {
@@ -715,6 +743,7 @@ async fn zip_urls_directories_and_feeds_sync_too(backend: Backend) {
             .args(["advisories", "sync"])
             .args(args)
             .env("DATABASE_URL", app.database_url())
+            .env("CROWSNEST_KEV_URL", &kev_file)
             .output()
             .unwrap();
         (
@@ -729,12 +758,10 @@ async fn zip_urls_directories_and_feeds_sync_too(backend: Backend) {
         stdout.contains(&format!("{directory}: 2 records, nothing new")),
         "{stdout}"
     );
+    // The damaged feed file fails from the CLI too (the feed's location from the environment).
     let (ok, stdout, stderr) = cli(&["kev"]);
     assert!(!ok, "{stdout}");
-    assert!(
-        stdout.contains("kev: failed: this build has no loader"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("kev: failed: "), "{stdout}");
     assert!(stderr.contains("1 of 1 source(s) did not sync"), "{stderr}");
 }
 
