@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use zip::ZipReadOptions;
+use zip::unstable::read::ZipIterable;
+
 use crate::scanner::advisories::osv;
 
 /// The largest record file or zip entry read (a decompression-bomb guard; real records are < 1 MiB).
@@ -153,6 +156,12 @@ pub fn require_json_or_zip(name: &str, path: &Path) -> Result<(), SourceError> {
         })
 }
 
+/// Reads the zip's entries one at a time from its central directory: `ZipIterable` keeps no index
+/// of them, so memory does not grow with the entry count as it does with `ZipArchive` (about a
+/// quarter of a kilobyte an entry, half a gigabyte for osv.dev's all-ecosystems zip). The central
+/// directory is walked once before any entry is handed out, so a damaged one refuses the whole
+/// archive before anything is imported, as `ZipArchive` did. Sizes come from the central
+/// directory, so entries written with data descriptors (Go's `archive/zip`) read as any other.
 fn for_each_zip_entry<R: Read + Seek>(
     reader: R,
     name: &str,
@@ -163,16 +172,21 @@ fn for_each_zip_entry<R: Read + Seek>(
         path: name.to_owned(),
         reason: e.to_string(),
     };
-    let mut archive = zip::ZipArchive::new(reader).map_err(zip_error)?;
-    for i in 0..archive.len() {
-        let mut file = match archive.by_index(i) {
-            Ok(file) => file,
+    let mut archive =
+        ZipIterable::try_new(reader, zip::read::Config::default()).map_err(zip_error)?;
+    for header in archive.files().map_err(zip_error)? {
+        header.map_err(zip_error)?;
+    }
+    let entries = archive.files().map_err(zip_error)?;
+    while let Some(header) = entries.next() {
+        let header = match header {
+            Ok(header) => header,
             Err(e) => {
                 each(Err(zip_error(e)));
                 continue;
             }
         };
-        let file_name = match file.name() {
+        let file_name = match header.name() {
             Ok(n) => n.into_owned(),
             Err(e) => {
                 each(Err(zip_error(e)));
@@ -180,21 +194,29 @@ fn for_each_zip_entry<R: Read + Seek>(
             }
         };
         let entry_name = format!("{name}:{file_name}");
-        if file.is_dir() {
+        if header.is_dir() {
             continue;
         }
         let Some(format) = RecordFormat::of(&file_name) else {
             skipped.push(entry_name);
             continue;
         };
-        if file.size() > MAX_RECORD_BYTES {
+        if header.size() > MAX_RECORD_BYTES {
             each(Err(SourceError::TooLarge {
                 name: entry_name,
                 limit: MAX_RECORD_BYTES,
             }));
             continue;
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0));
+        let declared = header.size();
+        let mut file = match header.with_reader(entries.reader_mut(), ZipReadOptions::default()) {
+            Ok(file) => file,
+            Err(e) => {
+                each(Err(zip_error(e)));
+                continue;
+            }
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
         // The declared size can lie; never read more than the limit.
         let read = (&mut file)
             .take(MAX_RECORD_BYTES + 1)
@@ -427,4 +449,78 @@ pub fn require_records(name: &str, path: &Path) -> Result<(), SourceError> {
         name: name.to_owned(),
         reason: first_problem.unwrap_or_else(|| "it holds no record files".to_owned()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use super::*;
+
+    /// A zip as Go's `archive/zip` writes one: deflated entries whose sizes follow their data
+    /// (data descriptors), as a writer that cannot seek back must.
+    fn streamed_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new_stream(Vec::new());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in files {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    /// What a pass over `bytes` handed out: the records (name, bytes) and the skipped files.
+    struct Pass {
+        outcome: Result<(), SourceError>,
+        records: Vec<(String, Vec<u8>)>,
+        skipped: Skipped,
+    }
+
+    fn read_all(bytes: Vec<u8>) -> Pass {
+        let (mut records, mut skipped) = (Vec::new(), Skipped::new());
+        let outcome = for_each_zip_entry(Cursor::new(bytes), "all.zip", &mut skipped, &mut |e| {
+            let entry = e.unwrap();
+            records.push((entry.name, entry.bytes));
+        });
+        Pass {
+            outcome,
+            records,
+            skipped,
+        }
+    }
+
+    #[test]
+    fn entries_with_data_descriptors_are_read_in_order() {
+        let zip = streamed_zip(&[
+            ("A-1.json", br#"{"id":"A-1"}"#),
+            ("README.md", b"not a record"),
+            ("B-2.json", br#"{"id":"B-2"}"#),
+        ]);
+        // Bit 3 of the first local header's flags: the sizes are in a data descriptor.
+        assert_eq!(zip[6] & 0b1000, 0b1000);
+        let read = read_all(zip);
+        read.outcome.unwrap();
+        assert_eq!(
+            read.records,
+            vec![
+                ("all.zip:A-1.json".to_owned(), br#"{"id":"A-1"}"#.to_vec()),
+                ("all.zip:B-2.json".to_owned(), br#"{"id":"B-2"}"#.to_vec()),
+            ]
+        );
+        assert_eq!(read.skipped, vec!["all.zip:README.md".to_owned()]);
+    }
+
+    #[test]
+    fn a_zip_cut_short_is_refused_before_any_entry_is_read() {
+        let mut zip = streamed_zip(&[("A-1.json", br#"{"id":"A-1"}"#)]);
+        zip.truncate(zip.len() - 10);
+        let read = read_all(zip);
+        assert!(
+            matches!(read.outcome, Err(SourceError::Zip { .. })),
+            "{:?}",
+            read.outcome
+        );
+        assert!(read.records.is_empty());
+    }
 }
