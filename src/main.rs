@@ -165,12 +165,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             let prepared =
                 tokio::runtime::Runtime::new()?.block_on(import_advisories::prepare(&sources))?;
             let progress = progress_reporter();
-            let mut summary =
+            // The images it queues are picked up by the server's workers from the shared database.
+            let summary =
                 import_advisories::import_files(&pool, &prepared.files, &|n| progress(n))?;
-            // The server's workers pick these up from the shared database.
-            summary.images_queued += store::run_blocking(&pool, |c| {
-                crowsnest::jobs::rescans::queue_after_import(c, &summary)
-            })?;
             print_summary(&summary);
             Ok(())
         }

@@ -166,9 +166,7 @@ pub async fn import(
         }
         import_advisories::ImportError::Store(store) => store.into(),
     })?;
-    let mut summary = summary;
-    summary.images_queued =
-        rescans::after_import(&state.pool, Some(&state.queue), summary.clone()).await?;
+    rescans::after_import(Some(&state.queue), &summary);
     tracing::info!(by = %caller.subject, added = summary.added, updated = summary.updated, unchanged = summary.unchanged,
         rejected = summary.rejected.len(), images_queued = summary.images_queued, "advisories imported");
     Ok(web::Json(summary))

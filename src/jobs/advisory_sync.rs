@@ -502,15 +502,8 @@ impl Syncer {
                         ));
                     }
                 }
-                if let Some(summary) = done.import {
-                    match rescans::after_import(&self.pool, self.queue.as_ref(), summary).await {
-                        Ok(queued) => report.images_queued += queued,
-                        Err(e) => {
-                            report.error = Some(format!(
-                                "synced, but the affected images could not be queued: {e}"
-                            ));
-                        }
-                    }
+                if let Some(summary) = &done.import {
+                    report.images_queued += rescans::after_import(self.queue.as_ref(), summary);
                 }
                 report
             }

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::advisory_sources::{self, Entry, RecordFormat, Skipped, Source, SourceError};
 use super::coverage;
-use crate::domain::Timestamp;
+use super::queue::reassess_in;
+use crate::domain::{ScanTrigger, Timestamp};
 use crate::scanner::advisories::osv::{self, Advisory};
 use crate::scanner::advisories::severity;
 use crate::store::advisories::{AdvisoryRow, AffectedRow, Applied, ImportRow, NewAdvisory};
@@ -301,16 +302,30 @@ impl<'a> Importer<'a> {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let changed = self.changed_ids;
         let ecosystems: Vec<String> = self.loaded_ecosystems.into_iter().collect();
-        let loaded = store::transaction(&mut conn, |c| {
+        let changed_packages = package_names(&self.summary.changed_packages);
+        // The images that lacked this data and those holding a changed package are queued in one
+        // transaction, so an image that is both is queued once.
+        let (loaded, queued_for_changes) = store::transaction(&mut conn, |c| {
             store::advisories::relend(c, &changed)?;
             store::advisories::record_import(c, &row)?;
-            coverage::data_loaded(c, &ecosystems, self.started_at)
+            let loaded = coverage::data_loaded(c, &ecosystems, self.started_at)?;
+            let holding = store::images::holding_packages(c, &changed_packages)?;
+            Ok((
+                loaded,
+                reassess_in(c, &holding, ScanTrigger::AdvisoryUpdate)?,
+            ))
         })
         .map_err(StoreError::from)?;
         self.summary.newly_covered = loaded.newly_covered;
-        self.summary.images_queued += loaded.images_queued;
+        self.summary.images_queued += loaded.images_queued + queued_for_changes;
         Ok(self.summary)
     }
+}
+
+/// The package names (binary or source) of the changed (ecosystem, package) pairs, once each.
+fn package_names(changed: &BTreeSet<(String, String)>) -> Vec<String> {
+    let names: BTreeSet<&String> = changed.iter().map(|(_, name)| name).collect();
+    names.into_iter().cloned().collect()
 }
 
 fn count(n: u64) -> i32 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{ScanTrigger, Timestamp};
-use crate::store::{self, AnyConnection, Pool, StoreError};
+use crate::store::{self, AnyConnection, Pool};
 
 use super::coverage;
 use super::import_advisories::ImportSummary;
@@ -63,22 +63,6 @@ pub fn queue_due(
     }
 }
 
-/// Queues an `AdvisoryUpdate` for every scanned image holding a package named by the changed
-/// advisories; returns how many were queued.
-pub fn queue_after_import(
-    conn: &mut AnyConnection,
-    summary: &ImportSummary,
-) -> diesel::QueryResult<usize> {
-    let mut names: Vec<String> = summary
-        .changed_packages
-        .iter()
-        .map(|(_, name)| name.clone())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    queue_holding(conn, &names)
-}
-
 /// Queues an `AdvisoryUpdate` for every scanned image holding one of these packages (binary or
 /// source name); returns how many were queued.
 pub fn queue_holding(conn: &mut AnyConnection, names: &[String]) -> diesel::QueryResult<usize> {
@@ -89,28 +73,20 @@ pub fn queue_holding(conn: &mut AnyConnection, names: &[String]) -> diesel::Quer
     reassess_in(conn, &images, ScanTrigger::AdvisoryUpdate)
 }
 
-/// [`queue_after_import`] on the pool, waking this process's workers; returns every image the
-/// import queued.
-pub async fn after_import(
-    pool: &Pool,
-    queue: Option<&Queue>,
-    summary: ImportSummary,
-) -> Result<usize, StoreError> {
-    // The import itself queued the images that lacked its data.
-    let queued_by_import = summary.images_queued;
-    let queued = store::run(pool, move |c| queue_after_import(c, &summary)).await?;
+/// After an import (which queued the images it concerns in its last transaction): wakes this
+/// process's workers when it queued any; returns how many it queued.
+pub fn after_import(queue: Option<&Queue>, summary: &ImportSummary) -> usize {
+    let queued = summary.images_queued;
     if queued > 0 {
         tracing::info!(
             queued,
             "advisories changed: images queued for re-assessment"
         );
+        if let Some(queue) = queue {
+            queue.wake();
+        }
     }
-    if queued + queued_by_import > 0
-        && let Some(queue) = queue
-    {
-        queue.wake();
-    }
-    Ok(queued_by_import + queued)
+    queued
 }
 
 /// Looks for due images and for Healthy images whose advisory data has aged every minute (or

@@ -144,6 +144,8 @@ impl Worker {
 
     /// Runs a scan whose start is logged already, and stores its outcome.
     async fn run_started(&self, scan: ScanRow, started: std::time::Instant) {
+        // The advisories' generation a re-match was made against, if this scan was one.
+        let mut rematched_at = None;
         let outcome = if scan.attempts
             > i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX)
         {
@@ -161,7 +163,11 @@ impl Worker {
                 .with_lease(std::slice::from_ref(&scan), self.assess(&scan))
                 .await
             {
-                Some(result) => result,
+                Some(Ok((assessment, matched_at))) => {
+                    rematched_at = matched_at;
+                    Ok(assessment)
+                }
+                Some(Err(failure)) => Err(failure),
                 None => {
                     tracing::warn!(scan = %scan.id, "lease lost while scanning; another worker has the scan");
                     return;
@@ -170,6 +176,7 @@ impl Worker {
         };
         let (owner, settings, id) = (self.owner.clone(), self.settings.clone(), scan.id.clone());
         let kept = scan.clone();
+        let rematch_again = again(&scan);
         let stored = store::run(&self.engine.pool, move |c| {
             complete(
                 c,
@@ -195,6 +202,10 @@ impl Worker {
             other => other,
         };
         log_end(&id, started, &stored);
+        if let (Some(generation), Ok(_)) = (rematched_at, &stored) {
+            self.requeue_if_advisories_moved(generation, vec![rematch_again])
+                .await;
+        }
     }
 
     /// Re-assessments claimed together: those whose inventory is stored are matched and stored in
@@ -307,18 +318,18 @@ impl Worker {
         }
     }
 
-    async fn assess(&self, scan: &ScanRow) -> Result<Assessment, Failure> {
+    /// The scan's assessment, with the advisories' generation it was matched against when it
+    /// was a re-match of the stored inventory.
+    async fn assess(&self, scan: &ScanRow) -> Result<(Assessment, Option<i64>), Failure> {
         // A re-match reads the registry itself (and finds nothing when it is gone).
-        if scan.trigger().is_reassessment()
-            && let Some(result) = self
+        if scan.trigger().is_reassessment() {
+            let (mut rematched, generation) = self
                 .rematch_all(std::slice::from_ref(scan))
                 .await
-                .map_err(Failure::store)?
-                .0
-                .pop()
-                .flatten()
-        {
-            return Ok(result);
+                .map_err(Failure::store)?;
+            if let Some(result) = rematched.pop().flatten() {
+                return Ok((result, Some(generation)));
+            }
         }
         let registry_id = scan.registry_id.clone();
         let registry = store::run(&self.engine.pool, move |c| {
@@ -355,7 +366,7 @@ impl Worker {
         let result = engine::scan(&self.engine, &client, &reference)
             .await
             .map_err(|e| Failure::scan(&e))?;
-        Ok(Assessment { registry, result })
+        Ok((Assessment { registry, result }, None))
     }
 
     /// Matches the stored inventories of `scans` again, one database connection for all; `None`
