@@ -603,7 +603,7 @@ const EPSS_ROWS: usize = 300_000;
 /// entries (a fifth of the advisories, some only through their alias) and EPSS scores for every
 /// advisory and alias among 300,000 rows. Returns (KEV entries, EPSS rows).
 fn seed_intel(c: &mut AnyConnection, advisories: usize) -> QueryResult<(usize, usize)> {
-    use crowsnest::store::advisories::{self as stored, AdvisoryRow, NewAdvisory};
+    use crowsnest::store::advisories::{self as stored, NewAdvisory};
     use crowsnest::store::exploit_intel::{self as intel, EpssScoreRow, KnownExploited};
     let id = |k: usize| format!("CVE-{}-{:05}", 2018 + k % 7, 10_000 + k);
     let alias = |k: usize| {
@@ -612,28 +612,8 @@ fn seed_intel(c: &mut AnyConnection, advisories: usize) -> QueryResult<(usize, u
     };
     let now = Timestamp::now().micros();
     let rows: Vec<NewAdvisory> = (0..advisories)
-        .map(|k| NewAdvisory {
-            row: AdvisoryRow {
-                id: id(k),
-                modified: now,
-                published: None,
-                withdrawn: None,
-                summary: String::new(),
-                severity: None,
-                severity_source: None,
-                cvss2_base: None,
-                cvss3_base: None,
-                lent_from: None,
-                lent_severity: None,
-                lent_severity_source: None,
-                lent_cvss2_base: None,
-                lent_cvss3_base: None,
-                record: "{}".into(),
-                raw: "{}".into(),
-                imported_at: now,
-            },
-            affected: Vec::new(),
-            aliases: alias(k).into_iter().collect(),
+        .map(|k| {
+            NewAdvisory::without_packages(id(k), String::new(), alias(k).into_iter().collect(), now)
         })
         .collect();
     for chunk in rows.chunks(500) {

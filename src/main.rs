@@ -256,20 +256,7 @@ fn print_summary(s: &ImportSummary) {
             s.newly_covered.join(", ")
         );
     }
-    if s.images_queued > 0 {
-        println!(
-            "  {} stored image(s) queued for re-assessment",
-            s.images_queued
-        );
-    }
-    for r in &s.rejected {
-        println!(
-            "  rejected {} ({}): {}",
-            r.id.as_deref().unwrap_or("?"),
-            r.file,
-            r.reason
-        );
-    }
+    cli::advisories::print_queued_and_rejected(s.images_queued, &s.rejected);
     for i in &s.ignored {
         println!("  ignored {}× {}", i.count, i.reason);
     }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crowsnest::config::{AdvisorySyncArgs, DatabaseArgs};
 use crowsnest::domain::{SourceName, Timestamp};
 use crowsnest::jobs::advisory_sync::{SyncProgress, SyncReport, SyncResult, Syncer};
+use crowsnest::jobs::import_advisories::Rejection;
 use crowsnest::store::{self, DatabaseUrl, Pool};
 
 fn open(db: &DatabaseArgs) -> anyhow::Result<Pool> {
@@ -86,6 +87,22 @@ fn progress_bar() -> SyncProgress {
     })
 }
 
+/// The lines an import and a sync both print under their summary: the images queued for a
+/// re-match and each rejected record.
+pub fn print_queued_and_rejected(images_queued: usize, rejected: &[Rejection]) {
+    if images_queued > 0 {
+        println!("  {images_queued} stored image(s) queued for re-assessment");
+    }
+    for r in rejected {
+        println!(
+            "  rejected {} ({}): {}",
+            r.id.as_deref().unwrap_or("?"),
+            r.file,
+            r.reason
+        );
+    }
+}
+
 fn print_report(r: &SyncReport) {
     let what = match r.result {
         SyncResult::Updated => format!("{} records, {} changed", r.records, r.changed),
@@ -98,20 +115,7 @@ fn print_report(r: &SyncReport) {
         "{}: {what} ({} downloads, {:.2} s)",
         r.source, r.downloads, r.seconds
     );
-    if r.images_queued > 0 {
-        println!(
-            "  {} stored image(s) queued for re-assessment",
-            r.images_queued
-        );
-    }
-    for rejected in &r.rejected {
-        println!(
-            "  rejected {} ({}): {}",
-            rejected.id.as_deref().unwrap_or("?"),
-            rejected.file,
-            rejected.reason
-        );
-    }
+    print_queued_and_rejected(r.images_queued, &r.rejected);
     if r.result != SyncResult::Failed
         && let Some(error) = &r.error
     {

@@ -102,16 +102,22 @@ pub fn missing_advisory_data(coverage: &[Coverage]) -> Vec<String> {
     missing
 }
 
+/// The families (OSV export names: `Debian` for `Debian:12`) of these ecosystems, once each.
+fn families(ecosystems: &[String]) -> Vec<&str> {
+    let mut families: Vec<&str> = ecosystems.iter().map(|e| ecosystem::base(e)).collect();
+    families.sort_unstable();
+    families.dedup();
+    families
+}
+
 /// What to tell someone whose database lacks these ecosystems: which, and the commands that
 /// load each family's OSV export.
 fn how_to_load(missing: &[String]) -> String {
-    let mut families: Vec<&str> = missing.iter().map(|e| ecosystem::base(e)).collect();
-    families.dedup();
     let mut text = format!(
         "no advisory data for {}: those packages were not assessed. Load it with:",
         missing.join(", ")
     );
-    for family in families {
+    for family in families(missing) {
         text.push_str(&format!(
             "\n  crowsnest advisories sync osv:{family}\n  crowsnest advisories import https://osv-vulnerabilities.storage.googleapis.com/{}/all.zip",
             family.replace(' ', "%20")
@@ -128,12 +134,9 @@ fn sync_missing(
     settings: &advisory_sync::SyncSettings,
     missing: &[String],
 ) -> bool {
-    let mut families: Vec<&str> = missing.iter().map(|e| ecosystem::base(e)).collect();
-    families.sort_unstable();
-    families.dedup();
-    let names: Vec<SourceName> = families
-        .iter()
-        .map(|f| SourceName::Osv((*f).to_owned()))
+    let names: Vec<SourceName> = families(missing)
+        .into_iter()
+        .map(|f| SourceName::Osv(f.to_owned()))
         .collect();
     eprintln!(
         "no advisory data for {}: syncing {} first",

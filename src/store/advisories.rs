@@ -78,6 +78,36 @@ pub struct NewAdvisory {
     pub aliases: Vec<String>,
 }
 
+impl NewAdvisory {
+    /// An advisory known only by its id, summary and aliases: no affected package, no severity
+    /// (for findings seeded by hand in tests and benches).
+    pub fn without_packages(id: String, summary: String, aliases: Vec<String>, now: i64) -> Self {
+        Self {
+            row: AdvisoryRow {
+                id,
+                modified: now,
+                published: None,
+                withdrawn: None,
+                summary,
+                severity: None,
+                severity_source: None,
+                cvss2_base: None,
+                cvss3_base: None,
+                lent_from: None,
+                lent_severity: None,
+                lent_severity_source: None,
+                lent_cvss2_base: None,
+                lent_cvss3_base: None,
+                record: "{}".to_owned(),
+                raw: "{}".to_owned(),
+                imported_at: now,
+            },
+            affected: Vec::new(),
+            aliases,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Added,

@@ -100,27 +100,10 @@ pub fn finding_row(
 
 /// A stored advisory `id` with `aliases` and nothing to match (for findings seeded by hand).
 pub fn advisory(id: &str, aliases: &[&str]) -> store::advisories::NewAdvisory {
-    store::advisories::NewAdvisory {
-        row: store::advisories::AdvisoryRow {
-            id: id.to_owned(),
-            modified: Timestamp::now().micros(),
-            published: None,
-            withdrawn: None,
-            summary: format!("{id} (seeded)"),
-            severity: None,
-            severity_source: None,
-            cvss2_base: None,
-            cvss3_base: None,
-            lent_from: None,
-            lent_severity: None,
-            lent_severity_source: None,
-            lent_cvss2_base: None,
-            lent_cvss3_base: None,
-            record: "{}".to_owned(),
-            raw: "{}".to_owned(),
-            imported_at: Timestamp::now().micros(),
-        },
-        affected: Vec::new(),
-        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
-    }
+    store::advisories::NewAdvisory::without_packages(
+        id.to_owned(),
+        format!("{id} (seeded)"),
+        aliases.iter().map(|a| (*a).to_owned()).collect(),
+        Timestamp::now().micros(),
+    )
 }
