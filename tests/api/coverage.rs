@@ -18,8 +18,7 @@ use crate::support::images::{Compression, Image, Layer, MediaKind, Platform, Tar
 use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::scans::{
-    SUB, connect, get_security, gnutls_advisory, import, post_scan, registry_id, scans,
-    wait_for_scan_end,
+    SUB, connect, get_security, gnutls_advisory, import, registry_assessment, scan_succeeded, scans,
 };
 use crate::support::wait_for;
 
@@ -29,7 +28,6 @@ backend_tests!(
     findings_stay_unhealthy_and_name_the_ecosystem_not_assessed,
 );
 
-const ASSESSMENTS_API: &str = "api-version=2021-06-01";
 /// The one Ubuntu record of the fixtures: `linux` in `Ubuntu:Pro:14.04:LTS`, every version.
 const UBUNTU_RECORDS: &str = "../shared/fixtures/osv/records/ubuntu";
 const WEEK_AND_A_DAY: Duration = Duration::from_secs(8 * 24 * 3600);
@@ -85,17 +83,6 @@ async fn image(app: &TestApp, digest: &str) -> Value {
     body
 }
 
-/// Submits a scan of `reference` and returns it once it succeeded.
-async fn scan(app: &TestApp, reference: &str) -> Value {
-    let contributor = app.token(SUB, Role::Contributor);
-    let (status, _, body) =
-        post_scan(app, &contributor, &json!({ "image": reference }), None).await;
-    assert_eq!(status, 202, "{body}");
-    let scan = wait_for_scan_end(app, body["name"].as_str().unwrap()).await;
-    assert_eq!(scan["properties"]["status"], "Succeeded", "{scan}");
-    scan
-}
-
 /// Waits until the image's health code is `code`; returns the image.
 async fn wait_for_health(app: &TestApp, digest: &str, code: &str) -> Value {
     wait_for(
@@ -126,21 +113,6 @@ async fn filtered(app: &TestApp, filter: &str) -> Vec<String> {
 
 fn urlencoding(s: &str) -> String {
     s.replace(' ', "%20").replace('\'', "%27")
-}
-
-async fn assessment(app: &TestApp, registry: &str) -> Value {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!(
-                "/{}/providers/Microsoft.Security/assessments/{KEY}?{ASSESSMENTS_API}",
-                registry_id(registry)
-            ),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 async fn vulnerability_summary(app: &TestApp) -> Value {
@@ -180,8 +152,8 @@ async fn an_ubuntu_image_waits_for_ubuntu_data_and_follows_it_without_a_pull(bac
     connect(&app, "cov", &host).await;
     let kernel = push_image(&registry, "team/trusty", Some("kernel"), &trusty(true, "k")).await;
     let plain = push_image(&registry, "team/trusty", Some("plain"), &trusty(false, "p")).await;
-    let first = scan(&app, &format!("{host}/team/trusty:kernel")).await;
-    scan(&app, &format!("{host}/team/trusty:plain")).await;
+    let first = scan_succeeded(&app, &format!("{host}/team/trusty:kernel")).await;
+    scan_succeeded(&app, &format!("{host}/team/trusty:plain")).await;
 
     for (digest, packages) in [(&kernel.manifest_digest, 2), (&plain.manifest_digest, 1)] {
         let body = image(&app, digest).await;
@@ -210,7 +182,7 @@ async fn an_ubuntu_image_waits_for_ubuntu_data_and_follows_it_without_a_pull(bac
     ];
     both.sort();
     assert_eq!(no_data, both);
-    let registry_assessment = assessment(&app, "cov").await;
+    let registry_assessment = registry_assessment(&app, "cov").await;
     let p = &registry_assessment["properties"];
     assert_eq!(
         p["status"]["code"], "NotApplicable",
@@ -284,7 +256,7 @@ async fn aged_data_makes_a_healthy_image_advisories_stale_until_refreshed(backen
         ),
     )
     .await;
-    scan(&app, &format!("{host}/team/app:clean")).await;
+    scan_succeeded(&app, &format!("{host}/team/app:clean")).await;
     let fresh = wait_for_health(&app, &clean.manifest_digest, "Healthy").await;
     assert_eq!(
         fresh["properties"]["coverage"][0]["ecosystem"], "Debian:10",
@@ -330,7 +302,7 @@ async fn aged_data_makes_a_healthy_image_advisories_stale_until_refreshed(backen
         filtered(&app, "properties/health/cause eq 'AdvisoriesStale'").await,
         vec![clean.manifest_digest.clone()]
     );
-    let registry_assessment = assessment(&app, "age").await;
+    let registry_assessment = registry_assessment(&app, "age").await;
     assert_eq!(
         registry_assessment["properties"]["additionalData"]["staleAdvisoriesImages"],
         "1"
@@ -376,7 +348,7 @@ async fn findings_stay_unhealthy_and_name_the_ecosystem_not_assessed(backend: Ba
         &debian_with_python("mix"),
     )
     .await;
-    let done = scan(&app, &format!("{host}/team/mix:v1")).await;
+    let done = scan_succeeded(&app, &format!("{host}/team/mix:v1")).await;
     let body = image(&app, &pushed.manifest_digest).await;
     let p = &body["properties"];
     assert_eq!(p["health"]["code"], "Unhealthy", "{body}");

@@ -15,8 +15,8 @@ use crate::support::registry::client::push_image;
 use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::digest_of;
 use crate::support::scans::{
-    SUB, connect, findings, get_security, gnutls_advisory, import, post_events, post_scan,
-    registry_id, wait_for_scan, wait_for_scan_end,
+    SUB, connect, findings, get_security, gnutls_advisory, import, post_events,
+    registry_assessment, registry_id, scan_succeeded, wait_for_scan,
 };
 use crate::support::wait_for;
 
@@ -50,35 +50,6 @@ async fn health_of(app: &TestApp, digest: &str) -> Value {
     body["properties"]["health"].clone()
 }
 
-/// Submits a scan of `host/repository:tag` and waits for it to succeed.
-async fn scan(app: &TestApp, reference: &str) -> Value {
-    let contributor = app.token(SUB, Role::Contributor);
-    let (status, _, body) =
-        post_scan(app, &contributor, &json!({ "image": reference }), None).await;
-    assert_eq!(status, 202, "{body}");
-    let scan = wait_for_scan_end(app, body["name"].as_str().unwrap()).await;
-    assert_eq!(
-        scan["properties"]["status"], "Succeeded",
-        "the scan failed: {scan}"
-    );
-    scan
-}
-
-async fn assessment(app: &TestApp, registry: &str) -> Value {
-    let token = app.token(SUB, Role::Reader);
-    let (status, body) = app
-        .get_json(
-            &format!(
-                "/{}/providers/Microsoft.Security/assessments/{KEY}?{ASSESSMENTS_API}",
-                registry_id(registry)
-            ),
-            &token,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
     let app = spawn_app(backend).await;
     import(&app, &gnutls_advisory("TEST-GNUTLS-H")).await;
@@ -87,7 +58,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
     connect(&app, "health", &host).await;
 
     let clean = push_image(&registry, "team/app", Some("clean"), &debian(None, "clean")).await;
-    scan(&app, &format!("{host}/team/app:clean")).await;
+    scan_succeeded(&app, &format!("{host}/team/app:clean")).await;
     let healthy = health_of(&app, &clean.manifest_digest).await;
     assert_eq!(healthy["code"], "Healthy", "{healthy}");
     assert_eq!(
@@ -104,7 +75,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
         &debian(Some("3.6.7-4+deb10u2"), "v1"),
     )
     .await;
-    scan(&app, &format!("{host}/team/app:v1")).await;
+    scan_succeeded(&app, &format!("{host}/team/app:v1")).await;
     let (status, body) = image(
         &app,
         &format!("subscriptions/{SUB}"),
@@ -149,7 +120,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
     .await;
     assert_cloud_error(status, &body, 404, "ImageNotFound");
 
-    let unhealthy = assessment(&app, "health").await;
+    let unhealthy = registry_assessment(&app, "health").await;
     assert_eq!(unhealthy["name"], KEY);
     assert_eq!(unhealthy["type"], "Microsoft.Security/assessments");
     let props = &unhealthy["properties"];
@@ -186,7 +157,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
         &debian(Some("3.6.7-4+deb10u3"), "v2"),
     )
     .await;
-    scan(&app, &format!("{host}/team/app:v2")).await;
+    scan_succeeded(&app, &format!("{host}/team/app:v2")).await;
     assert_eq!(
         health_of(&app, &fixed.manifest_digest).await["code"],
         "Healthy"
@@ -256,7 +227,7 @@ async fn health_follows_scans_fixes_and_withdrawals(backend: Backend) {
         },
     )
     .await;
-    let healthy = assessment(&app, "health").await;
+    let healthy = registry_assessment(&app, "health").await;
     assert_eq!(
         healthy["properties"]["status"]["code"], "Healthy",
         "{healthy}"
@@ -268,7 +239,7 @@ async fn images_never_scanned_are_not_applicable(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 0).await;
     let (webhook, secret) = connect(&app, "idle", "127.0.0.1:5000").await;
     assert_eq!(
-        assessment(&app, "idle").await["properties"]["status"]["code"],
+        registry_assessment(&app, "idle").await["properties"]["status"]["code"],
         "NotApplicable"
     );
 
@@ -288,7 +259,7 @@ async fn images_never_scanned_are_not_applicable(backend: Backend) {
     assert_eq!(p["tags"], json!(["bookworm"]));
     assert_eq!(p["repository"], "test/debsynth");
     assert!(p["lastPushedAt"].is_string() && p["lastScannedAt"].is_null());
-    let not_applicable = assessment(&app, "idle").await;
+    let not_applicable = registry_assessment(&app, "idle").await;
     assert_eq!(
         not_applicable["properties"]["status"]["code"],
         "NotApplicable"
@@ -408,7 +379,7 @@ async fn running_images_come_from_a_kubectl_pod_list(backend: Backend) {
         &debian(Some("3.6.7-4+deb10u2"), "web"),
     )
     .await;
-    scan(&app, &format!("{host}/team/web:v1")).await;
+    scan_succeeded(&app, &format!("{host}/team/web:v1")).await;
     // Pushed but never scanned: the report makes Crowsnest scan it.
     let migrate = push_image(
         &registry,

@@ -209,3 +209,33 @@ pub async fn wait_for_scan_end(app: &TestApp, name: &str) -> Value {
     )
     .await
 }
+
+/// Submits a scan of `reference` through the API and waits until it has succeeded.
+pub async fn scan_succeeded(app: &TestApp, reference: &str) -> Value {
+    let contributor = app.token(SUB, Role::Contributor);
+    let (status, _, body) =
+        post_scan(app, &contributor, &json!({ "image": reference }), None).await;
+    assert_eq!(status, 202, "{body}");
+    let scan = wait_for_scan_end(app, body["name"].as_str().unwrap()).await;
+    assert_eq!(
+        scan["properties"]["status"], "Succeeded",
+        "the scan failed: {scan}"
+    );
+    scan
+}
+
+/// The registry's assessment in Azure's Assessments shape (api-version 2021-06-01).
+pub async fn registry_assessment(app: &TestApp, registry: &str) -> Value {
+    let (status, body) = app
+        .get_json(
+            &format!(
+                "/{}/providers/Microsoft.Security/assessments/{}?api-version=2021-06-01",
+                registry_id(registry),
+                crowsnest::domain::CONTAINER_REGISTRY_ASSESSMENT_KEY
+            ),
+            &app.token(SUB, Role::Reader),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
