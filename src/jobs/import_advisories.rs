@@ -135,8 +135,6 @@ struct Importer<'a> {
     /// The (ecosystem, package) pairs of each record in `batch`, in the same order.
     batch_packages: Vec<Vec<(String, String)>>,
     batch_withdrawn: Vec<bool>,
-    /// Ids added or updated, whose aliases' lent severities must be recomputed at the end.
-    changed_ids: Vec<String>,
     /// The ecosystems of every stored record, changed or not: their data is current now.
     loaded_ecosystems: BTreeSet<String>,
     seen: u64,
@@ -155,7 +153,6 @@ impl<'a> Importer<'a> {
             batch: Vec::new(),
             batch_packages: Vec::new(),
             batch_withdrawn: Vec::new(),
-            changed_ids: Vec::new(),
             loaded_ecosystems: BTreeSet::new(),
             seen: 0,
             error: None,
@@ -252,8 +249,8 @@ impl<'a> Importer<'a> {
                         .flatten()
                         .map(|(ecosystem, _)| ecosystem.clone()),
                 );
-                for (((applied, packages), withdrawn), new) in
-                    outcome.into_iter().zip(packages).zip(withdrawn).zip(&batch)
+                for ((applied, packages), withdrawn) in
+                    outcome.into_iter().zip(packages).zip(withdrawn)
                 {
                     match applied {
                         Applied::Added => self.summary.added += 1,
@@ -266,7 +263,6 @@ impl<'a> Importer<'a> {
                     if withdrawn {
                         self.summary.withdrawn += 1;
                     }
-                    self.changed_ids.push(new.row.id.clone());
                     self.summary.changed_packages.extend(packages);
                 }
             }
@@ -300,13 +296,13 @@ impl<'a> Importer<'a> {
             .pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let changed = self.changed_ids;
         let ecosystems: Vec<String> = self.loaded_ecosystems.into_iter().collect();
         let changed_packages = package_names(&self.summary.changed_packages);
         // The images that lacked this data and those holding a changed package are queued in one
         // transaction, so an image that is both is queued once.
         let (loaded, queued_for_changes) = store::transaction(&mut conn, |c| {
-            store::advisories::relend(c, &changed)?;
+            // Every record this import wrote carries an `imported_at` from after its start.
+            store::advisories::relend_written_since(c, self.started_at.micros())?;
             store::advisories::record_import(c, &row)?;
             let loaded = coverage::data_loaded(c, &ecosystems, self.started_at)?;
             let holding = store::images::holding_packages(c, &changed_packages)?;

@@ -443,9 +443,31 @@ pub fn alias_severities(
     Ok(out)
 }
 
-/// Re-computes the severity lent to each advisory by its aliases, for the advisories whose aliases'
-/// severities may have changed: those in `changed` and those related to them by alias. Run after
-/// an import, in a transaction, so matching needs no alias look-up.
+/// Re-computes the lent severities around every advisory written at or after `since` (an
+/// import's start; see [`relend`]), one page of ids at a time: an import of millions of records
+/// holds one page in memory, not every id it wrote.
+pub fn relend_written_since(conn: &mut AnyConnection, since: i64) -> QueryResult<usize> {
+    let mut after = String::new();
+    let mut lent = 0;
+    loop {
+        let page: Vec<String> = advisories::table
+            .filter(advisories::imported_at.ge(since))
+            .filter(advisories::id.gt(&after))
+            .order(advisories::id.asc())
+            .select(advisories::id)
+            .limit(INSERT_CHUNK as i64)
+            .load(conn)?;
+        let Some(last) = page.last() else {
+            return Ok(lent);
+        };
+        after = last.clone();
+        lent += relend(conn, &page)?;
+    }
+}
+
+/// Re-computes the severity lent to each advisory by its aliases, for the stored advisories whose
+/// aliases' severities may have changed: those in `changed` and those related to them by alias.
+/// Run after an import, in a transaction, so matching needs no alias look-up.
 pub fn relend(conn: &mut AnyConnection, changed: &[String]) -> QueryResult<usize> {
     let mut affected: std::collections::BTreeSet<String> = changed.iter().cloned().collect();
     for chunk in changed.chunks(INSERT_CHUNK) {
@@ -453,7 +475,10 @@ pub fn relend(conn: &mut AnyConnection, changed: &[String]) -> QueryResult<usize
             .filter(advisory_aliases::alias.eq_any(chunk))
             .select(advisory_aliases::advisory_id)
             .load(conn)?;
+        // Only aliases that are stored advisories can be lent a severity; a CVE id named by
+        // thousands of records but not stored itself would otherwise be re-examined for each.
         let backward: Vec<String> = advisory_aliases::table
+            .inner_join(advisories::table.on(advisories::id.eq(advisory_aliases::alias)))
             .filter(advisory_aliases::advisory_id.eq_any(chunk))
             .select(advisory_aliases::alias)
             .load(conn)?;
