@@ -113,6 +113,8 @@ fn debian_inventory() -> Inventory {
                 source_name: Some(source.clone()),
                 source_version: None,
                 layer_digest: Some(format!("sha256:{:064x}", i % 5)),
+                file_path: None,
+                owner: None,
             }
         })
         .collect();
@@ -140,6 +142,8 @@ fn mixed_debian_inventory(worst: &Inventory) -> Inventory {
         source_name: None,
         source_version: None,
         layer_digest: Some(format!("sha256:{:064x}", i % 5)),
+        file_path: None,
+        owner: None,
     }));
     Inventory {
         os: worst.os.clone(),
@@ -166,6 +170,8 @@ fn alpine_inventory() -> Inventory {
                 source_name: field("o:"),
                 source_version: None,
                 layer_digest: None,
+                file_path: None,
+                owner: None,
             })
         })
         .take(15)

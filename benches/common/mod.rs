@@ -252,6 +252,8 @@ pub fn realistic_debian_inventory(
                 source_name: Some(source.clone()),
                 source_version: None,
                 layer_digest: layer(&mut rng),
+                file_path: None,
+                owner: None,
             });
         }
     }
@@ -268,6 +270,8 @@ pub fn realistic_debian_inventory(
             source_name: None,
             source_version: None,
             layer_digest: layer(&mut rng),
+            file_path: None,
+            owner: None,
         });
     }
     Inventory {

@@ -37,6 +37,8 @@ pub fn save(
             source_name: p.source_name.clone(),
             source_version: p.source_version.clone(),
             layer_digest: p.layer_digest.clone(),
+            file_path: p.file_path.clone(),
+            owner: p.owner.clone(),
         })
         .collect();
     store::inventories::replace(conn, &row, &packages)
@@ -71,6 +73,8 @@ pub fn load(
             source_name: p.source_name,
             source_version: p.source_version,
             layer_digest: p.layer_digest,
+            file_path: p.file_path,
+            owner: p.owner,
         });
     }
     Ok(Some(Inventory { os, packages: out }))

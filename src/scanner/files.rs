@@ -1,6 +1,7 @@
 //! The files of an image that analyzers asked for, as they are in the final image.
 
 use std::collections::BTreeMap;
+use std::io::{Cursor, Read, Seek};
 
 /// One file of the final image that some analyzer asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,27 @@ impl CollectedFile {
             layer_digest: layer_digest.into(),
         }
     }
+
+    /// The content's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A reader over the content from its start. Analyzers of executables and archives read
+    /// through this (not `bytes`), as such files may be spooled to a temporary file.
+    pub fn open(&self) -> std::io::Result<Box<dyn ReadSeek + '_>> {
+        Ok(Box::new(Cursor::new(self.bytes.as_slice())))
+    }
 }
+
+/// A content reader that can seek (zip indexes and ELF section tables sit anywhere in a file).
+pub trait ReadSeek: Read + Seek {}
+
+impl<T: Read + Seek> ReadSeek for T {}
 
 /// The files the analyzers asked for, as they are in the final image, keyed by normalised path
 /// (see the module docs).

@@ -26,9 +26,11 @@ pub struct PackageRow {
     pub source_name: Option<String>,
     pub source_version: Option<String>,
     pub layer_digest: Option<String>,
+    pub file_path: Option<String>,
+    pub owner: Option<String>,
 }
 
-/// Rows per multi-row INSERT (8 columns; SQLite allows 32,766 bound parameters).
+/// Rows per multi-row INSERT (10 columns; SQLite allows 32,766 bound parameters).
 const INSERT_CHUNK: usize = 1000;
 
 pub fn find(

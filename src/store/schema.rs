@@ -253,6 +253,8 @@ diesel::table! {
         source_name -> Nullable<Text>,
         source_version -> Nullable<Text>,
         layer_digest -> Nullable<Text>,
+        file_path -> Nullable<Text>,
+        owner -> Nullable<Text>,
     }
 }
 

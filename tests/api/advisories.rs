@@ -212,6 +212,8 @@ fn demo_inventory() -> Inventory {
             source_name: Some("demo".into()),
             source_version: None,
             layer_digest: None,
+            file_path: None,
+            owner: None,
         }],
     }
 }
@@ -475,6 +477,8 @@ fn package(kind: PackageKind, name: &str, version: &str, source: Option<&str>) -
         source_name: source.map(str::to_owned),
         source_version: None,
         layer_digest: Some(digest_of("layer")),
+        file_path: None,
+        owner: None,
     }
 }
 

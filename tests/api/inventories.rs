@@ -31,6 +31,8 @@ async fn inventories_are_reused_only_while_the_analyzers_are_the_same(backend: B
                 source_name: (i % 2 == 0).then(|| format!("src{i}")),
                 source_version: (i % 4 == 0).then(|| format!("1.{i}")),
                 layer_digest: Some(digest_of(&format!("layer{}", i % 3))),
+                file_path: None,
+                owner: None,
             })
             .collect(),
     };

@@ -46,6 +46,9 @@ pub enum PackageKind {
     Cargo,
     Go,
     Maven,
+    RubyGems,
+    Packagist,
+    NuGet,
 }
 
 impl PackageKind {
@@ -64,6 +67,9 @@ impl PackageKind {
             PackageKind::Cargo => Some("crates.io"),
             PackageKind::Go => Some("Go"),
             PackageKind::Maven => Some("Maven"),
+            PackageKind::RubyGems => Some("RubyGems"),
+            PackageKind::Packagist => Some("Packagist"),
+            PackageKind::NuGet => Some("NuGet"),
             PackageKind::Dpkg | PackageKind::Apk | PackageKind::Rpm => None,
         }
     }
@@ -95,6 +101,14 @@ pub struct InventoryPackage {
     /// dpkg `Source: name (version)`; absent when the source version is the binary's.
     pub source_version: Option<String>,
     pub layer_digest: Option<String>,
+    /// The file the package was read from (a package database, a binary, an archive; `!` joins
+    /// an archive's path to a nested one's), so a user knows what to rebuild.
+    #[serde(default)]
+    pub file_path: Option<String>,
+    /// The OS package whose file list holds `file_path`, for a language package an OS package
+    /// installed: it is assessed as part of that package, not again in its own ecosystem.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// What an image contains.

@@ -116,6 +116,8 @@ pub fn dpkg_status(rel: &str, layer: &str) -> Vec<InventoryPackage> {
             source_name,
             source_version,
             layer_digest: Some(layer.to_owned()),
+            file_path: None,
+            owner: None,
         });
     }
     out
@@ -141,6 +143,8 @@ pub fn apk_installed(rel: &str, layer: &str) -> Vec<InventoryPackage> {
             source_name: field("o:"),
             source_version: None,
             layer_digest: Some(layer.to_owned()),
+            file_path: None,
+            owner: None,
         });
     }
     out

@@ -65,6 +65,8 @@ impl Analyzer for ApkAnalyzer {
                     source_name: field('o').map(str::to_owned),
                     source_version: None,
                     layer_digest: Some(file.layer_digest.clone()),
+                    file_path: None,
+                    owner: None,
                 }),
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,
@@ -148,6 +150,8 @@ mod tests {
             source_name: origin.map(str::to_owned),
             source_version: None,
             layer_digest: Some(LAYER.to_owned()),
+            file_path: None,
+            owner: None,
         }
     }
 

@@ -243,6 +243,8 @@ fn package(stanza: &Stanza) -> Parsed {
             source_name,
             source_version,
             layer_digest: None,
+            file_path: None,
+            owner: None,
         },
         warning,
     )))
@@ -291,6 +293,8 @@ mod tests {
             source_name: source.map(str::to_owned),
             source_version: source_version.map(str::to_owned),
             layer_digest: Some(LAYER.to_owned()),
+            file_path: None,
+            owner: None,
         }
     }
 

@@ -55,7 +55,7 @@ pub use os_release::OsReleaseAnalyzer;
 pub use python::PythonAnalyzer;
 pub use rpm::RpmAnalyzer;
 
-pub use crate::scanner::files::{CollectedFile, FileSet, normalize_path};
+pub use crate::scanner::files::{CollectedFile, FileSet, ReadSeek, normalize_path};
 
 /// A package-database reader.
 pub trait Analyzer: Send + Sync {
@@ -67,9 +67,18 @@ pub trait Analyzer: Send + Sync {
     /// Whether the analyzer wants the file at this normalised path. Cheap: called for every tar
     /// entry of every layer.
     fn required(&self, path: &str) -> bool;
+    /// Whether the analyzer wants a file it did not ask for by name, judged by its first bytes
+    /// (at most [`HEAD_LEN`], fewer for a shorter file): executables are found by their ELF
+    /// magic, wherever they are installed.
+    fn wants_content(&self, _path: &str, _head: &[u8]) -> bool {
+        false
+    }
     /// Reads the files it asked for from `files` (which also holds other analyzers' files).
     fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError>;
 }
+
+/// How many leading bytes of a file [`Analyzer::wants_content`] sees.
+pub const HEAD_LEN: usize = 64;
 
 /// What one analyzer found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +87,36 @@ pub struct Analysis {
     pub packages: Vec<InventoryPackage>,
     /// Entries that were skipped (see the module docs); never the reason for a missing database.
     pub warnings: Vec<AnalyzerWarning>,
+    /// Executables and archives the analyzer wanted but could not read (hostile, truncated,
+    /// beyond a limit): the rest of the image is still inventoried, and these count against its
+    /// coverage so an image is never Healthy because its content was invisible.
+    pub unreadable: Vec<UnreadableFile>,
+}
+
+/// A file an analyzer wanted and could not read, with a stable code (`TooLarge`, `TooDeep`,
+/// `Truncated`, `Malformed`, ...) and a reason for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableFile {
+    pub analyzer: &'static str,
+    pub path: String,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl UnreadableFile {
+    pub fn new(
+        analyzer: &'static str,
+        path: impl Into<String>,
+        code: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
+        UnreadableFile {
+            analyzer,
+            path: path.into(),
+            code,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A package database that cannot be read: the analysis (and so the scan) fails.
@@ -194,6 +233,8 @@ pub struct AnalysisReport {
     pub analyzers: Vec<AnalyzerId>,
     /// Skipped entries; to be logged and counted, not a failure.
     pub warnings: Vec<AnalyzerWarning>,
+    /// Executables and archives no analyzer could read (see [`Analysis::unreadable`]).
+    pub unreadable: Vec<UnreadableFile>,
 }
 
 /// At least one analyzer could not read its package database.
@@ -229,11 +270,13 @@ pub fn analyze_all(
     let mut os: Option<OsRelease> = None;
     let mut packages: Vec<InventoryPackage> = Vec::new();
     let mut warnings = Vec::new();
+    let mut unreadable = Vec::new();
     let mut errors = Vec::new();
     for analyzer in analyzers {
         match analyzer.analyze(files) {
             Ok(analysis) => {
                 warnings.extend(analysis.warnings);
+                unreadable.extend(analysis.unreadable);
                 if let Some(found) = analysis
                     .os
                     .and_then(|found| storable_os(found, analyzer.name(), &mut warnings))
@@ -271,6 +314,7 @@ pub fn analyze_all(
         },
         analyzers: analyzer_ids(analyzers),
         warnings,
+        unreadable,
     })
 }
 

@@ -90,6 +90,8 @@ impl Analyzer for NpmAnalyzer {
                     source_name: None,
                     source_version: None,
                     layer_digest: Some(file.layer_digest.clone()),
+                    file_path: None,
+                    owner: None,
                 }),
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,

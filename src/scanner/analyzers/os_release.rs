@@ -93,8 +93,8 @@ impl Analyzer for OsReleaseAnalyzer {
 fn found(os: OsRelease, warnings: Vec<AnalyzerWarning>) -> Analysis {
     Analysis {
         os: Some(os),
-        packages: Vec::new(),
         warnings,
+        ..Analysis::default()
     }
 }
 

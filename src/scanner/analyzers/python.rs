@@ -51,6 +51,8 @@ impl Analyzer for PythonAnalyzer {
                     source_name: None,
                     source_version: None,
                     layer_digest: Some(file.layer_digest.clone()),
+                    file_path: None,
+                    owner: None,
                 }),
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,

@@ -63,6 +63,8 @@ fn package(kind: PackageKind, name: &str, version: &str) -> InventoryPackage {
         source_name: None,
         source_version: None,
         layer_digest: None,
+        file_path: None,
+        owner: None,
     }
 }
 
@@ -211,6 +213,8 @@ fn claircore_buster() -> Inventory {
                 source_name,
                 source_version,
                 layer_digest: None,
+                file_path: None,
+                owner: None,
             }
         })
         .collect();
@@ -647,6 +651,8 @@ fn key_selected_candidates_find_what_all_candidates_find() {
             source_name: Some(src.to_owned()),
             source_version: None,
             layer_digest: Some("sha256:layer".to_owned()),
+            file_path: None,
+            owner: None,
         });
         i += 1;
     }

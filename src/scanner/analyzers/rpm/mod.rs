@@ -189,6 +189,8 @@ fn package(h: header::Header) -> Result<InventoryPackage, String> {
         source_name,
         source_version,
         layer_digest: None,
+        file_path: None,
+        owner: None,
     })
 }
 

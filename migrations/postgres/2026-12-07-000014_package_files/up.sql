@@ -1,0 +1,4 @@
+-- Where each package was found (the file it was read from) and, for a language package whose file an
+-- OS package installed, that OS package: such a package is assessed as part of its owner.
+ALTER TABLE packages ADD COLUMN file_path TEXT;
+ALTER TABLE packages ADD COLUMN owner TEXT;

@@ -1,0 +1,2 @@
+ALTER TABLE packages DROP COLUMN owner;
+ALTER TABLE packages DROP COLUMN file_path;
