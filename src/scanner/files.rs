@@ -1,37 +1,132 @@
 //! The files of an image that analyzers asked for, as they are in the final image.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read, Seek};
+use std::fs::File;
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
-/// One file of the final image that some analyzer asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectedFile {
-    pub bytes: Vec<u8>,
-    /// The digest of the layer the file (in its final form) comes from.
-    pub layer_digest: String,
+/// Files larger than this are read whole into memory only by analyzers that need them so (a
+/// package database); executables and archives are read through [`CollectedFile::open`].
+pub const MAX_IN_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A kept file's content: in memory, or spooled to a private temporary file (deleted when the
+/// last reference goes) so that large executables and archives do not sit in memory. Cloning is
+/// cheap.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Memory(Arc<[u8]>),
+    Spooled { file: Arc<File>, len: u64 },
 }
 
-impl CollectedFile {
-    pub fn new(bytes: impl Into<Vec<u8>>, layer_digest: impl Into<String>) -> Self {
-        CollectedFile {
-            bytes: bytes.into(),
-            layer_digest: layer_digest.into(),
-        }
-    }
-
-    /// The content's length in bytes.
+impl Content {
     pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
+        match self {
+            Content::Memory(bytes) => bytes.len() as u64,
+            Content::Spooled { len, .. } => *len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// A reader over the content from its start. Analyzers of executables and archives read
-    /// through this (not `bytes`), as such files may be spooled to a temporary file.
-    pub fn open(&self) -> std::io::Result<Box<dyn ReadSeek + '_>> {
-        Ok(Box::new(Cursor::new(self.bytes.as_slice())))
+    /// The content when it is held in memory.
+    pub fn as_memory(&self) -> Option<&[u8]> {
+        match self {
+            Content::Memory(bytes) => Some(bytes),
+            Content::Spooled { .. } => None,
+        }
+    }
+
+    /// The bytes held in memory (nothing for a spooled file).
+    pub fn in_memory(&self) -> u64 {
+        match self {
+            Content::Memory(bytes) => bytes.len() as u64,
+            Content::Spooled { .. } => 0,
+        }
+    }
+}
+
+impl PartialEq for Content {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Content::Memory(a), Content::Memory(b)) => a == b,
+            (Content::Spooled { file: a, .. }, Content::Spooled { file: b, .. }) => {
+                Arc::ptr_eq(a, b)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Content {}
+
+impl From<Vec<u8>> for Content {
+    fn from(bytes: Vec<u8>) -> Self {
+        Content::Memory(bytes.into())
+    }
+}
+
+/// One file of the final image that some analyzer asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedFile {
+    pub content: Content,
+    /// The digest of the layer the file (in its final form) comes from.
+    pub layer_digest: String,
+}
+
+impl CollectedFile {
+    pub fn new(bytes: impl Into<Vec<u8>>, layer_digest: impl Into<String>) -> Self {
+        CollectedFile::with_content(Content::from(bytes.into()), layer_digest)
+    }
+
+    pub fn with_content(content: Content, layer_digest: impl Into<String>) -> Self {
+        CollectedFile {
+            content,
+            layer_digest: layer_digest.into(),
+        }
+    }
+
+    /// The content's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.content.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole content in memory, for files parsed as a whole (package databases, metadata).
+    /// Refused past [`MAX_IN_MEMORY_BYTES`]: read executables and archives through
+    /// [`CollectedFile::open`].
+    pub fn bytes(&self) -> io::Result<Cow<'_, [u8]>> {
+        match &self.content {
+            Content::Memory(bytes) => Ok(Cow::Borrowed(bytes)),
+            Content::Spooled { len, .. } if *len > MAX_IN_MEMORY_BYTES => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{len} bytes is more than the {MAX_IN_MEMORY_BYTES} read into memory"),
+            )),
+            Content::Spooled { .. } => {
+                let mut bytes = Vec::with_capacity(self.len() as usize);
+                self.open()?.read_to_end(&mut bytes)?;
+                Ok(Cow::Owned(bytes))
+            }
+        }
+    }
+
+    /// A reader over the content from its start. Each reader has its own position, so several
+    /// may read one spooled file.
+    pub fn open(&self) -> io::Result<Box<dyn ReadSeek + '_>> {
+        Ok(match &self.content {
+            Content::Memory(bytes) => Box::new(Cursor::new(&bytes[..])),
+            Content::Spooled { file, len } => Box::new(SpooledReader {
+                file,
+                len: *len,
+                position: 0,
+            }),
+        })
     }
 }
 
@@ -39,6 +134,40 @@ impl CollectedFile {
 pub trait ReadSeek: Read + Seek {}
 
 impl<T: Read + Seek> ReadSeek for T {}
+
+/// Positional reads of a spooled file, so readers never share a file cursor.
+struct SpooledReader<'a> {
+    file: &'a File,
+    len: u64,
+    position: u64,
+}
+
+impl Read for SpooledReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.position);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SpooledReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.position.checked_add_signed(d),
+        };
+        let target = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.position = target;
+        Ok(target)
+    }
+}
 
 /// The files the analyzers asked for, as they are in the final image, keyed by normalised path
 /// (see the module docs).

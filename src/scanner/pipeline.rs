@@ -70,13 +70,11 @@ where
         let bridge = SyncIoBridge::new(reader);
         let (digest, wanted, limits) = (layer.digest.clone(), analyzers.clone(), limits.clone());
         let content = tokio::task::spawn_blocking(move || {
-            layers::read_layer(
-                bridge,
-                &digest,
-                compression,
-                &|path| analyzers::required_by_any(&wanted, path),
-                &limits,
-            )
+            let select = layers::Select {
+                by_path: &|path| analyzers::required_by_any(&wanted, path),
+                by_content: &|path, head| analyzers::wanted_by_content(&wanted, path, head),
+            };
+            layers::read_layer_selecting(bridge, &digest, compression, &select, &limits)
         })
         .await
         .map_err(|e| PipelineError::Interrupted(e.to_string()))?

@@ -10,7 +10,7 @@
 //! fail there too); a record without `P:` or `V:` is skipped with a warning (trivy's Alpine 3.4
 //! fixture has one).
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "apk";
@@ -47,7 +47,8 @@ impl Analyzer for ApkAnalyzer {
                 format!("ignored: {path} is the apk database"),
             ));
         }
-        let records = parse(&text(&file.bytes)).map_err(|e| AnalyzerError::new(NAME, path, e))?;
+        let records = parse(&text(&whole(NAME, path, file)?))
+            .map_err(|e| AnalyzerError::new(NAME, path, e))?;
         for record in records {
             let field = |key: char| {
                 record

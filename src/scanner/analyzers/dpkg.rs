@@ -27,7 +27,7 @@
 //! * `Source: name` or `Source: name (version)` gives the source package and, for binNMUs and
 //!   the like, its version.
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "dpkg";
@@ -58,7 +58,7 @@ impl Analyzer for DpkgAnalyzer {
             .with_prefix(STATUS_D)
             .filter(|(path, _)| path.strip_prefix(STATUS_D).is_some_and(is_status_d_entry));
         for (path, file) in status.into_iter().chain(status_d) {
-            let stanzas = parse(&text(&file.bytes))
+            let stanzas = parse(&text(&whole(NAME, path, file)?))
                 .map_err(|e| AnalyzerError::new(NAME, path, e.to_string()))?;
             for stanza in &stanzas {
                 match package(stanza) {

@@ -188,6 +188,11 @@ pub fn required_by_any(analyzers: &[Box<dyn Analyzer>], path: &str) -> bool {
     analyzers.iter().any(|a| a.required(path))
 }
 
+/// Whether any of `analyzers` wants the file at this path for its first bytes.
+pub fn wanted_by_content(analyzers: &[Box<dyn Analyzer>], path: &str, head: &[u8]) -> bool {
+    analyzers.iter().any(|a| a.wants_content(path, head))
+}
+
 /// An analyzer's name and version: one part of an inventory's cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AnalyzerId {
@@ -387,6 +392,17 @@ fn dedup(packages: Vec<InventoryPackage>) -> Vec<InventoryPackage> {
         }
     }
     out
+}
+
+/// A whole file in memory, for an analyzer that parses it as a whole (a package database); a file
+/// that cannot be read so is that analyzer's error.
+fn whole<'f>(
+    analyzer: &'static str,
+    path: &str,
+    file: &'f CollectedFile,
+) -> Result<std::borrow::Cow<'f, [u8]>, AnalyzerError> {
+    file.bytes()
+        .map_err(|e| AnalyzerError::new(analyzer, path, format!("cannot be read: {e}")))
 }
 
 /// Text of a file that should be UTF-8; invalid sequences (a Latin-1 maintainer name in an old

@@ -12,7 +12,7 @@
 //! is skipped with a warning (counted by the caller): one broken file in `node_modules` must
 //! not fail the scan of an image.
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "npm";
@@ -51,10 +51,8 @@ impl Analyzer for NpmAnalyzer {
     fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError> {
         let mut analysis = Analysis::default();
         for (path, file) in files.iter().filter(|(p, _)| self.required(p)) {
-            let bytes = file
-                .bytes
-                .strip_prefix(b"\xEF\xBB\xBF")
-                .unwrap_or(&file.bytes);
+            let whole = whole(NAME, path, file)?;
+            let bytes = whole.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&whole);
             let manifest = match serde_json::from_slice::<serde_json::Value>(bytes) {
                 Ok(serde_json::Value::Object(m)) => m,
                 Ok(_) => {

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text, whole};
 use crate::scanner::advisories::ecosystem::OsRelease;
 
 const NAME: &str = "os-release";
@@ -51,7 +51,7 @@ impl Analyzer for OsReleaseAnalyzer {
             let Some(file) = files.get(path) else {
                 continue;
             };
-            let os = from_os_release(&parse_os_release(&text(&file.bytes)));
+            let os = from_os_release(&parse_os_release(&text(&whole(NAME, path, file)?)));
             if os.id.is_empty() {
                 warnings.push(AnalyzerWarning::new(NAME, path, "no ID= line"));
                 without_id.get_or_insert(os);
@@ -101,7 +101,8 @@ fn found(os: OsRelease, warnings: Vec<AnalyzerWarning>) -> Analysis {
 /// The first line of a release file, trimmed; `None` when absent or blank.
 fn first_line(files: &FileSet, path: &str) -> Option<String> {
     let file = files.get(path)?;
-    let text = text(&file.bytes);
+    let bytes = file.bytes().ok()?;
+    let text = text(&bytes);
     let line = text.lines().next()?.trim();
     (!line.is_empty()).then(|| line.to_owned())
 }

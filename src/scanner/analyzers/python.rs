@@ -10,7 +10,7 @@
 //! normalises PyPI names); continuation lines (starting with a space or tab) are allowed. A
 //! file without both is skipped with a warning: one odd distribution does not fail the scan.
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "python";
@@ -41,7 +41,8 @@ impl Analyzer for PythonAnalyzer {
     fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError> {
         let mut analysis = Analysis::default();
         for (path, file) in files.iter().filter(|(p, _)| self.required(p)) {
-            let text = text(&file.bytes);
+            let bytes = whole(NAME, path, file)?;
+            let text = text(&bytes);
             let (name, version) = (header(&text, "Name"), header(&text, "Version"));
             match (name, version) {
                 (Some(name), Some(version)) => analysis.packages.push(InventoryPackage {

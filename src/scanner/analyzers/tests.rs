@@ -53,7 +53,10 @@ fn file_set() {
         "var/lib/dpkg/status",
         CollectedFile::new(&b"new"[..], "sha256:l2"),
     );
-    assert_eq!(old.map(|f| f.bytes), Some(b"a".to_vec()));
+    assert_eq!(
+        old.and_then(|f| f.content.as_memory().map(<[u8]>::to_vec)),
+        Some(b"a".to_vec())
+    );
     assert_eq!(
         files
             .get("var/lib/dpkg/status")

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use crate::scanner::files::{CollectedFile, FileSet};
+use crate::scanner::files::{CollectedFile, Content, FileSet};
 
 use super::paths;
 use super::{LayerContent, LinkKind};
@@ -13,7 +13,7 @@ const MAX_HOPS: u32 = 40;
 
 #[derive(Clone, Copy)]
 enum Kind<'a> {
-    File(&'a [u8]),
+    File(&'a Content),
     Symlink(&'a str),
     Dir,
     /// A hardlink whose target was not kept: it hides lower entries but has no content.
@@ -62,8 +62,8 @@ pub fn merge(layers: &[LayerContent], required: &dyn Fn(&str) -> bool) -> FileSe
                 .entry(dir.as_str())
                 .or_insert_with(|| Node::new(dir, Kind::Dir, index));
         }
-        for (path, bytes) in &layer.files {
-            state.insert(path, Node::new(path, Kind::File(bytes), index));
+        for (path, content) in &layer.files {
+            state.insert(path, Node::new(path, Kind::File(content), index));
         }
         let mut hardlinks = Vec::new();
         for (path, target, kind) in &layer.links {
@@ -204,22 +204,22 @@ fn resolve(state: &State<'_>, path: &str) -> Option<String> {
 }
 
 fn collect(state: &State<'_>, layers: &[LayerContent], required: &dyn Fn(&str) -> bool) -> FileSet {
-    let files: BTreeMap<&str, (&[u8], usize)> = state
+    let files: BTreeMap<&str, (&Content, usize)> = state
         .iter()
         .filter_map(|(path, node)| match node.kind {
-            Kind::File(bytes) => Some((*path, (bytes, node.layer))),
+            Kind::File(content) => Some((*path, (content, node.layer))),
             _ => None,
         })
         .collect();
-    let collected = |bytes: &[u8], layer: usize| CollectedFile {
-        bytes: bytes.to_vec(),
-        layer_digest: layers[layer].digest.clone(),
+    let collected = |content: &Content, layer: usize| {
+        CollectedFile::with_content(content.clone(), layers[layer].digest.clone())
     };
 
     let mut out = FileSet::new();
     let mut physical: HashSet<&str> = HashSet::new();
     for (path, (bytes, layer)) in &files {
-        if required(path) {
+        // A file kept for its first bytes is taken under its own path only.
+        if required(path) || layers[*layer].kept_by_content.contains(*path) {
             out.insert(*path, collected(bytes, *layer));
             physical.insert(path);
         }

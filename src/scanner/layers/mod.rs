@@ -6,8 +6,9 @@
 //! 1. [`read_layer`] streams one layer blob front to back, exactly once. It hashes the
 //!    *compressed* bytes as they pass, decompresses, walks the tar entries and records what the
 //!    merge needs ([`LayerContent`]): the kept files, symlinks, hardlinks, directories, whiteouts
-//!    and opaque directories. Nothing is ever written to disk and a layer is never held in memory
-//!    as a whole; only kept files are buffered (bounded by [`Limits`]).
+//!    and opaque directories. A layer is never held in memory as a whole; only kept files are
+//!    buffered (bounded by [`Limits`]), and a kept file larger than [`SPOOL_BYTES`] (an
+//!    executable, an archive) is spooled to a private temporary file instead of memory.
 //! 2. [`merge`] applies the layers bottom to top and produces the
 //!    [`FileSet`](crate::scanner::files::FileSet) handed to the
 //!    analyzers.
@@ -114,12 +115,18 @@ mod read;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
 pub use merge::merge;
-pub use read::read_layer;
+pub use read::{Select, read_layer, read_layer_selecting};
+
+use crate::scanner::files::Content;
+
+/// Kept files larger than this are spooled to a private temporary file rather than memory.
+pub const SPOOL_BYTES: u64 = 1024 * 1024;
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,11 +200,16 @@ pub struct Limits {
     pub max_uncompressed_bytes: u64,
     /// Tar entries (every member: files, directories, links, whiteouts). Default 1 000 000.
     pub max_entries: u64,
-    /// Size of one kept file. Default 64 MiB (an rpmdb.sqlite of a large image is ~50 MB).
+    /// Size of one file kept for its path. Default 1 GiB (files past [`SPOOL_BYTES`] are
+    /// spooled to disk; a package database is read into memory only up to
+    /// [`MAX_IN_MEMORY_BYTES`](crate::scanner::files::MAX_IN_MEMORY_BYTES)). A file kept for its
+    /// first bytes (an executable) past this size is not kept, and the layer still reads.
     pub max_file_bytes: u64,
-    /// Everything a layer's [`LayerContent`] holds: kept file bytes plus recorded path strings
-    /// (links, directories, whiteouts). Default 512 MiB.
+    /// Everything a layer's [`LayerContent`] holds in memory: kept file bytes plus recorded path
+    /// strings (links, directories, whiteouts). Default 512 MiB.
     pub max_kept_bytes: u64,
+    /// Bytes of one layer's kept files spooled to temporary files. Default 8 GiB.
+    pub max_spooled_bytes: u64,
     /// Tar metadata (headers, GNU long names, PAX records) between one entry's data and the next
     /// entry. Default 1 MiB (as Go's archive/tar caps PAX headers).
     pub max_header_bytes: u64,
@@ -214,8 +226,9 @@ impl Default for Limits {
             max_compressed_bytes: 2 * GIB,
             max_uncompressed_bytes: 8 * GIB,
             max_entries: 1_000_000,
-            max_file_bytes: 64 * MIB,
+            max_file_bytes: GIB,
             max_kept_bytes: 512 * MIB,
+            max_spooled_bytes: 8 * GIB,
             max_header_bytes: MIB,
             max_duration: Some(Duration::from_secs(15 * 60)),
         }
@@ -238,7 +251,10 @@ pub struct LayerContent {
     /// The verified digest of the compressed blob (`sha256:…`, lower case).
     pub digest: String,
     /// Kept regular files: wanted paths (see the module docs) with their content.
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Vec<(String, Content)>,
+    /// Those of `files` kept for their first bytes (an analyzer's `wants_content`), not their
+    /// path: the merge keeps them whatever their path.
+    pub kept_by_content: BTreeSet<String>,
     /// `(path, target, kind)`: every symlink, and hardlinks at wanted paths.
     pub links: Vec<(String, String, LinkKind)>,
     /// Every directory entry (needed when a directory replaces a lower symlink).

@@ -2,14 +2,16 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
 use std::time::Instant;
 
 use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::paths;
-use super::{Compression, LayerContent, LayerError, Limits, LinkKind};
+use super::{Compression, LayerContent, LayerError, Limits, LinkKind, SPOOL_BYTES};
+use crate::scanner::analyzers::HEAD_LEN;
+use crate::scanner::files::Content;
 
 /// Read buffer for the compressed stream.
 const RAW_BUFFER: usize = 64 * 1024;
@@ -35,6 +37,28 @@ pub fn read_layer<R: Read>(
     required: &dyn Fn(&str) -> bool,
     limits: &Limits,
 ) -> Result<LayerContent, LayerError> {
+    let select = Select {
+        by_path: required,
+        by_content: &|_, _| false,
+    };
+    read_layer_selecting(reader, expected_digest, compression, &select, limits)
+}
+
+/// Which regular files a layer read keeps: those wanted by path, and those wanted for their first
+/// [`HEAD_LEN`] bytes (executables, by their magic).
+pub struct Select<'a> {
+    pub by_path: &'a dyn Fn(&str) -> bool,
+    pub by_content: &'a dyn Fn(&str, &[u8]) -> bool,
+}
+
+/// [`read_layer`], also keeping the files `select.by_content` wants.
+pub fn read_layer_selecting<R: Read>(
+    reader: R,
+    expected_digest: &str,
+    compression: Compression,
+    select: &Select<'_>,
+    limits: &Limits,
+) -> Result<LayerContent, LayerError> {
     let expected = ExpectedDigest::parse(expected_digest)?;
     let meter = Meter::new(limits);
     let mut source = Source {
@@ -43,7 +67,7 @@ pub fn read_layer<R: Read>(
         meter: &meter,
     };
 
-    let (collected, found) = match parse(&mut source, compression, required, &meter) {
+    let (collected, found) = match parse(&mut source, compression, select, &meter) {
         Ok(parsed) => parsed,
         Err(err @ (LayerError::Truncated { .. } | LayerError::Corrupt { .. })) => {
             // Are these bytes the layer at all? Hash the rest (no decompression) and compare.
@@ -84,7 +108,7 @@ pub fn read_layer<R: Read>(
 fn parse<R: Read>(
     source: &mut Source<'_, R>,
     declared: Compression,
-    required: &dyn Fn(&str) -> bool,
+    select: &Select<'_>,
     meter: &Meter<'_>,
 ) -> Result<(Collected, Compression), LayerError> {
     let mut prefix = [0u8; 4];
@@ -112,7 +136,7 @@ fn parse<R: Read>(
         inner: decoder,
         meter,
     });
-    let collected = walk(&mut archive, required, meter, found).map_err(|err| match err {
+    let collected = walk(&mut archive, select, meter, found).map_err(|err| match err {
         LayerError::Corrupt { reason } if declared != found => LayerError::Corrupt {
             reason: format!(
                 "{reason} (the media type says {declared}, the blob was read as {found})"
@@ -132,14 +156,14 @@ fn parse<R: Read>(
 /// Walks the tar entries.
 fn walk<R: Read>(
     archive: &mut tar::Archive<R>,
-    required: &dyn Fn(&str) -> bool,
+    select: &Select<'_>,
     meter: &Meter<'_>,
     codec: Compression,
 ) -> Result<Collected, LayerError> {
     let limits = meter.limits;
     let mut collected = Collected::default();
     let mut wanted = Wanted {
-        required,
+        required: select.by_path,
         by_target: HashMap::new(),
     };
     // Where the data of the last entry ends (not padded), for the missing-end-blocks decision.
@@ -205,31 +229,53 @@ fn walk<R: Read>(
         if entry_type.is_dir() || (entry_type.is_file() && raw_path.ends_with('/')) {
             collected.record(path, Node::Dir, limits)?;
         } else if entry_type.is_file() || entry_type.is_contiguous() || entry_type.is_gnu_sparse() {
-            if !wanted.check(&path) {
-                collected.record_other(&path, limits)?;
-                continue;
-            }
-            if size > limits.max_file_bytes {
+            let by_path = wanted.check(&path);
+            let mut head = Vec::new();
+            if !by_path {
+                (&mut entry)
+                    .take(HEAD_LEN as u64)
+                    .read_to_end(&mut head)
+                    .map_err(|err| meter.classify(err, codec, &format!("reading {path}")))?;
+                // A file too large to keep is left to the layer's other entries, not a failure:
+                // no single executable stops an image's scan.
+                if head.len() < 4
+                    || size > limits.max_file_bytes
+                    || !(select.by_content)(&path, &head)
+                {
+                    collected.record_other(&path, limits)?;
+                    continue;
+                }
+            } else if size > limits.max_file_bytes {
                 return Err(LayerError::TooLarge {
                     what: format!("file {path} ({size} bytes)"),
                     limit: limits.max_file_bytes,
                 });
             }
-            collected.reserve(&path, size, limits)?;
-            let mut bytes = Vec::with_capacity(size.min(MAX_INITIAL_CAPACITY) as usize);
-            (&mut entry)
-                .take(size)
-                .read_to_end(&mut bytes)
-                .map_err(|err| meter.classify(err, codec, &format!("reading {path}")))?;
-            if (bytes.len() as u64) < size {
+            let mut rest = (&mut entry).take(size.saturating_sub(head.len() as u64));
+            let content = if size > SPOOL_BYTES {
+                collected.reserve_spool(&path, size, limits)?;
+                spool(&head, &mut rest, size)
+            } else {
+                collected.reserve(&path, size, limits)?;
+                let mut bytes = head;
+                bytes.reserve(size.min(MAX_INITIAL_CAPACITY) as usize);
+                rest.read_to_end(&mut bytes).map(|_| Content::from(bytes))
+            }
+            .map_err(|err| meter.classify(err, codec, &format!("reading {path}")))?;
+            if content.len() < size {
                 return Err(LayerError::Truncated {
                     reason: format!(
                         "the tar stream ends inside {path}: its header says {size} bytes, {} follow",
-                        bytes.len()
+                        content.len()
                     ),
                 });
             }
-            collected.record(path, Node::File(bytes), limits)?;
+            if by_path {
+                collected.by_content.remove(&path);
+            } else {
+                collected.by_content.insert(path.clone());
+            }
+            collected.record(path, Node::File(content), limits)?;
         } else if entry_type.is_symlink() {
             let target = entry
                 .link_name_bytes()
@@ -265,6 +311,20 @@ fn walk<R: Read>(
     Ok(collected)
 }
 
+/// Writes `head` and the rest of a file to a private temporary file (unlinked at once, so it
+/// goes when the last reference closes); the content's length is what was actually written.
+fn spool(head: &[u8], rest: &mut impl Read, size: u64) -> io::Result<Content> {
+    let mut file = tempfile::tempfile()?;
+    file.write_all(head)?;
+    let copied = io::copy(rest, &mut file)?;
+    let len = head.len() as u64 + copied;
+    debug_assert!(len <= size);
+    Ok(Content::Spooled {
+        file: std::sync::Arc::new(file),
+        len,
+    })
+}
+
 fn padded(offset: u64) -> u64 {
     offset.saturating_add(BLOCK - 1) & !(BLOCK - 1)
 }
@@ -291,11 +351,13 @@ struct Collected {
     opaque: BTreeSet<String>,
     other: Vec<u64>,
     kept_bytes: u64,
+    spooled_bytes: u64,
+    by_content: BTreeSet<String>,
     entries: u64,
 }
 
 enum Node {
-    File(Vec<u8>),
+    File(Content),
     Link(String, LinkKind),
     Dir,
 }
@@ -303,7 +365,7 @@ enum Node {
 impl Node {
     fn cost(&self) -> u64 {
         match self {
-            Node::File(bytes) => bytes.len() as u64,
+            Node::File(content) => content.in_memory(),
             Node::Link(target, _) => target.len() as u64,
             Node::Dir => 0,
         }
@@ -323,6 +385,20 @@ impl Collected {
                 limit: limits.max_kept_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Fails when `extra` more spooled bytes would exceed [`Limits::max_spooled_bytes`]; counts
+    /// them (a replaced file's spool is not given back: the bound is on what was written).
+    fn reserve_spool(&mut self, path: &str, extra: u64, limits: &Limits) -> Result<(), LayerError> {
+        let total = self.spooled_bytes.saturating_add(extra);
+        if total > limits.max_spooled_bytes {
+            return Err(LayerError::TooLarge {
+                what: format!("bytes spooled from one layer (at {path})"),
+                limit: limits.max_spooled_bytes,
+            });
+        }
+        self.spooled_bytes = total;
         Ok(())
     }
 
@@ -346,6 +422,7 @@ impl Collected {
         if let Some(old) = self.nodes.remove(path) {
             self.kept_bytes -= path.len() as u64 + old.cost();
         }
+        self.by_content.remove(path);
         Ok(())
     }
 
@@ -383,10 +460,20 @@ impl Collected {
         let mut other_paths = self.other;
         other_paths.sort_unstable();
         other_paths.dedup();
+        let kept_by_content = self
+            .by_content
+            .into_iter()
+            .filter(|path| {
+                files
+                    .binary_search_by(|(p, _): &(String, Content)| p.as_str().cmp(path))
+                    .is_ok()
+            })
+            .collect();
         LayerContent {
             digest,
             other_paths,
             files,
+            kept_by_content,
             links,
             dirs,
             whiteouts: self.whiteouts.into_iter().collect(),

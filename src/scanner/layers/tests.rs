@@ -2,7 +2,7 @@
 //! builder would refuse them) and the flate2 / zstd encoders.
 
 use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -135,9 +135,9 @@ fn layer(specs: &[Spec<'_>], required: &dyn Fn(&str) -> bool) -> LayerContent {
 }
 
 fn text<'a>(files: &'a FileSet, path: &str) -> Option<&'a str> {
-    files
-        .get(path)
-        .map(|file| std::str::from_utf8(&file.bytes).expect("utf-8"))
+    files.get(path).map(|file| {
+        std::str::from_utf8(file.content.as_memory().expect("in memory")).expect("utf-8")
+    })
 }
 
 fn file<'a>(content: &'a LayerContent, path: &str) -> Option<&'a [u8]> {
@@ -145,7 +145,7 @@ fn file<'a>(content: &'a LayerContent, path: &str) -> Option<&'a [u8]> {
         .files
         .iter()
         .find(|(p, _)| p == path)
-        .map(|(_, bytes)| bytes.as_slice())
+        .and_then(|(_, content)| content.as_memory())
 }
 
 /// Small deterministic PRNG (xorshift64*), so the tests need no extra crates.
@@ -398,8 +398,10 @@ fn whiteouts_across_three_layers() {
     let paths: Vec<&str> = files.iter().map(|(path, _)| path).collect();
     assert_eq!(paths, ["opt/app/c.txt", "var/lib/dpkg/status"]);
     assert_eq!(
-        files.get("var/lib/dpkg/status").map(|f| &f.bytes),
-        Some(&status_l2)
+        files
+            .get("var/lib/dpkg/status")
+            .and_then(|f| f.content.as_memory()),
+        Some(&status_l2[..])
     );
     assert_eq!(
         files
@@ -621,8 +623,10 @@ fn symlinked_os_release_relative_target() {
     let files = merge(std::slice::from_ref(&l1), &required);
     assert_eq!(files.len(), 1, "only what was asked for: {files:?}");
     assert_eq!(
-        files.get("etc/os-release").map(|f| &f.bytes),
-        Some(&content)
+        files
+            .get("etc/os-release")
+            .and_then(|f| f.content.as_memory()),
+        Some(&content[..])
     );
     assert_eq!(
         files.get("etc/os-release").map(|f| f.layer_digest.as_str()),
@@ -724,8 +728,10 @@ fn files_below_a_symlinked_directory() {
     let files = merge(&[l1], &required);
     assert_eq!(files.len(), 1);
     assert_eq!(
-        files.get("lib/apk/db/installed").map(|f| &f.bytes),
-        Some(&installed)
+        files
+            .get("lib/apk/db/installed")
+            .and_then(|f| f.content.as_memory()),
+        Some(&installed[..])
     );
 }
 
@@ -1462,4 +1468,158 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// A layer read that keeps ELF files wherever they are, as the binary analyzers ask.
+fn read_selecting_elf(specs: &[Spec<'_>], limits: &Limits) -> LayerContent {
+    let blob = gzip(&tar_of(specs));
+    let select = Select {
+        by_path: &only(&["var/lib/dpkg/status"]),
+        by_content: &|_, head: &[u8]| head.starts_with(b"\x7fELF"),
+    };
+    read_layer_selecting(
+        &blob[..],
+        &sha256(&blob),
+        Compression::Gzip,
+        &select,
+        limits,
+    )
+    .expect("valid layer")
+}
+
+fn elf(len: usize) -> Vec<u8> {
+    let mut bytes = b"\x7fELF\x02\x01\x01".to_vec();
+    bytes.extend((0..len - bytes.len()).map(|i| (i % 251) as u8));
+    bytes
+}
+
+fn read_all(file: &crate::scanner::files::CollectedFile) -> Vec<u8> {
+    let mut out = Vec::new();
+    file.open()
+        .expect("open")
+        .read_to_end(&mut out)
+        .expect("read");
+    out
+}
+
+#[test]
+fn files_are_kept_for_their_first_bytes_wherever_they_are() {
+    let small = elf(4096);
+    let big = elf(3 * SPOOL_BYTES as usize + 17);
+    let not_elf = vec![b'#'; 4096];
+    let content = read_selecting_elf(
+        &[
+            File("opt/app/server", &small),
+            File("usr/local/bin/tool", &big),
+            File("usr/bin/script", &not_elf),
+            File("var/lib/dpkg/status", b"Package: a\n"),
+            File("tiny", b"\x7fE"),
+        ],
+        &Limits::default(),
+    );
+    let kept: Vec<&str> = content.files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        kept,
+        [
+            "opt/app/server",
+            "usr/local/bin/tool",
+            "var/lib/dpkg/status"
+        ]
+    );
+    assert_eq!(
+        content.kept_by_content.iter().collect::<Vec<_>>(),
+        ["opt/app/server", "usr/local/bin/tool"]
+    );
+    // The large one is on disk, not in memory, and reads back exactly.
+    let (_, spooled) = &content.files[1];
+    assert!(matches!(spooled, Content::Spooled { .. }), "{spooled:?}");
+    assert_eq!(spooled.in_memory(), 0);
+    let files = merge(
+        std::slice::from_ref(&content),
+        &only(&["var/lib/dpkg/status"]),
+    );
+    assert_eq!(files.len(), 3, "{files:?}");
+    let tool = files.get("usr/local/bin/tool").expect("kept by content");
+    assert_eq!(tool.len(), big.len() as u64);
+    assert_eq!(read_all(tool), big);
+    assert_eq!(
+        tool.bytes().expect("under the memory cap").as_ref(),
+        &big[..]
+    );
+    // Two readers of one spooled file keep their own positions.
+    let (mut a, mut b) = (tool.open().expect("open"), tool.open().expect("open"));
+    a.seek(io::SeekFrom::End(-5)).expect("seek");
+    let mut tail = [0u8; 5];
+    a.read_exact(&mut tail).expect("tail");
+    let mut head = [0u8; 4];
+    b.read_exact(&mut head).expect("head");
+    assert_eq!(
+        (&tail[..], &head[..]),
+        (&big[big.len() - 5..], &b"\x7fELF"[..])
+    );
+    assert_eq!(read_all(files.get("opt/app/server").expect("kept")), small);
+}
+
+#[test]
+fn an_executable_past_the_file_limit_is_left_out_and_the_layer_still_reads() {
+    let big = elf(8192);
+    let limits = Limits {
+        max_file_bytes: 4096,
+        ..Limits::default()
+    };
+    let content = read_selecting_elf(
+        &[
+            File("usr/local/bin/huge", &big),
+            File("var/lib/dpkg/status", b"Package: a\n"),
+        ],
+        &limits,
+    );
+    let kept: Vec<&str> = content.files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(kept, ["var/lib/dpkg/status"]);
+    assert!(content.kept_by_content.is_empty());
+}
+
+#[test]
+fn spooled_bytes_of_a_layer_are_bounded() {
+    let big = elf(SPOOL_BYTES as usize + 1);
+    let limits = Limits {
+        max_spooled_bytes: 2 * SPOOL_BYTES + 1,
+        ..Limits::default()
+    };
+    let blob = gzip(&tar_of(&[
+        File("a", &big),
+        File("b", &big),
+        File("c", &big),
+    ]));
+    let select = Select {
+        by_path: &|_| false,
+        by_content: &|_, head: &[u8]| head.starts_with(b"\x7fELF"),
+    };
+    let err = read_layer_selecting(
+        &blob[..],
+        &sha256(&blob),
+        Compression::Gzip,
+        &select,
+        &limits,
+    )
+    .expect_err("three spooled files are over the bound");
+    assert!(
+        matches!(err, LayerError::TooLarge { ref what, .. } if what.contains("spooled")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_file_kept_by_content_is_gone_when_a_later_layer_deletes_or_replaces_it() {
+    let bin = elf(2048);
+    let lower = read_selecting_elf(
+        &[File("opt/a", &bin), File("opt/b", &bin)],
+        &Limits::default(),
+    );
+    let upper = read_selecting_elf(
+        &[File("opt/.wh.a", b""), File("opt/b", b"#!/bin/sh\n")],
+        &Limits::default(),
+    );
+    let files = merge(&[lower, upper], &only(&[]));
+    assert!(files.is_empty(), "{files:?}");
 }

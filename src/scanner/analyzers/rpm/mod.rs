@@ -28,7 +28,7 @@
 pub mod header;
 mod sqlite;
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "rpm";
@@ -76,7 +76,7 @@ impl Analyzer for RpmAnalyzer {
         let legacy = LEGACY.iter().filter_map(|p| files.get(p).map(|f| (*p, f)));
         let Some((path, db)) = SQLITE.iter().find_map(|p| files.get(p).map(|f| (*p, f))) else {
             for (path, file) in legacy {
-                if file.bytes.is_empty() {
+                if file.is_empty() {
                     analysis.warnings.push(AnalyzerWarning::new(
                         NAME,
                         path,
@@ -89,7 +89,7 @@ impl Analyzer for RpmAnalyzer {
                     path,
                     format!(
                         "unsupported rpm database format ({})",
-                        legacy_format(&file.bytes)
+                        legacy_format(&whole(NAME, path, file)?)
                     ),
                 ));
             }
@@ -112,11 +112,12 @@ impl Analyzer for RpmAnalyzer {
                 format!("ignored: {path} is the rpm database"),
             ));
         }
-        let wal = files
-            .get(&format!("{path}{WAL_SUFFIX}"))
-            .map(|f| f.bytes.as_slice())
-            .filter(|b| !b.is_empty());
-        let blobs = sqlite::header_blobs(&db.bytes, wal)
+        let wal_path = format!("{path}{WAL_SUFFIX}");
+        let wal = match files.get(&wal_path) {
+            Some(file) if !file.is_empty() => Some(whole(NAME, &wal_path, file)?),
+            _ => None,
+        };
+        let blobs = sqlite::header_blobs(&whole(NAME, path, db)?, wal.as_deref())
             .map_err(|reason| AnalyzerError::new(NAME, path, reason))?;
         for (hnum, blob) in blobs {
             let header = header::parse(&blob).map_err(|e| {
