@@ -137,6 +137,9 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     /// `nvd:<CVE>`; an alias record's, `alias:<id>`; else `default` (Medium).
     pub severity_source: &'a str,
     pub layer_digest: Option<&'a str>,
+    /// The file the package was read from (a package database, an executable, an archive;
+    /// `!` separates an archive from an archive nested in it).
+    pub file_path: Option<&'a str>,
     pub first_seen: String,
     pub last_seen: String,
     pub resolved_at: Option<String>,
@@ -286,6 +289,7 @@ pub fn render(listed: &ListedFinding) -> SecuritySubAssessment<'_> {
                 severity: severity.as_str(),
                 severity_source: &row.severity_source,
                 layer_digest: row.layer_digest.as_deref(),
+                file_path: row.file_path.as_deref(),
                 first_seen: time(row.first_seen),
                 last_seen: time(row.last_seen),
                 resolved_at: row.resolved_at.map(time),

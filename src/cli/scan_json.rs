@@ -58,6 +58,9 @@ pub struct PackageOutput<'a> {
     pub source_name: Option<&'a str>,
     pub source_version: Option<&'a str>,
     pub layer_digest: Option<&'a str>,
+    pub file_path: Option<&'a str>,
+    /// The OS package that installed this language package's files: assessed as part of it.
+    pub owner: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -85,6 +88,7 @@ pub struct FindingOutput<'a> {
     pub published: Option<DateTime<Utc>>,
     pub patchable: bool,
     pub layer_digest: Option<&'a str>,
+    pub file_path: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +164,8 @@ impl<'a> From<&'a InventoryPackage> for PackageOutput<'a> {
             source_name: p.source_name.as_deref(),
             source_version: p.source_version.as_deref(),
             layer_digest: p.layer_digest.as_deref(),
+            file_path: p.file_path.as_deref(),
+            owner: p.owner.as_deref(),
         }
     }
 }
@@ -189,6 +195,7 @@ impl<'a> From<&'a Match> for FindingOutput<'a> {
             published: m.published,
             patchable: m.patchable,
             layer_digest: m.layer_digest.as_deref(),
+            file_path: m.file_path.as_deref(),
         }
     }
 }

@@ -75,6 +75,7 @@ pub fn row(registry: &RegistryRow, image: &ImageRow, m: &Match, now: i64) -> Fin
         resolved_at: None,
         fingerprint: String::new(),
         severity_rank: m.severity.rank(),
+        file_path: m.file_path.clone(),
     };
     row.fingerprint = fingerprint(&row);
     row
@@ -101,5 +102,14 @@ fn fingerprint(row: &FindingRow) -> String {
         row.patchable,
         row.layer_digest,
     ]);
+    // Appended only when present, so findings stored before file paths were recorded keep
+    // their fingerprint until a path is known.
+    let content = match (&row.file_path, content) {
+        (Some(path), serde_json::Value::Array(mut parts)) => {
+            parts.push(serde_json::json!(path));
+            serde_json::Value::Array(parts)
+        }
+        (_, content) => content,
+    };
     hex::encode(Sha256::digest(content.to_string().as_bytes()))
 }

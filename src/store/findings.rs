@@ -51,6 +51,8 @@ pub struct FindingRow {
     pub fingerprint: String,
     /// Low 1, Medium 2, High 3, Critical 4: the severity as a sort key.
     pub severity_rank: i32,
+    /// The file the package was read from: which binary or archive to rebuild.
+    pub file_path: Option<String>,
 }
 
 /// A finding as lists and reads show it: the row, whether its image runs in a cluster, and what

@@ -90,6 +90,7 @@ diesel::table! {
         resolved_at -> Nullable<BigInt>,
         fingerprint -> Text,
         severity_rank -> Integer,
+        file_path -> Nullable<Text>,
     }
 }
 

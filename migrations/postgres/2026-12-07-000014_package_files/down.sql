@@ -1,2 +1,3 @@
+ALTER TABLE findings DROP COLUMN file_path;
 ALTER TABLE packages DROP COLUMN owner;
 ALTER TABLE packages DROP COLUMN file_path;

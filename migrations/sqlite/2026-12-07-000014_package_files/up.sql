@@ -2,3 +2,4 @@
 -- OS package installed, that OS package: such a package is assessed as part of its owner.
 ALTER TABLE packages ADD COLUMN file_path TEXT;
 ALTER TABLE packages ADD COLUMN owner TEXT;
+ALTER TABLE findings ADD COLUMN file_path TEXT;

@@ -188,6 +188,8 @@ pub struct Match {
     /// A fixed version exists in this ecosystem.
     pub patchable: bool,
     pub layer_digest: Option<String>,
+    /// The file the package was read from (see [`InventoryPackage::file_path`]).
+    pub file_path: Option<String>,
 }
 
 /// A package whose status against an advisory is unknown (reported, never "not vulnerable").
@@ -577,6 +579,7 @@ fn build_match(
         vendor_references,
         published: a.published,
         layer_digest: pkg.layer_digest.clone(),
+        file_path: pkg.file_path.clone(),
     }
 }
 
