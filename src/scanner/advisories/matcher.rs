@@ -336,7 +336,8 @@ pub struct PackageEcosystem {
 }
 
 /// The ecosystems of an inventory's packages, sorted. Packages that cannot be looked up anywhere
-/// (an unsupported OS) are left out: they are reported otherwise.
+/// (an unsupported OS) are left out: they are reported otherwise; so are language packages an
+/// OS package owns (assessed through it).
 pub fn package_ecosystems(inv: &Inventory) -> Vec<PackageEcosystem> {
     let os = inv.os.as_ref().and_then(os_ecosystems);
     let mut by_ecosystem: BTreeMap<&str, PackageEcosystem> = BTreeMap::new();

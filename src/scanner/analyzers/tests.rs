@@ -401,7 +401,15 @@ fn os_packages_own_the_language_packages_they_installed() {
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let venv = "opt/venv/lib/python3.11/site-packages";
     let debian = "usr/lib/python3/dist-packages";
-    let got: Vec<(PackageKind, &str, &str, Option<&str>, Option<&str>)> = report
+    /// Kind, name, version, file, owner.
+    type Row<'a> = (
+        PackageKind,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let got: Vec<Row<'_>> = report
         .inventory
         .packages
         .iter()
