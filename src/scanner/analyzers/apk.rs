@@ -87,6 +87,9 @@ impl Analyzer for ApkAnalyzer {
                 )),
             }
         }
+        if let Some(warning) = analysis.file_owners.limit_warning(NAME, path) {
+            analysis.warnings.push(warning);
+        }
         Ok(analysis)
     }
 }

@@ -109,6 +109,9 @@ impl Analyzer for DpkgAnalyzer {
             }
         }
         read_file_lists(files, &mut analysis, &status_d_lists)?;
+        if let Some(warning) = analysis.file_owners.limit_warning(NAME, INFO) {
+            analysis.warnings.push(warning);
+        }
         Ok(analysis)
     }
 }

@@ -14,23 +14,63 @@
 //! Limits: paths are compared as written, without resolving symlinks (a file a package lists
 //! under `/lib` and an image holds under `usr/lib` through a merged-`/usr` link is not found);
 //! when two packages list the same path (a shared directory, a diversion), the first one read
-//! is its owner.
+//! is its owner. At most [`MAX_PATHS`] paths are kept (a large Fedora image lists about
+//! 300 000): a hostile database of millions of short lines cannot make the map outgrow the
+//! files it was read from by much; the paths past the limit are dropped, which the analyzer
+//! reports as a warning ([`FileOwners::limit_warning`]).
 
 use std::collections::HashMap;
 
-use super::normalize_path;
+use super::{AnalyzerWarning, normalize_path};
 use crate::scanner::advisories::matcher::InventoryPackage;
 
+/// How many paths a [`FileOwners`] keeps.
+pub const MAX_PATHS: usize = 2_000_000;
+
 /// Installed files (normalised paths), each with the name of the OS package that lists it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOwners {
     /// Package names, each once.
     names: Vec<String>,
     /// Path → index in `names`.
     paths: HashMap<String, usize>,
+    limit: usize,
+    /// Paths not kept because of `limit`.
+    dropped: u64,
+}
+
+impl Default for FileOwners {
+    fn default() -> Self {
+        FileOwners::with_limit(MAX_PATHS)
+    }
 }
 
 impl FileOwners {
+    /// Keeps at most `limit` paths.
+    pub fn with_limit(limit: usize) -> Self {
+        FileOwners {
+            names: Vec::new(),
+            paths: HashMap::new(),
+            limit,
+            dropped: 0,
+        }
+    }
+
+    /// A warning for `analyzer`'s database at `path` when paths were dropped at the limit.
+    pub fn limit_warning(&self, analyzer: &'static str, path: &str) -> Option<AnalyzerWarning> {
+        (self.dropped > 0).then(|| {
+            AnalyzerWarning::new(
+                analyzer,
+                path,
+                format!(
+                    "more than {} installed files listed: {} paths not recorded, language \
+                     packages read from them are not known to belong to an OS package",
+                    self.limit, self.dropped
+                ),
+            )
+        })
+    }
+
     /// The index to pass to [`FileOwners::insert`] for a package named `name`.
     pub fn package(&mut self, name: &str) -> usize {
         match self.names.iter().rposition(|n| n == name) {
@@ -48,7 +88,15 @@ impl FileOwners {
     /// keeps its first owner.
     pub fn insert(&mut self, path: &str, owner: usize) {
         if let Some(path) = normalize_path(path) {
+            self.insert_normalised(path, owner);
+        }
+    }
+
+    fn insert_normalised(&mut self, path: String, owner: usize) {
+        if self.paths.len() < self.limit {
             self.paths.entry(path).or_insert(owner);
+        } else if !self.paths.contains_key(&path) {
+            self.dropped += 1;
         }
     }
 
@@ -77,9 +125,10 @@ impl FileOwners {
             .collect();
         for (path, i) in other.paths {
             if let Some(owner) = renumbered.get(i) {
-                self.paths.entry(path).or_insert(*owner);
+                self.insert_normalised(path, *owner);
             }
         }
+        self.dropped += other.dropped;
     }
 }
 
@@ -166,6 +215,39 @@ mod tests {
         assert_eq!(owners.owner("opt/c"), Some("c"));
         assert_eq!(owners.owner("opt/b"), Some("b"));
         assert_eq!(owners.names, ["a", "b", "c"]);
+        assert_eq!(owners.limit_warning("dpkg", "x"), None);
+    }
+
+    #[test]
+    fn paths_past_the_limit_are_dropped_and_reported() {
+        let mut owners = FileOwners::with_limit(2);
+        let a = owners.package("a");
+        for path in ["x", "y", "x", "z", "w"] {
+            owners.insert(path, a);
+        }
+        assert_eq!(owners.len(), 2);
+        assert_eq!(owners.owner("y"), Some("a"));
+        assert_eq!(owners.owner("z"), None);
+        let warning = owners.limit_warning("dpkg", "var/lib/dpkg/info").unwrap();
+        assert_eq!(
+            (warning.analyzer, warning.path.as_str()),
+            ("dpkg", "var/lib/dpkg/info")
+        );
+        assert!(
+            warning
+                .message
+                .starts_with("more than 2 installed files listed: 2 paths not recorded"),
+            "{}",
+            warning.message
+        );
+        // Merged into a set that is full too: the counts add up.
+        let mut other = FileOwners::with_limit(2);
+        let b = other.package("b");
+        other.insert("x", b);
+        other.insert("v", b);
+        owners.extend(other);
+        assert_eq!(owners.owner("x"), Some("a"));
+        assert_eq!(owners.dropped, 3);
     }
 
     #[test]

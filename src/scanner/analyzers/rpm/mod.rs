@@ -149,6 +149,9 @@ impl Analyzer for RpmAnalyzer {
                 ..pkg
             });
         }
+        if let Some(warning) = analysis.file_owners.limit_warning(NAME, path) {
+            analysis.warnings.push(warning);
+        }
         Ok(analysis)
     }
 }
