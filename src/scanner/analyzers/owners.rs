@@ -118,6 +118,11 @@ impl FileOwners {
 
     /// Adds another analyzer's files (the first owner of a path stays).
     pub fn extend(&mut self, other: FileOwners) {
+        if self.names.is_empty() && self.limit == other.limit {
+            // The usual case (one OS package database): no copy of a large map.
+            *self = other;
+            return;
+        }
         let mut names = other.names;
         let renumbered: Vec<usize> = names
             .iter_mut()
