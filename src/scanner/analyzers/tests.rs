@@ -517,3 +517,48 @@ fn os_packages_own_the_language_packages_they_installed() {
         .retain(|p| p.kind.is_os() || p.owner.is_some());
     assert_eq!(matched(&debian_only), []);
 }
+
+/// grype's Alpine match-coverage image: the apk package `npm-apk-subpackage-with-false-positive`
+/// installs `lib/node_modules/npm-apk-subpackage-with-false-positive/package.json` (its `F:` and
+/// `R:` lines), so the npm package read from that file belongs to it and is not looked up in
+/// npm, where grype's fixture says it would be a false positive.
+#[test]
+fn npm_package_installed_by_an_apk_package_is_owned() {
+    let mut files = fixture_tree("pkgdb/alpine/grype-match-coverage");
+    let grype = super::testutil::crate_fixture_tree("grype/image-alpine-match-coverage");
+    let path = "lib/node_modules/npm-apk-subpackage-with-false-positive/package.json";
+    let package_json = grype.get(path).unwrap();
+    files.insert(
+        path,
+        CollectedFile::new(package_json.bytes().unwrap().to_vec(), LAYER),
+    );
+    let report = analyze_all(&defaults(), &files).unwrap();
+    let npm: Vec<(&str, &str, Option<&str>, Option<&str>)> = report
+        .inventory
+        .packages
+        .iter()
+        .filter(|p| p.kind == PackageKind::Npm)
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.version.as_str(),
+                p.file_path.as_deref(),
+                p.owner.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        npm,
+        [(
+            "npm-apk-subpackage-with-false-positive",
+            "1.0.0",
+            Some(path),
+            Some("npm-apk-subpackage-with-false-positive")
+        )]
+    );
+    let keys = crate::scanner::advisories::matcher::match_keys(&report.inventory);
+    assert!(
+        keys.iter().all(|(ecosystem, _)| ecosystem != "npm"),
+        "{keys:?}"
+    );
+}
