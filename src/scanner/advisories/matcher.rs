@@ -6,7 +6,8 @@
 //! installed version. RPM distributions whose records name binary RPMs (Red Hat, AlmaLinux,
 //! Rocky Linux) are matched by binary name too, always with the installed EVR (a source RPM file
 //! name carries no epoch). Language packages are matched in `PyPI`, `npm`, `crates.io`, `Go`,
-//! `Maven` by their normalised name.
+//! `Maven` by their normalised name, except those an OS package installed (their `owner`): a
+//! package belongs to one owner, and those are assessed through it.
 //!
 //! The OSV Debian records (DSA/DLA bundle, osv.dev's `DEBIAN-CVE-*`) use `Debian:<major>`
 //! (`Debian:10`), the Alpine secdb records `Alpine:v<major>.<minor>` (`Alpine:v3.10`), exactly
@@ -237,12 +238,17 @@ pub fn srpm_name(source: &str) -> &str {
 }
 
 /// Where to look a package up, or why it cannot be looked up at all (`Err(None)`: an OS
-/// package on an unsupported OS, reported once as `unsupported_os`).
+/// package on an unsupported OS, reported once as `unsupported_os`). A language package an OS
+/// package installed (`owner`) is looked up nowhere: it is assessed as part of its owner, whose
+/// distribution patches it without changing its upstream version.
 fn lookups<'a>(
     pkg: &'a InventoryPackage,
     os: Option<&'a OsEcosystems>,
 ) -> Result<Vec<Lookup<'a>>, Option<String>> {
     if let Some(ecosystem) = pkg.kind.language_ecosystem() {
+        if pkg.owner.is_some() {
+            return Ok(Vec::new());
+        }
         let name = if ecosystem == "PyPI" {
             Cow::Owned(normalize_name(ecosystem, &pkg.name))
         } else {
@@ -332,7 +338,8 @@ pub struct PackageEcosystem {
 }
 
 /// The ecosystems of an inventory's packages, sorted. Packages that cannot be looked up anywhere
-/// (an unsupported OS) are left out: they are reported otherwise.
+/// (an unsupported OS) are left out: they are reported otherwise; so are language packages an
+/// OS package owns (assessed through it).
 pub fn package_ecosystems(inv: &Inventory) -> Vec<PackageEcosystem> {
     let os = inv.os.as_ref().and_then(os_ecosystems);
     let mut by_ecosystem: BTreeMap<&str, PackageEcosystem> = BTreeMap::new();

@@ -8,9 +8,12 @@
 //! name, `V:` version, `o:` origin (the source package the matcher uses). A non-blank line that
 //! is not `X:value` fails the analysis (syft's `corrupt` and osv-scalibr's `invalid` fixtures
 //! fail there too); a record without `P:` or `V:` is skipped with a warning (trivy's Alpine 3.4
-//! fixture has one).
+//! fixture has one). Each package's `file_path` is the database read.
+//!
+//! File lists ([`super::owners`]): in a record, an `F:` line names a directory (relative to the
+//! root) and the `R:` lines after it the files in it; the package owns both.
 
-use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text, whole};
+use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileOwners, FileSet, text, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "apk";
@@ -27,7 +30,7 @@ impl Analyzer for ApkAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn required(&self, path: &str) -> bool {
@@ -59,16 +62,19 @@ impl Analyzer for ApkAnalyzer {
                     .filter(|v| !v.is_empty())
             };
             match (field('P'), field('V')) {
-                (Some(name), Some(version)) => analysis.packages.push(InventoryPackage {
-                    kind: PackageKind::Apk,
-                    name: name.to_owned(),
-                    version: version.to_owned(),
-                    source_name: field('o').map(str::to_owned),
-                    source_version: None,
-                    layer_digest: Some(file.layer_digest.clone()),
-                    file_path: None,
-                    owner: None,
-                }),
+                (Some(name), Some(version)) => {
+                    analysis.packages.push(InventoryPackage {
+                        kind: PackageKind::Apk,
+                        name: name.to_owned(),
+                        version: version.to_owned(),
+                        source_name: field('o').map(str::to_owned),
+                        source_version: None,
+                        layer_digest: Some(file.layer_digest.clone()),
+                        file_path: Some(path.to_owned()),
+                        owner: None,
+                    });
+                    add_files(&record, name, &mut analysis.file_owners);
+                }
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,
                     path,
@@ -81,7 +87,27 @@ impl Analyzer for ApkAnalyzer {
                 )),
             }
         }
+        if let Some(warning) = analysis.file_owners.limit_warning(NAME, path) {
+            analysis.warnings.push(warning);
+        }
         Ok(analysis)
+    }
+}
+
+/// The record's `F:` directories and `R:` files (each joined to the `F:` before it).
+fn add_files(record: &Record, name: &str, owners: &mut FileOwners) {
+    let owner = owners.package(name);
+    let mut dir = "";
+    for (key, value) in &record.fields {
+        match *key {
+            'F' => {
+                dir = value.as_str();
+                owners.insert(dir, owner);
+            }
+            'R' if dir.is_empty() => owners.insert(value, owner),
+            'R' => owners.insert(&format!("{dir}/{value}"), owner),
+            _ => {}
+        }
     }
 }
 
@@ -151,7 +177,7 @@ mod tests {
             source_name: origin.map(str::to_owned),
             source_version: None,
             layer_digest: Some(LAYER.to_owned()),
-            file_path: None,
+            file_path: Some(DB.to_owned()),
             owner: None,
         }
     }
@@ -306,6 +332,59 @@ mod tests {
             count("pkgdb/alpine/syft-apk/multiple-1", "P:")
         );
         assert_eq!(a.packages[1].source_name.as_deref(), Some("busybox"));
+    }
+
+    /// Every `F:` directory and every `R:` file under it (joined) is owned by its record's
+    /// package: checked against an independent walk of the real databases.
+    #[test]
+    fn file_lists() {
+        for root in [
+            "pkgdb/alpine/apk-tools-alpine-3.21",
+            "pkgdb/alpine/scalibr-alpine-3.18",
+            "pkgdb/alpine/syft-alpine-3.16",
+        ] {
+            let a = run(&fixture_tree(root));
+            let text = String::from_utf8(read(&format!("{root}/{DB}"))).unwrap();
+            let (mut package, mut dir) = ("", "");
+            let mut expected: Vec<(String, &str)> = Vec::new();
+            for line in text.lines() {
+                let path = if let Some(p) = line.strip_prefix("P:") {
+                    package = p;
+                    continue;
+                } else if let Some(d) = line.strip_prefix("F:") {
+                    dir = d;
+                    d.to_owned()
+                } else if let Some(f) = line.strip_prefix("R:") {
+                    format!("{dir}/{f}")
+                } else {
+                    continue;
+                };
+                if !expected.iter().any(|(p, _)| *p == path) {
+                    expected.push((path, package));
+                }
+            }
+            assert!(expected.len() > 100, "{root}: {}", expected.len());
+            assert_eq!(a.file_owners.len(), expected.len(), "{root}");
+            for (path, owner) in &expected {
+                assert_eq!(a.file_owners.owner(path), Some(*owner), "{root}: {path}");
+            }
+        }
+        let a = run(&fixture_tree("pkgdb/alpine/scalibr-alpine-3.18"));
+        assert_eq!(a.file_owners.owner("lib/ld-musl-x86_64.so.1"), Some("musl"));
+        assert_eq!(a.file_owners.owner("bin/busybox"), Some("busybox"));
+    }
+
+    #[test]
+    fn file_lines_outside_a_directory_and_skipped_records() {
+        let a = run(&set(&[(
+            DB,
+            "P:a\nV:1\nR:top-level\nF:usr/bin\nR:a\nF:etc\nR:a.conf\n\nV:2\nF:opt\nR:orphan\n",
+        )]));
+        assert_eq!(a.file_owners.len(), 5);
+        for path in ["top-level", "usr/bin", "usr/bin/a", "etc", "etc/a.conf"] {
+            assert_eq!(a.file_owners.owner(path), Some("a"), "{path}");
+        }
+        assert_eq!(a.file_owners.owner("opt/orphan"), None);
     }
 
     #[test]

@@ -2,9 +2,17 @@
 //!
 //! Files: `var/lib/dpkg/status`, and the distroless layout `var/lib/dpkg/status.d/<name>`
 //! (one file per package, each one or more stanzas; the `<name>.md5sums` files beside them are
-//! not stanzas and are skipped). Only those exact paths are read: a `status` file elsewhere (a
-//! vcpkg `installed/vcpkg/status`, which uses the same syntax with `Type: Port` records for
-//! Windows libraries) is never mistaken for the image's dpkg database.
+//! not stanzas). Only those exact paths are read: a `status` file elsewhere (a vcpkg
+//! `installed/vcpkg/status`, which uses the same syntax with `Type: Port` records for Windows
+//! libraries) is never mistaken for the image's dpkg database. Each package's `file_path` is
+//! the file its stanza was read from.
+//!
+//! File lists ([`super::owners`]): `var/lib/dpkg/info/<name>.list` and
+//! `var/lib/dpkg/info/<name>:<arch>.list` (one absolute path per line, directories included,
+//! written by dpkg on unpack), and in the distroless layout, which has no `.list` files,
+//! `var/lib/dpkg/status.d/<name>.md5sums` (`<md5>  <relative path>` per regular file), whose
+//! owner is the package read from `status.d/<name>`. Only lists of packages reported as
+//! installed are read (a `config-files` package's leftover list owns nothing).
 //!
 //! Syntax (deb822): stanzas separated by blank lines; `Field: value` lines; continuation lines
 //! start with a space or tab; field names are case-insensitive; `#` lines are comments. A line
@@ -27,12 +35,17 @@
 //! * `Source: name` or `Source: name (version)` gives the source package and, for binNMUs and
 //!   the like, its version.
 
+use std::collections::HashSet;
+
 use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, text, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "dpkg";
 const STATUS: &str = "var/lib/dpkg/status";
 const STATUS_D: &str = "var/lib/dpkg/status.d/";
+const INFO: &str = "var/lib/dpkg/info/";
+const LIST: &str = ".list";
+const MD5SUMS: &str = ".md5sums";
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,11 +57,18 @@ impl Analyzer for DpkgAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn required(&self, path: &str) -> bool {
-        path == STATUS || path.strip_prefix(STATUS_D).is_some_and(is_status_d_entry)
+        if path == STATUS {
+            return true;
+        }
+        if let Some(name) = path.strip_prefix(STATUS_D) {
+            return is_status_d_entry(name) || is_direct_child(name, MD5SUMS);
+        }
+        path.strip_prefix(INFO)
+            .is_some_and(|name| is_direct_child(name, LIST))
     }
 
     fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError> {
@@ -57,9 +77,12 @@ impl Analyzer for DpkgAnalyzer {
         let status_d = files
             .with_prefix(STATUS_D)
             .filter(|(path, _)| path.strip_prefix(STATUS_D).is_some_and(is_status_d_entry));
+        // The md5sums file of each status.d file, with the first package read from it.
+        let mut status_d_lists: Vec<(String, String)> = Vec::new();
         for (path, file) in status.into_iter().chain(status_d) {
             let stanzas = parse(&text(&whole(NAME, path, file)?))
                 .map_err(|e| AnalyzerError::new(NAME, path, e.to_string()))?;
+            let mut lists_owner = path != STATUS;
             for stanza in &stanzas {
                 match package(stanza) {
                     Ok(Some((pkg, warning))) => {
@@ -68,8 +91,13 @@ impl Analyzer for DpkgAnalyzer {
                                 .warnings
                                 .push(AnalyzerWarning::new(NAME, path, message));
                         }
+                        if lists_owner {
+                            status_d_lists.push((format!("{path}{MD5SUMS}"), pkg.name.clone()));
+                            lists_owner = false;
+                        }
                         analysis.packages.push(InventoryPackage {
                             layer_digest: Some(file.layer_digest.clone()),
+                            file_path: Some(path.to_owned()),
                             ..pkg
                         });
                     }
@@ -80,13 +108,62 @@ impl Analyzer for DpkgAnalyzer {
                 }
             }
         }
+        read_file_lists(files, &mut analysis, &status_d_lists)?;
+        if let Some(warning) = analysis.file_owners.limit_warning(NAME, INFO) {
+            analysis.warnings.push(warning);
+        }
         Ok(analysis)
     }
 }
 
+/// Fills `analysis.file_owners` from the `.list` files of the installed packages and the
+/// distroless `.md5sums` files (see the module docs).
+fn read_file_lists(
+    files: &FileSet,
+    analysis: &mut Analysis,
+    status_d_lists: &[(String, String)],
+) -> Result<(), AnalyzerError> {
+    let installed: HashSet<&str> = analysis.packages.iter().map(|p| p.name.as_str()).collect();
+    let owners = &mut analysis.file_owners;
+    for (path, file) in files.with_prefix(INFO) {
+        let Some(stem) = path
+            .strip_prefix(INFO)
+            .filter(|name| is_direct_child(name, LIST))
+            .and_then(|name| name.strip_suffix(LIST))
+        else {
+            continue;
+        };
+        let name = stem.split_once(':').map_or(stem, |(name, _arch)| name);
+        if !installed.contains(name) {
+            continue;
+        }
+        let owner = owners.package(name);
+        for line in text(&whole(NAME, path, file)?).lines() {
+            owners.insert(line, owner);
+        }
+    }
+    for (path, name) in status_d_lists {
+        let Some(file) = files.get(path) else {
+            continue;
+        };
+        let owner = owners.package(name);
+        for line in text(&whole(NAME, path, file)?).lines() {
+            if let Some((_md5, listed)) = line.split_once(char::is_whitespace) {
+                owners.insert(listed.trim_start(), owner);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A direct child of `status.d/` that is a stanza file (not `*.md5sums`, not in a subdirectory).
 fn is_status_d_entry(name: &str) -> bool {
-    !name.is_empty() && !name.contains('/') && !name.ends_with(".md5sums")
+    !name.is_empty() && !name.contains('/') && !name.ends_with(MD5SUMS)
+}
+
+/// A file `<stem><suffix>` directly in the directory, with a non-empty stem.
+fn is_direct_child(name: &str, suffix: &str) -> bool {
+    !name.contains('/') && name.len() > suffix.len() && name.ends_with(suffix)
 }
 
 /// One deb822 paragraph.
@@ -293,8 +370,16 @@ mod tests {
             source_name: source.map(str::to_owned),
             source_version: source_version.map(str::to_owned),
             layer_digest: Some(LAYER.to_owned()),
-            file_path: None,
+            file_path: Some(STATUS.to_owned()),
             owner: None,
+        }
+    }
+
+    /// [`pkg`] read from another file.
+    fn read_from(path: &str, pkg: InventoryPackage) -> InventoryPackage {
+        InventoryPackage {
+            file_path: Some(path.to_owned()),
+            ..pkg
         }
     }
 
@@ -316,14 +401,24 @@ mod tests {
             ("var/lib/dpkg/status", true),
             ("var/lib/dpkg/status.d/libc6", true),
             ("var/lib/dpkg/status.d/base-files", true),
-            ("var/lib/dpkg/status.d/libssl3.md5sums", false),
+            ("var/lib/dpkg/status.d/libssl3.md5sums", true),
+            ("var/lib/dpkg/status.d/.md5sums", false),
+            ("var/lib/dpkg/status.d/sub/x.md5sums", false),
             ("var/lib/dpkg/status.d/", false),
             ("var/lib/dpkg/status.d", false),
             ("var/lib/dpkg/status.d/sub/x", false),
             ("var/lib/dpkg/status-old", false),
             ("var/lib/dpkg/status.bak", false),
             ("var/lib/dpkg/available", false),
-            ("var/lib/dpkg/info/libc6.list", false),
+            ("var/lib/dpkg/info/libc6.list", true),
+            ("var/lib/dpkg/info/libc6:amd64.list", true),
+            ("var/lib/dpkg/info/.list", false),
+            ("var/lib/dpkg/info/libc6.md5sums", false),
+            ("var/lib/dpkg/info/libc6.postinst", false),
+            ("var/lib/dpkg/info/libc6.list-old", false),
+            ("var/lib/dpkg/info/sub/libc6.list", false),
+            ("var/lib/dpkg/info.list", false),
+            ("usr/var/lib/dpkg/info/libc6.list", false),
             ("/var/lib/dpkg/status", false),
             ("usr/var/lib/dpkg/status", false),
             ("status", false),
@@ -606,14 +701,123 @@ mod tests {
         assert_eq!(a.packages[0].name, "foo");
         assert_eq!(a.packages[0].version, "1.2.3");
 
-        // syft distroless: the md5sums file beside the stanza file is ignored.
-        let files = fixture_tree("pkgdb/debian/syft-distroless");
+        // syft distroless: the md5sums file beside the stanza file is its file list.
+        let root = "pkgdb/debian/syft-distroless";
+        let files = fixture_tree(root);
         assert_eq!(files.len(), 2);
         let a = run(&files);
         assert_eq!(a.packages.len(), 1);
         assert_eq!(a.packages[0].name, "libsqlite3-0");
         assert_eq!(a.packages[0].source_name.as_deref(), Some("sqlite3"));
+        assert_eq!(
+            a.packages[0].file_path.as_deref(),
+            Some("var/lib/dpkg/status.d/libsqlite3-0")
+        );
         assert!(a.warnings.is_empty());
+        let md5sums = String::from_utf8(read(&format!(
+            "{root}/var/lib/dpkg/status.d/libsqlite3-0.md5sums"
+        )))
+        .unwrap();
+        assert_eq!(a.file_owners.len(), md5sums.lines().count());
+        for line in md5sums.lines() {
+            let (_md5, path) = line.split_once("  ").unwrap();
+            assert_eq!(a.file_owners.owner(path), Some("libsqlite3-0"), "{line}");
+        }
+        assert_eq!(
+            a.file_owners
+                .owner("usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6"),
+            Some("libsqlite3-0")
+        );
+    }
+
+    /// The `.list` files dpkg wrote when it unpacked Debian 12's python3-idna and
+    /// python3-urllib3: every line but the root `/.` is a file or directory of the package; a
+    /// directory both list (`/usr`) keeps the first one read.
+    #[test]
+    fn info_list_files() {
+        let files = super::super::testutil::crate_fixture_tree("debian-python");
+        let a = run(&files);
+        assert_eq!(names(&a), ["python3-idna", "python3-urllib3"]);
+        let mut expected: Vec<(String, &str)> = Vec::new();
+        for name in ["python3-idna", "python3-urllib3"] {
+            let list = files.get(&format!("{INFO}{name}.list")).unwrap();
+            let text = String::from_utf8(list.bytes().unwrap().to_vec()).unwrap();
+            assert_eq!(text.lines().next(), Some("/."));
+            for line in text.lines().skip(1) {
+                let path = line.strip_prefix('/').unwrap().to_owned();
+                if !expected.iter().any(|(p, _)| *p == path) {
+                    expected.push((path, name));
+                }
+            }
+        }
+        assert_eq!(a.file_owners.len(), expected.len());
+        for (path, owner) in &expected {
+            assert_eq!(a.file_owners.owner(path), Some(*owner), "{path}");
+        }
+        assert_eq!(
+            a.file_owners
+                .owner("usr/lib/python3/dist-packages/idna-3.3.egg-info/PKG-INFO"),
+            Some("python3-idna")
+        );
+        assert_eq!(
+            a.file_owners
+                .owner("usr/lib/python3/dist-packages/urllib3-1.26.12.egg-info/PKG-INFO"),
+            Some("python3-urllib3")
+        );
+        assert_eq!(a.file_owners.owner("usr"), Some("python3-idna"));
+    }
+
+    #[test]
+    fn list_files_of_installed_packages_only() {
+        let a = run(&set(&[
+            (
+                STATUS,
+                "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n\
+                 Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n",
+            ),
+            (
+                "var/lib/dpkg/info/libc6:amd64.list",
+                "/.\n/lib\n/lib/libc.so.6\n",
+            ),
+            ("var/lib/dpkg/info/gone.list", "/etc/gone.conf\n"),
+            ("var/lib/dpkg/info/never-installed.list", "/opt/x\n"),
+            ("var/lib/dpkg/info/libc6.md5sums", "0123  usr/lib/other\n"),
+        ]));
+        assert_eq!(names(&a), ["libc6"]);
+        assert_eq!(a.file_owners.len(), 2);
+        assert_eq!(a.file_owners.owner("lib/libc.so.6"), Some("libc6"));
+        assert_eq!(a.file_owners.owner("lib"), Some("libc6"));
+        assert_eq!(a.file_owners.owner("etc/gone.conf"), None);
+        assert_eq!(a.file_owners.owner("opt/x"), None);
+        assert_eq!(a.file_owners.owner("usr/lib/other"), None);
+
+        // Distroless: the md5sums owner is the package its stanza file names; a md5sums file
+        // without a stanza file, or whose stanza file gave no package, owns nothing.
+        let a = run(&set(&[
+            (
+                "var/lib/dpkg/status.d/libssl",
+                "Package: libssl3\nVersion: 3.0.11-1\n",
+            ),
+            (
+                "var/lib/dpkg/status.d/libssl.md5sums",
+                "d41d8cd98f00b204e9800998ecf8427e  usr/lib/x86_64-linux-gnu/libssl.so.3\n\
+                 d41d8cd98f00b204e9800998ecf8427e  usr/share/doc/libssl3/a file\n\
+                 no-path-here\n",
+            ),
+            ("var/lib/dpkg/status.d/orphan.md5sums", "0  opt/orphan\n"),
+            ("var/lib/dpkg/status.d/broken", "Package: broken\n"),
+            ("var/lib/dpkg/status.d/broken.md5sums", "0  opt/broken\n"),
+        ]));
+        assert_eq!(names(&a), ["libssl3"]);
+        assert_eq!(a.file_owners.len(), 2);
+        assert_eq!(
+            a.file_owners.owner("usr/lib/x86_64-linux-gnu/libssl.so.3"),
+            Some("libssl3")
+        );
+        assert_eq!(
+            a.file_owners.owner("usr/share/doc/libssl3/a file"),
+            Some("libssl3")
+        );
     }
 
     #[test]
@@ -673,7 +877,10 @@ mod tests {
         let a = one("libpam-runtime").unwrap();
         assert_eq!(
             a.packages,
-            vec![pkg("libpam-runtime", "1.5.2-6+deb12u1", Some("pam"), None)]
+            vec![read_from(
+                "var/lib/dpkg/status.d/libpam-runtime",
+                pkg("libpam-runtime", "1.5.2-6+deb12u1", Some("pam"), None)
+            )]
         );
         assert_eq!(a.warnings.len(), 5);
 
@@ -683,7 +890,13 @@ mod tests {
         assert_eq!(a.warnings.len(), 2, "empty Package: and no-version");
 
         let a = one("single").unwrap();
-        assert_eq!(a.packages, vec![pkg("apt", "1.8.2", Some("apt-dev"), None)]);
+        assert_eq!(
+            a.packages,
+            vec![read_from(
+                "var/lib/dpkg/status.d/single",
+                pkg("apt", "1.8.2", Some("apt-dev"), None)
+            )]
+        );
 
         // The whole directory at once fails because of `corrupt`, naming it.
         let err = DpkgAnalyzer.analyze(&fixture_tree(root)).unwrap_err();

@@ -34,6 +34,7 @@ mod apk;
 mod dpkg;
 mod npm;
 mod os_release;
+mod owners;
 mod python;
 mod rpm;
 
@@ -52,6 +53,7 @@ pub use apk::ApkAnalyzer;
 pub use dpkg::DpkgAnalyzer;
 pub use npm::NpmAnalyzer;
 pub use os_release::OsReleaseAnalyzer;
+pub use owners::FileOwners;
 pub use python::PythonAnalyzer;
 pub use rpm::RpmAnalyzer;
 
@@ -91,6 +93,9 @@ pub struct Analysis {
     /// beyond a limit): the rest of the image is still inventoried, and these count against its
     /// coverage so an image is never Healthy because its content was invisible.
     pub unreadable: Vec<UnreadableFile>,
+    /// The files the OS package database lists, with their packages: a language package read
+    /// from one of them belongs to that package ([`owners`]).
+    pub file_owners: FileOwners,
 }
 
 /// A file an analyzer wanted and could not read, with a stable code (`TooLarge`, `TooDeep`,
@@ -277,10 +282,12 @@ pub fn analyze_all(
     let mut warnings = Vec::new();
     let mut unreadable = Vec::new();
     let mut errors = Vec::new();
+    let mut file_owners = FileOwners::default();
     for analyzer in analyzers {
         match analyzer.analyze(files) {
             Ok(analysis) => {
                 warnings.extend(analysis.warnings);
+                file_owners.extend(analysis.file_owners);
                 unreadable.extend(analysis.unreadable);
                 if let Some(found) = analysis
                     .os
@@ -312,6 +319,7 @@ pub fn analyze_all(
     if !errors.is_empty() {
         return Err(AnalysisFailed { errors, warnings });
     }
+    owners::assign(&mut packages, &file_owners);
     Ok(AnalysisReport {
         inventory: Inventory {
             os,
@@ -373,8 +381,8 @@ fn storable_os(
     Some(os)
 }
 
-/// Removes exact duplicates (same kind, name, version, source and layer: indistinguishable to
-/// the matcher), keeping the first.
+/// Removes exact duplicates (same kind, name, version, source, layer and owner:
+/// indistinguishable to the matcher), keeping the first.
 fn dedup(packages: Vec<InventoryPackage>) -> Vec<InventoryPackage> {
     let mut out: Vec<InventoryPackage> = Vec::with_capacity(packages.len());
     let mut seen = HashSet::with_capacity(packages.len());
@@ -386,6 +394,7 @@ fn dedup(packages: Vec<InventoryPackage>) -> Vec<InventoryPackage> {
             p.source_name.clone(),
             p.source_version.clone(),
             p.layer_digest.clone(),
+            p.owner.clone(),
         );
         if seen.insert(key) {
             out.push(p);

@@ -10,13 +10,31 @@
 //!
 //! `name` and `version` are taken as written. A file that is not JSON, or lacks either field,
 //! is skipped with a warning (counted by the caller): one broken file in `node_modules` must
-//! not fail the scan of an image.
+//! not fail the scan of an image. Each package's `file_path` is its `package.json`.
+//!
+//! Also `node_modules/.package-lock.json`, the hidden lockfile npm 7+ writes to describe the
+//! tree it installed: its `packages` map is keyed by the installed directory relative to the
+//! project (`node_modules/a`, `node_modules/a/node_modules/@s/b`), each with a `version` (and a
+//! `name` when the directory is an alias). It normally repeats what the `package.json` files
+//! say, so it only fills gaps: **an entry is reported only when no package was read from the
+//! `package.json` in its directory** (the file is absent from the image, or broken), with the
+//! lockfile as its `file_path`. So no installed package is reported twice, and an image whose
+//! build deleted the `package.json` files (or copied only the lockfile-described tree) is
+//! still inventoried. `link` entries (workspace symlinks) and keys outside `node_modules` (the
+//! project itself, workspace sources) are skipped; an entry without a `version` is skipped with
+//! a warning. pnpm's and yarn's own state files are not read.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
 
 use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, FileSet, whole};
 use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "npm";
 const FILE: &str = "/package.json";
+const NODE_MODULES: &str = "node_modules/";
+const HIDDEN_LOCKFILE: &str = "node_modules/.package-lock.json";
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,69 +46,27 @@ impl Analyzer for NpmAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn required(&self, path: &str) -> bool {
-        let Some(dir) = path.strip_suffix(FILE) else {
-            return false;
-        };
-        let Some((parent, package)) = split_last(dir) else {
-            return false;
-        };
-        if package.is_empty() || package.starts_with('.') {
-            return false;
-        }
-        if is_node_modules(parent) {
-            return !package.starts_with('@');
-        }
-        matches!(split_last(parent), Some((grand, scope))
-            if scope.len() > 1 && scope.starts_with('@') && is_node_modules(grand))
+        is_package_json(path) || is_hidden_lockfile(path)
     }
 
     fn analyze(&self, files: &FileSet) -> Result<Analysis, AnalyzerError> {
         let mut analysis = Analysis::default();
-        for (path, file) in files.iter().filter(|(p, _)| self.required(p)) {
-            let whole = whole(NAME, path, file)?;
-            let bytes = whole.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&whole);
-            let manifest = match serde_json::from_slice::<serde_json::Value>(bytes) {
-                Ok(serde_json::Value::Object(m)) => m,
-                Ok(_) => {
-                    analysis.warnings.push(AnalyzerWarning::new(
-                        NAME,
-                        path,
-                        "not a valid package.json (not a JSON object): skipped",
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    analysis.warnings.push(AnalyzerWarning::new(
-                        NAME,
-                        path,
-                        format!("not a valid package.json ({e}): skipped"),
-                    ));
-                    continue;
-                }
+        for (path, file) in files.iter().filter(|(p, _)| is_package_json(p)) {
+            let Some(manifest) =
+                json_object(path, &whole(NAME, path, file)?, &mut analysis.warnings)
+            else {
+                continue;
             };
-            let field = |key: &str| {
-                manifest
-                    .get(key)
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-            };
-            match (field("name"), field("version")) {
-                (Some(name), Some(version)) => analysis.packages.push(InventoryPackage {
-                    kind: PackageKind::Npm,
-                    name,
-                    version,
-                    source_name: None,
-                    source_version: None,
-                    layer_digest: Some(file.layer_digest.clone()),
-                    file_path: None,
-                    owner: None,
-                }),
+            match (string(&manifest, "name"), string(&manifest, "version")) {
+                (Some(name), Some(version)) => {
+                    analysis
+                        .packages
+                        .push(npm_package(name, version, path, &file.layer_digest));
+                }
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,
                     path,
@@ -101,8 +77,135 @@ impl Analyzer for NpmAnalyzer {
                 )),
             }
         }
+        let read: HashSet<String> = analysis
+            .packages
+            .iter()
+            .filter_map(|p| p.file_path.as_deref()?.strip_suffix(FILE))
+            .map(str::to_owned)
+            .collect();
+        for (path, file) in files.iter().filter(|(p, _)| is_hidden_lockfile(p)) {
+            let bytes = whole(NAME, path, file)?;
+            lockfile_packages(path, &bytes, &file.layer_digest, &read, &mut analysis);
+        }
         Ok(analysis)
     }
+}
+
+/// The packages of a hidden lockfile whose directory gave none (see the module docs).
+fn lockfile_packages(
+    path: &str,
+    bytes: &[u8],
+    layer_digest: &str,
+    read: &HashSet<String>,
+    analysis: &mut Analysis,
+) {
+    let Some(lockfile) = json_object(path, bytes, &mut analysis.warnings) else {
+        return;
+    };
+    let Some(Value::Object(entries)) = lockfile.get("packages") else {
+        return;
+    };
+    let project = path.strip_suffix(HIDDEN_LOCKFILE).unwrap_or("");
+    for (key, entry) in entries {
+        let Some((above, installed)) = key.rsplit_once(NODE_MODULES) else {
+            continue;
+        };
+        if installed.is_empty() || !(above.is_empty() || above.ends_with('/')) {
+            continue;
+        }
+        let Value::Object(entry) = entry else {
+            continue;
+        };
+        if entry.get("link").and_then(Value::as_bool) == Some(true)
+            || read.contains(&format!("{project}{key}"))
+        {
+            continue;
+        }
+        let name = string(entry, "name").unwrap_or_else(|| installed.to_owned());
+        match string(entry, "version") {
+            Some(version) => analysis
+                .packages
+                .push(npm_package(name, version, path, layer_digest)),
+            None => analysis.warnings.push(AnalyzerWarning::new(
+                NAME,
+                path,
+                format!("entry {key:?} has no string \"version\": skipped"),
+            )),
+        }
+    }
+}
+
+fn npm_package(name: String, version: String, path: &str, layer_digest: &str) -> InventoryPackage {
+    InventoryPackage {
+        kind: PackageKind::Npm,
+        name,
+        version,
+        source_name: None,
+        source_version: None,
+        layer_digest: Some(layer_digest.to_owned()),
+        file_path: Some(path.to_owned()),
+        owner: None,
+    }
+}
+
+/// The JSON object a file holds (a leading BOM allowed), or a warning.
+fn json_object(
+    path: &str,
+    bytes: &[u8],
+    warnings: &mut Vec<AnalyzerWarning>,
+) -> Option<Map<String, Value>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let reason = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => return Some(m),
+        Ok(_) => "not a JSON object".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let kind = if is_hidden_lockfile(path) {
+        "package-lock.json"
+    } else {
+        "package.json"
+    };
+    warnings.push(AnalyzerWarning::new(
+        NAME,
+        path,
+        format!("not a valid {kind} ({reason}): skipped"),
+    ));
+    None
+}
+
+/// A non-empty string field, trimmed.
+fn string(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The `package.json` at the root of an installed package (see the module docs).
+fn is_package_json(path: &str) -> bool {
+    let Some(dir) = path.strip_suffix(FILE) else {
+        return false;
+    };
+    let Some((parent, package)) = split_last(dir) else {
+        return false;
+    };
+    if package.is_empty() || package.starts_with('.') {
+        return false;
+    }
+    if is_node_modules(parent) {
+        return !package.starts_with('@');
+    }
+    matches!(split_last(parent), Some((grand, scope))
+        if scope.len() > 1 && scope.starts_with('@') && is_node_modules(grand))
+}
+
+fn is_hidden_lockfile(path: &str) -> bool {
+    path == HIDDEN_LOCKFILE
+        || path
+            .strip_suffix(HIDDEN_LOCKFILE)
+            .is_some_and(|project| project.ends_with('/'))
 }
 
 /// `(parent, last component)`; the parent of a one-component path is `""`.
@@ -152,7 +255,13 @@ mod tests {
             ("app/node_modules/express/dist/esm/package.json", false),
             ("app/node_modules/@babel/core/lib/package.json", false),
             ("app/node_modules/.bin/package.json", false),
-            ("app/node_modules/.package-lock.json", false),
+            ("app/node_modules/.package-lock.json", true),
+            ("node_modules/.package-lock.json", true),
+            ("app/node_modules/x/node_modules/.package-lock.json", true),
+            ("app/my_node_modules/.package-lock.json", false),
+            ("app/package-lock.json", false),
+            ("app/node_modules/.package-lock.json.bak", false),
+            ("app/node_modules/.pnpm/lock.yaml", false),
             ("app/node_modules/express/package.json.bak", false),
             ("app/node_modules/express/package-lock.json", false),
             ("app/my_node_modules/express/package.json", false),
@@ -184,17 +293,29 @@ mod tests {
                 r#"{"type":"module"}"#,
             ),
         ]));
-        let got: Vec<(&str, &str)> = a
+        let got: Vec<(&str, &str, Option<&str>)> = a
             .packages
             .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.file_path.as_deref()))
             .collect();
         assert_eq!(
             got,
             [
-                ("@babel/core", "7.24.0"),
-                ("debug", "2.6.9"),
-                ("express", "4.18.2")
+                (
+                    "@babel/core",
+                    "7.24.0",
+                    Some("app/node_modules/@babel/core/package.json")
+                ),
+                (
+                    "debug",
+                    "2.6.9",
+                    Some("app/node_modules/express/node_modules/debug/package.json")
+                ),
+                (
+                    "express",
+                    "4.18.2",
+                    Some("app/node_modules/express/package.json")
+                )
             ]
         );
         assert!(a.warnings.is_empty());
@@ -242,5 +363,178 @@ mod tests {
         );
         assert_eq!(a.warnings[1].message, "no string \"version\": skipped");
         assert_eq!(a.warnings[2].message, "no string \"name\": skipped");
+    }
+
+    fn found(a: &Analysis) -> Vec<(&str, &str, &str)> {
+        a.packages
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.file_path.as_deref().unwrap_or(""),
+                )
+            })
+            .collect()
+    }
+
+    /// Packages vendored inside other packages (npm's own bundled dependencies in a global
+    /// install, a dependency's private copy of another version) are each reported, at every
+    /// depth, with the `package.json` they were read from.
+    #[test]
+    fn vendored_packages_at_any_depth() {
+        let a = run(&set(&[
+            (
+                "usr/local/lib/node_modules/npm/package.json",
+                r#"{"name":"npm","version":"10.2.4","bundleDependencies":["semver"]}"#,
+            ),
+            (
+                "usr/local/lib/node_modules/npm/node_modules/semver/package.json",
+                r#"{"name":"semver","version":"7.5.4"}"#,
+            ),
+            (
+                "usr/local/lib/node_modules/npm/node_modules/@npmcli/arborist/package.json",
+                r#"{"name":"@npmcli/arborist","version":"7.2.1"}"#,
+            ),
+            (
+                "usr/local/lib/node_modules/npm/node_modules/@npmcli/arborist/node_modules/semver/package.json",
+                r#"{"name":"semver","version":"6.3.1"}"#,
+            ),
+            (
+                "usr/local/lib/node_modules/npm/node_modules/semver/node_modules/lru-cache/package.json",
+                r#"{"name":"lru-cache","version":"6.0.0"}"#,
+            ),
+        ]));
+        let npm = "usr/local/lib/node_modules/npm";
+        // In path order.
+        let expected = [
+            (
+                "semver",
+                "6.3.1",
+                format!("{npm}/node_modules/@npmcli/arborist/node_modules/semver/package.json"),
+            ),
+            (
+                "@npmcli/arborist",
+                "7.2.1",
+                format!("{npm}/node_modules/@npmcli/arborist/package.json"),
+            ),
+            (
+                "lru-cache",
+                "6.0.0",
+                format!("{npm}/node_modules/semver/node_modules/lru-cache/package.json"),
+            ),
+            (
+                "semver",
+                "7.5.4",
+                format!("{npm}/node_modules/semver/package.json"),
+            ),
+            ("npm", "10.2.4", format!("{npm}/package.json")),
+        ];
+        let expected: Vec<(&str, &str, &str)> = expected
+            .iter()
+            .map(|(n, v, p)| (*n, *v, p.as_str()))
+            .collect();
+        assert_eq!(found(&a), expected);
+        assert!(a.warnings.is_empty());
+    }
+
+    /// npm 10's hidden lockfile (the shape `npm install` writes: lockfileVersion 3, keys
+    /// relative to the project): entries whose `package.json` gave a package are not reported
+    /// again; the others are, from the lockfile.
+    #[test]
+    fn hidden_lockfile_fills_gaps_only() {
+        let lockfile = r#"{
+  "name": "app",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "node_modules/express": {"version": "4.18.2", "resolved": "https://registry.npmjs.org/express/-/express-4.18.2.tgz", "integrity": "sha512-x"},
+    "node_modules/express/node_modules/debug": {"version": "2.6.9"},
+    "node_modules/@babel/core": {"version": "7.24.0", "dev": true},
+    "node_modules/broken": {"version": "1.0.0"},
+    "node_modules/string-width-cjs": {"name": "string-width", "version": "4.2.3"},
+    "node_modules/my-workspace": {"resolved": "packages/my-workspace", "link": true},
+    "packages/my-workspace": {"name": "my-workspace", "version": "0.1.0"},
+    "packages/my-workspace/node_modules/ms": {"version": "2.1.3"},
+    "node_modules/no-version": {"resolved": "x"},
+    "node_modules/not-an-object": 7,
+    "my_node_modules/x": {"version": "1"},
+    "": {"name": "app", "version": "1.0.0"}
+  }
+}"#;
+        let a = run(&set(&[
+            ("app/node_modules/.package-lock.json", lockfile),
+            (
+                "app/node_modules/express/package.json",
+                r#"{"name":"express","version":"4.18.2"}"#,
+            ),
+            ("app/node_modules/broken/package.json", "{"),
+        ]));
+        let lock = "app/node_modules/.package-lock.json";
+        assert_eq!(
+            found(&a),
+            [
+                ("express", "4.18.2", "app/node_modules/express/package.json"),
+                // The lockfile's entries in key order.
+                ("@babel/core", "7.24.0", lock),
+                ("broken", "1.0.0", lock),
+                ("debug", "2.6.9", lock),
+                ("string-width", "4.2.3", lock),
+                ("ms", "2.1.3", lock),
+            ]
+        );
+        let warnings: Vec<(&str, &str)> = a
+            .warnings
+            .iter()
+            .map(|w| (w.path.as_str(), w.message.as_str()))
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings[0].0, "app/node_modules/broken/package.json");
+        assert_eq!(
+            warnings[1],
+            (
+                lock,
+                "entry \"node_modules/no-version\" has no string \"version\": skipped"
+            )
+        );
+        // A lockfile at the image root.
+        let a = run(&set(&[(
+            "node_modules/.package-lock.json",
+            r#"{"packages":{"node_modules/a":{"version":"1.0.0"}}}"#,
+        )]));
+        assert_eq!(
+            found(&a),
+            [("a", "1.0.0", "node_modules/.package-lock.json")]
+        );
+    }
+
+    #[test]
+    fn broken_lockfiles_are_warnings() {
+        for (content, message) in [
+            ("{", "not a valid package-lock.json (EOF"),
+            (
+                "[]",
+                "not a valid package-lock.json (not a JSON object): skipped",
+            ),
+        ] {
+            let a = run(&set(&[("node_modules/.package-lock.json", content)]));
+            assert!(a.packages.is_empty());
+            assert_eq!(a.warnings.len(), 1);
+            assert!(
+                a.warnings[0].message.starts_with(message),
+                "{}",
+                a.warnings[0].message
+            );
+        }
+        // No or odd `packages`: nothing, silently (lockfile v1 has `dependencies` only).
+        for content in [
+            r#"{"lockfileVersion":1,"dependencies":{}}"#,
+            r#"{"packages":[]}"#,
+        ] {
+            assert_eq!(
+                run(&set(&[("node_modules/.package-lock.json", content)])),
+                Analysis::default()
+            );
+        }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Files, anywhere in the image (site-packages of any interpreter or virtualenv):
 //! `*.dist-info/METADATA` (wheels, modern pip), `*.egg-info/PKG-INFO` (setuptools egg-info
-//! directories) and `*.egg-info` when it is a file (old `setup.py install`, Debian's
-//! `python3-*` packages). Eggs (`*.egg` zip files) are not read.
+//! directories: Debian's `python3-*` packages built with setuptools), `*.egg-info` when it is a
+//! file (old `setup.py install`, older Debian packages) and `*.egg/EGG-INFO/PKG-INFO` (eggs
+//! installed unzipped by easy_install / `setup.py install`). Zipped eggs (`*.egg` files) are not
+//! read. Each package's `file_path` is the metadata file it was read from.
 //!
 //! Each is a core-metadata file: RFC 822 style headers up to the first blank line (the
 //! description body follows). `Name` and `Version` are taken as written (the matcher
@@ -25,7 +27,7 @@ impl Analyzer for PythonAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn required(&self, path: &str) -> bool {
@@ -33,7 +35,10 @@ impl Analyzer for PythonAnalyzer {
             return dir.ends_with(".dist-info");
         }
         if let Some(dir) = path.strip_suffix("/PKG-INFO") {
-            return dir.ends_with(".egg-info");
+            return dir.ends_with(".egg-info")
+                || dir
+                    .strip_suffix("/EGG-INFO")
+                    .is_some_and(|egg| egg.ends_with(".egg"));
         }
         path.ends_with(".egg-info")
     }
@@ -52,7 +57,7 @@ impl Analyzer for PythonAnalyzer {
                     source_name: None,
                     source_version: None,
                     layer_digest: Some(file.layer_digest.clone()),
-                    file_path: None,
+                    file_path: Some(path.to_owned()),
                     owner: None,
                 }),
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
@@ -119,6 +124,13 @@ mod tests {
             .collect()
     }
 
+    fn paths(a: &Analysis) -> Vec<&str> {
+        a.packages
+            .iter()
+            .map(|p| p.file_path.as_deref().unwrap_or(""))
+            .collect()
+    }
+
     #[test]
     fn required_truth_table() {
         for (path, want) in [
@@ -165,6 +177,20 @@ mod tests {
             ("PKG-INFO", false),
             ("project/PKG-INFO", false),
             ("usr/lib/python3/dist-packages/foo-1.0-py3.11.egg", false),
+            (
+                "usr/lib/python3.6/site-packages/foo-1.0-py3.6.egg/EGG-INFO/PKG-INFO",
+                true,
+            ),
+            (
+                "usr/lib/python3.6/site-packages/foo-1.0-py3.6.egg/EGG-INFO/SOURCES.txt",
+                false,
+            ),
+            (
+                "usr/lib/python3.6/site-packages/foo/EGG-INFO/PKG-INFO",
+                false,
+            ),
+            ("EGG-INFO/PKG-INFO", false),
+            (".egg/EGG-INFO/PKG-INFO", true),
             ("dist-info/METADATA", false),
             ("", false),
         ] {
@@ -213,10 +239,81 @@ mod tests {
                 ("pip", "24.0", "sha256:venv"),
             ]
         );
+        assert_eq!(
+            paths(&a),
+            [
+                "usr/lib/python2.7/site-packages/foo.egg-info/PKG-INFO",
+                "usr/lib/python3/dist-packages/Django_REST_framework.dist-info/METADATA",
+                "usr/lib/python3/dist-packages/requests-2.28.1.dist-info/METADATA",
+                "usr/lib/python3/dist-packages/six-1.16.0.egg-info",
+                "venv/lib/python3.11/site-packages/pip-24.0.dist-info/METADATA",
+            ]
+        );
         assert!(a.warnings.is_empty());
         assert!(a.packages.iter().all(|p| p.kind == PackageKind::Python
             && p.source_name.is_none()
             && p.source_version.is_none()));
+    }
+
+    /// The metadata files of the real Debian 12 packages (setuptools egg-info directories) and
+    /// of the real PyPI wheels pip installed in a virtualenv.
+    #[test]
+    fn real_egg_info_and_dist_info() {
+        let files = crate::scanner::analyzers::testutil::crate_fixture_tree("debian-python");
+        let a = run(&files);
+        assert_eq!(
+            a.packages
+                .iter()
+                .map(|p| (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.file_path.as_deref().unwrap_or("")
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "idna",
+                    "3.3",
+                    "opt/venv/lib/python3.11/site-packages/idna-3.3.dist-info/METADATA"
+                ),
+                (
+                    "urllib3",
+                    "1.26.12",
+                    "opt/venv/lib/python3.11/site-packages/urllib3-1.26.12.dist-info/METADATA"
+                ),
+                (
+                    "idna",
+                    "3.3",
+                    "usr/lib/python3/dist-packages/idna-3.3.egg-info/PKG-INFO"
+                ),
+                (
+                    "urllib3",
+                    "1.26.12",
+                    "usr/lib/python3/dist-packages/urllib3-1.26.12.egg-info/PKG-INFO"
+                ),
+            ]
+        );
+        assert!(a.warnings.is_empty());
+    }
+
+    /// An egg installed unzipped (`easy_install`, `setup.py install` of old setuptools): a
+    /// directory `<name>-<version>-py<X.Y>.egg` with its metadata in `EGG-INFO/PKG-INFO`.
+    #[test]
+    fn unzipped_eggs() {
+        let path =
+            "usr/lib/python3.6/site-packages/PyYAML-3.12-py3.6-linux-x86_64.egg/EGG-INFO/PKG-INFO";
+        let a = run(&set(&[
+            (
+                path,
+                "Metadata-Version: 1.1\nName: PyYAML\nVersion: 3.12\nSummary: YAML parser and emitter for Python\n",
+            ),
+            (
+                "usr/lib/python3.6/site-packages/PyYAML-3.12-py3.6-linux-x86_64.egg/EGG-INFO/top_level.txt",
+                "yaml\n",
+            ),
+        ]));
+        assert_eq!(found(&a), [("PyYAML", "3.12", "sha256:test")]);
+        assert_eq!(paths(&a), [path]);
     }
 
     #[test]

@@ -87,7 +87,7 @@ fn defaults_and_cache_key() {
     assert!(ids.iter().all(|id| id.version >= 1));
     assert_eq!(
         cache_key(&ids),
-        "apk@1,dpkg@1,npm@1,os-release@1,python@1,rpm@1"
+        "apk@2,dpkg@2,npm@2,os-release@1,python@2,rpm@2"
     );
     let mut reordered = ids.clone();
     reordered.reverse();
@@ -117,10 +117,18 @@ fn required_by_each_default_analyzer() {
             &["python"],
         ),
         ("app/node_modules/express/package.json", &["npm"]),
+        ("app/node_modules/.package-lock.json", &["npm"]),
+        (
+            "usr/lib/python3.6/site-packages/foo-1.0-py3.6.egg/EGG-INFO/PKG-INFO",
+            &["python"],
+        ),
+        ("var/lib/dpkg/status.d/libc6.md5sums", &["dpkg"]),
+        ("var/lib/dpkg/info/libc6:amd64.list", &["dpkg"]),
         ("usr/bin/bash", &[]),
         ("etc/passwd", &[]),
         ("app/package.json", &[]),
-        ("var/lib/dpkg/status.d/libc6.md5sums", &[]),
+        ("app/package-lock.json", &[]),
+        ("var/lib/dpkg/info/libc6.md5sums", &[]),
     ] {
         let got: Vec<&str> = analyzers
             .iter()
@@ -369,4 +377,188 @@ fn analyze_all_first_os_wins() {
 fn analyzers_are_send_and_sync() {
     fn check<T: Send + Sync>(_: &T) {}
     check(&defaults());
+}
+
+/// Debian 12's `python3-idna` and `python3-urllib3` as dpkg installed them (the status stanzas,
+/// the `.list` files and the egg-info metadata dpkg wrote), and the same upstream versions
+/// pip-installed in a virtualenv. The Debian copies belong to their OS packages, whose security
+/// updates (`3.3-1+deb12u1`, `1.26.12-1+deb12u4`) patch them without changing the upstream
+/// version: the PyPI advisories for 3.3 and 1.26.12 match only the virtualenv's copies.
+#[test]
+fn os_packages_own_the_language_packages_they_installed() {
+    use crate::scanner::advisories::matcher::{Candidate, match_inventory, match_keys};
+    use crate::scanner::advisories::osv::parse_yaml_records;
+
+    let mut files = super::testutil::crate_fixture_tree("debian-python");
+    files.insert(
+        "etc/os-release",
+        CollectedFile::new(
+            read("pkgdb/debian/os-release/debian-12/etc/os-release"),
+            LAYER,
+        ),
+    );
+    let report = analyze_all(&defaults(), &files).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let venv = "opt/venv/lib/python3.11/site-packages";
+    let debian = "usr/lib/python3/dist-packages";
+    /// Kind, name, version, file, owner.
+    type Row<'a> = (
+        PackageKind,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let got: Vec<Row<'_>> = report
+        .inventory
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                p.kind,
+                p.name.as_str(),
+                p.version.as_str(),
+                p.file_path.as_deref(),
+                p.owner.as_deref(),
+            )
+        })
+        .collect();
+    let path = |dir: &str, file: &str| format!("{dir}/{file}");
+    assert_eq!(
+        got,
+        [
+            (
+                PackageKind::Dpkg,
+                "python3-idna",
+                "3.3-1+deb12u1",
+                Some("var/lib/dpkg/status"),
+                None
+            ),
+            (
+                PackageKind::Dpkg,
+                "python3-urllib3",
+                "1.26.12-1+deb12u4",
+                Some("var/lib/dpkg/status"),
+                None
+            ),
+            (
+                PackageKind::Python,
+                "idna",
+                "3.3",
+                Some(path(venv, "idna-3.3.dist-info/METADATA").as_str()),
+                None
+            ),
+            (
+                PackageKind::Python,
+                "urllib3",
+                "1.26.12",
+                Some(path(venv, "urllib3-1.26.12.dist-info/METADATA").as_str()),
+                None
+            ),
+            (
+                PackageKind::Python,
+                "idna",
+                "3.3",
+                Some(path(debian, "idna-3.3.egg-info/PKG-INFO").as_str()),
+                Some("python3-idna")
+            ),
+            (
+                PackageKind::Python,
+                "urllib3",
+                "1.26.12",
+                Some(path(debian, "urllib3-1.26.12.egg-info/PKG-INFO").as_str()),
+                Some("python3-urllib3")
+            ),
+        ]
+    );
+
+    // Real PyPA records: idna < 3.7 (CVE-2024-3651), urllib3 < 1.26.18 (CVE-2023-45803).
+    let candidates: Vec<Candidate> = ["PYSEC-2024-60", "PYSEC-2023-212"]
+        .iter()
+        .flat_map(|id| parse_yaml_records(&read(&format!("osv/records/pypi/{id}.yaml"))))
+        .map(Result::unwrap)
+        .flat_map(|a| Candidate::from_advisory(&a))
+        .collect();
+    let keys = match_keys(&report.inventory);
+    assert!(keys.contains(&("PyPI".to_owned(), "idna".to_owned())));
+    assert!(keys.contains(&("Debian:12".to_owned(), "python-idna".to_owned())));
+    let matched = |inventory: &Inventory| {
+        let mut found: Vec<(String, String, Option<String>)> =
+            match_inventory(inventory, &candidates)
+                .matches
+                .into_iter()
+                .map(|m| (m.package_name, m.advisory_id, m.fixed_version))
+                .collect();
+        found.sort();
+        found
+    };
+    let once = vec![
+        (
+            "idna".to_owned(),
+            "PYSEC-2024-60".to_owned(),
+            Some("3.7".to_owned()),
+        ),
+        (
+            "urllib3".to_owned(),
+            "PYSEC-2023-212".to_owned(),
+            Some("1.26.18".to_owned()),
+        ),
+    ];
+    assert_eq!(matched(&report.inventory), once, "the venv's copies only");
+
+    // Without owners the Debian copies would be matched in PyPI too.
+    let mut unowned = report.inventory.clone();
+    unowned.packages.iter_mut().for_each(|p| p.owner = None);
+    assert_eq!(matched(&unowned).len(), 4);
+    // Without the venv, nothing is matched in PyPI.
+    let mut debian_only = report.inventory.clone();
+    debian_only
+        .packages
+        .retain(|p| p.kind.is_os() || p.owner.is_some());
+    assert_eq!(matched(&debian_only), []);
+}
+
+/// grype's Alpine match-coverage image: the apk package `npm-apk-subpackage-with-false-positive`
+/// installs `lib/node_modules/npm-apk-subpackage-with-false-positive/package.json` (its `F:` and
+/// `R:` lines), so the npm package read from that file belongs to it and is not looked up in
+/// npm, where grype's fixture says it would be a false positive.
+#[test]
+fn npm_package_installed_by_an_apk_package_is_owned() {
+    let mut files = fixture_tree("pkgdb/alpine/grype-match-coverage");
+    let grype = super::testutil::crate_fixture_tree("grype/image-alpine-match-coverage");
+    let path = "lib/node_modules/npm-apk-subpackage-with-false-positive/package.json";
+    let package_json = grype.get(path).unwrap();
+    files.insert(
+        path,
+        CollectedFile::new(package_json.bytes().unwrap().to_vec(), LAYER),
+    );
+    let report = analyze_all(&defaults(), &files).unwrap();
+    let npm: Vec<(&str, &str, Option<&str>, Option<&str>)> = report
+        .inventory
+        .packages
+        .iter()
+        .filter(|p| p.kind == PackageKind::Npm)
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.version.as_str(),
+                p.file_path.as_deref(),
+                p.owner.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        npm,
+        [(
+            "npm-apk-subpackage-with-false-positive",
+            "1.0.0",
+            Some(path),
+            Some("npm-apk-subpackage-with-false-positive")
+        )]
+    );
+    let keys = crate::scanner::advisories::matcher::match_keys(&report.inventory);
+    assert!(
+        keys.iter().all(|(ecosystem, _)| ecosystem != "npm"),
+        "{keys:?}"
+    );
 }

@@ -25,6 +25,19 @@ pub fn read_json(rel: &str) -> serde_json::Value {
 /// Every file under the fixture directory `root`, keyed by its path relative to `root` (so a
 /// fixture laid out as an image root gives image paths), all in layer [`LAYER`].
 pub fn fixture_tree(root: &str) -> FileSet {
+    tree(&fixture(root))
+}
+
+/// [`fixture_tree`] of a fixture kept with the crate, under `tests/fixtures/`.
+pub fn crate_fixture_tree(root: &str) -> FileSet {
+    tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(root),
+    )
+}
+
+fn tree(base: &Path) -> FileSet {
     fn walk(dir: &Path, base: &Path, out: &mut FileSet) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -48,10 +61,9 @@ pub fn fixture_tree(root: &str) -> FileSet {
             }
         }
     }
-    let base = fixture(root);
     assert!(base.is_dir(), "{}", base.display());
     let mut out = FileSet::new();
-    walk(&base, &base, &mut out);
+    walk(base, base, &mut out);
     out
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use super::*;
-use crate::scanner::advisories::osv::{Advisory, parse_record, parse_records};
+use crate::scanner::advisories::osv::{Advisory, parse_record, parse_records, parse_yaml_records};
 use crate::scanner::advisories::testdata;
 
 fn bundle(rel: &str) -> Vec<Advisory> {
@@ -710,4 +710,56 @@ fn package_ecosystems_name_each_release_once_with_where_it_is_looked_up() {
         packages: vec![package(PackageKind::Apk, "glibc", "2.38-r1")],
     };
     assert!(package_ecosystems(&unknown).is_empty());
+}
+
+/// A language package an OS package installed (`owner`) is assessed through its owner: no
+/// lookup in its own ecosystem, no match there, not counted among that ecosystem's packages.
+/// The same name and version without an owner (pip-installed) is matched as before.
+#[test]
+fn owned_language_packages_are_not_matched_in_their_ecosystem() {
+    let advisory = parse_yaml_records(&testdata::read_bytes("osv/records/pypi/PYSEC-2024-60.yaml"))
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
+    let mut debian = package(PackageKind::Dpkg, "python3-idna", "3.3-1+deb12u1");
+    debian.source_name = Some("python-idna".to_owned());
+    let mut owned = package(PackageKind::Python, "idna", "3.3");
+    owned.owner = Some("python3-idna".to_owned());
+    owned.file_path = Some("usr/lib/python3/dist-packages/idna-3.3.egg-info/PKG-INFO".to_owned());
+    let mut venv = package(PackageKind::Python, "idna", "3.3");
+    venv.file_path =
+        Some("opt/venv/lib/python3.11/site-packages/idna-3.3.dist-info/METADATA".to_owned());
+
+    let only_owned = Inventory {
+        os: os("debian", "12"),
+        packages: vec![debian.clone(), owned.clone()],
+    };
+    assert_eq!(
+        match_keys(&only_owned),
+        [("Debian:12".to_owned(), "python-idna".to_owned())]
+    );
+    let candidates: Vec<Candidate> = advisory.iter().flat_map(Candidate::from_advisory).collect();
+    let r = match_inventory(&only_owned, &candidates);
+    assert!(r.matches.is_empty(), "{:?}", r.matches);
+    assert!(r.unknown.is_empty());
+    assert_eq!(
+        package_ecosystems(&only_owned)
+            .iter()
+            .map(|e| (e.ecosystem.as_str(), e.packages))
+            .collect::<Vec<_>>(),
+        [("Debian:12", 1)]
+    );
+
+    let both = Inventory {
+        os: os("debian", "12"),
+        packages: vec![debian, owned, venv],
+    };
+    assert!(match_keys(&both).contains(&("PyPI".to_owned(), "idna".to_owned())));
+    let r = match_inventory(&both, &candidates);
+    assert_eq!(r.matches.len(), 1);
+    let m = find(&r, "idna", "PYSEC-2024-60");
+    assert_eq!(
+        (m.installed_version.as_str(), m.fixed_version.as_deref()),
+        ("3.3", Some("3.7"))
+    );
 }

@@ -24,6 +24,10 @@
 //!   `no_packages.sqlite`: rpm would not open it either), an unreadable header.
 //!
 //! An rpmdb with a `Packages` table and no rows is an empty list: rpm itself reads it so.
+//!
+//! Each package's `file_path` is the database read. The headers' file lists
+//! ([`header::Header::files`]) go to [`super::owners`]; a header whose file tags disagree keeps
+//! its package and loses its list, with a warning.
 
 pub mod header;
 mod sqlite;
@@ -57,7 +61,7 @@ impl Analyzer for RpmAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn required(&self, path: &str) -> bool {
@@ -123,12 +127,30 @@ impl Analyzer for RpmAnalyzer {
             let header = header::parse(&blob).map_err(|e| {
                 AnalyzerError::new(NAME, path, format!("header {hnum} is corrupt: {e}"))
             })?;
+            let files = header.files();
             let pkg = package(header)
                 .map_err(|e| AnalyzerError::new(NAME, path, format!("header {hnum}: {e}")))?;
+            match files {
+                Ok(files) => {
+                    let owner = analysis.file_owners.package(&pkg.name);
+                    for file in &files {
+                        analysis.file_owners.insert(file, owner);
+                    }
+                }
+                Err(e) => analysis.warnings.push(AnalyzerWarning::new(
+                    NAME,
+                    path,
+                    format!("header {hnum} ({}): no file list: {e}", pkg.name),
+                )),
+            }
             analysis.packages.push(InventoryPackage {
                 layer_digest: Some(db.layer_digest.clone()),
+                file_path: Some(path.to_owned()),
                 ..pkg
             });
+        }
+        if let Some(warning) = analysis.file_owners.limit_warning(NAME, path) {
+            analysis.warnings.push(warning);
         }
         Ok(analysis)
     }

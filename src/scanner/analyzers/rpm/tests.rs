@@ -412,3 +412,71 @@ fn corrupt_header_is_an_error() {
     files.insert(DB, CollectedFile::new(std::fs::read(&path).unwrap(), LAYER));
     assert_eq!(run(&files), Analysis::default());
 }
+
+/// The headers' file lists give every path rpm itself lists for the database (7619 distinct
+/// paths, one of them the root `/`, which is no file), each with the first package listing it;
+/// the `site-packages` ones are compared line by line with rpm's own output.
+#[test]
+fn file_lists_are_what_rpm_lists() {
+    let a = run(&fixture_tree("pkgdb/rpm/amazonlinux2023"));
+    assert_eq!(a.file_owners.len(), 7619 - 1);
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    assert!(
+        a.packages
+            .iter()
+            .all(|p| p.file_path.as_deref() == Some(DB))
+    );
+    let expected = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rpm-file-lists/amazonlinux2023-site-packages.tsv"),
+    )
+    .unwrap();
+    assert_eq!(expected.lines().count(), 438);
+    for line in expected.lines() {
+        let (owner, path) = line.split_once('\t').unwrap();
+        let path = path.strip_prefix('/').unwrap();
+        assert_eq!(a.file_owners.owner(path), Some(owner), "{path}");
+    }
+}
+
+/// Amazon Linux 2023's python3-gpg installs its egg-info as a file, python3-libcomps as a
+/// directory: the PyPI packages read from them belong to those RPMs, a pip-installed copy
+/// belongs to nobody.
+#[test]
+fn python_packages_of_rpms_are_owned() {
+    use crate::scanner::analyzers::{analyze_all, defaults};
+    let mut files = fixture_tree("pkgdb/rpm/amazonlinux2023");
+    let site = "usr/lib64/python3.9/site-packages";
+    for (path, metadata) in [
+        (
+            format!("{site}/gpg-1.15.1-py3.9.egg-info"),
+            "Metadata-Version: 1.1\nName: gpg\nVersion: 1.15.1\n",
+        ),
+        (
+            format!("{site}/libcomps-0.1.18-py3.9.egg-info/PKG-INFO"),
+            "Metadata-Version: 1.1\nName: libcomps\nVersion: 0.1.18\n",
+        ),
+        (
+            "usr/local/lib/python3.9/site-packages/libcomps-0.1.18.dist-info/METADATA".to_owned(),
+            "Metadata-Version: 2.1\nName: libcomps\nVersion: 0.1.18\n",
+        ),
+    ] {
+        files.insert(path, CollectedFile::new(metadata.as_bytes(), LAYER));
+    }
+    let report = analyze_all(&defaults(), &files).unwrap();
+    let python: Vec<(&str, Option<&str>)> = report
+        .inventory
+        .packages
+        .iter()
+        .filter(|p| p.kind == PackageKind::Python)
+        .map(|p| (p.name.as_str(), p.owner.as_deref()))
+        .collect();
+    assert_eq!(
+        python,
+        [
+            ("gpg", Some("python3-gpg")),
+            ("libcomps", Some("python3-libcomps")),
+            ("libcomps", None),
+        ]
+    );
+}
