@@ -403,31 +403,34 @@ mod tests {
         assert!(!GoBinaryAnalyzer.required("usr/local/bin/app"));
     }
 
+    /// The amd64 build and the 32-bit big-endian MIPS build of one program.
     #[test]
-    fn module_binary_as_go_version_m_lists_it() {
-        let path = "usr/local/bin/hello";
-        let a = run(&[(path, go_fixture("hello"))]);
-        let expected = expected_from_go_version_m(
-            &String::from_utf8(go_fixture("hello.go-version-m.txt")).unwrap(),
-            path,
-        );
-        assert_eq!(a.packages, expected);
-        // The replacement by ./local is the one skipped module.
-        assert_eq!(
-            a.packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["stdlib", "github.com/google/uuid", "github.com/pkg/errors"]
-        );
-        assert_eq!(a.packages[2].version, "0.9.1");
-        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
-        assert!(
-            a.warnings[0].message.contains("\"./local\""),
-            "{:?}",
-            a.warnings
-        );
-        assert_eq!(a.unreadable, []);
+    fn module_binaries_as_go_version_m_lists_them() {
+        for binary in ["hello", "hello-mips"] {
+            let path = format!("usr/local/bin/{binary}");
+            let a = run(&[(&path, go_fixture(binary))]);
+            let expected = expected_from_go_version_m(
+                &String::from_utf8(go_fixture(&format!("{binary}.go-version-m.txt"))).unwrap(),
+                &path,
+            );
+            assert_eq!(a.packages, expected, "{binary}");
+            // The replacement by ./local is the one skipped module.
+            assert_eq!(
+                a.packages
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>(),
+                ["stdlib", "github.com/google/uuid", "github.com/pkg/errors"]
+            );
+            assert_eq!(a.packages[2].version, "0.9.1");
+            assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+            assert!(
+                a.warnings[0].message.contains("\"./local\""),
+                "{:?}",
+                a.warnings
+            );
+            assert_eq!(a.unreadable, []);
+        }
     }
 
     #[test]
@@ -445,13 +448,18 @@ mod tests {
 
     /// With the section header table gone, the header is found in the data segment.
     #[test]
-    fn binary_without_section_headers() {
-        let mut bytes = go_fixture("hello");
-        bytes[40..48].fill(0); // e_shoff
-        bytes[60..64].fill(0); // e_shnum, e_shstrndx
-        let a = run(&[("app", bytes)]);
-        assert_eq!(a.packages, run(&[("app", go_fixture("hello"))]).packages);
-        assert_eq!(a.packages.len(), 3);
+    fn binaries_without_section_headers() {
+        let mut amd64 = go_fixture("hello");
+        amd64[40..48].fill(0); // e_shoff
+        amd64[60..64].fill(0); // e_shnum, e_shstrndx
+        let mut mips = go_fixture("hello-mips");
+        mips[32..36].fill(0);
+        mips[48..52].fill(0);
+        for (binary, bytes) in [("hello", amd64), ("hello-mips", mips)] {
+            let a = run(&[("app", bytes)]);
+            assert_eq!(a.packages, run(&[("app", go_fixture(binary))]).packages);
+            assert_eq!(a.packages.len(), 3);
+        }
     }
 
     #[test]
