@@ -20,7 +20,9 @@
 //!
 //! A binary built without modules (`GO111MODULE=off`) gives `stdlib` only. A file whose build
 //! information cannot be read (truncated, lengths past the section, beyond the caps) is
-//! reported unreadable with a code; the rest of the image is still read.
+//! reported unreadable with a code; the rest of the image is still read. Limits: at most 4 MiB
+//! of `.go.buildinfo` (or of the data segment) is read, and each of its two strings is at most
+//! 1 MiB (`TooLarge`); real ones are a few KiB.
 
 use super::elf::{self, Elf, Unreadable};
 use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, CollectedFile, FileSet, ReadSeek};
@@ -31,7 +33,8 @@ const NAME: &str = "gobinary";
 const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 const HEADER_LEN: usize = 32;
 const HEADER_ALIGN: usize = 16;
-/// How much of the data segment Go's `debug/buildinfo` searches for the header.
+/// How much of the data segment Go's `debug/buildinfo` searches for the header (when there
+/// is no `.go.buildinfo` section).
 const SEARCH_LEN: u64 = 64 * 1024;
 /// `.go.buildinfo` holds the header and the two strings; real ones are tens of KiB.
 const MAX_SECTION: u64 = 4 << 20;
@@ -99,17 +102,23 @@ fn build_info(
     reader: &mut dyn ReadSeek,
     elf: &Elf,
 ) -> Result<Option<(String, String)>, Unreadable> {
-    let data = if let Some(section) = elf.section(".go.buildinfo") {
-        elf.read_section(reader, section, MAX_SECTION)?
+    let (data, search_len) = if let Some(section) = elf.section(".go.buildinfo") {
+        let data = elf.read_section(reader, section, MAX_SECTION)?;
+        let len = data.len();
+        (data, len)
     } else if elf.sections.is_empty() {
         match elf.first_writable_segment() {
-            Some(segment) => elf.read_address(reader, segment.vaddr, SEARCH_LEN, SEARCH_LEN)?,
+            // The header is near the start; the strings after it may run past 64 KiB.
+            Some(segment) => (
+                elf.read_address(reader, segment.vaddr, MAX_SECTION, MAX_SECTION)?,
+                SEARCH_LEN as usize,
+            ),
             None => return Ok(None),
         }
     } else {
         return Ok(None);
     };
-    let Some(header) = find_header(&data) else {
+    let Some(header) = find_header(&data, search_len) else {
         return Ok(None);
     };
     let (version, modinfo) = match (header.get(14), header.get(15)) {
@@ -152,9 +161,10 @@ fn build_info(
     )))
 }
 
-/// The build information header: the first 16-byte aligned magic with a whole header after it.
-fn find_header(data: &[u8]) -> Option<&[u8]> {
-    (0..data.len())
+/// The build information header and what follows it: the first 16-byte aligned magic in the
+/// first `search_len` bytes with a whole header after it.
+fn find_header(data: &[u8], search_len: usize) -> Option<&[u8]> {
+    (0..data.len().min(search_len))
         .step_by(HEADER_ALIGN)
         .map(|at| data.get(at..).unwrap_or_default())
         .find(|rest| rest.len() >= HEADER_LEN && rest.starts_with(MAGIC))
