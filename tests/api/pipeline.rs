@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crowsnest::scanner::advisories::matcher::{Inventory, PackageKind};
-use crowsnest::scanner::analyzers;
+use crowsnest::scanner::analyzers::{self, AnalysisReport};
 use crowsnest::scanner::layers::Limits;
 use crowsnest::scanner::pipeline::{LayerReader, LayerRef, PipelineError, inventory};
 
@@ -17,6 +17,10 @@ use crate::support::images::{
 };
 
 async fn inventory_of(image: &Image) -> Result<Inventory, PipelineError> {
+    report_of(image).await.map(|report| report.inventory)
+}
+
+async fn report_of(image: &Image) -> Result<AnalysisReport, PipelineError> {
     let refs: Vec<LayerRef> = image
         .layers
         .iter()
@@ -30,7 +34,7 @@ async fn inventory_of(image: &Image) -> Result<Inventory, PipelineError> {
         .iter()
         .map(|l| (l.digest.clone(), l.blob.clone()))
         .collect();
-    let report = inventory(
+    inventory(
         &refs,
         Arc::new(analyzers::defaults()),
         &Limits::default(),
@@ -45,8 +49,7 @@ async fn inventory_of(image: &Image) -> Result<Inventory, PipelineError> {
             }
         },
     )
-    .await?;
-    Ok(report.inventory)
+    .await
 }
 
 fn names(inv: &Inventory) -> Vec<&str> {
@@ -138,4 +141,67 @@ async fn hostile_layers_fail_with_a_reason() {
     image.layers[0].blob[last] ^= 0xff;
     let err = inventory_of(&image).await.unwrap_err();
     assert_eq!(err.code(), "DigestMismatch", "{err}");
+}
+
+/// Executables are found by their content wherever they are; the Go binary (past 1 MiB, so
+/// spooled) and the cargo-auditable binary give their packages, a truncated copy is reported.
+#[tokio::test]
+async fn go_and_rust_binaries_anywhere_give_their_packages() {
+    let fixture = |rel: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{rel}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let hello = fixture("go/hello");
+    assert!(hello.len() > 1 << 20);
+    let layer = Layer::from_files(
+        &[
+            ("ko-app/hello", hello.clone(), 0o755),
+            ("opt/tiny", fixture("rust-auditable/tiny-auditable"), 0o755),
+            ("usr/bin/broken", hello[..hello.len() / 2].to_vec(), 0o755),
+        ],
+        Compression::Gzip,
+    );
+    let image = Image::new(vec![layer], Platform::linux_amd64(), MediaKind::Oci);
+    let report = report_of(&image).await.unwrap();
+    let found: Vec<(PackageKind, &str, &str, Option<&str>)> = report
+        .inventory
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                p.kind,
+                p.name.as_str(),
+                p.version.as_str(),
+                p.file_path.as_deref(),
+            )
+        })
+        .collect();
+    let go = |name, version| (PackageKind::Go, name, version, Some("ko-app/hello"));
+    let rust = |name, version| (PackageKind::Cargo, name, version, Some("opt/tiny"));
+    assert_eq!(
+        found,
+        [
+            go("stdlib", "1.19.8"),
+            go("github.com/google/uuid", "1.3.0"),
+            go("github.com/pkg/errors", "0.9.1"),
+            rust("cfg-if", "1.0.5"),
+            rust("hex", "0.4.3"),
+            rust("itoa", "1.0.19"),
+        ]
+    );
+    let unreadable: Vec<(&str, &str, &str)> = report
+        .unreadable
+        .iter()
+        .map(|u| (u.analyzer, u.path.as_str(), u.code))
+        .collect();
+    assert_eq!(
+        unreadable,
+        [
+            ("gobinary", "usr/bin/broken", "Truncated"),
+            ("rustaudit", "usr/bin/broken", "Truncated"),
+        ]
+    );
 }

@@ -32,11 +32,14 @@
 
 mod apk;
 mod dpkg;
+mod elf;
+mod gobinary;
 mod npm;
 mod os_release;
 mod owners;
 mod python;
 mod rpm;
+mod rustaudit;
 
 #[cfg(test)]
 mod tests;
@@ -51,11 +54,13 @@ use crate::scanner::advisories::matcher::{Inventory, InventoryPackage};
 
 pub use apk::ApkAnalyzer;
 pub use dpkg::DpkgAnalyzer;
+pub use gobinary::GoBinaryAnalyzer;
 pub use npm::NpmAnalyzer;
 pub use os_release::OsReleaseAnalyzer;
 pub use owners::FileOwners;
 pub use python::PythonAnalyzer;
 pub use rpm::RpmAnalyzer;
+pub use rustaudit::RustAuditAnalyzer;
 
 pub use crate::scanner::files::{CollectedFile, FileSet, ReadSeek, normalize_path};
 
@@ -185,6 +190,8 @@ pub fn defaults() -> Vec<Box<dyn Analyzer>> {
         Box::new(RpmAnalyzer),
         Box::new(PythonAnalyzer),
         Box::new(NpmAnalyzer),
+        Box::new(GoBinaryAnalyzer),
+        Box::new(RustAuditAnalyzer),
     ]
 }
 

@@ -83,11 +83,23 @@ fn defaults_and_cache_key() {
     let analyzers = defaults();
     let ids = analyzer_ids(&analyzers);
     let names: Vec<&str> = ids.iter().map(|id| id.name).collect();
-    assert_eq!(names, ["os-release", "dpkg", "apk", "rpm", "python", "npm"]);
+    assert_eq!(
+        names,
+        [
+            "os-release",
+            "dpkg",
+            "apk",
+            "rpm",
+            "python",
+            "npm",
+            "gobinary",
+            "rustaudit"
+        ]
+    );
     assert!(ids.iter().all(|id| id.version >= 1));
     assert_eq!(
         cache_key(&ids),
-        "apk@2,dpkg@2,npm@2,os-release@1,python@2,rpm@2"
+        "apk@2,dpkg@2,gobinary@1,npm@2,os-release@1,python@2,rpm@2,rustaudit@1"
     );
     let mut reordered = ids.clone();
     reordered.reverse();
@@ -330,7 +342,7 @@ fn analyze_all_fails_on_corrupt_databases() {
 fn analyze_all_empty_image() {
     let report = analyze_all(&defaults(), &FileSet::new()).unwrap();
     assert_eq!(report.inventory, Inventory::default());
-    assert_eq!(report.analyzers.len(), 6);
+    assert_eq!(report.analyzers.len(), 8);
     let report = analyze_all(&[], &set(&[("etc/os-release", "ID=x\n")])).unwrap();
     assert_eq!(report.inventory, Inventory::default());
     assert!(report.analyzers.is_empty());
