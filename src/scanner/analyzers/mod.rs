@@ -32,6 +32,7 @@
 
 mod apk;
 mod dpkg;
+mod java;
 mod npm;
 mod os_release;
 mod python;
@@ -50,6 +51,7 @@ use crate::scanner::advisories::matcher::{Inventory, InventoryPackage};
 
 pub use apk::ApkAnalyzer;
 pub use dpkg::DpkgAnalyzer;
+pub use java::JavaAnalyzer;
 pub use npm::NpmAnalyzer;
 pub use os_release::OsReleaseAnalyzer;
 pub use python::PythonAnalyzer;
@@ -180,6 +182,7 @@ pub fn defaults() -> Vec<Box<dyn Analyzer>> {
         Box::new(RpmAnalyzer),
         Box::new(PythonAnalyzer),
         Box::new(NpmAnalyzer),
+        Box::new(JavaAnalyzer),
     ]
 }
 

@@ -83,11 +83,14 @@ fn defaults_and_cache_key() {
     let analyzers = defaults();
     let ids = analyzer_ids(&analyzers);
     let names: Vec<&str> = ids.iter().map(|id| id.name).collect();
-    assert_eq!(names, ["os-release", "dpkg", "apk", "rpm", "python", "npm"]);
+    assert_eq!(
+        names,
+        ["os-release", "dpkg", "apk", "rpm", "python", "npm", "java"]
+    );
     assert!(ids.iter().all(|id| id.version >= 1));
     assert_eq!(
         cache_key(&ids),
-        "apk@1,dpkg@1,npm@1,os-release@1,python@1,rpm@1"
+        "apk@1,dpkg@1,java@1,npm@1,os-release@1,python@1,rpm@1"
     );
     let mut reordered = ids.clone();
     reordered.reverse();
@@ -117,6 +120,8 @@ fn required_by_each_default_analyzer() {
             &["python"],
         ),
         ("app/node_modules/express/package.json", &["npm"]),
+        ("app/app.jar", &["java"]),
+        ("opt/tomcat/webapps/ROOT.war", &["java"]),
         ("usr/bin/bash", &[]),
         ("etc/passwd", &[]),
         ("app/package.json", &[]),
@@ -322,7 +327,7 @@ fn analyze_all_fails_on_corrupt_databases() {
 fn analyze_all_empty_image() {
     let report = analyze_all(&defaults(), &FileSet::new()).unwrap();
     assert_eq!(report.inventory, Inventory::default());
-    assert_eq!(report.analyzers.len(), 6);
+    assert_eq!(report.analyzers.len(), defaults().len());
     let report = analyze_all(&[], &set(&[("etc/os-release", "ID=x\n")])).unwrap();
     assert_eq!(report.inventory, Inventory::default());
     assert!(report.analyzers.is_empty());
