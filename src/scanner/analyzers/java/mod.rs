@@ -25,7 +25,8 @@
 //!   inflating and against the bytes really produced while inflating (a lying header stops
 //!   there), and a compression ratio of at most 100:1 once over a MiB. It is spooled to memory
 //!   up to 8 MiB and to a temporary file beyond, so at most 4 × 8 MiB = 32 MiB of nested
-//!   archives are held in memory at once (one per nesting level), plus a 64 KiB buffer;
+//!   archives are held in memory at once (one per nesting level), plus a 64 KiB copy buffer
+//!   and the inflater's window per level;
 //! * `pom.properties` and `MANIFEST.MF`: 64 KiB each;
 //! * one image file, all nesting levels together: 1 GiB inflated and 10 000 packages.
 //!
