@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::{Cursor, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use zip::CompressionMethod::{self, Deflated, Stored};
 use zip::ZipWriter;
@@ -16,6 +17,7 @@ use crate::scanner::advisories::matcher::{
 };
 use crate::scanner::advisories::osv::parse_records;
 use crate::scanner::analyzers::testutil::{self, LAYER};
+use crate::scanner::files::Content;
 
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -292,6 +294,48 @@ fn nested_archives() {
     );
     // An archive's own identity comes before what it holds.
     assert_eq!(a.packages[0].file_path.as_deref(), Some("app/app.jar"));
+}
+
+/// A file the layer reader spooled to a temporary file reads as it does from memory.
+#[test]
+fn spooled_file() {
+    let app = zip(&[
+        (
+            "META-INF/maven/g/app/pom.properties",
+            &pom("g", "app", "1"),
+            Deflated,
+        ),
+        (
+            "BOOT-INF/lib/maven3-slf4j-provider.jar",
+            &fixture("maven3-slf4j-provider.jar"),
+            Stored,
+        ),
+        (
+            "BOOT-INF/lib/commons-io.jar",
+            &fixture("commons-io.jar"),
+            Deflated,
+        ),
+    ]);
+    let mut spooled = tempfile::tempfile().unwrap();
+    spooled.write_all(&app).unwrap();
+    let content = Content::Spooled {
+        file: Arc::new(spooled),
+        len: app.len() as u64,
+    };
+    let mut set = FileSet::new();
+    set.insert("app.jar", CollectedFile::with_content(content, LAYER));
+    let a = run(&set);
+    let mut want = vec![("g:app".to_owned(), "1".to_owned(), "app.jar".to_owned())];
+    want.extend(expected_at(
+        "maven3-slf4j-provider.jar",
+        "app.jar!BOOT-INF/lib/maven3-slf4j-provider.jar",
+    ));
+    want.extend(expected_at(
+        "commons-io.jar",
+        "app.jar!BOOT-INF/lib/commons-io.jar",
+    ));
+    assert_eq!(found(&a), sorted(want));
+    assert_eq!((a.warnings.len(), a.unreadable.len()), (0, 0));
 }
 
 /// jackson-core's manifest as Maven Central's jar has it (its `pom.properties` removed).
