@@ -34,6 +34,7 @@ mod apk;
 mod dpkg;
 mod elf;
 mod gobinary;
+mod java;
 mod npm;
 mod os_release;
 mod owners;
@@ -55,6 +56,7 @@ use crate::scanner::advisories::matcher::{Inventory, InventoryPackage};
 pub use apk::ApkAnalyzer;
 pub use dpkg::DpkgAnalyzer;
 pub use gobinary::GoBinaryAnalyzer;
+pub use java::JavaAnalyzer;
 pub use npm::NpmAnalyzer;
 pub use os_release::OsReleaseAnalyzer;
 pub use owners::FileOwners;
@@ -192,6 +194,7 @@ pub fn defaults() -> Vec<Box<dyn Analyzer>> {
         Box::new(NpmAnalyzer),
         Box::new(GoBinaryAnalyzer),
         Box::new(RustAuditAnalyzer),
+        Box::new(JavaAnalyzer),
     ]
 }
 

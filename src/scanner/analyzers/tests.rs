@@ -93,13 +93,14 @@ fn defaults_and_cache_key() {
             "python",
             "npm",
             "gobinary",
-            "rustaudit"
+            "rustaudit",
+            "java"
         ]
     );
     assert!(ids.iter().all(|id| id.version >= 1));
     assert_eq!(
         cache_key(&ids),
-        "apk@2,dpkg@2,gobinary@1,npm@2,os-release@1,python@2,rpm@2,rustaudit@1"
+        "apk@2,dpkg@2,gobinary@1,java@1,npm@2,os-release@1,python@2,rpm@2,rustaudit@1"
     );
     let mut reordered = ids.clone();
     reordered.reverse();
@@ -136,6 +137,8 @@ fn required_by_each_default_analyzer() {
         ),
         ("var/lib/dpkg/status.d/libc6.md5sums", &["dpkg"]),
         ("var/lib/dpkg/info/libc6:amd64.list", &["dpkg"]),
+        ("app/app.jar", &["java"]),
+        ("opt/tomcat/webapps/ROOT.war", &["java"]),
         ("usr/bin/bash", &[]),
         ("etc/passwd", &[]),
         ("app/package.json", &[]),
@@ -342,7 +345,7 @@ fn analyze_all_fails_on_corrupt_databases() {
 fn analyze_all_empty_image() {
     let report = analyze_all(&defaults(), &FileSet::new()).unwrap();
     assert_eq!(report.inventory, Inventory::default());
-    assert_eq!(report.analyzers.len(), 8);
+    assert_eq!(report.analyzers.len(), defaults().len());
     let report = analyze_all(&[], &set(&[("etc/os-release", "ID=x\n")])).unwrap();
     assert_eq!(report.inventory, Inventory::default());
     assert!(report.analyzers.is_empty());
