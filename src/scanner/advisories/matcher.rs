@@ -6,7 +6,7 @@
 //! installed version. RPM distributions whose records name binary RPMs (Red Hat, AlmaLinux,
 //! Rocky Linux) are matched by binary name too, always with the installed EVR (a source RPM file
 //! name carries no epoch). Language packages are matched in `PyPI`, `npm`, `crates.io`, `Go`,
-//! `Maven` by their normalised name.
+//! `Maven`, `RubyGems`, `NuGet`, `Packagist` by their normalised name ([`normalize_name`]).
 //!
 //! The OSV Debian records (DSA/DLA bundle, osv.dev's `DEBIAN-CVE-*`) use `Debian:<major>`
 //! (`Debian:10`), the Alpine secdb records `Alpine:v<major>.<minor>` (`Alpine:v3.10`), exactly
@@ -241,11 +241,7 @@ fn lookups<'a>(
     os: Option<&'a OsEcosystems>,
 ) -> Result<Vec<Lookup<'a>>, Option<String>> {
     if let Some(ecosystem) = pkg.kind.language_ecosystem() {
-        let name = if ecosystem == "PyPI" {
-            Cow::Owned(normalize_name(ecosystem, &pkg.name))
-        } else {
-            Cow::Borrowed(pkg.name.as_str())
-        };
+        let name = Cow::Owned(normalize_name(ecosystem, &pkg.name));
         return Ok(vec![Lookup {
             ecosystem,
             name,
