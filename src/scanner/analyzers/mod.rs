@@ -37,6 +37,11 @@ mod os_release;
 mod python;
 mod rpm;
 
+mod dotnet;
+mod php;
+mod ruby;
+mod small_file;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -54,6 +59,10 @@ pub use npm::NpmAnalyzer;
 pub use os_release::OsReleaseAnalyzer;
 pub use python::PythonAnalyzer;
 pub use rpm::RpmAnalyzer;
+
+pub use dotnet::DotnetAnalyzer;
+pub use php::PhpAnalyzer;
+pub use ruby::RubyAnalyzer;
 
 pub use crate::scanner::files::{CollectedFile, FileSet, ReadSeek, normalize_path};
 
@@ -180,6 +189,9 @@ pub fn defaults() -> Vec<Box<dyn Analyzer>> {
         Box::new(RpmAnalyzer),
         Box::new(PythonAnalyzer),
         Box::new(NpmAnalyzer),
+        Box::new(RubyAnalyzer),
+        Box::new(PhpAnalyzer),
+        Box::new(DotnetAnalyzer),
     ]
 }
 

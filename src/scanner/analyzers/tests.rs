@@ -83,11 +83,24 @@ fn defaults_and_cache_key() {
     let analyzers = defaults();
     let ids = analyzer_ids(&analyzers);
     let names: Vec<&str> = ids.iter().map(|id| id.name).collect();
-    assert_eq!(names, ["os-release", "dpkg", "apk", "rpm", "python", "npm"]);
+    assert_eq!(
+        names,
+        [
+            "os-release",
+            "dpkg",
+            "apk",
+            "rpm",
+            "python",
+            "npm",
+            "ruby",
+            "php",
+            "dotnet"
+        ]
+    );
     assert!(ids.iter().all(|id| id.version >= 1));
     assert_eq!(
         cache_key(&ids),
-        "apk@1,dpkg@1,npm@1,os-release@1,python@1,rpm@1"
+        "apk@1,dotnet@1,dpkg@1,npm@1,os-release@1,php@1,python@1,rpm@1,ruby@1"
     );
     let mut reordered = ids.clone();
     reordered.reverse();
@@ -117,6 +130,12 @@ fn required_by_each_default_analyzer() {
             &["python"],
         ),
         ("app/node_modules/express/package.json", &["npm"]),
+        (
+            "usr/lib/ruby/gems/3.1.0/specifications/rake-13.0.6.gemspec",
+            &["ruby"],
+        ),
+        ("var/www/vendor/composer/installed.json", &["php"]),
+        ("app/MyApp.deps.json", &["dotnet"]),
         ("usr/bin/bash", &[]),
         ("etc/passwd", &[]),
         ("app/package.json", &[]),
@@ -322,7 +341,7 @@ fn analyze_all_fails_on_corrupt_databases() {
 fn analyze_all_empty_image() {
     let report = analyze_all(&defaults(), &FileSet::new()).unwrap();
     assert_eq!(report.inventory, Inventory::default());
-    assert_eq!(report.analyzers.len(), 6);
+    assert_eq!(report.analyzers.len(), 9);
     let report = analyze_all(&[], &set(&[("etc/os-release", "ID=x\n")])).unwrap();
     assert_eq!(report.inventory, Inventory::default());
     assert!(report.analyzers.is_empty());

@@ -22,9 +22,21 @@ pub fn read_json(rel: &str) -> serde_json::Value {
     serde_json::from_slice(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// A fixture kept in this crate's `tests/fixtures/` (rather than the shared fixtures).
+pub fn crate_fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
 /// Every file under the fixture directory `root`, keyed by its path relative to `root` (so a
 /// fixture laid out as an image root gives image paths), all in layer [`LAYER`].
 pub fn fixture_tree(root: &str) -> FileSet {
+    tree_at(&fixture(root))
+}
+
+/// [`fixture_tree`] for any directory.
+pub fn tree_at(base: &Path) -> FileSet {
     fn walk(dir: &Path, base: &Path, out: &mut FileSet) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -48,10 +60,9 @@ pub fn fixture_tree(root: &str) -> FileSet {
             }
         }
     }
-    let base = fixture(root);
     assert!(base.is_dir(), "{}", base.display());
     let mut out = FileSet::new();
-    walk(&base, &base, &mut out);
+    walk(base, base, &mut out);
     out
 }
 
