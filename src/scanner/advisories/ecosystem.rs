@@ -206,11 +206,19 @@ pub fn base(ecosystem: &str) -> &str {
 }
 
 /// A package name as the ecosystem compares it: PEP 503 for PyPI (lowercase, runs of `-`, `_`,
-/// `.` become one `-`); every other ecosystem as written (Maven `group:artifact`, npm scopes,
-/// Go module paths and distro package names are case-sensitive or already canonical).
+/// `.` become one `-`); lowercase for NuGet (package ids are case-insensitive) and Packagist
+/// (Composer lowercases `vendor/package`); every other ecosystem as written (RubyGems names,
+/// Maven `group:artifact`, npm scopes, Go module paths and distro package names are
+/// case-sensitive or already canonical).
+///
+/// osv.dev only normalises PyPI names; its NuGet and Packagist records spell names as the
+/// registry does, so lowercasing both sides matches the same records and also an installed
+/// package whose id is spelled with another case.
 pub fn normalize_name(ecosystem: &str, name: &str) -> String {
-    if base(ecosystem) != "PyPI" {
-        return name.to_owned();
+    match base(ecosystem) {
+        "PyPI" => {}
+        "NuGet" | "Packagist" => return name.to_lowercase(),
+        _ => return name.to_owned(),
     }
     let mut out = String::with_capacity(name.len());
     let mut in_run = false;
@@ -417,6 +425,15 @@ mod tests {
             "com.FasterXML.jackson.core:jackson-databind"
         );
         assert_eq!(normalize_name("npm", "@Babel/Core"), "@Babel/Core");
+        assert_eq!(
+            normalize_name("NuGet", "Newtonsoft.Json"),
+            "newtonsoft.json"
+        );
+        assert_eq!(
+            normalize_name("Packagist", "Symfony/HTTP-Kernel"),
+            "symfony/http-kernel"
+        );
+        assert_eq!(normalize_name("RubyGems", "RedCloth"), "RedCloth");
         assert_eq!(normalize_name("Debian:12", "Foo_bar"), "Foo_bar");
         assert_eq!(
             normalize_name("Go", "github.com/BurntSushi/toml"),

@@ -6,8 +6,9 @@
 //! installed version. RPM distributions whose records name binary RPMs (Red Hat, AlmaLinux,
 //! Rocky Linux) are matched by binary name too, always with the installed EVR (a source RPM file
 //! name carries no epoch). Language packages are matched in `PyPI`, `npm`, `crates.io`, `Go`,
-//! `Maven` by their normalised name, except those an OS package installed (their `owner`): a
-//! package belongs to one owner, and those are assessed through it.
+//! `Maven`, `RubyGems`, `NuGet`, `Packagist` by their normalised name ([`normalize_name`]),
+//! except those an OS package installed (their `owner`): a package belongs to one owner, and
+//! those are assessed through it.
 //!
 //! The OSV Debian records (DSA/DLA bundle, osv.dev's `DEBIAN-CVE-*`) use `Debian:<major>`
 //! (`Debian:10`), the Alpine secdb records `Alpine:v<major>.<minor>` (`Alpine:v3.10`), exactly
@@ -249,11 +250,7 @@ fn lookups<'a>(
         if pkg.owner.is_some() {
             return Ok(Vec::new());
         }
-        let name = if ecosystem == "PyPI" {
-            Cow::Owned(normalize_name(ecosystem, &pkg.name))
-        } else {
-            Cow::Borrowed(pkg.name.as_str())
-        };
+        let name = Cow::Owned(normalize_name(ecosystem, &pkg.name));
         return Ok(vec![Lookup {
             ecosystem,
             name,

@@ -593,16 +593,16 @@ mod tests {
             "{err}"
         );
 
-        let p = pkg("RubyGems", &[(E, &["i=0", "f=1.0"])], &["0.5"]);
+        let p = pkg("Pub", &[(E, &["i=0", "f=1.0"])], &["0.5"]);
         assert_eq!(
             affected(&p, "0.9"),
             Err(RangeError::UnknownEcosystem {
-                ecosystem: "RubyGems".into()
+                ecosystem: "Pub".into()
             })
         );
         // ... unless the exact string is listed.
         assert!(affected(&p, "0.5").unwrap().affected);
-        let p = pkg("Packagist", &[], &["1.0"]);
+        let p = pkg("CRAN", &[], &["1.0"]);
         assert!(affected(&p, "2.0").is_err());
         // An unparseable version never falls through to "not affected", even with a listed
         // version list only.
@@ -748,7 +748,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!((checked, errors), (1488, 0));
+        // 1504 = 1488 + the 16 fixed events of the RubyGems (10), NuGet (5) and Packagist (1)
+        // records, which have an order since those ecosystems got theirs.
+        assert_eq!((checked, errors), (1504, 0));
     }
 
     /// The spec's pseudocode, transcribed literally (full sort, no early exit).

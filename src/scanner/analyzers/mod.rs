@@ -42,6 +42,11 @@ mod python;
 mod rpm;
 mod rustaudit;
 
+mod dotnet;
+mod php;
+mod ruby;
+mod small_file;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -63,6 +68,10 @@ pub use owners::FileOwners;
 pub use python::PythonAnalyzer;
 pub use rpm::RpmAnalyzer;
 pub use rustaudit::RustAuditAnalyzer;
+
+pub use dotnet::DotnetAnalyzer;
+pub use php::PhpAnalyzer;
+pub use ruby::RubyAnalyzer;
 
 pub use crate::scanner::files::{CollectedFile, FileSet, ReadSeek, normalize_path};
 
@@ -195,6 +204,9 @@ pub fn defaults() -> Vec<Box<dyn Analyzer>> {
         Box::new(GoBinaryAnalyzer),
         Box::new(RustAuditAnalyzer),
         Box::new(JavaAnalyzer),
+        Box::new(RubyAnalyzer),
+        Box::new(PhpAnalyzer),
+        Box::new(DotnetAnalyzer),
     ]
 }
 

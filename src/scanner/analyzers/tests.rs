@@ -94,13 +94,16 @@ fn defaults_and_cache_key() {
             "npm",
             "gobinary",
             "rustaudit",
-            "java"
+            "java",
+            "ruby",
+            "php",
+            "dotnet"
         ]
     );
     assert!(ids.iter().all(|id| id.version >= 1));
     assert_eq!(
         cache_key(&ids),
-        "apk@2,dpkg@2,gobinary@1,java@1,npm@2,os-release@1,python@2,rpm@2,rustaudit@1"
+        "apk@2,dotnet@1,dpkg@2,gobinary@1,java@1,npm@2,os-release@1,php@1,python@2,rpm@2,ruby@1,rustaudit@1"
     );
     let mut reordered = ids.clone();
     reordered.reverse();
@@ -139,6 +142,12 @@ fn required_by_each_default_analyzer() {
         ("var/lib/dpkg/info/libc6:amd64.list", &["dpkg"]),
         ("app/app.jar", &["java"]),
         ("opt/tomcat/webapps/ROOT.war", &["java"]),
+        (
+            "usr/lib/ruby/gems/3.1.0/specifications/rake-13.0.6.gemspec",
+            &["ruby"],
+        ),
+        ("var/www/vendor/composer/installed.json", &["php"]),
+        ("app/MyApp.deps.json", &["dotnet"]),
         ("usr/bin/bash", &[]),
         ("etc/passwd", &[]),
         ("app/package.json", &[]),

@@ -22,22 +22,26 @@ pub fn read_json(rel: &str) -> serde_json::Value {
     serde_json::from_slice(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// A fixture kept in this crate's `tests/fixtures/` (rather than the shared fixtures).
+pub fn crate_fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
 /// Every file under the fixture directory `root`, keyed by its path relative to `root` (so a
 /// fixture laid out as an image root gives image paths), all in layer [`LAYER`].
 pub fn fixture_tree(root: &str) -> FileSet {
-    tree(&fixture(root))
+    tree_at(&fixture(root))
 }
 
 /// [`fixture_tree`] of a fixture kept with the crate, under `tests/fixtures/`.
 pub fn crate_fixture_tree(root: &str) -> FileSet {
-    tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(root),
-    )
+    tree_at(&crate_fixture(root))
 }
 
-fn tree(base: &Path) -> FileSet {
+/// [`fixture_tree`] for any directory.
+pub fn tree_at(base: &Path) -> FileSet {
     fn walk(dir: &Path, base: &Path, out: &mut FileSet) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

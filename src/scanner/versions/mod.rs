@@ -9,8 +9,11 @@
 pub mod apk;
 pub mod dpkg;
 pub mod maven;
+pub mod nuget;
+pub mod packagist;
 pub mod pep440;
 pub mod rpm;
+pub mod rubygems;
 pub mod semver;
 
 #[cfg(test)]
@@ -33,6 +36,12 @@ pub enum Scheme {
     Semver,
     /// Maven `ComparableVersion` order as implemented by osv-scalibr / osv.dev.
     Maven,
+    /// RubyGems `Gem::Version` order as implemented by osv-scalibr / osv.dev.
+    RubyGems,
+    /// NuGet order (SemVer with a fourth number, case-insensitive pre-release).
+    NuGet,
+    /// Packagist order (PHP `version_compare` after Composer's `v` trimming).
+    Packagist,
 }
 
 /// A version string that cannot be ordered under a scheme.
@@ -57,9 +66,9 @@ impl VersionError {
 impl Scheme {
     /// Which order an OSV ecosystem name uses ("Debian:12", "Ubuntu:22.04:LTS",
     /// "Alpine:v3.18", "AlmaLinux:9", "Rocky Linux:9", "Red Hat", "openSUSE",
-    /// "SUSE", "PyPI", "npm", "crates.io", "Go", "Maven", ...). `None` for
-    /// unknown ecosystems and for ecosystems whose order is none of these
-    /// schemes (Packagist, RubyGems, NuGet, Pub, CRAN, Hackage, ...).
+    /// "SUSE", "PyPI", "npm", "crates.io", "Go", "Maven", "RubyGems", "NuGet",
+    /// "Packagist", ...). `None` for unknown ecosystems and for ecosystems
+    /// whose order is none of these schemes (Pub, CRAN, Hackage, ...).
     ///
     /// The mapping follows osv.dev's `go/osv/ecosystem` table. Anything after
     /// the first `:` is a release/repository suffix and does not change the
@@ -93,6 +102,9 @@ impl Scheme {
             | "npm"
             | "SwiftURL" => Some(Scheme::Semver),
             "Maven" => Some(Scheme::Maven),
+            "RubyGems" => Some(Scheme::RubyGems),
+            "NuGet" => Some(Scheme::NuGet),
+            "Packagist" => Some(Scheme::Packagist),
             "TuxCare" => match suffix {
                 Some(inner) if !inner.starts_with("TuxCare") => Scheme::for_ecosystem(inner),
                 _ => None,
@@ -111,6 +123,9 @@ impl Scheme {
             Scheme::Pep440 => pep440::compare(a, b),
             Scheme::Semver => semver::compare(a, b),
             Scheme::Maven => maven::compare(a, b),
+            Scheme::RubyGems => rubygems::compare(a, b),
+            Scheme::NuGet => nuget::compare(a, b),
+            Scheme::Packagist => packagist::compare(a, b),
         }
     }
 
@@ -123,6 +138,9 @@ impl Scheme {
             Scheme::Pep440 => pep440::validate(v),
             Scheme::Semver => semver::validate(v),
             Scheme::Maven => maven::validate(v),
+            Scheme::RubyGems => rubygems::validate(v),
+            Scheme::NuGet => nuget::validate(v),
+            Scheme::Packagist => packagist::validate(v),
         }
     }
 }
@@ -177,9 +195,11 @@ mod tests {
             ("TuxCare:PyPI", Some(Scheme::Pep440)),
             ("TuxCare", None),
             ("TuxCare:TuxCare:PyPI", None),
-            ("Packagist", None),
-            ("RubyGems", None),
-            ("NuGet", None),
+            ("Packagist", Some(Scheme::Packagist)),
+            ("RubyGems", Some(Scheme::RubyGems)),
+            ("NuGet", Some(Scheme::NuGet)),
+            ("TuxCare:NuGet", Some(Scheme::NuGet)),
+            ("rubygems", None),
             ("Pub", None),
             ("CRAN", None),
             ("Hackage", None),
@@ -210,6 +230,9 @@ mod tests {
             Scheme::Pep440,
             Scheme::Semver,
             Scheme::Maven,
+            Scheme::RubyGems,
+            Scheme::NuGet,
+            Scheme::Packagist,
         ] {
             assert_eq!(
                 scheme.compare("1.0", "2.0"),
@@ -271,9 +294,9 @@ mod tests {
         ),
         (
             "osv-dev/fuzz-corpus/FuzzPackagistMonotonicity/c80af087e9ffbd87",
-            NA_PACKAGIST,
+            "packagist",
         ),
-        ("osv-dev/packagist_test_cases.txt", NA_PACKAGIST),
+        ("osv-dev/packagist_test_cases.txt", "packagist"),
         ("osv-semantic/alpine-versions-generated.txt", "apk"),
         ("osv-semantic/alpine-versions.txt", "apk"),
         ("osv-semantic/cran-versions-generated.txt", NA_CRAN),
@@ -283,18 +306,15 @@ mod tests {
         ("osv-semantic/hackage-versions.txt", NA_HACKAGE),
         ("osv-semantic/maven-versions-generated.txt", "maven"),
         ("osv-semantic/maven-versions.txt", "maven"),
-        ("osv-semantic/nuget-versions.txt", NA_NUGET),
-        (
-            "osv-semantic/packagist-versions-generated.txt",
-            NA_PACKAGIST,
-        ),
-        ("osv-semantic/packagist-versions.txt", NA_PACKAGIST),
+        ("osv-semantic/nuget-versions.txt", "nuget"),
+        ("osv-semantic/packagist-versions-generated.txt", "packagist"),
+        ("osv-semantic/packagist-versions.txt", "packagist"),
         ("osv-semantic/pub-versions.txt", NA_PUB),
         ("osv-semantic/pypi-versions-generated.txt", "pep440"),
         ("osv-semantic/pypi-versions.txt", "pep440"),
         ("osv-semantic/redhat-versions.txt", "rpm"),
-        ("osv-semantic/rubygems-versions-generated.txt", NA_RUBYGEMS),
-        ("osv-semantic/rubygems-versions.txt", NA_RUBYGEMS),
+        ("osv-semantic/rubygems-versions-generated.txt", "rubygems"),
+        ("osv-semantic/rubygems-versions.txt", "rubygems"),
         ("osv-semantic/semver-versions.txt", "semver"),
         ("pep440/packaging-VERSIONS.sorted.txt", "pep440"),
         ("pep440/packaging-test_specifiers.extracted.json", "pep440"),
@@ -306,12 +326,9 @@ mod tests {
         ("rpm/rpmvercmp.at.tsv", "rpm"),
         ("semver/node-semver-fixtures.json", "semver"),
     ];
-    const NA_PACKAGIST: &str = "not applicable: Packagist (PHP version_compare) order";
     const NA_CRAN: &str = "not applicable: CRAN order";
     const NA_HACKAGE: &str = "not applicable: Hackage (PVP) order";
-    const NA_NUGET: &str = "not applicable: NuGet order (4 numbers, case-insensitive)";
     const NA_PUB: &str = "not applicable: Pub order (build metadata takes part)";
-    const NA_RUBYGEMS: &str = "not applicable: RubyGems order";
 
     fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -345,7 +362,8 @@ mod tests {
 
     /// The "not applicable" ecosystems really do order differently from the
     /// scheme they most resemble, which is why `for_ecosystem` has no scheme
-    /// for them.
+    /// for them; likewise RubyGems, NuGet and Packagist need schemes of their
+    /// own.
     #[test]
     fn not_applicable_ecosystems_differ() {
         let contradicts = |rel: &str, scheme: Scheme| {

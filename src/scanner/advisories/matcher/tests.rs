@@ -763,3 +763,93 @@ fn owned_language_packages_are_not_matched_in_their_ecosystem() {
         ("3.3", Some("3.7"))
     );
 }
+
+/// RubyGems, NuGet and Packagist packages against real GHSA records (osv-scalibr's zeppelin
+/// bundle and the GHSA converter's test data): a version inside a range matches, the fixed
+/// version does not; NuGet and Packagist names match whatever their case.
+#[test]
+fn rubygems_nuget_packagist_packages() {
+    let mut all = parse_records(&testdata::read_bytes(
+        "osv/records/maven/bundle-osv-scalibr-zeppelin-server-vulnerabilities.json",
+    ))
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    all.push(record(
+        "ghsa/ghsa-converter-testdata/multiple_ranges_in_package.osv.json",
+    ));
+    let inv = Inventory {
+        os: None,
+        packages: vec![
+            package(PackageKind::RubyGems, "google-protobuf", "3.21.0.rc.2"),
+            package(PackageKind::RubyGems, "google-protobuf", "3.21.7"),
+            package(PackageKind::RubyGems, "passenger", "3.0.20"),
+            package(PackageKind::RubyGems, "passenger", "4.0.0.rc4"),
+            package(PackageKind::RubyGems, "passenger", "4.0.5"),
+            package(PackageKind::RubyGems, "Passenger", "3.0.20"),
+            package(PackageKind::NuGet, "google.protobuf", "3.14.0"),
+            package(PackageKind::NuGet, "Google.Protobuf", "3.15.0"),
+            package(PackageKind::Packagist, "google/protobuf", "v3.14.0"),
+            package(PackageKind::Packagist, "Google/Protobuf", "v3.15.0"),
+        ],
+    };
+    assert_eq!(
+        match_keys(&inv),
+        [
+            ("NuGet".to_owned(), "google.protobuf".to_owned()),
+            ("Packagist".to_owned(), "google/protobuf".to_owned()),
+            ("RubyGems".to_owned(), "Passenger".to_owned()),
+            ("RubyGems".to_owned(), "google-protobuf".to_owned()),
+            ("RubyGems".to_owned(), "passenger".to_owned()),
+        ]
+    );
+    let c = candidates(&inv, &all);
+    let r = match_inventory(&inv, &c);
+    assert!(r.unknown.is_empty(), "{:?}", r.unknown);
+    let got: Vec<(&str, &str, &str, Option<&str>, &str)> = r
+        .matches
+        .iter()
+        .map(|m| {
+            (
+                m.package_name.as_str(),
+                m.installed_version.as_str(),
+                m.advisory_id.as_str(),
+                m.fixed_version.as_deref(),
+                m.ecosystem.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "google-protobuf",
+                "3.21.0.rc.2",
+                "GHSA-h4h5-3hr4-j3g2",
+                Some("3.21.7"),
+                "RubyGems"
+            ),
+            (
+                "passenger",
+                "3.0.20",
+                "GHSA-9qj7-jvg4-qr2x",
+                Some("3.0.21"),
+                "RubyGems"
+            ),
+            (
+                "google.protobuf",
+                "3.14.0",
+                "GHSA-77rm-9x9h-xj3g",
+                Some("3.15.0"),
+                "NuGet"
+            ),
+            (
+                "google/protobuf",
+                "v3.14.0",
+                "GHSA-77rm-9x9h-xj3g",
+                Some("3.15.0"),
+                "Packagist"
+            ),
+        ]
+    );
+}
