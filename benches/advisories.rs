@@ -121,6 +121,7 @@ fn debian_inventory() -> Inventory {
     Inventory {
         os: Some(os_release("debian", "10")),
         packages,
+        unreadable: Vec::new(),
     }
 }
 
@@ -148,6 +149,7 @@ fn mixed_debian_inventory(worst: &Inventory) -> Inventory {
     Inventory {
         os: worst.os.clone(),
         packages,
+        unreadable: Vec::new(),
     }
 }
 
@@ -180,6 +182,7 @@ fn alpine_inventory() -> Inventory {
     Inventory {
         os: Some(os_release("alpine", "3.4.6")),
         packages,
+        unreadable: Vec::new(),
     }
 }
 

@@ -369,6 +369,7 @@ fn generate(plan: &Plan, now: i64, per_insert: usize, tx: mpsc::SyncSender<Chunk
                         created_at: pushed,
                         coverage: None,
                         advisories_synced_at: None,
+                        unreadable_files: 0,
                     },
                 ));
             }

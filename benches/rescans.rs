@@ -324,6 +324,7 @@ fn seed(pool: &Pool, fixes: &[(String, Vec<String>)], key: &str, n: usize) -> Se
                         created_at: now - 40 * DAY,
                         coverage: None,
                         advisories_synced_at: None,
+                        unreadable_files: 0,
                     },
                 )?;
                 inventories::save(c, &digest, key, 3, &inventory)?;
@@ -691,6 +692,7 @@ fn profile_phases(pool: &Pool, label: &str, key: &str, sample: usize) {
                     scanned_at: now,
                     coverage: "[]".to_owned(),
                     advisories_synced_at: None,
+                    unreadable_files: 0,
                 },
             )?;
             mark(8, &mut t);

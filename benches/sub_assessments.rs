@@ -169,6 +169,7 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
                 created_at: now,
                 coverage: None,
                 advisories_synced_at: None,
+                unreadable_files: 0,
             };
             store::images::insert(c, &image)?;
             let rows: Vec<FindingRow> = (0..100)

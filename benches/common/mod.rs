@@ -277,6 +277,7 @@ pub fn realistic_debian_inventory(
     Inventory {
         os: Some(os_release("debian", "10")),
         packages,
+        unreadable: Vec::new(),
     }
 }
 

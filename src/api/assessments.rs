@@ -318,7 +318,7 @@ pub struct VulnerabilitySummary {
     /// Images per health code (`Healthy`, `Unhealthy`, `NotApplicable`).
     pub images_by_health: BTreeMap<String, i64>,
     /// NotApplicable images per cause (`NotScanned`, `ScanFailed`, `UnsupportedOs`,
-    /// `NoAdvisoryData`, `AdvisoriesStale`).
+    /// `NoAdvisoryData`, `UnreadableContent`, `AdvisoriesStale`).
     pub not_applicable_by_cause: BTreeMap<String, i64>,
     /// Active findings per severity (`Critical`, `High`, `Medium`, `Low`).
     pub findings_by_severity: BTreeMap<String, i64>,

@@ -53,6 +53,9 @@ pub struct ImageProperties {
     /// Per ecosystem of the image's packages, the advisory data its last assessment rested on
     /// (`advisories: none`: those packages were not assessed); empty before an assessment.
     pub coverage: Vec<EcosystemCoverage>,
+    /// Executables and archives an analyzer wanted but could not read at the last assessment
+    /// (what they hold was not assessed; cause `UnreadableContent`).
+    pub unreadable_files: i32,
     /// Active (unresolved) findings.
     pub findings: FindingCounts,
     pub last_pushed_at: Option<String>,
@@ -68,8 +71,9 @@ pub struct ImageProperties {
 pub struct ImageHealth {
     pub code: HealthCode,
     /// Why an image is NotApplicable: `NotScanned`, `ScanFailed`, `UnsupportedOs`,
-    /// `NoAdvisoryData` (no advisory data for an ecosystem of its packages) or `AdvisoriesStale`
-    /// (that data is older than the service's maximum age).
+    /// `NoAdvisoryData` (no advisory data for an ecosystem of its packages), `UnreadableContent`
+    /// (executables or archives could not be read) or `AdvisoriesStale` (that data is older than
+    /// the service's maximum age).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     pub description: String,
@@ -122,7 +126,7 @@ pub struct ImageListOptions {
     /// parentheses) over `properties/repository`, `properties/digest`, `properties/os`,
     /// `properties/platform`, `properties/health/code` (Healthy, Unhealthy, NotApplicable),
     /// `properties/health/cause` (NotScanned, ScanFailed, UnsupportedOs, NoAdvisoryData,
-    /// AdvisoriesStale), `properties/running`, `properties/lastPushedAt`,
+    /// UnreadableContent, AdvisoriesStale), `properties/running`, `properties/lastPushedAt`,
     /// `properties/lastPulledAt` and `properties/lastScannedAt`.
     /// Example: `properties/health/code eq 'Unhealthy' and properties/running eq true`.
     #[serde(rename = "$filter")]
@@ -227,6 +231,14 @@ fn health(row: &ImageRow, counts: &FindingCounts, coverage: &[EcosystemCoverage]
                 named(coverage, |c| c.stale)
             ),
         },
+        (_, Some(health_cause::UNREADABLE_CONTENT)) => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause,
+            description: format!(
+                "{} executable(s) or archive(s) of the image could not be read (truncated, malformed or past a limit): what they hold was not assessed. `crowsnest scan --format json` lists them with the reason.",
+                row.unreadable_files
+            ),
+        },
         (_, Some(health_cause::UNSUPPORTED_OS)) => ImageHealth {
             code: HealthCode::NotApplicable,
             cause,
@@ -304,6 +316,7 @@ fn render(row: ImageRow, context: &mut Context) -> Image {
         properties: ImageProperties {
             health: health(&row, &counts, &coverage),
             coverage,
+            unreadable_files: row.unreadable_files,
             registry_id,
             login_server,
             tags: context.tags.remove(&row.id).unwrap_or_default(),

@@ -11,7 +11,7 @@ use crowsnest::jobs::coverage::Coverage;
 use crowsnest::jobs::engine::{ScanResult, ScannedImage, SkippedImage};
 use crowsnest::scanner::advisories::ecosystem::OsRelease;
 use crowsnest::scanner::advisories::matcher::{
-    InventoryPackage, Link, Match, PackageKind, Unknown,
+    InventoryPackage, Link, Match, PackageKind, Unknown, UnreadablePath,
 };
 
 #[derive(Serialize)]
@@ -38,6 +38,8 @@ pub struct ImageOutput<'a> {
     pub unsupported_os: Option<&'a str>,
     /// Per ecosystem of its packages, the advisory data it was matched against and as of when.
     pub coverage: &'a [EcosystemCoverage],
+    /// Executables and archives an analyzer wanted but could not read, with a code and reason.
+    pub unreadable: &'a [UnreadablePath],
 }
 
 #[derive(Serialize)]
@@ -140,6 +142,7 @@ impl<'a> ImageOutput<'a> {
             unknown: i.report.unknown.iter().map(UnknownOutput::from).collect(),
             unsupported_os: i.report.unsupported_os.as_deref(),
             coverage,
+            unreadable: &i.inventory.unreadable,
         }
     }
 }

@@ -114,6 +114,8 @@ pub mod health_cause {
     pub const UNSUPPORTED_OS: &str = "UnsupportedOs";
     /// Some ecosystem of the image's packages has no advisory data loaded at all.
     pub const NO_ADVISORY_DATA: &str = "NoAdvisoryData";
+    /// Executables or archives of the image could not be read: what they hold was not assessed.
+    pub const UNREADABLE_CONTENT: &str = "UnreadableContent";
     /// Some ecosystem's advisory data is older than the maximum age.
     pub const ADVISORIES_STALE: &str = "AdvisoriesStale";
 }
@@ -144,11 +146,13 @@ pub struct EcosystemCoverage {
 }
 
 /// An assessed image's health: findings make it Unhealthy whatever else; without findings it is
-/// Healthy only when every ecosystem of its packages had loaded, fresh advisory data.
+/// Healthy only when every ecosystem of its packages had loaded, fresh advisory data and every
+/// executable and archive an analyzer wanted could be read.
 pub fn verdict(
     findings: usize,
     unsupported_os: bool,
     coverage: &[EcosystemCoverage],
+    unreadable_files: usize,
 ) -> (HealthCode, Option<&'static str>) {
     if findings > 0 {
         (HealthCode::Unhealthy, None)
@@ -161,6 +165,11 @@ pub fn verdict(
         (
             HealthCode::NotApplicable,
             Some(health_cause::NO_ADVISORY_DATA),
+        )
+    } else if unreadable_files > 0 {
+        (
+            HealthCode::NotApplicable,
+            Some(health_cause::UNREADABLE_CONTENT),
         )
     } else if coverage.iter().any(|c| c.stale) {
         (
@@ -278,32 +287,39 @@ mod tests {
         let stale = covered("PyPI", AdvisoryData::Loaded, true);
         let missing = covered("npm", AdvisoryData::None, false);
         assert_eq!(
-            verdict(0, false, std::slice::from_ref(&fresh)),
+            verdict(0, false, std::slice::from_ref(&fresh), 0),
             (HealthCode::Healthy, None)
         );
         assert_eq!(
-            verdict(0, false, &[fresh.clone(), stale.clone()]),
+            verdict(0, false, &[fresh.clone(), stale.clone()], 0),
             (
                 HealthCode::NotApplicable,
                 Some(health_cause::ADVISORIES_STALE)
             )
         );
         assert_eq!(
-            verdict(0, false, &[stale.clone(), missing.clone()]),
+            verdict(0, false, &[stale.clone(), missing.clone()], 0),
             (
                 HealthCode::NotApplicable,
                 Some(health_cause::NO_ADVISORY_DATA)
             )
         );
         assert_eq!(
-            verdict(0, true, std::slice::from_ref(&missing)),
+            verdict(0, true, std::slice::from_ref(&missing), 0),
             (
                 HealthCode::NotApplicable,
                 Some(health_cause::UNSUPPORTED_OS)
             )
         );
         assert_eq!(
-            verdict(2, true, &[missing, stale]),
+            verdict(0, false, &[fresh.clone(), stale.clone()], 1),
+            (
+                HealthCode::NotApplicable,
+                Some(health_cause::UNREADABLE_CONTENT)
+            )
+        );
+        assert_eq!(
+            verdict(2, true, &[missing, stale], 3),
             (HealthCode::Unhealthy, None)
         );
         let json = serde_json::to_value(&fresh).unwrap();

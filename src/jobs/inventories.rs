@@ -23,6 +23,9 @@ pub fn save(
             .and_then(|os| serde_json::to_string(os).ok()),
         layers: i32::try_from(layers).unwrap_or(i32::MAX),
         created_at: Timestamp::now().micros(),
+        unreadable: (!inventory.unreadable.is_empty())
+            .then(|| serde_json::to_string(&inventory.unreadable).ok())
+            .flatten(),
     };
     let packages: Vec<PackageRow> = inventory
         .packages
@@ -77,7 +80,16 @@ pub fn load(
             owner: p.owner,
         });
     }
-    Ok(Some(Inventory { os, packages: out }))
+    let unreadable = row
+        .unreadable
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    Ok(Some(Inventory {
+        os,
+        packages: out,
+        unreadable,
+    }))
 }
 
 fn kind_name(kind: PackageKind) -> String {

@@ -34,6 +34,8 @@ pub struct ImageRow {
     pub coverage: Option<String>,
     /// The oldest load time of the advisory data the assessment used.
     pub advisories_synced_at: Option<i64>,
+    /// Executables and archives of the image no analyzer could read.
+    pub unreadable_files: i32,
 }
 
 impl ImageRow {
@@ -58,6 +60,7 @@ impl ImageRow {
             created_at: now,
             coverage: None,
             advisories_synced_at: None,
+            unreadable_files: 0,
         }
     }
 }
@@ -223,6 +226,7 @@ pub struct Assessed {
     pub scanned_at: i64,
     pub coverage: String,
     pub advisories_synced_at: Option<i64>,
+    pub unreadable_files: i32,
 }
 
 pub fn record_assessment(
@@ -240,6 +244,7 @@ pub fn record_assessment(
             images::scanned_at.eq(a.scanned_at),
             images::coverage.eq(&a.coverage),
             images::advisories_synced_at.eq(a.advisories_synced_at),
+            images::unreadable_files.eq(a.unreadable_files),
         ))
         .execute(conn)
         .map(drop)

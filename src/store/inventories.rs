@@ -13,6 +13,8 @@ pub struct InventoryRow {
     pub os: Option<String>,
     pub layers: i32,
     pub created_at: i64,
+    /// The files no analyzer could read (`UnreadablePath` list, JSON); None when there are none.
+    pub unreadable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]

@@ -43,6 +43,7 @@ diesel::table! {
         created_at -> BigInt,
         coverage -> Nullable<Text>,
         advisories_synced_at -> Nullable<BigInt>,
+        unreadable_files -> Integer,
     }
 }
 
@@ -241,6 +242,7 @@ diesel::table! {
         os -> Nullable<Text>,
         layers -> Integer,
         created_at -> BigInt,
+        unreadable -> Nullable<Text>,
     }
 }
 

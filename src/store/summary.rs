@@ -95,7 +95,7 @@ pub fn top_images(
 pub struct Tally {
     pub images: BTreeMap<String, i64>,
     /// NotApplicable images per cause (`NotScanned`, `ScanFailed`, `UnsupportedOs`,
-    /// `NoAdvisoryData`, `AdvisoriesStale`).
+    /// `NoAdvisoryData`, `UnreadableContent`, `AdvisoriesStale`).
     pub causes: BTreeMap<String, i64>,
     pub findings: BTreeMap<String, i64>,
     pub patchable: i64,

@@ -215,6 +215,7 @@ fn demo_inventory() -> Inventory {
             file_path: None,
             owner: None,
         }],
+        unreadable: Vec::new(),
     }
 }
 
@@ -515,6 +516,7 @@ async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
             ),
             package(PackageKind::Dpkg, "bash", "5.0-4", None),
         ],
+        unreadable: Vec::new(),
     };
     let alpine = Inventory {
         os: Some(OsRelease {
@@ -527,6 +529,7 @@ async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
             package(PackageKind::Apk, "libssl1.0", "1.0.2h-r1", Some("openssl")),
             package(PackageKind::Apk, "musl", "1.1.14-r10", None),
         ],
+        unreadable: Vec::new(),
     };
     let all: Vec<Candidate> = parse_bundle(DEBIAN_ZIP)
         .iter()
@@ -578,6 +581,7 @@ async fn stored_matching_finds_what_the_pure_matcher_finds(backend: Backend) {
                     "3.6.7-4+deb10u2",
                     Some("gnutls28"),
                 )],
+                unreadable: Vec::new(),
             };
             match_stored(c, &CandidateCache::default(), &inv)
         })

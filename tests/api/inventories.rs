@@ -35,6 +35,7 @@ async fn inventories_are_reused_only_while_the_analyzers_are_the_same(backend: B
                 owner: None,
             })
             .collect(),
+        unreadable: Vec::new(),
     };
     let stored = inventory.clone();
     let d = digest.clone();

@@ -193,9 +193,10 @@ async fn go_and_rust_binaries_anywhere_give_their_packages() {
         ]
     );
     let unreadable: Vec<(&str, &str, &str)> = report
+        .inventory
         .unreadable
         .iter()
-        .map(|u| (u.analyzer, u.path.as_str(), u.code))
+        .map(|u| (u.analyzer.as_str(), u.path.as_str(), u.code.as_str()))
         .collect();
     assert_eq!(
         unreadable,

@@ -3,3 +3,7 @@
 ALTER TABLE packages ADD COLUMN file_path TEXT;
 ALTER TABLE packages ADD COLUMN owner TEXT;
 ALTER TABLE findings ADD COLUMN file_path TEXT;
+-- Executables and archives an analyzer wanted but could not read: kept with the inventory (JSON) and
+-- counted on the image, which is then never Healthy on their account.
+ALTER TABLE inventories ADD COLUMN unreadable TEXT;
+ALTER TABLE images ADD COLUMN unreadable_files INTEGER NOT NULL DEFAULT 0;

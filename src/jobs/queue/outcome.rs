@@ -329,6 +329,7 @@ fn record_findings(
         rows.len(),
         scanned.report.unsupported_os.is_some(),
         &coverage.ecosystems,
+        scanned.inventory.unreadable_files(),
     );
     store::images::record_assessment(
         c,
@@ -342,6 +343,8 @@ fn record_findings(
             scanned_at: now,
             coverage: serde_json::to_string(&coverage.ecosystems).unwrap_or_default(),
             advisories_synced_at: coverage.oldest_synced_at,
+            unreadable_files: i32::try_from(scanned.inventory.unreadable_files())
+                .unwrap_or(i32::MAX),
         },
     )?;
     Ok(rows.len())

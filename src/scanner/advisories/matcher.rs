@@ -118,6 +118,29 @@ pub struct InventoryPackage {
 pub struct Inventory {
     pub os: Option<OsRelease>,
     pub packages: Vec<InventoryPackage>,
+    /// Executables and archives an analyzer wanted but could not read: what the packages may
+    /// miss, so the image is never Healthy on their account.
+    #[serde(default)]
+    pub unreadable: Vec<UnreadablePath>,
+}
+
+/// A file of the image an analyzer wanted and could not read, with a stable code (`Truncated`,
+/// `TooLarge`, `TooDeep`, `Malformed`, ...) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadablePath {
+    pub path: String,
+    pub analyzer: String,
+    pub code: String,
+    pub reason: String,
+}
+
+impl Inventory {
+    /// How many distinct files could not be read (an ELF file two analyzers tried counts once).
+    pub fn unreadable_files(&self) -> usize {
+        let paths: std::collections::BTreeSet<&str> =
+            self.unreadable.iter().map(|u| u.path.as_str()).collect();
+        paths.len()
+    }
 }
 
 /// One affected package of one advisory, as the store hands it to the matcher.

@@ -656,6 +656,7 @@ mod tests {
         let inventory = Inventory {
             os: None,
             packages: a.packages,
+            unreadable: Vec::new(),
         };
         let candidates: Vec<Candidate> = ["GO-2023-2102", "GO-2022-0969"]
             .iter()

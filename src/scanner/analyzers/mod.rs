@@ -56,7 +56,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use crate::scanner::advisories::ecosystem::OsRelease;
-use crate::scanner::advisories::matcher::{Inventory, InventoryPackage};
+use crate::scanner::advisories::matcher::{Inventory, InventoryPackage, UnreadablePath};
 
 pub use apk::ApkAnalyzer;
 pub use dpkg::DpkgAnalyzer;
@@ -265,8 +265,6 @@ pub struct AnalysisReport {
     pub analyzers: Vec<AnalyzerId>,
     /// Skipped entries; to be logged and counted, not a failure.
     pub warnings: Vec<AnalyzerWarning>,
-    /// Executables and archives no analyzer could read (see [`Analysis::unreadable`]).
-    pub unreadable: Vec<UnreadableFile>,
 }
 
 /// At least one analyzer could not read its package database.
@@ -346,10 +344,18 @@ pub fn analyze_all(
         inventory: Inventory {
             os,
             packages: dedup(packages),
+            unreadable: unreadable
+                .into_iter()
+                .map(|u| UnreadablePath {
+                    path: u.path,
+                    analyzer: u.analyzer.to_owned(),
+                    code: u.code.to_owned(),
+                    reason: u.reason,
+                })
+                .collect(),
         },
         analyzers: analyzer_ids(analyzers),
         warnings,
-        unreadable,
     })
 }
 

@@ -127,6 +127,9 @@ use crate::scanner::files::Content;
 
 /// Kept files larger than this are spooled to a private temporary file rather than memory.
 pub const SPOOL_BYTES: u64 = 1024 * 1024;
+/// The same for files kept for their first bytes: every ELF file of an image is one (shared
+/// libraries too, as only its tables tell a Go or Rust binary), so all but the smallest go to disk.
+pub const SPOOL_CONTENT_BYTES: u64 = 64 * 1024;
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

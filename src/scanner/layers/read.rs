@@ -9,7 +9,9 @@ use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::paths;
-use super::{Compression, LayerContent, LayerError, Limits, LinkKind, SPOOL_BYTES};
+use super::{
+    Compression, LayerContent, LayerError, Limits, LinkKind, SPOOL_BYTES, SPOOL_CONTENT_BYTES,
+};
 use crate::scanner::analyzers::HEAD_LEN;
 use crate::scanner::files::Content;
 
@@ -252,7 +254,12 @@ fn walk<R: Read>(
                 });
             }
             let mut rest = (&mut entry).take(size.saturating_sub(head.len() as u64));
-            let content = if size > SPOOL_BYTES {
+            let spool_past = if by_path {
+                SPOOL_BYTES
+            } else {
+                SPOOL_CONTENT_BYTES
+            };
+            let content = if size > spool_past {
                 collected.reserve_spool(&path, size, limits)?;
                 spool(&head, &mut rest, size)
             } else {

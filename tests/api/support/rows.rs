@@ -50,6 +50,7 @@ pub fn image_row(registry: &RegistryRow, repository: &str, digest: &str) -> Imag
         created_at: Timestamp::now().micros(),
         coverage: None,
         advisories_synced_at: None,
+        unreadable_files: 0,
     }
 }
 

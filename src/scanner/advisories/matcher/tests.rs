@@ -77,6 +77,7 @@ fn dpkg_binary_from_differently_named_source() {
             "pkgdb/debian/os-release/debian-10/etc/os-release",
         )),
         packages: testdata::dpkg_status("pkgdb/debian/scalibr-dpkg/transitional", "sha256:l1"),
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_keys(&inv),
@@ -135,6 +136,7 @@ fn dpkg_source_name_and_version_differ() {
             "pkgdb/debian/claircore-postgresql-deb10/var/lib/dpkg/status",
             "sha256:l1",
         ),
+        unreadable: Vec::new(),
     };
     let client = &inv.packages[0];
     assert_eq!(
@@ -236,6 +238,7 @@ fn claircore_buster() -> Inventory {
             .into_iter()
             .filter(|p| p.kind == PackageKind::Dpkg)
             .collect(),
+        unreadable: Vec::new(),
     }
 }
 
@@ -358,6 +361,7 @@ fn apk_origin() {
             "pkgdb/alpine/trivy-alpine-3.4/lib/apk/db/installed",
             "sha256:base",
         ),
+        unreadable: Vec::new(),
     };
     let keys = match_keys(&inv);
     assert!(keys.contains(&("Alpine:v3.4".to_owned(), "openssl".to_owned())));
@@ -400,6 +404,7 @@ fn language_packages() {
             package(PackageKind::Go, "golang.org/x/net", "v0.1.0"),
             package(PackageKind::Go, "stdlib", "1.19.2"),
         ],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_keys(&inv),
@@ -459,6 +464,7 @@ fn unknown_versions_and_unsupported_os() {
             package(PackageKind::Rpm, "bash", "4.2.46-34.amzn2"),
             package(PackageKind::Go, "golang.org/x/net", "not-a-version"),
         ],
+        unreadable: Vec::new(),
     };
     let r = match_inventory(&inv, &Candidate::from_advisory(&go));
     assert_eq!(
@@ -485,6 +491,7 @@ fn unknown_versions_and_unsupported_os() {
     let bare = Inventory {
         os: None,
         packages: vec![package(PackageKind::Dpkg, "bash", "5.0-4")],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_inventory(&bare, &[]).unsupported_os.as_deref(),
@@ -494,6 +501,7 @@ fn unknown_versions_and_unsupported_os() {
     let odd = Inventory {
         os: os("alpine", "3.18.4"),
         packages: vec![package(PackageKind::Dpkg, "bash", "5.0-4")],
+        unreadable: Vec::new(),
     };
     let r = match_inventory(&odd, &[]);
     assert_eq!(r.unsupported_os, None);
@@ -514,6 +522,7 @@ fn ubuntu_pro_without_fix() {
             source_name: Some("linux".to_owned()),
             ..package(PackageKind::Dpkg, "linux-libc-dev", "3.13.0-24.46")
         }],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_keys(&inv),
@@ -553,6 +562,7 @@ fn rpm_distributions() {
             source_name: Some("openssl-3.0.7-24.el9.src.rpm".to_owned()),
             ..package(PackageKind::Rpm, "openssl-libs", "1:3.0.7-24.el9")
         }],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_keys(&inv),
@@ -573,6 +583,7 @@ fn rpm_distributions() {
     let rhel = Inventory {
         os: os("rhel", "8.6"),
         packages: vec![package(PackageKind::Rpm, "git-lfs", "2.13.3-3.el8_6")],
+        unreadable: Vec::new(),
     };
     assert!(
         match_keys(&rhel)
@@ -659,6 +670,7 @@ fn key_selected_candidates_find_what_all_candidates_find() {
     let inv = Inventory {
         os: os("debian", "10"),
         packages,
+        unreadable: Vec::new(),
     };
     let c = candidates(&inv, advisories);
     assert!(c.len() > 900, "{}", c.len());
@@ -685,6 +697,7 @@ fn package_ecosystems_name_each_release_once_with_where_it_is_looked_up() {
             // No advisory ecosystem for an apk package on Ubuntu: reported as unknown instead.
             package(PackageKind::Apk, "musl", "1.2.4-r2"),
         ],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         package_ecosystems(&inventory),
@@ -708,6 +721,7 @@ fn package_ecosystems_name_each_release_once_with_where_it_is_looked_up() {
     let unknown = Inventory {
         os: os("wolfi", "20230201"),
         packages: vec![package(PackageKind::Apk, "glibc", "2.38-r1")],
+        unreadable: Vec::new(),
     };
     assert!(package_ecosystems(&unknown).is_empty());
 }
@@ -733,6 +747,7 @@ fn owned_language_packages_are_not_matched_in_their_ecosystem() {
     let only_owned = Inventory {
         os: os("debian", "12"),
         packages: vec![debian.clone(), owned.clone()],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_keys(&only_owned),
@@ -753,6 +768,7 @@ fn owned_language_packages_are_not_matched_in_their_ecosystem() {
     let both = Inventory {
         os: os("debian", "12"),
         packages: vec![debian, owned, venv],
+        unreadable: Vec::new(),
     };
     assert!(match_keys(&both).contains(&("PyPI".to_owned(), "idna".to_owned())));
     let r = match_inventory(&both, &candidates);
@@ -792,6 +808,7 @@ fn rubygems_nuget_packagist_packages() {
             package(PackageKind::Packagist, "google/protobuf", "v3.14.0"),
             package(PackageKind::Packagist, "Google/Protobuf", "v3.15.0"),
         ],
+        unreadable: Vec::new(),
     };
     assert_eq!(
         match_keys(&inv),

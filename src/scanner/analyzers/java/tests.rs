@@ -630,6 +630,7 @@ fn real_identity_matches_maven_advisories() {
     let inv = Inventory {
         os: None,
         packages: a.packages,
+        unreadable: Vec::new(),
     };
     let advisories: Vec<_> = parse_records(&testutil::read(
         "osv/records/maven/bundle-osv-scalibr-zeppelin-server-vulnerabilities.json",
