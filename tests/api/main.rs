@@ -13,6 +13,7 @@ mod compose;
 mod concurrency;
 mod contract;
 mod coverage;
+mod ecosystems;
 mod errors;
 mod exploit_intel;
 mod fairness;

@@ -12,11 +12,11 @@ use crate::support::database::Backend;
 use crate::support::fixtures::{read_shared_fixture, vulnerable_debian};
 use crate::support::images::{Compression, Image, Layer, TarEntry};
 use crate::support::registry::client::push_image;
-use crate::support::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
+use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, image_row};
 use crate::support::scans::{
-    SUB, connect, findings, get_security, gnutls_advisory, import, post_events, post_scan,
-    put_registry, scans, wait_for_scan, wait_for_scan_end,
+    SUB, connect, findings, get_security, gnutls_advisory, import, notifying_registry, post_events,
+    post_scan, scans, wait_for_scan, wait_for_scan_end,
 };
 use crate::support::{free_port, wait_for};
 
@@ -29,24 +29,6 @@ backend_tests!(
     the_scheduler_reassesses_active_images_only,
     due_images_are_paged_by_cursor_while_they_are_being_rescanned,
 );
-
-async fn move_registry(app: &TestApp, name: &str, login_server: &str) {
-    let (status, body) = put_registry(app, name, login_server).await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// A registry whose notifications go to the service's webhook for registry `name`.
-async fn notifying_registry(app: &TestApp, name: &str) -> TestRegistry {
-    let (url, secret) = connect(app, name, "127.0.0.1:1").await;
-    let endpoint = NotificationEndpoint {
-        authorization: Some(format!("Bearer {secret}")),
-        backoff: Duration::from_millis(200),
-        ..NotificationEndpoint::new(url)
-    };
-    let registry = TestRegistry::start_with(RegistryAuth::None, Some(endpoint));
-    move_registry(app, name, &registry.host()).await;
-    registry
-}
 
 async fn billed(app: &TestApp) -> i64 {
     let body = get_security(app, &format!("usage?{OWN_API}&from=2000-01-01T00:00:00Z")).await;

@@ -30,6 +30,26 @@ pub fn read_shared_fixture(rel: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("read fixture {}: {e}", p.display()))
 }
 
+/// Read `tests/fixtures/<rel>`, the fixtures committed with the crate.
+pub fn read_crate_fixture(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("read fixture {}: {e}", p.display()))
+}
+
+/// A zip archive (a jar, a war) of `(name, content, compression)` entries, in that order.
+pub fn zip_archive(entries: &[(&str, &[u8], zip::CompressionMethod)]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes, method) in entries {
+        let options = zip::write::SimpleFileOptions::default().compression_method(*method);
+        zip.start_file(*name, options).expect("zip entry");
+        zip.write_all(bytes).expect("zip write");
+    }
+    zip.finish().expect("zip finish").into_inner()
+}
+
 /// Fixture sources (relative to `../shared/fixtures`).
 pub mod fixture_paths {
     pub const DEBIAN_OS_RELEASE: &str = "pkgdb/debian/os-release/debian-10/etc/os-release";

@@ -12,13 +12,16 @@
 //! * `images`: images built by hand (tar layers, compression, config, manifest, flattening).
 //! * `fixtures`: the Debian, Alpine, RPM, whiteout and multi-arch fixture images, and
 //!   [`fixtures::vulnerable_debian`], Debian with one vulnerable library (other versions of it, or
-//!   none, with [`fixtures::debian_with_gnutls`]).
+//!   none, with [`fixtures::debian_with_gnutls`]); the crate's own `tests/fixtures` through
+//!   [`fixtures::read_crate_fixture`], and jars assembled at test time with
+//!   [`fixtures::zip_archive`].
 //! * `fake_registry`: an in-process fake registry for fault injection.
 //! * `http`: the HTTP/1.1 request reader and response writer of the fake registry and of
 //!   `http::MiniServer`, the helper servers' server.
-//! * `scans`: scans through the API in subscription [`scans::SUB`]: connect a registry, import an
-//!   advisory, submit a scan or deliver registry notifications, list the scans and findings and
-//!   wait for a scan to end.
+//! * `scans`: scans through the API in subscription [`scans::SUB`]: connect a registry (or start
+//!   one that notifies the service, [`scans::notifying_registry`]), import an advisory, submit a
+//!   scan or deliver registry notifications, list the scans and findings and wait for a scan to
+//!   end.
 //! * [`free_port`]: a free loopback port, for anything that must be told its port up front.
 //! * [`wait_for`]: polls until a condition holds, failing after a time limit.
 //!

@@ -8,6 +8,7 @@ use crowsnest::domain::Role;
 use serde_json::{Value, json};
 
 use super::app::{OWN_API, SUB_API, TestApp, captured_logs, json_of};
+use super::registry::{NotificationEndpoint, RegistryAuth, TestRegistry};
 use super::wait_for;
 
 pub const SUB: &str = "sub-life";
@@ -63,6 +64,20 @@ pub fn gnutls_advisory(id: &str) -> Value {
             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.6.7-4+deb10u3"}]}]
         }]
     })
+}
+
+/// A real registry connected as registry `name`, whose notifications go to its webhook.
+pub async fn notifying_registry(app: &TestApp, name: &str) -> TestRegistry {
+    let (url, secret) = connect(app, name, "127.0.0.1:1").await;
+    let endpoint = NotificationEndpoint {
+        authorization: Some(format!("Bearer {secret}")),
+        backoff: Duration::from_millis(200),
+        ..NotificationEndpoint::new(url)
+    };
+    let registry = TestRegistry::start_with(RegistryAuth::None, Some(endpoint));
+    let (status, body) = put_registry(app, name, &registry.host()).await;
+    assert_eq!(status, 200, "{body}");
+    registry
 }
 
 pub async fn import(app: &TestApp, record: &Value) -> Value {
