@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crowsnest::domain::Role;
 use serde_json::Value;
 use zip::CompressionMethod::{Deflated, Stored};
 
@@ -18,7 +19,7 @@ use crate::support::database::Backend;
 use crate::support::fixtures::{read_crate_fixture, vulnerable_debian, zip_archive};
 use crate::support::images::{Compression, Image, Layer, MediaKind, Platform};
 use crate::support::registry::client::push_image;
-use crate::support::scans::{findings, notifying_registry, scans, wait_for_scan_end};
+use crate::support::scans::{SUB, findings, notifying_registry, scans, wait_for_scan_end};
 use crate::support::wait_for;
 
 backend_tests!(every_ecosystem_in_a_pushed_image_is_found_in_its_file);
@@ -345,8 +346,39 @@ async fn every_ecosystem_in_a_pushed_image_is_found_in_its_file(backend: Backend
     .iter()
     .map(|(k, n, v, f)| (k.to_string(), n.to_string(), v.to_string(), f.to_string()))
     .collect();
-    // Nothing comes from the truncated jar and Go binary; which files could not be read is not
-    // told here, as neither the API nor the scan's JSON carries the analyzers' unreadable files.
+    // Nothing comes from the truncated jar and Go binary: they are named instead, with a code,
+    // by each analyzer that wanted them, and counted once each on the image.
     assert_eq!(packages, want, "{image:#}");
     assert_eq!(summary["summary"]["packageCount"], want.len(), "{done}");
+    let unreadable: BTreeSet<(String, String, String)> = image["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (text(&u["path"]), text(&u["analyzer"]), text(&u["code"])))
+        .collect();
+    assert_eq!(
+        unreadable,
+        BTreeSet::from(
+            [
+                (TRUNCATED_GO_BINARY, "gobinary", "Truncated"),
+                (TRUNCATED_GO_BINARY, "rustaudit", "Truncated"),
+                (TRUNCATED_JAR, "java", "Truncated"),
+            ]
+            .map(|(p, a, c)| (p.to_owned(), a.to_owned(), c.to_owned()))
+        ),
+        "{image:#}"
+    );
+    let token = app.token(SUB, Role::Reader);
+    let (status, resource) = app
+        .get_json(
+            &format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Security/images/{}?{OWN_API}",
+                pushed.manifest_digest
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{resource}");
+    assert_eq!(resource["properties"]["unreadableFiles"], 2, "{resource}");
+    assert_eq!(resource["properties"]["health"]["code"], "Unhealthy");
 }
