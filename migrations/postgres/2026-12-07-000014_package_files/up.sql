@@ -7,3 +7,6 @@ ALTER TABLE findings ADD COLUMN file_path TEXT;
 -- counted on the image, which is then never Healthy on their account.
 ALTER TABLE inventories ADD COLUMN unreadable TEXT;
 ALTER TABLE images ADD COLUMN unreadable_files INTEGER NOT NULL DEFAULT 0;
+-- NuGet and Packagist names are matched case-insensitively now: records stored before keep their
+-- spelling, so they are brought to the form an import now stores.
+UPDATE affected_ranges SET package = lower(package) WHERE ecosystem IN ('NuGet', 'Packagist');
