@@ -9,19 +9,40 @@ use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
 
 /// One row per (advisory, package) of the image, each `first_seen = last_seen = now` (the merge
-/// keeps the stored `first_seen`). A package listed twice yields one finding.
+/// keeps the stored `first_seen`). A package listed twice yields one finding; when its copies were
+/// read from different files, its `file_path` names each, `; `-separated, in inventory order.
 pub fn rows(
     registry: &RegistryRow,
     image: &ImageRow,
     matches: &[Match],
     now: i64,
 ) -> Vec<FindingRow> {
-    let mut seen = std::collections::HashSet::new();
-    matches
-        .iter()
-        .map(|m| row(registry, image, m, now))
-        .filter(|row| seen.insert(row.id.clone()))
-        .collect()
+    let mut out: Vec<FindingRow> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for m in matches {
+        let row = row(registry, image, m, now);
+        let Some(&first) = index.get(&row.id) else {
+            index.insert(row.id.clone(), out.len());
+            out.push(row);
+            continue;
+        };
+        let kept = &mut out[first];
+        if let Some(path) = row.file_path {
+            match &mut kept.file_path {
+                Some(paths) if paths.split("; ").any(|p| p == path) => {}
+                Some(paths) => {
+                    paths.push_str("; ");
+                    paths.push_str(&path);
+                    kept.fingerprint = fingerprint(kept);
+                }
+                None => {
+                    kept.file_path = Some(path);
+                    kept.fingerprint = fingerprint(kept);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The finding a match makes in an image: its stable name, what the API shows, and the
@@ -112,4 +133,64 @@ fn fingerprint(row: &FindingRow) -> String {
         (_, content) => content,
     };
     hex::encode(Sha256::digest(content.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> RegistryRow {
+        RegistryRow {
+            id: "r".to_owned(),
+            subscription_id: "sub".to_owned(),
+            resource_group: "rg".to_owned(),
+            name: "reg".to_owned(),
+            login_server: "reg.example.com".to_owned(),
+            insecure: false,
+            credentials: None,
+            webhook_secret_sha256: "0".repeat(64),
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn one_finding_names_every_file_its_package_was_read_from() {
+        let registry = registry();
+        let image = ImageRow::unscanned(&registry, "team/app", "sha256:abc", 1);
+        let copy = |advisory: &str, file: Option<&str>| Match {
+            advisory_id: advisory.to_owned(),
+            package_name: "stdlib".to_owned(),
+            installed_version: "1.19.8".to_owned(),
+            file_path: file.map(str::to_owned),
+            ..Match::default()
+        };
+        let matches = [
+            copy("GO-2023-2102", Some("usr/local/bin/hello")),
+            copy("GO-2023-2102", Some("usr/local/bin/nomod")),
+            copy("GO-2023-2102", Some("usr/local/bin/hello")),
+            copy("GO-2023-2102", None),
+            copy("GO-2022-0969", Some("usr/local/bin/nomod")),
+        ];
+        let rows = rows(&registry, &image, &matches, 1);
+        let got: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.advisory_id.as_str(), r.file_path.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "GO-2023-2102",
+                    Some("usr/local/bin/hello; usr/local/bin/nomod")
+                ),
+                ("GO-2022-0969", Some("usr/local/bin/nomod")),
+            ]
+        );
+        let single = row(&registry, &image, &matches[0], 1);
+        assert_ne!(
+            rows[0].fingerprint, single.fingerprint,
+            "the second file counts"
+        );
+    }
 }

@@ -409,8 +409,9 @@ fn storable_os(
     Some(os)
 }
 
-/// Removes exact duplicates (same kind, name, version, source, layer and owner:
-/// indistinguishable to the matcher), keeping the first.
+/// Removes exact duplicates (same kind, name, version, source, layer, file and owner), keeping the
+/// first. The same package in two files (a Go toolchain in two binaries, two Composer trees) is
+/// kept twice: each file is something to rebuild.
 fn dedup(packages: Vec<InventoryPackage>) -> Vec<InventoryPackage> {
     let mut out: Vec<InventoryPackage> = Vec::with_capacity(packages.len());
     let mut seen = HashSet::with_capacity(packages.len());
@@ -422,6 +423,7 @@ fn dedup(packages: Vec<InventoryPackage>) -> Vec<InventoryPackage> {
             p.source_name.clone(),
             p.source_version.clone(),
             p.layer_digest.clone(),
+            p.file_path.clone(),
             p.owner.clone(),
         );
         if seen.insert(key) {

@@ -221,7 +221,8 @@ fn analyze_all_merges_kinds_and_dedups() {
             "Name: six\nVersion: 1.16.0\n",
         ),
         ("app/node_modules/left-pad/package.json", npm),
-        // The same package installed twice in one layer: one inventory entry.
+        // The same package installed twice in one layer: an entry per file (each is something
+        // to upgrade), as syft lists them.
         ("app/node_modules/x/node_modules/left-pad/package.json", npm),
         ("app/node_modules/broken/package.json", "{"),
     ] {
@@ -244,7 +245,22 @@ fn analyze_all_merges_kinds_and_dedups() {
     );
     assert_eq!(
         kinds[3..],
-        [(PackageKind::Python, "six"), (PackageKind::Npm, "left-pad")]
+        [
+            (PackageKind::Python, "six"),
+            (PackageKind::Npm, "left-pad"),
+            (PackageKind::Npm, "left-pad")
+        ]
+    );
+    let left_pad: Vec<Option<&str>> = report.inventory.packages[4..]
+        .iter()
+        .map(|p| p.file_path.as_deref())
+        .collect();
+    assert_eq!(
+        left_pad,
+        [
+            Some("app/node_modules/left-pad/package.json"),
+            Some("app/node_modules/x/node_modules/left-pad/package.json")
+        ]
     );
     assert_eq!(report.warnings.len(), 1);
     assert_eq!(report.warnings[0].analyzer, "npm");
