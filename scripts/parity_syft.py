@@ -154,6 +154,12 @@ def load_crowsnest(path):
     return items
 
 
+def crowsnest_unreadable(path):
+    with open(path) as f:
+        doc = json.load(f)
+    return [u for image in doc.get("images", []) for u in image.get("unreadable") or []]
+
+
 def take(items, pred):
     """Removes and returns the first item satisfying pred, or None."""
     for i, item in enumerate(items):
@@ -232,6 +238,11 @@ def compare(crowsnest_json, syft_json):
     print("Differences:" if details else "No differences.")
     print()
     print("\n".join(details))
+    unreadable = crowsnest_unreadable(crowsnest_json)
+    print()
+    print(f"Files Crowsnest could not read: {len(unreadable) or 'none'}")
+    for u in unreadable:
+        print(f"- `{u.get('path')}` ({u.get('analyzer')}: {u.get('code')}, {u.get('reason')})")
 
 
 def main(argv):
