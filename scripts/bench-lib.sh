@@ -20,7 +20,8 @@ make_tmp() {
 
 # ---------------------------------------------------------------------------------------------
 # rootfs (cached in $WORK/rootfs): debootstrap --variant=minbase, cleaned up as in
-# docs/real-registry.md §3(a)
+# docs/real-registry.md §3(a); the sourcing script may set DEBOOTSTRAP_INCLUDE (comma-separated
+# extra packages)
 # ---------------------------------------------------------------------------------------------
 mirror() {
     if [ -n "${BENCH_DEBIAN_MIRROR:-}" ]; then echo "$BENCH_DEBIAN_MIRROR"; return; fi
@@ -42,7 +43,7 @@ ensure_rootfs() { # sets ROOTFS
         log "debootstrap --variant=minbase $SUITE (about a minute)..."
         local t0 R
         t0=$(date +%s)
-        debootstrap --variant=minbase "$SUITE" "$WORK/rootfs.tmp" "$(mirror)" > "$WORK/debootstrap.log" 2>&1 \
+        debootstrap --variant=minbase ${DEBOOTSTRAP_INCLUDE:+--include="$DEBOOTSTRAP_INCLUDE"} "$SUITE" "$WORK/rootfs.tmp" "$(mirror)" > "$WORK/debootstrap.log" 2>&1 \
             || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
         log "debootstrap done in $(( $(date +%s) - t0 )) s"
         R=$WORK/rootfs.tmp
