@@ -75,6 +75,9 @@ pub struct CollectedFile {
     pub content: Content,
     /// The digest of the layer the file (in its final form) comes from.
     pub layer_digest: String,
+    /// For a symlink kept under its own name (an analyzer asked for that name), the path of the
+    /// file it leads to when that file is kept too: one file reached by two names.
+    pub alias_of: Option<String>,
 }
 
 impl CollectedFile {
@@ -86,6 +89,7 @@ impl CollectedFile {
         CollectedFile {
             content,
             layer_digest: layer_digest.into(),
+            alias_of: None,
         }
     }
 

@@ -339,6 +339,9 @@ pub fn analyze_all(
     if !errors.is_empty() {
         return Err(AnalysisFailed { errors, warnings });
     }
+    for package in &mut packages {
+        physical_path(package, files);
+    }
     owners::assign(&mut packages, &file_owners);
     Ok(AnalysisReport {
         inventory: Inventory {
@@ -407,6 +410,26 @@ fn storable_os(
         os.pretty_name = None;
     }
     Some(os)
+}
+
+/// A package read through a symlink to a file that was read under its own path too names that
+/// file, so the two copies are one (`dedup`): Debian's `usr/share/java/x.jar` links to the jar in
+/// `usr/share/maven-repo/`.
+fn physical_path(package: &mut InventoryPackage, files: &FileSet) {
+    let Some(path) = &package.file_path else {
+        return;
+    };
+    let (outer, nested) = match path.split_once('!') {
+        Some((outer, nested)) => (outer, Some(nested)),
+        None => (path.as_str(), None),
+    };
+    let Some(target) = files.get(outer).and_then(|f| f.alias_of.as_deref()) else {
+        return;
+    };
+    package.file_path = Some(match nested {
+        Some(nested) => format!("{target}!{nested}"),
+        None => target.to_owned(),
+    });
 }
 
 /// Removes exact duplicates (same kind, name, version, source, layer, file and owner), keeping the

@@ -239,7 +239,9 @@ fn collect(state: &State<'_>, layers: &[LayerContent], required: &dyn Fn(&str) -
         };
         if let Some((bytes, layer)) = files.get(target.as_str()) {
             if out.get(link).is_none() && required(link) {
-                out.insert(*link, collected(bytes, *layer));
+                let mut file = collected(bytes, *layer);
+                file.alias_of = physical.contains(target.as_str()).then(|| target.clone());
+                out.insert(*link, file);
             }
             continue;
         }

@@ -1623,3 +1623,44 @@ fn a_file_kept_by_content_is_gone_when_a_later_layer_deletes_or_replaces_it() {
     let files = merge(&[lower, upper], &only(&[]));
     assert!(files.is_empty(), "{files:?}");
 }
+
+/// Debian links `usr/share/java/commons-io.jar` to the jar in `usr/share/maven-repo/`: both names
+/// are jars the Java analyzer asks for, but the package is one, named by the file it leads to.
+#[test]
+fn a_jar_reached_by_a_symlink_and_its_own_path_is_one_package() {
+    use crate::scanner::analyzers::{analyze_all, defaults};
+    let jar = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/debian-java/commons-io.jar"
+    ))
+    .expect("fixture jar");
+    let physical = "usr/share/maven-repo/commons-io/commons-io/2.11.0/commons-io-2.11.0.jar";
+    let analyzers = defaults();
+    let required = |path: &str| crate::scanner::analyzers::required_by_any(&analyzers, path);
+    let content = layer(
+        &[
+            File(physical, &jar),
+            Symlink(
+                "usr/share/java/commons-io.jar",
+                "../maven-repo/commons-io/commons-io/2.11.0/commons-io-2.11.0.jar",
+            ),
+        ],
+        &required,
+    );
+    let files = merge(std::slice::from_ref(&content), &required);
+    assert_eq!(files.len(), 2, "both names are kept: {files:?}");
+    assert_eq!(
+        files
+            .get("usr/share/java/commons-io.jar")
+            .and_then(|f| f.alias_of.as_deref()),
+        Some(physical)
+    );
+    let report = analyze_all(&analyzers, &files).expect("analysis");
+    let found: Vec<(&str, &str, Option<&str>)> = report
+        .inventory
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str(), p.file_path.as_deref()))
+        .collect();
+    assert_eq!(found, [("commons-io:commons-io", "2.11.0", Some(physical))]);
+}
