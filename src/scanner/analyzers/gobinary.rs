@@ -346,32 +346,19 @@ mod tests {
     };
     use crate::scanner::advisories::osv::parse_record;
     use crate::scanner::analyzers::elf::testelf::{TestElf, TestSection};
-    use crate::scanner::analyzers::testutil::{LAYER, read};
+    use crate::scanner::analyzers::testutil::{binary_set, crate_fixture, found_at, read};
 
     fn go_fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/go/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let path = crate_fixture(&format!("go/{name}"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     fn run(files: &[(&str, Vec<u8>)]) -> Analysis {
-        let mut set = FileSet::new();
-        for (path, bytes) in files {
-            set.insert(*path, CollectedFile::new(bytes.clone(), LAYER));
-        }
-        GoBinaryAnalyzer.analyze(&set).unwrap()
+        GoBinaryAnalyzer.analyze(&binary_set(files)).unwrap()
     }
 
     fn go(name: &str, version: &str, path: &str) -> InventoryPackage {
-        InventoryPackage {
-            kind: PackageKind::Go,
-            name: name.to_owned(),
-            version: version.to_owned(),
-            source_name: None,
-            source_version: None,
-            layer_digest: Some(LAYER.to_owned()),
-            file_path: Some(path.to_owned()),
-            owner: None,
-        }
+        found_at(PackageKind::Go, name, version, path)
     }
 
     /// What `go version -m` printed for the binary, read on its own terms: the toolchain on the

@@ -121,35 +121,19 @@ mod tests {
     use super::*;
     use crate::scanner::advisories::matcher::InventoryPackage;
     use crate::scanner::analyzers::elf::testelf::{TestElf, TestSection};
-    use crate::scanner::analyzers::testutil::LAYER;
+    use crate::scanner::analyzers::testutil::{binary_set, crate_fixture, found_at};
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/rust-auditable/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let path = crate_fixture(&format!("rust-auditable/{name}"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     fn run(files: &[(&str, Vec<u8>)]) -> Analysis {
-        let mut set = FileSet::new();
-        for (path, bytes) in files {
-            set.insert(*path, CollectedFile::new(bytes.clone(), LAYER));
-        }
-        RustAuditAnalyzer.analyze(&set).unwrap()
+        RustAuditAnalyzer.analyze(&binary_set(files)).unwrap()
     }
 
     fn crate_package(name: &str, version: &str, path: &str) -> InventoryPackage {
-        InventoryPackage {
-            kind: PackageKind::Cargo,
-            name: name.to_owned(),
-            version: version.to_owned(),
-            source_name: None,
-            source_version: None,
-            layer_digest: Some(LAYER.to_owned()),
-            file_path: Some(path.to_owned()),
-            owner: None,
-        }
+        found_at(PackageKind::Cargo, name, version, path)
     }
 
     /// The crates.io packages of a Cargo.lock, in its (name) order.

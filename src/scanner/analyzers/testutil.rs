@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{CollectedFile, FileSet};
+use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 /// The layer digest every fixture file is given.
 pub const LAYER: &str = "sha256:fixture";
@@ -76,6 +77,29 @@ pub fn fixture_at(rel: &str, image_path: &str) -> FileSet {
     let mut out = FileSet::new();
     out.insert(image_path, CollectedFile::new(read(rel), LAYER));
     out
+}
+
+/// Files with binary content, all in layer [`LAYER`].
+pub fn binary_set(files: &[(&str, Vec<u8>)]) -> FileSet {
+    let mut out = FileSet::new();
+    for (path, bytes) in files {
+        out.insert(*path, CollectedFile::new(bytes.clone(), LAYER));
+    }
+    out
+}
+
+/// A language package as an analyzer reports it from the file at `path` in layer [`LAYER`].
+pub fn found_at(kind: PackageKind, name: &str, version: &str, path: &str) -> InventoryPackage {
+    InventoryPackage {
+        kind,
+        name: name.to_owned(),
+        version: version.to_owned(),
+        source_name: None,
+        source_version: None,
+        layer_digest: Some(LAYER.to_owned()),
+        file_path: Some(path.to_owned()),
+        owner: None,
+    }
 }
 
 /// Inline files, all in layer `sha256:test`.
