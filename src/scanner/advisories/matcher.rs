@@ -113,6 +113,29 @@ pub struct InventoryPackage {
     pub owner: Option<String>,
 }
 
+impl InventoryPackage {
+    /// A language package read from the file at `file_path` of the layer `layer_digest`: no
+    /// source package, no owner yet (`analyzers::owners` sets it).
+    pub fn language(
+        kind: PackageKind,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        file_path: &str,
+        layer_digest: &str,
+    ) -> Self {
+        InventoryPackage {
+            kind,
+            name: name.into(),
+            version: version.into(),
+            source_name: None,
+            source_version: None,
+            layer_digest: Some(layer_digest.to_owned()),
+            file_path: Some(file_path.to_owned()),
+            owner: None,
+        }
+    }
+}
+
 /// What an image contains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Inventory {

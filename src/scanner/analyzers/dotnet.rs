@@ -72,16 +72,13 @@ impl Analyzer for DotnetAnalyzer {
                 }
                 match key.rsplit_once('/') {
                     Some((name, version)) if !name.is_empty() && !version.is_empty() => {
-                        analysis.packages.push(InventoryPackage {
-                            kind: PackageKind::NuGet,
-                            name: name.to_owned(),
-                            version: version.to_owned(),
-                            source_name: None,
-                            source_version: None,
-                            layer_digest: Some(file.layer_digest.clone()),
-                            file_path: Some(path.to_owned()),
-                            owner: None,
-                        })
+                        analysis.packages.push(InventoryPackage::language(
+                            PackageKind::NuGet,
+                            name,
+                            version,
+                            path,
+                            &file.layer_digest,
+                        ))
                     }
                     _ => analysis.warnings.push(AnalyzerWarning::new(
                         NAME,

@@ -16,7 +16,6 @@
 use std::io::SeekFrom;
 
 use super::{Analysis, CollectedFile, FileSet, ReadSeek, UnreadableFile};
-use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 pub const MAGIC: &[u8; 4] = b"\x7fELF";
 
@@ -413,26 +412,6 @@ pub fn analyze_elf_files(
         }
     }
     analysis
-}
-
-/// A language package read from an executable.
-pub fn binary_package(
-    kind: PackageKind,
-    name: &str,
-    version: &str,
-    path: &str,
-    file: &CollectedFile,
-) -> InventoryPackage {
-    InventoryPackage {
-        kind,
-        name: name.to_owned(),
-        version: version.to_owned(),
-        source_name: None,
-        source_version: None,
-        layer_digest: Some(file.layer_digest.clone()),
-        file_path: Some(path.to_owned()),
-        owner: None,
-    }
 }
 
 /// Small ELF files written from scratch, for the tests of the analyzers of executables.

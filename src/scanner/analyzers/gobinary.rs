@@ -26,7 +26,7 @@
 
 use super::elf::{self, Elf, Unreadable};
 use super::{Analysis, Analyzer, AnalyzerError, AnalyzerWarning, CollectedFile, FileSet, ReadSeek};
-use crate::scanner::advisories::matcher::PackageKind;
+use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "gobinary";
 
@@ -80,8 +80,9 @@ fn read_binary(
     let Some((toolchain, modinfo)) = build_info(reader, elf)? else {
         return Ok(());
     };
-    let package =
-        |name: &str, version: &str| elf::binary_package(PackageKind::Go, name, version, path, file);
+    let package = |name: &str, version: &str| {
+        InventoryPackage::language(PackageKind::Go, name, version, path, &file.layer_digest)
+    };
     match stdlib_version(&toolchain) {
         Some(version) => analysis.packages.push(package("stdlib", &version)),
         None => analysis.warnings.push(AnalyzerWarning::new(

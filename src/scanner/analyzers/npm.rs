@@ -63,9 +63,13 @@ impl Analyzer for NpmAnalyzer {
             };
             match (string(&manifest, "name"), string(&manifest, "version")) {
                 (Some(name), Some(version)) => {
-                    analysis
-                        .packages
-                        .push(npm_package(name, version, path, &file.layer_digest));
+                    analysis.packages.push(InventoryPackage::language(
+                        PackageKind::Npm,
+                        name,
+                        version,
+                        path,
+                        &file.layer_digest,
+                    ));
                 }
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,
@@ -123,28 +127,19 @@ fn lockfile_packages(
         }
         let name = string(entry, "name").unwrap_or_else(|| installed.to_owned());
         match string(entry, "version") {
-            Some(version) => analysis
-                .packages
-                .push(npm_package(name, version, path, layer_digest)),
+            Some(version) => analysis.packages.push(InventoryPackage::language(
+                PackageKind::Npm,
+                name,
+                version,
+                path,
+                layer_digest,
+            )),
             None => analysis.warnings.push(AnalyzerWarning::new(
                 NAME,
                 path,
                 format!("entry {key:?} has no string \"version\": skipped"),
             )),
         }
-    }
-}
-
-fn npm_package(name: String, version: String, path: &str, layer_digest: &str) -> InventoryPackage {
-    InventoryPackage {
-        kind: PackageKind::Npm,
-        name,
-        version,
-        source_name: None,
-        source_version: None,
-        layer_digest: Some(layer_digest.to_owned()),
-        file_path: Some(path.to_owned()),
-        owner: None,
     }
 }
 

@@ -78,16 +78,15 @@ impl Analyzer for PhpAnalyzer {
                     _ => None,
                 };
                 match (text(entry.name), text(entry.version)) {
-                    (Some(name), Some(version)) => analysis.packages.push(InventoryPackage {
-                        kind: PackageKind::Packagist,
-                        name,
-                        version,
-                        source_name: None,
-                        source_version: None,
-                        layer_digest: Some(file.layer_digest.clone()),
-                        file_path: Some(path.to_owned()),
-                        owner: None,
-                    }),
+                    (Some(name), Some(version)) => {
+                        analysis.packages.push(InventoryPackage::language(
+                            PackageKind::Packagist,
+                            name,
+                            version,
+                            path,
+                            &file.layer_digest,
+                        ))
+                    }
                     (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                         NAME,
                         path,

@@ -50,16 +50,13 @@ impl Analyzer for PythonAnalyzer {
             let text = text(&bytes);
             let (name, version) = (header(&text, "Name"), header(&text, "Version"));
             match (name, version) {
-                (Some(name), Some(version)) => analysis.packages.push(InventoryPackage {
-                    kind: PackageKind::Python,
+                (Some(name), Some(version)) => analysis.packages.push(InventoryPackage::language(
+                    PackageKind::Python,
                     name,
                     version,
-                    source_name: None,
-                    source_version: None,
-                    layer_digest: Some(file.layer_digest.clone()),
-                    file_path: Some(path.to_owned()),
-                    owner: None,
-                }),
+                    path,
+                    &file.layer_digest,
+                )),
                 (name, _) => analysis.warnings.push(AnalyzerWarning::new(
                     NAME,
                     path,

@@ -90,16 +90,13 @@ impl Analyzer for RubyAnalyzer {
                     ),
                 ));
             }
-            analysis.packages.push(InventoryPackage {
-                kind: PackageKind::RubyGems,
-                name: spec.name,
-                version: spec.version,
-                source_name: None,
-                source_version: None,
-                layer_digest: Some(file.layer_digest.clone()),
-                file_path: Some(path.to_owned()),
-                owner: None,
-            });
+            analysis.packages.push(InventoryPackage::language(
+                PackageKind::RubyGems,
+                spec.name,
+                spec.version,
+                path,
+                &file.layer_digest,
+            ));
         }
         Ok(analysis)
     }

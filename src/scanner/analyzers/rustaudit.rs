@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::elf::{self, Elf, Unreadable};
 use super::{Analysis, Analyzer, AnalyzerError, CollectedFile, FileSet, ReadSeek};
-use crate::scanner::advisories::matcher::PackageKind;
+use crate::scanner::advisories::matcher::{InventoryPackage, PackageKind};
 
 const NAME: &str = "rustaudit";
 const SECTION: &str = ".dep-v0";
@@ -90,7 +90,15 @@ fn read_binary(
         info.packages
             .iter()
             .filter(|p| p.source == "crates.io")
-            .map(|p| elf::binary_package(PackageKind::Cargo, &p.name, &p.version, path, file)),
+            .map(|p| {
+                InventoryPackage::language(
+                    PackageKind::Cargo,
+                    &*p.name,
+                    &*p.version,
+                    path,
+                    &file.layer_digest,
+                )
+            }),
     );
     Ok(())
 }

@@ -90,16 +90,7 @@ pub fn binary_set(files: &[(&str, Vec<u8>)]) -> FileSet {
 
 /// A language package as an analyzer reports it from the file at `path` in layer [`LAYER`].
 pub fn found_at(kind: PackageKind, name: &str, version: &str, path: &str) -> InventoryPackage {
-    InventoryPackage {
-        kind,
-        name: name.to_owned(),
-        version: version.to_owned(),
-        source_name: None,
-        source_version: None,
-        layer_digest: Some(LAYER.to_owned()),
-        file_path: Some(path.to_owned()),
-        owner: None,
-    }
+    InventoryPackage::language(kind, name, version, path, LAYER)
 }
 
 /// Inline files, all in layer `sha256:test`.

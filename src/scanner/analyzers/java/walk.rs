@@ -307,16 +307,13 @@ impl<'a> Walk<'a> {
                 ),
             });
         }
-        self.analysis.packages.push(InventoryPackage {
-            kind: PackageKind::Maven,
-            name: format!("{}:{}", c.group, c.artifact),
-            version: c.version,
-            source_name: None,
-            source_version: None,
-            layer_digest: Some(self.layer.to_owned()),
-            file_path: Some(path.to_owned()),
-            owner: None,
-        });
+        self.analysis.packages.push(InventoryPackage::language(
+            PackageKind::Maven,
+            format!("{}:{}", c.group, c.artifact),
+            c.version,
+            path,
+            self.layer,
+        ));
         Ok(())
     }
 
