@@ -4,6 +4,7 @@ mod advisory_source;
 mod credentials;
 mod digest;
 mod finding;
+pub mod kql;
 mod names;
 pub mod odata;
 pub mod pattern;

@@ -1,0 +1,155 @@
+//! The Kusto Query Language subset that Azure Resource Graph queries use: parsed into a [`Query`],
+//! run over rows that a [`Source`] streams, and paged as Resource Graph pages results.
+//!
+//! The source is told which conditions of the query's leading `where` clauses it may test itself
+//! ([`Constraint`]): it may return any superset of the matching rows, because every row is tested
+//! again here. That is how a database answers the selective part of a query without this module
+//! knowing any database.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// One row of a table: column name → value.
+pub type Row = Map<String, Value>;
+
+/// A parsed query: one tabular expression (a table and its pipeline of operators), after any
+/// `let` statements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    _parsed: (),
+}
+
+/// Why a query was refused, with where: Resource Graph's `BadRequest` details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KqlError {
+    /// `ParserFailure` (the text does not parse) or `InvalidQuery` (it parses but means nothing
+    /// this engine can run: an unknown table, function or operator, wrong arguments).
+    pub code: &'static str,
+    pub message: String,
+    /// 1-based line of the offending token.
+    pub line: usize,
+    /// 1-based character position of the offending token within its line.
+    pub position: usize,
+    /// The offending token as written (empty at the end of the text).
+    pub token: String,
+}
+
+impl fmt::Display for KqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {}, position {} ('{}'): {}",
+            self.code, self.line, self.position, self.token, self.message
+        )
+    }
+}
+
+impl std::error::Error for KqlError {}
+
+/// A condition on one column that every row of the answer satisfies, taken from a `where` clause
+/// that comes before any operator that could change the column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    /// The column and, for dynamic columns, the member path, as written:
+    /// `properties.status.severity` and `properties['status']['severity']` are both
+    /// `["properties", "status", "severity"]`.
+    pub column: Vec<String>,
+    pub test: Test,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// `==`, `in` (`ignore_case: false`), `=~`, `in~` (`ignore_case: true`): the value is one of
+    /// these.
+    OneOf {
+        values: Vec<Value>,
+        ignore_case: bool,
+    },
+    /// `<`, `<=`, `>`, `>=` against a number or a datetime (an RFC 3339 string, after `ago()`,
+    /// `now()` and `datetime()` were evaluated).
+    Compare { op: CompareOp, value: Value },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Where rows come from.
+pub trait Source {
+    type Error;
+
+    /// The rows of `table` (as written in the query, matched case-insensitively by the source:
+    /// `securityresources`, `resources`), narrowed by whichever `constraints` the source can
+    /// test. Rows are pulled one at a time, so a source should read in bounded batches.
+    #[allow(clippy::type_complexity)]
+    fn rows<'a>(
+        &'a mut self,
+        table: &str,
+        constraints: &[Constraint],
+    ) -> Result<Box<dyn Iterator<Item = Result<Row, Self::Error>> + 'a>, Self::Error>;
+
+    /// Whether `table` exists (an unknown table is an `InvalidQuery` before any row is read).
+    fn has_table(&self, table: &str) -> bool;
+}
+
+/// Which rows of the result to return: Resource Graph's `$skip` and `$top`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub skip: u64,
+    pub top: u64,
+}
+
+/// The type of a result column, as Resource Graph names it in `resultFormat: table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Datetime,
+    Object,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnType,
+}
+
+/// One window of a query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub columns: Vec<Column>,
+    /// The window's rows, each in `columns` order.
+    pub rows: Vec<Vec<Value>>,
+    /// How many rows the whole result has.
+    pub total_records: u64,
+}
+
+#[derive(Debug)]
+pub enum ExecError<E> {
+    Query(KqlError),
+    Source(E),
+}
+
+/// Parses a query (with its `let` statements and comments).
+pub fn parse(_text: &str) -> Result<Query, KqlError> {
+    unimplemented!("the KQL parser")
+}
+
+/// Runs `query` over `source` and returns the rows of `window`. Operators that need every row
+/// (`summarize`, `count`, `distinct`, `order by`) hold only their state (groups, distinct keys,
+/// or the `skip + top` first rows of the order), never the whole input.
+pub fn execute<S: Source>(
+    _query: &Query,
+    _source: &mut S,
+    _window: Window,
+    _now: super::Timestamp,
+) -> Result<Output, ExecError<S::Error>> {
+    unimplemented!("the KQL engine")
+}
