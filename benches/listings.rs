@@ -24,7 +24,8 @@
 //! Environment: `CROWSNEST_BENCH_BACKENDS` (default `postgres,sqlite`),
 //! `CROWSNEST_BENCH_LISTINGS_FRACTION` (scale the data down for a quick run, e.g. `0.05`),
 //! `CROWSNEST_BENCH_SAMPLES` (sequential requests per case, default 300),
-//! `CROWSNEST_BENCH_WRK_SECONDS` (default 20), `CROWSNEST_BENCH_POOL_SIZE` (default 16),
+//! `CROWSNEST_BENCH_WRK_SECONDS` (default 20; 0 skips the load phases, e.g. to count instructions
+//! per page under `valgrind --tool=callgrind`), `CROWSNEST_BENCH_POOL_SIZE` (default 16),
 //! `CROWSNEST_BENCH_HTTP_WORKERS` (default 2), `CROWSNEST_BENCH_POSTGRES_URL` (see common),
 //! `CROWSNEST_BENCH_WHAT_IF_SQL` (SQL to run after the measurements, e.g. a `CREATE INDEX`, before
 //! explaining the cases' queries a second time), `CROWSNEST_BENCH_INTEL` (default 1: store KEV and
@@ -110,13 +111,13 @@ fn main() {
     let fraction: f64 = common::env_or("CROWSNEST_BENCH_LISTINGS_FRACTION", 1.0);
     let options = Options {
         samples: common::env_or("CROWSNEST_BENCH_SAMPLES", 300usize).max(1),
-        wrk_seconds: common::env_or("CROWSNEST_BENCH_WRK_SECONDS", 20u64).max(1),
+        wrk_seconds: common::env_or("CROWSNEST_BENCH_WRK_SECONDS", 20u64),
         pool_size: common::env_or("CROWSNEST_BENCH_POOL_SIZE", 16u32).max(1),
         http_workers: common::env_or("CROWSNEST_BENCH_HTTP_WORKERS", 2usize).max(1),
     };
     let wrk = std::process::Command::new("wrk").arg("--version").output();
     assert!(
-        wrk.is_ok(),
+        options.wrk_seconds == 0 || wrk.is_ok(),
         "the listings bench needs wrk on the PATH (Debian: apt-get install wrk)"
     );
     let started = Instant::now();
@@ -138,7 +139,9 @@ fn main() {
         .iter()
         .flat_map(|report| &report.cases)
         .find_map(|case| case.latency.as_ref().map(|(_, bytes)| *bytes));
-    let ceiling = page_bytes.map(|bytes| (bytes, runtime.block_on(http_alone(bytes, &options))));
+    let ceiling = page_bytes
+        .filter(|_| options.wrk_seconds > 0)
+        .map(|bytes| (bytes, runtime.block_on(http_alone(bytes, &options))));
     println!("\n==================== summary ====================");
     for report in &reports {
         report.print();
@@ -1275,7 +1278,7 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
         );
     }
     let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    for (case, url, _) in &mut cases {
+    for (case, url, _) in cases.iter_mut().filter(|_| options.wrk_seconds > 0) {
         let (url, token, seconds) = (url.clone(), app.token.clone(), options.wrk_seconds);
         let backends = backends.clone();
         let result = tokio::task::spawn_blocking(move || run_wrk(&url, &token, seconds, &backends))
