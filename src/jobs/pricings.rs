@@ -83,23 +83,35 @@ pub fn scans(conn: &mut AnyConnection, subscription: &str) -> diesel::QueryResul
     Ok(get(conn, subscription)?.tier == PricingTier::Standard)
 }
 
+/// The plan of each of `subscriptions` as it stands (its row, or the default), in their order:
+/// what a `microsoft.security/pricings` row of Resource Graph shows too.
+pub fn of_subscriptions(
+    conn: &mut AnyConnection,
+    subscriptions: &[String],
+) -> diesel::QueryResult<Vec<(String, Pricing)>> {
+    let rows = store::pricings::list(conn, subscriptions)?;
+    Ok(subscriptions
+        .iter()
+        .map(|sub| {
+            let row = rows
+                .iter()
+                .find(|r| &r.subscription_id == sub && r.plan == PricingPlan::STORED.as_str());
+            (sub.clone(), Pricing::of(row))
+        })
+        .collect())
+}
+
 /// Those of `subscriptions` whose plan is Free.
 pub fn free_among<'a>(
     conn: &mut AnyConnection,
     subscriptions: impl IntoIterator<Item = &'a str>,
 ) -> diesel::QueryResult<HashSet<String>> {
-    let asked: HashSet<&str> = subscriptions.into_iter().collect();
-    let listed: Vec<String> = asked.iter().map(|s| (*s).to_owned()).collect();
-    let rows = store::pricings::list(conn, &listed)?;
-    Ok(asked
+    let distinct: HashSet<&str> = subscriptions.into_iter().collect();
+    let listed: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
+    Ok(of_subscriptions(conn, &listed)?
         .into_iter()
-        .filter(|sub| {
-            let row = rows
-                .iter()
-                .find(|r| r.subscription_id == *sub && r.plan == PricingPlan::STORED.as_str());
-            Pricing::of(row).tier == PricingTier::Free
-        })
-        .map(str::to_owned)
+        .filter(|(_, pricing)| pricing.tier == PricingTier::Free)
+        .map(|(sub, _)| sub)
         .collect())
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crowsnest::domain::{Role, ScanTrigger, Timestamp};
+use crowsnest::domain::{PricingTier, Role, ScanTrigger, Timestamp};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
@@ -440,6 +440,24 @@ async fn reassessments_pass_over_free_subscriptions_and_free_cancels_queued_scan
     }
     let (status, body) = set_tier(&app, "sub-free", "Free").await;
     assert_eq!(status, 201, "{body}");
+    // Each subscription's plan as it stands: its row, or the default for one that never set it.
+    let plans = app
+        .db(|c| {
+            crowsnest::jobs::pricings::of_subscriptions(
+                c,
+                &["sub-free".to_owned(), "sub-standard".to_owned()],
+            )
+        })
+        .await;
+    assert_eq!(plans[0].0, "sub-free");
+    assert_eq!(
+        (plans[0].1.tier, plans[0].1.stored),
+        (PricingTier::Free, true)
+    );
+    assert_eq!(
+        (plans[1].1.tier, plans[1].1.stored),
+        (PricingTier::Standard, false)
+    );
 
     // The daily rescan (re-matches share its way in, `queue::reassess_in`): only the Standard
     // subscription's image.
