@@ -3,7 +3,9 @@
 
 Seeds `--count` findings for one registry straight into the service's SQLite database, then lists them
 (following nextLink), lists them under the container registry assessment key, and gets one, checking
-that the SDK's models come back fully populated. Exits non-zero on the first mismatch.
+that the SDK's models come back fully populated. Then reads and sets the subscription's Defender plan
+(`pricings.list/get/update`, api-version 2024-01-01) with an Admin token. Exits non-zero on the first
+mismatch.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import sys
 import time
 import uuid
 
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.security import SecurityCenter
 from azure.mgmt.security.v2019_01_01_preview.models import (
@@ -107,10 +110,64 @@ def check(condition, message):
         sys.exit(1)
 
 
+def check_pricings(args):
+    """pricings.list/get/update as azure-mgmt-security 7.0.0 calls them: (scope_id, pricing_name)."""
+    from azure.mgmt.security.v2024_01_01.models import Extension, Pricing
+
+    admin = SecurityCenter(
+        NoCredential(), args.subscription, base_url=args.url, authentication_policy=StaticBearer(args.admin_token)
+    )
+    reader = SecurityCenter(
+        NoCredential(), args.subscription, base_url=args.url, authentication_policy=StaticBearer(args.token)
+    )
+    scope = f"subscriptions/{args.subscription}"
+
+    listed = reader.pricings.list(scope)
+    check([p.name for p in listed.value] == ["Containers", "ContainerRegistry"], f"list {listed.value}")
+    got = reader.pricings.get(scope, "Containers")
+    check(got.pricing_tier == "Standard", f"default tier {got.pricing_tier}")
+    check(got.type == "Microsoft.Security/pricings", f"type {got.type}")
+    check(got.id == f"/subscriptions/{args.subscription}/providers/Microsoft.Security/pricings/Containers", got.id)
+    check(got.free_trial_remaining_time is not None, "freeTrialRemainingTime")
+    check(got.resources_coverage_status == "FullyCovered", f"coverage {got.resources_coverage_status}")
+    check(got.deprecated is False, f"deprecated {got.deprecated}")
+
+    free = admin.pricings.update(scope, "Containers", Pricing(pricing_tier="Free"))
+    check(free.pricing_tier == "Free" and free.enablement_time is None, f"update Free {free}")
+    check(free.extensions[0].is_enabled == "False", f"extension {free.extensions}")
+    check(reader.pricings.get(scope, "Containers").pricing_tier == "Free", "Free not kept")
+    try:
+        reader.pricings.update(scope, "Containers", Pricing(pricing_tier="Standard"))
+        check(False, "a Contributor changed the plan")
+    except HttpResponseError as e:
+        check(e.status_code == 403, f"Contributor update: {e.status_code}")
+
+    standard = admin.pricings.update(
+        scope,
+        "Containers",
+        Pricing(
+            pricing_tier="Standard",
+            extensions=[Extension(name="ContainerRegistriesVulnerabilityAssessments", is_enabled="True")],
+        ),
+    )
+    check(standard.pricing_tier == "Standard" and standard.enablement_time is not None, f"update Standard {standard}")
+    legacy = reader.pricings.get(scope, "ContainerRegistry")
+    check(legacy.pricing_tier == "Standard" and legacy.deprecated and legacy.replaced_by == ["Containers"], f"legacy {legacy}")
+    filtered = reader.pricings.list(scope, filter="name in (Containers,KeyVaults)")
+    check([p.name for p in filtered.value] == ["Containers"], f"filtered {filtered.value}")
+    try:
+        reader.pricings.get(scope, "VirtualMachines")
+        check(False, "another plan was found")
+    except HttpResponseError as e:
+        check(e.status_code == 404 and e.error.code == "PricingNotFound", f"VirtualMachines: {e.status_code}")
+    print("azure-mgmt-security 7.0.0 listed, read and set the Defender plan (pricings.list/get/update): as expected")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--token", required=True)
+    parser.add_argument("--token", required=True, help="a Contributor token for the subscription")
+    parser.add_argument("--admin-token", required=True, help="an Admin token for the subscription (pricings.update)")
     parser.add_argument("--db", required=True, help="the service's SQLite file")
     parser.add_argument("--subscription", default="sdk-sub")
     parser.add_argument("--resource-group", default="sdk-rg")
@@ -159,6 +216,7 @@ def main():
     check(data.additional_properties.get("fixedVersion") == "3.0.11-1~deb12u2", f"extensions {data.additional_properties}")
 
     print(f"azure-mgmt-security read {len(listed)} sub-assessments (list_all, list, get) from {args.url}: all fields as expected")
+    check_pricings(args)
 
 
 if __name__ == "__main__":

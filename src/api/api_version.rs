@@ -20,6 +20,9 @@ pub const ASSESSMENTS: &str = "2021-06-01";
 
 /// The Azure Sub-Assessments API.
 pub const SUB_ASSESSMENTS: &str = "2019-01-01-preview";
+/// The Defender plans (`Microsoft.Security/pricings`), as azure-mgmt-security 7.0.0 sends it.
+pub const PRICINGS: &str = "2024-01-01";
+
 /// Crowsnest's own resources.
 pub const CROWSNEST: &str = "2026-11-01";
 

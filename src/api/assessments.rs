@@ -139,6 +139,15 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
                 "None of the {total} images could be assessed against current advisory data.{unassessed}"
             ),
         }
+    } else if tally.not_applicable(health_cause::PLAN_DISABLED) > 0 {
+        AssessmentStatus {
+            code: HealthCode::NotApplicable,
+            cause: Some(health_cause::PLAN_DISABLED.to_owned()),
+            description: format!(
+                "{} of the {total} images were recorded while the subscription's Defender plan (Containers) was Free and not scanned.",
+                tally.not_applicable(health_cause::PLAN_DISABLED)
+            ),
+        }
     } else {
         AssessmentStatus {
             code: HealthCode::NotApplicable,
@@ -318,7 +327,7 @@ pub struct VulnerabilitySummary {
     /// Images per health code (`Healthy`, `Unhealthy`, `NotApplicable`).
     pub images_by_health: BTreeMap<String, i64>,
     /// NotApplicable images per cause (`NotScanned`, `ScanFailed`, `UnsupportedOs`,
-    /// `NoAdvisoryData`, `UnreadableContent`, `AdvisoriesStale`).
+    /// `NoAdvisoryData`, `UnreadableContent`, `AdvisoriesStale`, `PlanDisabled`).
     pub not_applicable_by_cause: BTreeMap<String, i64>,
     /// Active findings per severity (`Critical`, `High`, `Medium`, `Low`).
     pub findings_by_severity: BTreeMap<String, i64>,

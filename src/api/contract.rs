@@ -18,8 +18,8 @@ use utoipa::openapi::{OpenApi, RefOr, Required};
 use super::api_version;
 use crate::domain::pattern::{self, STORABLE};
 use crate::domain::{
-    CONTAINER_REGISTRY_ASSESSMENT_KEY, Digest, LoginServer, RegistryName, RepositoryName,
-    ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
+    CONTAINER_REGISTRY_ASSESSMENT_KEY, Digest, LoginServer, PricingPlan, PricingTier, RegistryName,
+    RepositoryName, ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
 };
 use crate::scanner::registry::ImageReference;
 
@@ -31,6 +31,7 @@ fn version_of(operation: &Operation) -> Option<&'static str> {
         "SubAssessments" => Some(api_version::SUB_ASSESSMENTS),
         "Assessments" => Some(api_version::ASSESSMENTS),
         "Registries" | "Images" | "Scans" | "Advisories" => Some(api_version::CROWSNEST),
+        "Pricings" => Some(api_version::PRICINGS),
         _ => None,
     }
 }
@@ -79,6 +80,13 @@ fn parameter_rule(name: &str) -> Option<Rule> {
             pattern::case_insensitive(CONTAINER_REGISTRY_ASSESSMENT_KEY)
         )),
         "subAssessmentName" => pattern(pattern::UUID),
+        // Compared without regard to case, so a pattern rather than an enum.
+        "pricingName" => pattern(format!(
+            "^({})$",
+            PricingPlan::ALL
+                .map(|p| pattern::case_insensitive(p.as_str()))
+                .join("|")
+        )),
         "digest" => pattern(Digest::PATTERN),
         "repository" => Rule {
             max_length: Some(RepositoryName::MAX_LEN),
@@ -115,6 +123,11 @@ fn property_rule(schema: &str, property: &str) -> Option<Rule> {
             ..pattern(ImageReference::pattern())
         },
         ("PodList", "kind") => one_of(super::running_images::POD_LIST_KINDS),
+        ("PricingUpdateProperties", "pricingTier") => {
+            one_of(PricingTier::ALL.map(PricingTier::as_str))
+        }
+        ("PricingUpdateProperties", "enforce") => one_of(["False"]),
+        ("PricingExtension", "isEnabled") => one_of(["True", "False"]),
         ("RegistryCredentials", "username" | "token") => pattern(pattern::not_blank()),
         ("RegistryCredentials", "password") => Rule {
             min_length: Some(1),

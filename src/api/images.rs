@@ -72,8 +72,9 @@ pub struct ImageHealth {
     pub code: HealthCode,
     /// Why an image is NotApplicable: `NotScanned`, `ScanFailed`, `UnsupportedOs`,
     /// `NoAdvisoryData` (no advisory data for an ecosystem of its packages), `UnreadableContent`
-    /// (executables or archives could not be read) or `AdvisoriesStale` (that data is older than
-    /// the service's maximum age).
+    /// (executables or archives could not be read), `AdvisoriesStale` (that data is older than
+    /// the service's maximum age) or `PlanDisabled` (recorded while the subscription's Defender
+    /// plan was Free, not scanned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     pub description: String,
@@ -126,7 +127,7 @@ pub struct ImageListOptions {
     /// parentheses) over `properties/repository`, `properties/digest`, `properties/os`,
     /// `properties/platform`, `properties/health/code` (Healthy, Unhealthy, NotApplicable),
     /// `properties/health/cause` (NotScanned, ScanFailed, UnsupportedOs, NoAdvisoryData,
-    /// UnreadableContent, AdvisoriesStale), `properties/running`, `properties/lastPushedAt`,
+    /// UnreadableContent, AdvisoriesStale, PlanDisabled), `properties/running`, `properties/lastPushedAt`,
     /// `properties/lastPulledAt` and `properties/lastScannedAt`.
     /// Example: `properties/health/code eq 'Unhealthy' and properties/running eq true`.
     #[serde(rename = "$filter")]
@@ -238,6 +239,11 @@ fn health(row: &ImageRow, counts: &FindingCounts, coverage: &[EcosystemCoverage]
                 "{} executable(s) or archive(s) of the image could not be read (truncated, malformed or past a limit): what they hold was not assessed. `crowsnest scan --format json` lists them with the reason.",
                 row.unreadable_files
             ),
+        },
+        (_, Some(health_cause::PLAN_DISABLED)) => ImageHealth {
+            code: HealthCode::NotApplicable,
+            cause,
+            description: "The subscription's Defender plan (Containers) is Free: the image was recorded but not scanned. Set the plan to Standard to scan it.".to_owned(),
         },
         (_, Some(health_cause::UNSUPPORTED_OS)) => ImageHealth {
             code: HealthCode::NotApplicable,

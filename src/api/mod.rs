@@ -12,6 +12,7 @@ pub mod input;
 pub mod odata;
 pub mod operations;
 pub mod paging;
+pub mod pricings;
 pub mod registries;
 pub mod registry_events;
 pub mod running_images;
@@ -96,6 +97,9 @@ pub async fn resolve_scope(
         scans::get,
         scans::list,
         usage::list,
+        pricings::list,
+        pricings::get,
+        pricings::put,
         images::list,
         images::get,
         assessments::list,
@@ -118,6 +122,7 @@ pub async fn resolve_scope(
         (name = "Images", description = "Per-image health, running images and the vulnerability summary (api-version 2026-11-01)"),
         (name = "Assessments", description = "The registry-level assessment, as Azure's Assessments API (api-version 2021-06-01)"),
         (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
+        (name = "Pricings", description = "The Defender plan per subscription, as Azure's Pricings API (api-version 2024-01-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
     )
@@ -275,6 +280,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/clusters/{cluster}/runningImages")
                 .app_data(web::PayloadConfig::new(running_images::MAX_REPORT))
                 .route(Method::PUT, running_images::report),
+        )
+        .service(resource(&format!("{SCOPE}/pricings")).route(Method::GET, pricings::list))
+        .service(
+            resource(&format!("{SCOPE}/pricings/{{pricingName}}"))
+                .route(Method::GET, pricings::get)
+                .route(Method::PUT, pricings::put),
         )
         .service(resource(&format!("{SCOPE}/images")).route(Method::GET, images::list))
         .service(resource(&format!("{SCOPE}/images/{{digest}}")).route(Method::GET, images::get))

@@ -12,9 +12,10 @@ use super::paging::{ListQuery, keyset_page};
 use crate::api::auth::Caller;
 use crate::domain::{
     Digest, LoginServer, RegistryId, RepositoryName, Role, ScanStatus, ScanTrigger, SubscriptionId,
-    Timestamp,
+    Timestamp, health_cause,
 };
 use crate::error::{ApiError, CloudError};
+use crate::jobs::pricings;
 use crate::jobs::queue::Submission;
 use crate::scanner::registry::ImageReference;
 use crate::store::{self, scans::ScanRow};
@@ -221,7 +222,8 @@ pub fn valid_idempotency_key(key: &str) -> bool {
 
 /// Queues a scan of an image on a connected registry. A retried POST with the same
 /// `Idempotency-Key` returns the first scan (the key sent with another image is refused with 422);
-/// an image with a scan pending returns that scan.
+/// an image with a scan pending returns that scan. Refused (409 `PlanDisabled`) while the
+/// subscription's Defender plan is Free.
 #[utoipa::path(
     post,
     path = "/subscriptions/{subscriptionId}/providers/Microsoft.Security/scans",
@@ -236,6 +238,7 @@ pub fn valid_idempotency_key(key: &str) -> bool {
     responses(
         (status = 202, description = "Queued (or the scan that stands); poll `Location`", body = Scan,
             headers(("Location" = String), ("Azure-AsyncOperation" = String), ("Retry-After" = u32))),
+        (status = 409, description = "The subscription's Defender plan (Containers) is Free (`PlanDisabled`)", body = CloudError),
         (status = 422, description = "The Idempotency-Key was sent before with another image (`IdempotencyKeyReused`)", body = CloudError),
         (status = "default", description = "CloudError", body = CloudError)
     ),
@@ -259,11 +262,12 @@ pub async fn submit(
         .map_err(|e| ApiError::invalid_parameter("image", e.to_string()))?;
     let sub = subscription.as_str().to_owned();
     let server = login_server.as_str().to_owned();
-    let registry = store::run(&state.pool, move |c| {
-        store::registries::find_by_login_server(c, &sub, &server)
+    let (registry, scanning) = store::run(&state.pool, move |c| {
+        let registry = store::registries::find_by_login_server(c, &sub, &server)?;
+        Ok((registry, pricings::scans(c, &sub)?))
     })
-    .await?
-    .ok_or_else(|| {
+    .await?;
+    let registry = registry.ok_or_else(|| {
         ApiError::not_found(
             "RegistryNotConnected",
             format!(
@@ -273,6 +277,16 @@ pub async fn submit(
             ),
         )
     })?;
+    if !scanning {
+        return Err(ApiError::Conflict {
+            code: health_cause::PLAN_DISABLED,
+            message: format!(
+                "The Defender plan (Containers) of subscription '{}' is Free: images are recorded but not scanned. Set it to Standard (PUT /subscriptions/{}/providers/Microsoft.Security/pricings/Containers) to scan.",
+                subscription.as_str(),
+                subscription.as_str()
+            ),
+        });
+    }
     let submission = Submission {
         registry: registry.clone(),
         repository: reference.repository.clone(),

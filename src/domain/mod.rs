@@ -8,6 +8,7 @@ pub mod kql;
 mod names;
 pub mod odata;
 pub mod pattern;
+mod pricing;
 mod role;
 mod scan;
 mod scope;
@@ -22,6 +23,7 @@ pub use finding::finding_name;
 pub use names::{
     LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId,
 };
+pub use pricing::{PricingPlan, PricingTier, parse_name_filter};
 pub use role::Role;
 pub use scan::{
     AdvisoryData, EcosystemCoverage, HealthCode, ImageSummary, ScanStatus, ScanTrigger,

@@ -118,6 +118,8 @@ pub mod health_cause {
     pub const UNREADABLE_CONTENT: &str = "UnreadableContent";
     /// Some ecosystem's advisory data is older than the maximum age.
     pub const ADVISORIES_STALE: &str = "AdvisoriesStale";
+    /// The subscription's Defender plan is Free: the image was recorded but not scanned.
+    pub const PLAN_DISABLED: &str = "PlanDisabled";
 }
 
 /// Whether advisory data for an ecosystem was loaded.

@@ -15,6 +15,7 @@ pub mod findings;
 pub mod import_advisories;
 pub mod inventories;
 pub mod matching;
+pub mod pricings;
 pub mod queue;
 pub mod registries;
 pub mod registry_events;

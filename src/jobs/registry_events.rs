@@ -1,12 +1,14 @@
 //! What a registry's notifications mean: a push queues a scan (unless that digest was assessed
-//! already, when only the tag is recorded), a pull moves `lastPulledAt`, a delete removes the image
+//! already, when only the tag is recorded, or the subscription's Defender plan is Free, when the
+//! image is recorded as `PlanDisabled`), a pull moves `lastPulledAt`, a delete removes the image
 //! or the tag. Each event id is acted on once: registries redeliver until they get an answer.
 
-use crate::domain::{ScanTrigger, Timestamp};
+use crate::domain::{ScanTrigger, Timestamp, health_cause};
 use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
 use crate::store::{self, AnyConnection, Pool, StoreError};
 
+use super::pricings;
 use super::queue::{Queue, Submission};
 
 /// One notification, as understood at the edge.
@@ -82,7 +84,9 @@ fn record(
     let now = Timestamp::now().micros();
     // Envelopes naming the same events, images or tags in another order would otherwise lock
     // their rows in opposite orders and deadlock.
+    store::lock_pricing(c, &registry.subscription_id, false)?;
     store::lock_keys(c, lock_keys(&registry.id, events))?;
+    let scanning = pricings::scans(c, &registry.subscription_id)?;
     for event in events {
         if event.id.is_empty() || event.id.len() > MAX_EVENT_ID {
             out.ignored += 1;
@@ -103,9 +107,13 @@ fn record(
                 tag,
                 index,
             } => {
-                let tag = tag.as_deref();
-                out.scans
-                    .extend(push(c, registry, repository, digest, tag, *index, now)?);
+                let pushed = Pushed {
+                    repository,
+                    digest,
+                    tag: tag.as_deref(),
+                    index: *index,
+                };
+                out.scans.extend(push(c, registry, &pushed, scanning, now)?);
                 true
             }
             ImageAction::Pull { repository, digest } => {
@@ -164,30 +172,50 @@ fn lock_keys(registry: &str, events: &[RegistryEvent]) -> Vec<String> {
     keys
 }
 
-/// A pushed manifest: a digest already assessed only gains the tag; anything else is scanned.
+/// A manifest a push names.
+struct Pushed<'a> {
+    repository: &'a str,
+    digest: &'a str,
+    tag: Option<&'a str>,
+    /// An index (or a Docker manifest list).
+    index: bool,
+}
+
+/// A pushed manifest: a digest already assessed only gains the tag; anything else is scanned,
+/// unless the subscription's plan is Free (`scanning` false): then it is recorded as `PlanDisabled`.
 /// Returns the scan that stands for it, if one was needed.
 fn push(
     c: &mut AnyConnection,
     registry: &RegistryRow,
-    repository: &str,
-    digest: &str,
-    tag: Option<&str>,
-    index: bool,
+    pushed: &Pushed<'_>,
+    scanning: bool,
     now: i64,
 ) -> diesel::QueryResult<Option<String>> {
+    let Pushed {
+        repository,
+        digest,
+        tag,
+        index,
+    } = *pushed;
     if !index {
+        let unscanned = ImageRow::unscanned(registry, repository, digest, now);
         let template = ImageRow {
             pushed_at: Some(now),
-            ..ImageRow::unscanned(registry, repository, digest, now)
+            health_reason: if scanning {
+                unscanned.health_reason.clone()
+            } else {
+                Some(health_cause::PLAN_DISABLED.to_owned())
+            },
+            ..unscanned
         };
         let image = store::images::ensure(c, &template, Some(now))?;
         if let Some(tag) = tag {
             store::images::set_tag(c, &image, tag, now)?;
         }
-        if image.scanned_at.is_some() {
+        if image.scanned_at.is_some() || !scanning {
             return Ok(None);
         }
-    } else if store::images::index_assessed(c, &registry.id, repository, digest)? {
+    } else if !scanning || store::images::index_assessed(c, &registry.id, repository, digest)? {
         return Ok(None);
     }
     let (scan, _) = Queue::submit_in(

@@ -1,6 +1,7 @@
 //! What a cluster's report of running containers means: it replaces the cluster's previous report,
 //! the running flags of images follow every cluster's latest report, and images from connected
-//! registries that were never assessed are scanned now (`Runtime`), up to a limit per report.
+//! registries that were never assessed are scanned now (`Runtime`), up to a limit per report
+//! (none while the subscription's Defender plan is Free).
 //! `Runtime` scans not started yet of images no cluster runs any more are cancelled. Every step is
 //! a few statements per repository, not one per container: a report of tens of thousands of pods
 //! is one short transaction.
@@ -12,6 +13,7 @@ use crate::store::running_images::RunningImageRow;
 use crate::store::scans::{ScanRow, ScanTarget};
 use crate::store::{self, AnyConnection, Pool, StoreError};
 
+use super::pricings;
 use super::queue::Queue;
 
 /// How much one report may hold and start.
@@ -99,6 +101,7 @@ fn apply(
         };
         lookup(&registries, host).map(|r| store::image_key(&r.id, repository, digest))
     });
+    store::lock_pricing(c, subscription, false)?;
     store::lock_keys(
         c,
         images.chain(std::iter::once(format!("running {subscription}"))),
@@ -120,15 +123,20 @@ fn apply(
     store::running_images::mark_running(c, subscription, &running_list)?;
 
     // Scans a previous report queued for images that no cluster runs now: nobody needs them.
-    let unneeded: Vec<String> = store::scans::unstarted(c, subscription, ScanTrigger::Runtime)?
-        .into_iter()
-        .filter(|s| {
-            s.digest.as_ref().is_none_or(|digest| {
-                !running.contains(&(s.registry_id.clone(), s.repository.clone(), digest.clone()))
+    let unneeded: Vec<String> =
+        store::scans::unstarted(c, subscription, Some(ScanTrigger::Runtime))?
+            .into_iter()
+            .filter(|s| {
+                s.digest.as_ref().is_none_or(|digest| {
+                    !running.contains(&(
+                        s.registry_id.clone(),
+                        s.repository.clone(),
+                        digest.clone(),
+                    ))
+                })
             })
-        })
-        .map(|s| s.id)
-        .collect();
+            .map(|s| s.id)
+            .collect();
     let scans_cancelled =
         store::scans::cancel(c, &unneeded, now, "NoLongerRunning", NO_LONGER_RUNNING)?;
 
@@ -192,8 +200,11 @@ fn apply(
         .filter_map(|r| r.pending_key.clone())
         .collect();
     let pending = store::scans::pending_of(c, &keys)?;
+    // On the Free plan nothing is queued; the first report after a switch to Standard queues them.
+    let scanning = pricings::scans(c, subscription)?;
     let new: Vec<ScanRow> = unassessed
         .into_iter()
+        .filter(|_| scanning)
         .filter(|r| r.pending_key.as_ref().is_none_or(|k| !pending.contains(k)))
         .collect();
     let (now_queued, deferred) = new.split_at(new.len().min(limits.max_new_scans));

@@ -319,6 +319,42 @@ pub fn record_failure(conn: &mut AnyConnection, image_id: &str, reason: &str) ->
     .map(drop)
 }
 
+/// A subscription's images never assessed whose cause is `cause` (`NotScanned`, `PlanDisabled`).
+pub fn unscanned_with_cause(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    cause: &str,
+) -> QueryResult<Vec<ImageRow>> {
+    images::table
+        .filter(images::subscription_id.eq(subscription))
+        .filter(images::scanned_at.is_null())
+        .filter(images::health_reason.eq(cause))
+        .select(ImageRow::as_select())
+        .order(images::id.asc())
+        .load(conn)
+}
+
+/// Gives a subscription's never-assessed images whose cause is `from` the cause `to`; returns how
+/// many.
+pub fn recause_unscanned(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    from: &str,
+    to: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        images::table
+            .filter(images::subscription_id.eq(subscription))
+            .filter(images::scanned_at.is_null())
+            .filter(images::health_reason.eq(from)),
+    )
+    .set((
+        images::health.eq(HealthCode::NotApplicable.as_str()),
+        images::health_reason.eq(to),
+    ))
+    .execute(conn)
+}
+
 /// Images last assessed before `assessed_before` that were pulled, pushed or first seen since
 /// `active_since` (an image scanned on request has no push time), or are running; oldest
 /// assessment first, after the (scanned_at, id) cursor `after`. A cursor rather than an offset:

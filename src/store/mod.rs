@@ -21,6 +21,7 @@ pub mod filter;
 pub mod findings;
 pub mod images;
 pub mod inventories;
+pub mod pricings;
 pub mod registries;
 pub mod registry_events;
 pub mod running_images;
@@ -393,6 +394,27 @@ pub fn lock_keys<K: AsRef<str>>(
     .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
     .execute(pg)?;
     Ok(())
+}
+
+/// Holds a subscription's Defender plan until the transaction ends: `exclusive` for a change of
+/// tier, shared for writers that decide by it (a push queueing a scan or not), so pushes of one
+/// subscription never wait for each other and no push acts on a tier being changed. Taken before
+/// [`lock_keys`] (a change of tier takes no other key), so the global order holds. Nothing on
+/// SQLite, whose writer holds the whole database.
+pub fn lock_pricing(c: &mut AnyConnection, subscription: &str, exclusive: bool) -> QueryResult<()> {
+    use diesel::RunQueryDsl;
+    let AnyConnection::Postgresql(pg) = c else {
+        return Ok(());
+    };
+    let lock = if exclusive {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1)"
+    };
+    diesel::sql_query(lock)
+        .bind::<diesel::sql_types::BigInt, _>(lock_id(&format!("pricing {subscription}")))
+        .execute(pg)
+        .map(drop)
 }
 
 /// Beyond this many keys, [`lock_keys`] locks them all at once.

@@ -213,19 +213,22 @@ pub fn pending_of(
     Ok(held)
 }
 
-/// A subscription's scans of `trigger` that are queued and were never started.
+/// A subscription's scans (of `trigger`, or all) that are queued and were never started.
 pub fn unstarted(
     conn: &mut AnyConnection,
     subscription: &str,
-    trigger: ScanTrigger,
+    trigger: Option<ScanTrigger>,
 ) -> QueryResult<Vec<ScanRow>> {
-    scans::table
+    let mut query = scans::table
         .filter(scans::subscription_id.eq(subscription))
         .filter(scans::status.eq("Queued"))
         .filter(scans::attempts.eq(0))
-        .filter(scans::triggered_by.eq(trigger.as_str()))
         .select(ScanRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(trigger) = trigger {
+        query = query.filter(scans::triggered_by.eq(trigger.as_str()));
+    }
+    query.load(conn)
 }
 
 /// Fails the scans of `ids` that are still queued and were never started, with `code`; returns

@@ -156,6 +156,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pricings (subscription_id, plan) {
+        subscription_id -> Text,
+        plan -> Text,
+        pricing_tier -> Text,
+        enablement_time -> Nullable<BigInt>,
+        changed_by -> Text,
+        changed_at -> BigInt,
+    }
+}
+
 diesel::joinable!(images -> registries (registry_id));
 diesel::joinable!(findings -> images (image_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -164,6 +175,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scans,
     registry_events,
     billing_records,
+    pricings,
     images,
     image_tags,
     findings,

@@ -95,7 +95,7 @@ pub fn top_images(
 pub struct Tally {
     pub images: BTreeMap<String, i64>,
     /// NotApplicable images per cause (`NotScanned`, `ScanFailed`, `UnsupportedOs`,
-    /// `NoAdvisoryData`, `UnreadableContent`, `AdvisoriesStale`).
+    /// `NoAdvisoryData`, `UnreadableContent`, `AdvisoriesStale`, `PlanDisabled`).
     pub causes: BTreeMap<String, i64>,
     pub findings: BTreeMap<String, i64>,
     pub patchable: i64,

@@ -313,6 +313,7 @@ fn body_of(path: &str) -> Value {
         "runningImages" => json!({"kind": "List", "items": []}),
         "registryEvents" => json!({"events": []}),
         "advisories:import" => json!([]),
+        "{pricingName}" => json!({"properties": {"pricingTier": "Standard"}}),
         _ => json!({"properties": {"loginServer": "registry.example.com"}}),
     }
 }
@@ -328,6 +329,7 @@ fn path_value(name: &str) -> &'static str {
         "subAssessmentName" => "00000000-0000-0000-0000-000000000000",
         "digest" => "sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "cluster" => "c1",
+        "pricingName" => "Containers",
         "scanId" | "id" | "name" => "x",
         other => panic!("no sample for the path parameter {other}"),
     }
@@ -393,5 +395,5 @@ async fn every_operation_takes_the_api_version_its_document_names(backend: Backe
             checked += 1;
         }
     }
-    assert_eq!(checked, 24, "operations with an api-version");
+    assert_eq!(checked, 27, "operations with an api-version");
 }

@@ -24,6 +24,7 @@ mod inventories;
 mod openapi;
 mod operations;
 mod pipeline;
+mod pricings;
 mod queue_processes;
 mod registries;
 mod registry_client;

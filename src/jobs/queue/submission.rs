@@ -6,6 +6,7 @@ use diesel::Connection;
 use tokio::sync::Notify;
 
 use crate::domain::{ScanTrigger, Timestamp};
+use crate::jobs::pricings;
 use crate::store::images::ImageRow;
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{ScanRow, ScanTarget};
@@ -102,15 +103,18 @@ impl Queue {
     }
 }
 
-/// Queues re-assessments of `images` in the caller's connection (see [`Queue::submit_reassessments`]).
+/// Queues re-assessments of `images` in the caller's connection (see [`Queue::submit_reassessments`]);
+/// images of subscriptions whose Defender plan is Free are passed over.
 pub fn reassess_in(
     conn: &mut AnyConnection,
     images: &[ImageRow],
     trigger: ScanTrigger,
 ) -> diesel::QueryResult<usize> {
     let now = Timestamp::now().micros();
+    let free = pricings::free_among(conn, images.iter().map(|i| i.subscription_id.as_str()))?;
     let rows: Vec<ScanRow> = images
         .iter()
+        .filter(|image| !free.contains(&image.subscription_id))
         .map(|image| {
             let target = ScanTarget {
                 subscription_id: &image.subscription_id,
