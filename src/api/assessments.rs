@@ -13,7 +13,8 @@ use super::paging::{ListQuery, paginate};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{
-    CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, RegistryId, Role, Scope, Severity, health_cause,
+    AssessmentKey, CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, MDVM_ASSESSMENT_KEY, RegistryId,
+    Role, Scope, Severity, health_cause,
 };
 use crate::error::{ApiError, CloudError};
 use crate::store;
@@ -22,7 +23,6 @@ use crate::store::registries::RegistryRow;
 use crate::store::summary::Tally;
 
 pub const ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments";
-const DISPLAY_NAME: &str = "Container registry images should have vulnerability findings resolved";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecurityAssessment {
@@ -78,12 +78,17 @@ pub struct AssessmentScopePath {
 pub struct AssessmentPath {
     /// A registry resource id.
     pub scope: String,
+    /// `dbd0cb49-b563-45e7-9724-889e799fa648` (container registry) or
+    /// `c0b7cfc6-3172-465a-b378-53c7ff2cc0d5` (MDVM).
     #[serde(rename = "assessmentName")]
     #[param(rename = "assessmentName")]
     pub assessment_name: String,
 }
 
-fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
+/// A registry's assessment under `key`. Both keys judge the same images, so they share the status;
+/// the counts are of the key's sub-assessments: findings under the container registry key, one
+/// per CVE under the MDVM key.
+fn assessment(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> SecurityAssessment {
     let registry_id = RegistryId::format(
         &registry.subscription_id,
         &registry.resource_group,
@@ -102,18 +107,28 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
             " {no_data} image(s) have no advisory data for an ecosystem of their packages, {stale} only stale data."
         ),
     };
+    let (counts, patchable, what) = match key {
+        AssessmentKey::ContainerRegistry => {
+            (&tally.findings, tally.patchable, "vulnerability findings")
+        }
+        AssessmentKey::Mdvm => (
+            &tally.vulnerabilities,
+            tally.patchable_vulnerabilities,
+            "vulnerabilities (one per CVE and finding)",
+        ),
+    };
+    let count = |s: Severity| counts.get(s.as_str()).copied().unwrap_or(0);
+    let all: i64 = counts.values().sum();
     let status = if unhealthy > 0 {
         AssessmentStatus {
             code: HealthCode::Unhealthy,
             cause: None,
             description: format!(
-                "{unhealthy} of {total} images have {} active vulnerability findings ({} Critical, {} High, {} Medium, {} Low; {} patchable).{unassessed}",
-                tally.findings(),
-                tally.severity(Severity::Critical),
-                tally.severity(Severity::High),
-                tally.severity(Severity::Medium),
-                tally.severity(Severity::Low),
-                tally.patchable
+                "{unhealthy} of {total} images have {all} active {what} ({} Critical, {} High, {} Medium, {} Low; {patchable} patchable).{unassessed}",
+                count(Severity::Critical),
+                count(Severity::High),
+                count(Severity::Medium),
+                count(Severity::Low),
             ),
         }
     } else if healthy > 0 {
@@ -158,51 +173,51 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
         ("notApplicableImages", not_applicable),
         ("noAdvisoryDataImages", no_data),
         ("staleAdvisoriesImages", stale),
-        ("findings", tally.findings()),
-        ("criticalFindings", tally.severity(Severity::Critical)),
-        ("highFindings", tally.severity(Severity::High)),
-        ("mediumFindings", tally.severity(Severity::Medium)),
-        ("lowFindings", tally.severity(Severity::Low)),
-        ("patchableFindings", tally.patchable),
+        ("findings", all),
+        ("criticalFindings", count(Severity::Critical)),
+        ("highFindings", count(Severity::High)),
+        ("mediumFindings", count(Severity::Medium)),
+        ("lowFindings", count(Severity::Low)),
+        ("patchableFindings", patchable),
     ] {
         additional_data.insert(key.to_owned(), n.to_string());
     }
     SecurityAssessment {
         id: format!(
-            "{registry_id}/providers/Microsoft.Security/assessments/{CONTAINER_REGISTRY_ASSESSMENT_KEY}"
+            "{registry_id}/providers/Microsoft.Security/assessments/{}",
+            key.as_str()
         ),
-        name: CONTAINER_REGISTRY_ASSESSMENT_KEY.to_owned(),
+        name: key.as_str().to_owned(),
         resource_type: ASSESSMENT_TYPE.to_owned(),
         properties: SecurityAssessmentProperties {
             resource_details: AzureResourceDetails {
                 source: "Azure".to_owned(),
                 id: registry_id,
             },
-            display_name: DISPLAY_NAME.to_owned(),
+            display_name: key.display_name().to_owned(),
             status,
             additional_data,
         },
     }
 }
 
-/// Crowsnest has one assessment, the container registry one; any other key is a 404 (not an empty
-/// answer), so a mistyped key is noticed.
-pub(super) fn require_assessment(key: &str) -> Result<(), ApiError> {
-    if key.eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(
+/// Crowsnest has two assessments over the same findings (see `domain::AssessmentKey`); any other
+/// key is a 404 (not an empty answer), so a mistyped key is noticed.
+pub(super) fn assessment_key(key: &str) -> Result<AssessmentKey, ApiError> {
+    AssessmentKey::parse(key).ok_or_else(|| {
+        ApiError::not_found(
             "AssessmentNotFound",
             format!(
-                "No assessment '{}' here: Crowsnest provides only the container image assessment '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'.",
+                "No assessment '{}' here: Crowsnest provides the container image assessments '{CONTAINER_REGISTRY_ASSESSMENT_KEY}' and '{MDVM_ASSESSMENT_KEY}' (MDVM).",
                 key.chars().take(64).collect::<String>()
             ),
-        ))
-    }
+        )
+    })
 }
 
-/// The registry's assessment: Unhealthy when any image has active findings, Healthy when
-/// assessed images have none, NotApplicable before anything was assessed.
+/// The registry's assessment under either key: Unhealthy when any image has active findings,
+/// Healthy when assessed images have none, NotApplicable before anything was assessed. The counts
+/// in `additionalData` are of the key's sub-assessments (findings, or CVEs of findings for MDVM).
 #[utoipa::path(
     get,
     path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}",
@@ -222,7 +237,7 @@ pub async fn get(
     query: web::Query<ApiVersionQuery>,
 ) -> Result<web::Json<SecurityAssessment>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
-    require_assessment(&path.assessment_name)?;
+    let key = assessment_key(&path.assessment_name)?;
     let Ok(Scope::Registry(_)) = Scope::parse(&path.scope) else {
         // Subscriptions and resource groups are valid scopes elsewhere; this assessment is a registry's.
         resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
@@ -250,10 +265,11 @@ pub async fn get(
             "the registry was deleted while its assessment was read"
         ))
     })?;
-    Ok(web::Json(assessment(&registry, &tally)))
+    Ok(web::Json(assessment(&registry, &tally, key)))
 }
 
-/// The assessments under a scope: one per connected registry.
+/// The assessments under a scope: two per connected registry, the container registry one
+/// (`dbd0cb49-…`) and the MDVM one (`c0b7cfc6-…`). `$top` counts registries.
 #[utoipa::path(
     get,
     path = "/{scope}/providers/Microsoft.Security/assessments",
@@ -303,10 +319,10 @@ pub async fn list(
         top,
         |(r, _)| vec![r.resource_group.clone(), r.name.clone()],
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |(r, tally)| assessment(&r, &tally),
+        |(r, tally)| AssessmentKey::ALL.map(|key| assessment(&r, &tally, key)),
     );
     Ok(web::Json(SecurityAssessmentList {
-        value: page.value,
+        value: page.value.into_iter().flatten().collect(),
         next_link: page.next_link,
     }))
 }

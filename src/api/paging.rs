@@ -122,7 +122,7 @@ pub fn paginate<R, T>(
     }
 }
 
-fn encode_token(key: &[String]) -> String {
+pub(super) fn encode_token(key: &[String]) -> String {
     let json = serde_json::to_vec(key).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
