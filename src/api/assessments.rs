@@ -269,7 +269,7 @@ pub async fn get(
 }
 
 /// The assessments under a scope: two per connected registry, the container registry one
-/// (`dbd0cb49-…`) and the MDVM one (`c0b7cfc6-…`). `$top` counts registries.
+/// (`dbd0cb49-…`) then the MDVM one (`c0b7cfc6-…`).
 #[utoipa::path(
     get,
     path = "/{scope}/providers/Microsoft.Security/assessments",
@@ -291,19 +291,36 @@ pub async fn list(
 ) -> Result<web::Json<SecurityAssessmentList>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
-    let page = query.page(2)?;
+    let page = query.page(3)?;
     let top = page.top;
+    // A token names the last (registry, key) shown; a page that ended on a registry's first key
+    // resumes at that registry.
+    let after = match &page.after {
+        None => None,
+        Some(token) => {
+            let key =
+                AssessmentKey::parse(&token[2]).ok_or_else(super::paging::invalid_skip_token)?;
+            Some((token[0].clone(), token[1].clone(), key))
+        }
+    };
+    let cursor = after.clone();
     let rows = store::run(&state.pool, move |c| {
-        let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
+        let after = cursor;
+        let inclusive = after
+            .as_ref()
+            .is_some_and(|(_, _, key)| Some(*key) != AssessmentKey::ALL.last().copied());
+        let from = after
+            .as_ref()
+            .map(|(rg, name, _)| (rg.as_str(), name.as_str()));
         let registries = match &scope {
             FindingScope::Registry(id) => store::registries::find_by_row_id(c, id)?
                 .into_iter()
                 .collect(),
             FindingScope::Subscription(sub) => {
-                store::registries::list(c, sub, None, after, top + 1)?
+                store::registries::list_from(c, sub, None, from, inclusive, top + 1)?
             }
             FindingScope::ResourceGroup(sub, rg) => {
-                store::registries::list(c, sub, Some(rg), after, top + 1)?
+                store::registries::list_from(c, sub, Some(rg), from, inclusive, top + 1)?
             }
         };
         let mut out = Vec::with_capacity(registries.len());
@@ -314,15 +331,33 @@ pub async fn list(
         Ok(out)
     })
     .await?;
+    // Each registry's assessments, both keys in order, less those a previous page showed.
+    let items: Vec<(&RegistryRow, &Tally, AssessmentKey)> = rows
+        .iter()
+        .flat_map(|(r, tally)| AssessmentKey::ALL.map(|key| (r, tally, key)))
+        .filter(|(r, _, key)| match &after {
+            Some((rg, name, shown)) if r.resource_group == *rg && r.name == *name => {
+                AssessmentKey::ALL.iter().position(|k| k == key)
+                    > AssessmentKey::ALL.iter().position(|k| k == shown)
+            }
+            _ => true,
+        })
+        .collect();
     let page = paginate(
-        rows,
+        items,
         top,
-        |(r, _)| vec![r.resource_group.clone(), r.name.clone()],
+        |(r, _, key)| {
+            vec![
+                r.resource_group.clone(),
+                r.name.clone(),
+                key.as_str().to_owned(),
+            ]
+        },
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |(r, tally)| AssessmentKey::ALL.map(|key| assessment(&r, &tally, key)),
+        |(r, tally, key)| assessment(r, tally, key),
     );
     Ok(web::Json(SecurityAssessmentList {
-        value: page.value.into_iter().flatten().collect(),
+        value: page.value,
         next_link: page.next_link,
     }))
 }

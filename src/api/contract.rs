@@ -18,8 +18,8 @@ use utoipa::openapi::{OpenApi, RefOr, Required};
 use super::api_version;
 use crate::domain::pattern::{self, STORABLE};
 use crate::domain::{
-    AssessmentKey, Digest, LoginServer, RegistryName, RepositoryName,
-    ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
+    AssessmentKey, Digest, LoginServer, RegistryName, RepositoryName, ResourceGroupName,
+    ScanStatus, ScanTrigger, Scope, SubscriptionId,
 };
 use crate::scanner::registry::ImageReference;
 

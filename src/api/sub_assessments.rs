@@ -519,13 +519,10 @@ fn status(listed: &ListedFinding, severity: Severity) -> SubAssessmentStatus {
 /// The vulnerabilities a finding is shown as under the MDVM key: its CVEs, sorted, or its advisory.
 pub fn mdvm_vulnerabilities_of(listed: &ListedFinding) -> Vec<String> {
     let cves = mdvm::cve_ids(&listed.finding.cves);
-    mdvm_vulnerabilities(
-        &listed.finding.advisory_id,
-        cves.iter().map(String::as_str),
-    )
-    .into_iter()
-    .map(str::to_owned)
-    .collect()
+    mdvm_vulnerabilities(&listed.finding.advisory_id, cves.iter().map(String::as_str))
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// One vulnerability of a finding under the MDVM key (`c0b7cfc6-…`). `vulnerability` is one of
@@ -561,9 +558,8 @@ pub fn render_mdvm<'a>(
             link: Cow::Owned(format!("https://nvd.nist.gov/vuln/detail/{vulnerability}")),
         });
     }
-    references.extend(
-        serde_json::from_str::<Vec<Link<'a>>>(&row.vendor_references).unwrap_or_default(),
-    );
+    references
+        .extend(serde_json::from_str::<Vec<Link<'a>>>(&row.vendor_references).unwrap_or_default());
     let language = package_language(&row.ecosystem);
     let os = image.and_then(|i| i.os.as_ref());
     let os_version = os
@@ -844,7 +840,9 @@ pub async fn list(
             let page = list_page(&state, &caller, &req, &path.scope, &query, &options).await?;
             json_page(page)
         }
-        AssessmentKey::Mdvm => mdvm_page(&state, &caller, &req, &path.scope, &query, &options).await,
+        AssessmentKey::Mdvm => {
+            mdvm_page(&state, &caller, &req, &path.scope, &query, &options).await
+        }
     }
 }
 

@@ -14,11 +14,11 @@ use std::collections::HashMap;
 
 use diesel::QueryResult;
 
+use crate::domain::{mdvm_sub_assessment_name, mdvm_vulnerabilities};
 use crate::scanner::advisories::ecosystem::OsRelease;
 use crate::scanner::advisories::osv::{self, SeverityScore};
 use crate::scanner::advisories::ratings::RatingSource;
 use crate::scanner::advisories::severity;
-use crate::domain::{mdvm_sub_assessment_name, mdvm_vulnerabilities};
 use crate::store::findings::{FindingScope, ListedFinding};
 use crate::store::{self, AnyConnection};
 
@@ -129,10 +129,7 @@ pub fn details(conn: &mut AnyConnection, rows: &[ListedFinding]) -> QueryResult<
     let image_ids = distinct(&|r| &r.finding.image_id);
     let digests = distinct(&|r| &r.finding.image_digest);
     let advisory_ids = distinct(&|r| &r.finding.advisory_id);
-    let mut cves: Vec<String> = rows
-        .iter()
-        .flat_map(|r| cve_ids(&r.finding.cves))
-        .collect();
+    let mut cves: Vec<String> = rows.iter().flat_map(|r| cve_ids(&r.finding.cves)).collect();
     cves.sort_unstable();
     cves.dedup();
 
@@ -231,7 +228,8 @@ pub fn find_by_name(
 ) -> QueryResult<Option<(ListedFinding, String)>> {
     let mut after: Option<String> = None;
     loop {
-        let chunk = store::findings::ids_and_cves(conn, scope, after.as_deref(), NAME_SEARCH_CHUNK)?;
+        let chunk =
+            store::findings::ids_and_cves(conn, scope, after.as_deref(), NAME_SEARCH_CHUNK)?;
         let Some((last, _, _)) = chunk.last() else {
             return Ok(None);
         };

@@ -66,7 +66,10 @@ pub fn os_of(
             inventories::table
                 .filter(inventories::manifest_digest.eq_any(chunk))
                 .filter(inventories::os.is_not_null())
-                .select((inventories::manifest_digest, inventories::os.assume_not_null()))
+                .select((
+                    inventories::manifest_digest,
+                    inventories::os.assume_not_null(),
+                ))
                 .load::<(String, String)>(conn)?,
         );
     }

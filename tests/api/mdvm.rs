@@ -101,9 +101,11 @@ async fn scanned(app: &TestApp) -> Scanned {
     .await;
     let registry = notifying_registry(app, REGISTRY).await;
     let pushed = push_image(&registry, "team/app", Some("v1"), &vulnerable_debian()).await;
-    wait_for("the pushed image's findings", Duration::from_secs(60), || async {
-        (list(app, KEY, "").await.len() == 3).then_some(())
-    })
+    wait_for(
+        "the pushed image's findings",
+        Duration::from_secs(60),
+        || async { (list(app, KEY, "").await.len() == 3).then_some(()) },
+    )
     .await;
     Scanned { registry, pushed }
 }
@@ -117,11 +119,7 @@ fn sub_assessments_path(key: &str) -> String {
 
 /// Every sub-assessment of `key`, following nextLinks; `query` is added to the first request.
 async fn list(app: &TestApp, key: &str, query: &str) -> Vec<Value> {
-    pages(app, key, query)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    pages(app, key, query).await.into_iter().flatten().collect()
 }
 
 async fn pages(app: &TestApp, key: &str, query: &str) -> Vec<Vec<Value>> {
@@ -129,7 +127,13 @@ async fn pages(app: &TestApp, key: &str, query: &str) -> Vec<Vec<Value>> {
     let mut out = Vec::new();
     let mut next = Some(app.url(&format!("{}?{SUB_API}{query}", sub_assessments_path(key))));
     while let Some(url) = next {
-        let response = app.client.get(&url).bearer_auth(&token).send().await.unwrap();
+        let response = app
+            .client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         let (status, body) = json_of(response).await;
         assert_eq!(status, 200, "{url}: {body}");
         out.push(body["value"].as_array().unwrap().clone());
@@ -152,7 +156,8 @@ fn json_type(v: &Value) -> &'static str {
 
 /// The fields that keep their documented empty form: the sample fills them, Crowsnest has no
 /// honest value (README, "The MDVM assessment").
-const EMPTY_FORM: [&str; 1] = ["$.additionalData.vulnerabilityDetails.exploitabilityAssessment.types"];
+const EMPTY_FORM: [&str; 1] =
+    ["$.additionalData.vulnerabilityDetails.exploitabilityAssessment.types"];
 
 /// Every field of `sample` is in `ours` with the same JSON type, recursively (arrays by their
 /// first item); a `null` in the sample stands for "an object or nothing". Returns the paths seen.
@@ -225,13 +230,23 @@ async fn a_scanned_vulnerability_has_every_field_of_the_documented_sample(backen
     );
     assert_eq!(
         one["id"],
-        format!("{}/{}", sub_assessments_path(MDVM), one["name"].as_str().unwrap())
+        format!(
+            "{}/{}",
+            sub_assessments_path(MDVM),
+            one["name"].as_str().unwrap()
+        )
     );
     let data = &p["additionalData"];
-    assert_eq!(data["assessedResourceType"], "AzureContainerRegistryVulnerability");
+    assert_eq!(
+        data["assessedResourceType"],
+        "AzureContainerRegistryVulnerability"
+    );
     let v = &data["vulnerabilityDetails"];
     assert_eq!(v["cveId"], ONE_CVE);
-    assert_eq!(v["severity"], finding["properties"]["additionalData"]["severity"]);
+    assert_eq!(
+        v["severity"],
+        finding["properties"]["additionalData"]["severity"]
+    );
     assert_eq!(
         v["weaknesses"]["cwe"],
         json!([{"id": "CWE-787"}, {"id": "CWE-125"}])
@@ -263,7 +278,10 @@ async fn a_scanned_vulnerability_has_every_field_of_the_documented_sample(backen
     assert_eq!(a["tags"], json!(["v1"]));
     assert_eq!(a["artifactType"], "ContainerImage");
     assert!(
-        a["lastPushedToRegistryUTC"].as_str().unwrap().starts_with("20"),
+        a["lastPushedToRegistryUTC"]
+            .as_str()
+            .unwrap()
+            .starts_with("20"),
         "{a}"
     );
     let s = &data["softwareDetails"];
@@ -313,7 +331,10 @@ fn nvd_v3(cve: &str) -> (String, f64) {
         .min_by_key(|m| m["type"] != "Primary")
         .unwrap_or_else(|| panic!("NVD has no 3.x metric for {cve}"));
     (
-        metric["cvssData"]["vectorString"].as_str().unwrap().to_owned(),
+        metric["cvssData"]["vectorString"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         metric["cvssData"]["baseScore"].as_f64().unwrap(),
     )
 }
@@ -373,7 +394,11 @@ async fn both_keys_show_the_scan_with_counts_that_add_up(backend: Backend) {
     for v in &vulnerabilities {
         let (status, got) = app
             .get_json(
-                &format!("{}/{}?{SUB_API}", sub_assessments_path(MDVM), v["name"].as_str().unwrap()),
+                &format!(
+                    "{}/{}?{SUB_API}",
+                    sub_assessments_path(MDVM),
+                    v["name"].as_str().unwrap()
+                ),
                 &token,
             )
             .await;
@@ -428,7 +453,10 @@ async fn both_keys_show_the_scan_with_counts_that_add_up(backend: Backend) {
     let mdvm = assessment(MDVM).await;
     assert_eq!(container["properties"]["additionalData"]["findings"], "3");
     assert_eq!(mdvm["properties"]["additionalData"]["findings"], "5");
-    assert_eq!(mdvm["properties"]["additionalData"]["patchableFindings"], "4");
+    assert_eq!(
+        mdvm["properties"]["additionalData"]["patchableFindings"],
+        "4"
+    );
     assert_eq!(mdvm["properties"]["status"]["code"], "Unhealthy");
     assert_eq!(container["properties"]["status"]["code"], "Unhealthy");
     assert_eq!(mdvm["name"], MDVM);
@@ -439,16 +467,21 @@ async fn both_keys_show_the_scan_with_counts_that_add_up(backend: Backend) {
             .contains("Microsoft Defender Vulnerability Management")
     );
     let severities = |key: &str, body: &Value| -> i64 {
-        ["criticalFindings", "highFindings", "mediumFindings", "lowFindings"]
-            .iter()
-            .map(|k| {
-                body["properties"]["additionalData"][k]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{key}: {k}"))
-                    .parse::<i64>()
-                    .unwrap()
-            })
-            .sum()
+        [
+            "criticalFindings",
+            "highFindings",
+            "mediumFindings",
+            "lowFindings",
+        ]
+        .iter()
+        .map(|k| {
+            body["properties"]["additionalData"][k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key}: {k}"))
+                .parse::<i64>()
+                .unwrap()
+        })
+        .sum()
     };
     assert_eq!(severities(KEY, &container), 3);
     assert_eq!(severities(MDVM, &mdvm), 5);
@@ -521,7 +554,10 @@ async fn filters_orders_and_pages_work_on_the_mdvm_key(backend: Backend) {
     assert_eq!(paged.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
 
     // An order over findings, then CVEs, paged: the same set, each once.
-    for order in ["properties/status/severity desc", "properties/additionalData/cvss"] {
+    for order in [
+        "properties/status/severity desc",
+        "properties/additionalData/cvss",
+    ] {
         let query = format!("&$orderby={order}");
         let whole = list(&app, MDVM, &query).await;
         let paged: Vec<Value> = pages(&app, MDVM, &format!("{query}&$top=2"))
@@ -537,13 +573,19 @@ async fn filters_orders_and_pages_work_on_the_mdvm_key(backend: Backend) {
     // A token of one key's list is not one of the other's.
     let token = app.token(SUB, Role::Reader);
     let (_, first) = app
-        .get_json(&format!("{}?{SUB_API}&$top=1", sub_assessments_path(KEY)), &token)
+        .get_json(
+            &format!("{}?{SUB_API}&$top=1", sub_assessments_path(KEY)),
+            &token,
+        )
         .await;
     let next = first["nextLink"].as_str().unwrap();
     let skip = next.split("$skipToken=").nth(1).unwrap();
     let (status, body) = app
         .get_json(
-            &format!("{}?{SUB_API}&$top=1&$skipToken={skip}", sub_assessments_path(MDVM)),
+            &format!(
+                "{}?{SUB_API}&$top=1&$skipToken={skip}",
+                sub_assessments_path(MDVM)
+            ),
             &token,
         )
         .await;
