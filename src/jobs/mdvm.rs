@@ -219,8 +219,8 @@ const NAME_SEARCH_CHUNK: i64 = 5000;
 
 /// The finding and vulnerability an MDVM sub-assessment `name` stands for, in `scope`. Its name is
 /// derived (UUID v5 of the finding's name and the CVE), so it is found by deriving the names of the
-/// scope's findings, a chunk of ids and CVE lists at a time: a registry's findings take
-/// milliseconds; see the README for a whole subscription.
+/// scope's findings, a chunk of ids and CVE lists at a time: O(findings in scope), measured in the
+/// README.
 pub fn find_by_name(
     conn: &mut AnyConnection,
     scope: &FindingScope,
