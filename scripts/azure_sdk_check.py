@@ -3,7 +3,9 @@
 
 Seeds `--count` findings for one registry straight into the service's SQLite database, then lists them
 (following nextLink), lists them under the container registry assessment key, and gets one, checking
-that the SDK's models come back fully populated. Then reads and sets the subscription's Defender plan
+that the SDK's models come back fully populated; then lists and gets them under the MDVM key, whose
+`AzureContainerRegistryVulnerability` additional data 7.0.0 does not know (it reads it as its base
+`AdditionalData`, without error). Then reads and sets the subscription's Defender plan
 (`pricings.list/get/update`, api-version 2024-01-01) with an Admin token. Exits non-zero on the first
 mismatch.
 """
@@ -19,11 +21,13 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.security import SecurityCenter
 from azure.mgmt.security.v2019_01_01_preview.models import (
+    AdditionalData,
     AzureResourceDetails,
     ContainerRegistryVulnerabilityProperties,
 )
 
 KEY = "dbd0cb49-b563-45e7-9724-889e799fa648"
+MDVM_KEY = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5"
 
 
 class StaticBearer(SansIOHTTPPolicy):
@@ -215,7 +219,35 @@ def main():
     check(data.image_digest == digest, data.image_digest)
     check(data.additional_properties.get("fixedVersion") == "3.0.11-1~deb12u2", f"extensions {data.additional_properties}")
 
-    print(f"azure-mgmt-security read {len(listed)} sub-assessments (list_all, list, get) from {args.url}: all fields as expected")
+    # The MDVM key: one sub-assessment per CVE (one each here), named UUID v5 of (finding, CVE).
+    mdvm = list(client.sub_assessments.list(f"/subscriptions/{args.subscription}", MDVM_KEY))
+    check(len(mdvm) == len(names), f"list(MDVM key) returned {len(mdvm)} of {len(names)}")
+    expected = {str(uuid.uuid5(uuid.UUID(n), f"CVE-2024-{i:05d}")) for i, n in enumerate(names)}
+    check({s.name for s in mdvm} == expected, "MDVM names are not UUID v5 of (finding, CVE)")
+    name = str(uuid.uuid5(uuid.UUID(names[1]), "CVE-2024-00001"))
+    got, raw = client.sub_assessments.get(
+        registry_scope, MDVM_KEY, name, cls=lambda response, model, headers: (model, json.loads(response.http_response.text()))
+    )
+    check(got.name == name, f"get(MDVM key) returned {got.name}")
+    check(got.id.endswith(f"/assessments/{MDVM_KEY}/subAssessments/{name}"), f"id {got.id}")
+    check(got.id_properties_id == "CVE-2024-00001", f"properties.id {got.id_properties_id}")
+    check(got.display_name == "CVE-2024-00001", f"displayName {got.display_name}")
+    check(got.status.code == "Unhealthy", f"status.code {got.status.code}")
+    check(isinstance(got.resource_details, AzureResourceDetails), f"resourceDetails {type(got.resource_details)}")
+    data = got.additional_data
+    # 7.0.0 maps no class to this discriminator: it falls back to the base class (and logs so).
+    check(type(data) is AdditionalData, f"7.0.0 reads MDVM data as {type(data).__name__}")
+    extra = raw["properties"]["additionalData"]
+    check(extra["assessedResourceType"] == "AzureContainerRegistryVulnerability", f"additionalData {extra}")
+    check(extra["vulnerabilityDetails"]["cveId"] == "CVE-2024-00001", f"vulnerabilityDetails {extra}")
+    check(extra["artifactDetails"]["registryHost"] == "registry.example.com", f"artifactDetails {extra}")
+    check(extra["softwareDetails"]["packageName"] == "openssl", f"softwareDetails {extra}")
+    check(extra["softwareDetails"]["fixStatus"] == "FixAvailable", f"softwareDetails {extra}")
+
+    print(
+        f"azure-mgmt-security read {len(listed)} sub-assessments (list_all, list, get) and {len(mdvm)} under the "
+        f"MDVM key from {args.url}: all fields as expected"
+    )
     check_pricings(args)
 
 

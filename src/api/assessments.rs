@@ -13,7 +13,8 @@ use super::paging::{ListQuery, paginate};
 use super::{AppState, resolve_scope};
 use crate::api::auth::Caller;
 use crate::domain::{
-    CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, RegistryId, Role, Scope, Severity, health_cause,
+    AssessmentKey, CONTAINER_REGISTRY_ASSESSMENT_KEY, HealthCode, MDVM_ASSESSMENT_KEY, RegistryId,
+    Role, Scope, Severity, health_cause,
 };
 use crate::error::{ApiError, CloudError};
 use crate::store;
@@ -22,7 +23,6 @@ use crate::store::registries::RegistryRow;
 use crate::store::summary::Tally;
 
 pub const ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments";
-const DISPLAY_NAME: &str = "Container registry images should have vulnerability findings resolved";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecurityAssessment {
@@ -78,12 +78,17 @@ pub struct AssessmentScopePath {
 pub struct AssessmentPath {
     /// A registry resource id.
     pub scope: String,
+    /// `dbd0cb49-b563-45e7-9724-889e799fa648` (container registry) or
+    /// `c0b7cfc6-3172-465a-b378-53c7ff2cc0d5` (MDVM).
     #[serde(rename = "assessmentName")]
     #[param(rename = "assessmentName")]
     pub assessment_name: String,
 }
 
-fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
+/// A registry's assessment under `key`. Both keys judge the same images, so they share the status;
+/// the counts are of the key's sub-assessments: findings under the container registry key, one
+/// per CVE under the MDVM key.
+fn assessment(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> SecurityAssessment {
     let registry_id = RegistryId::format(
         &registry.subscription_id,
         &registry.resource_group,
@@ -102,18 +107,28 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
             " {no_data} image(s) have no advisory data for an ecosystem of their packages, {stale} only stale data."
         ),
     };
+    let (counts, patchable, what) = match key {
+        AssessmentKey::ContainerRegistry => {
+            (&tally.findings, tally.patchable, "vulnerability findings")
+        }
+        AssessmentKey::Mdvm => (
+            &tally.vulnerabilities,
+            tally.patchable_vulnerabilities,
+            "vulnerabilities (one per CVE and finding)",
+        ),
+    };
+    let count = |s: Severity| counts.get(s.as_str()).copied().unwrap_or(0);
+    let all: i64 = counts.values().sum();
     let status = if unhealthy > 0 {
         AssessmentStatus {
             code: HealthCode::Unhealthy,
             cause: None,
             description: format!(
-                "{unhealthy} of {total} images have {} active vulnerability findings ({} Critical, {} High, {} Medium, {} Low; {} patchable).{unassessed}",
-                tally.findings(),
-                tally.severity(Severity::Critical),
-                tally.severity(Severity::High),
-                tally.severity(Severity::Medium),
-                tally.severity(Severity::Low),
-                tally.patchable
+                "{unhealthy} of {total} images have {all} active {what} ({} Critical, {} High, {} Medium, {} Low; {patchable} patchable).{unassessed}",
+                count(Severity::Critical),
+                count(Severity::High),
+                count(Severity::Medium),
+                count(Severity::Low),
             ),
         }
     } else if healthy > 0 {
@@ -167,51 +182,51 @@ fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
         ("notApplicableImages", not_applicable),
         ("noAdvisoryDataImages", no_data),
         ("staleAdvisoriesImages", stale),
-        ("findings", tally.findings()),
-        ("criticalFindings", tally.severity(Severity::Critical)),
-        ("highFindings", tally.severity(Severity::High)),
-        ("mediumFindings", tally.severity(Severity::Medium)),
-        ("lowFindings", tally.severity(Severity::Low)),
-        ("patchableFindings", tally.patchable),
+        ("findings", all),
+        ("criticalFindings", count(Severity::Critical)),
+        ("highFindings", count(Severity::High)),
+        ("mediumFindings", count(Severity::Medium)),
+        ("lowFindings", count(Severity::Low)),
+        ("patchableFindings", patchable),
     ] {
         additional_data.insert(key.to_owned(), n.to_string());
     }
     SecurityAssessment {
         id: format!(
-            "{registry_id}/providers/Microsoft.Security/assessments/{CONTAINER_REGISTRY_ASSESSMENT_KEY}"
+            "{registry_id}/providers/Microsoft.Security/assessments/{}",
+            key.as_str()
         ),
-        name: CONTAINER_REGISTRY_ASSESSMENT_KEY.to_owned(),
+        name: key.as_str().to_owned(),
         resource_type: ASSESSMENT_TYPE.to_owned(),
         properties: SecurityAssessmentProperties {
             resource_details: AzureResourceDetails {
                 source: "Azure".to_owned(),
                 id: registry_id,
             },
-            display_name: DISPLAY_NAME.to_owned(),
+            display_name: key.display_name().to_owned(),
             status,
             additional_data,
         },
     }
 }
 
-/// Crowsnest has one assessment, the container registry one; any other key is a 404 (not an empty
-/// answer), so a mistyped key is noticed.
-pub(super) fn require_assessment(key: &str) -> Result<(), ApiError> {
-    if key.eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(
+/// Crowsnest has two assessments over the same findings (see `domain::AssessmentKey`); any other
+/// key is a 404 (not an empty answer), so a mistyped key is noticed.
+pub(super) fn assessment_key(key: &str) -> Result<AssessmentKey, ApiError> {
+    AssessmentKey::parse(key).ok_or_else(|| {
+        ApiError::not_found(
             "AssessmentNotFound",
             format!(
-                "No assessment '{}' here: Crowsnest provides only the container image assessment '{CONTAINER_REGISTRY_ASSESSMENT_KEY}'.",
+                "No assessment '{}' here: Crowsnest provides the container image assessments '{CONTAINER_REGISTRY_ASSESSMENT_KEY}' and '{MDVM_ASSESSMENT_KEY}' (MDVM).",
                 key.chars().take(64).collect::<String>()
             ),
-        ))
-    }
+        )
+    })
 }
 
-/// The registry's assessment: Unhealthy when any image has active findings, Healthy when
-/// assessed images have none, NotApplicable before anything was assessed.
+/// The registry's assessment under either key: Unhealthy when any image has active findings,
+/// Healthy when assessed images have none, NotApplicable before anything was assessed. The counts
+/// in `additionalData` are of the key's sub-assessments (findings, or CVEs of findings for MDVM).
 #[utoipa::path(
     get,
     path = "/{scope}/providers/Microsoft.Security/assessments/{assessmentName}",
@@ -231,7 +246,7 @@ pub async fn get(
     query: web::Query<ApiVersionQuery>,
 ) -> Result<web::Json<SecurityAssessment>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
-    require_assessment(&path.assessment_name)?;
+    let key = assessment_key(&path.assessment_name)?;
     let Ok(Scope::Registry(_)) = Scope::parse(&path.scope) else {
         // Subscriptions and resource groups are valid scopes elsewhere; this assessment is a registry's.
         resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
@@ -259,10 +274,11 @@ pub async fn get(
             "the registry was deleted while its assessment was read"
         ))
     })?;
-    Ok(web::Json(assessment(&registry, &tally)))
+    Ok(web::Json(assessment(&registry, &tally, key)))
 }
 
-/// The assessments under a scope: one per connected registry.
+/// The assessments under a scope: two per connected registry, the container registry one
+/// (`dbd0cb49-…`) then the MDVM one (`c0b7cfc6-…`).
 #[utoipa::path(
     get,
     path = "/{scope}/providers/Microsoft.Security/assessments",
@@ -284,19 +300,36 @@ pub async fn list(
 ) -> Result<web::Json<SecurityAssessmentList>, ApiError> {
     api_version::require(query.api_version.as_deref(), api_version::ASSESSMENTS)?;
     let scope = resolve_scope(&state, &caller, &path.scope, Role::Reader).await?;
-    let page = query.page(2)?;
+    let page = query.page(3)?;
     let top = page.top;
+    // A token names the last (registry, key) shown; a page that ended on a registry's first key
+    // resumes at that registry.
+    let after = match &page.after {
+        None => None,
+        Some(token) => {
+            let key =
+                AssessmentKey::parse(&token[2]).ok_or_else(super::paging::invalid_skip_token)?;
+            Some((token[0].clone(), token[1].clone(), key))
+        }
+    };
+    let cursor = after.clone();
     let rows = store::run(&state.pool, move |c| {
-        let after = page.after.as_ref().map(|k| (k[0].as_str(), k[1].as_str()));
+        let after = cursor;
+        let inclusive = after
+            .as_ref()
+            .is_some_and(|(_, _, key)| Some(*key) != AssessmentKey::ALL.last().copied());
+        let from = after
+            .as_ref()
+            .map(|(rg, name, _)| (rg.as_str(), name.as_str()));
         let registries = match &scope {
             FindingScope::Registry(id) => store::registries::find_by_row_id(c, id)?
                 .into_iter()
                 .collect(),
             FindingScope::Subscription(sub) => {
-                store::registries::list(c, sub, None, after, top + 1)?
+                store::registries::list_from(c, sub, None, from, inclusive, top + 1)?
             }
             FindingScope::ResourceGroup(sub, rg) => {
-                store::registries::list(c, sub, Some(rg), after, top + 1)?
+                store::registries::list_from(c, sub, Some(rg), from, inclusive, top + 1)?
             }
         };
         let mut out = Vec::with_capacity(registries.len());
@@ -307,12 +340,30 @@ pub async fn list(
         Ok(out)
     })
     .await?;
+    // Each registry's assessments, both keys in order, less those a previous page showed.
+    let items: Vec<(&RegistryRow, &Tally, AssessmentKey)> = rows
+        .iter()
+        .flat_map(|(r, tally)| AssessmentKey::ALL.map(|key| (r, tally, key)))
+        .filter(|(r, _, key)| match &after {
+            Some((rg, name, shown)) if r.resource_group == *rg && r.name == *name => {
+                AssessmentKey::ALL.iter().position(|k| k == key)
+                    > AssessmentKey::ALL.iter().position(|k| k == shown)
+            }
+            _ => true,
+        })
+        .collect();
     let page = paginate(
-        rows,
+        items,
         top,
-        |(r, _)| vec![r.resource_group.clone(), r.name.clone()],
+        |(r, _, key)| {
+            vec![
+                r.resource_group.clone(),
+                r.name.clone(),
+                key.as_str().to_owned(),
+            ]
+        },
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |(r, tally)| assessment(&r, &tally),
+        |(r, tally, key)| assessment(r, tally, key),
     );
     Ok(web::Json(SecurityAssessmentList {
         value: page.value,

@@ -18,8 +18,8 @@ use utoipa::openapi::{OpenApi, RefOr, Required};
 use super::api_version;
 use crate::domain::pattern::{self, STORABLE};
 use crate::domain::{
-    CONTAINER_REGISTRY_ASSESSMENT_KEY, Digest, LoginServer, PricingPlan, PricingTier, RegistryName,
-    RepositoryName, ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
+    AssessmentKey, Digest, LoginServer, PricingPlan, PricingTier, RegistryName, RepositoryName,
+    ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
 };
 use crate::scanner::registry::ImageReference;
 
@@ -76,8 +76,10 @@ fn parameter_rule(name: &str) -> Option<Rule> {
         },
         // Compared without regard to case, so a pattern rather than an enum.
         "assessmentName" => pattern(format!(
-            "^{}$",
-            pattern::case_insensitive(CONTAINER_REGISTRY_ASSESSMENT_KEY)
+            "^(?:{})$",
+            AssessmentKey::ALL
+                .map(|key| pattern::case_insensitive(key.as_str()))
+                .join("|")
         )),
         "subAssessmentName" => pattern(pattern::UUID),
         // Compared without regard to case, so a pattern rather than an enum.

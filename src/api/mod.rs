@@ -117,10 +117,10 @@ pub async fn resolve_scope(
     components(schemas(CloudError, CloudErrorBody)),
     modifiers(&BearerAuth, &Contract),
     tags(
-        (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview)"),
+        (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview), under the container registry key (dbd0cb49-…) and the MDVM key (c0b7cfc6-…)"),
         (name = "Registries", description = "Connected registries (api-version 2026-11-01)"),
         (name = "Images", description = "Per-image health, running images and the vulnerability summary (api-version 2026-11-01)"),
-        (name = "Assessments", description = "The registry-level assessment, as Azure's Assessments API (api-version 2021-06-01)"),
+        (name = "Assessments", description = "The registry-level assessments (container registry and MDVM keys), as Azure's Assessments API (api-version 2021-06-01)"),
         (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
         (name = "Pricings", description = "The Defender plan per subscription, as Azure's Pricings API (api-version 2024-01-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),

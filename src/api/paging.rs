@@ -122,19 +122,24 @@ pub fn paginate<R, T>(
     }
 }
 
-fn encode_token(key: &[String]) -> String {
+pub(super) fn encode_token(key: &[String]) -> String {
     let json = serde_json::to_vec(key).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_token(token: &str, key_len: usize) -> Result<Vec<String>, ApiError> {
-    let invalid = || ApiError::BadRequest {
+/// The answer to a `$skipToken` this service did not issue for the list.
+pub fn invalid_skip_token() -> ApiError {
+    ApiError::BadRequest {
         code: "InvalidSkipToken",
         message:
             "The $skipToken is not one this service issued for this list; start again without it."
                 .to_owned(),
         target: Some("$skipToken".to_owned()),
-    };
+    }
+}
+
+fn decode_token(token: &str, key_len: usize) -> Result<Vec<String>, ApiError> {
+    let invalid = invalid_skip_token;
     if token.len() > 2048 {
         return Err(invalid());
     }

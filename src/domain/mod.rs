@@ -1,6 +1,7 @@
 //! Pure types: parsed once at the edge, trusted everywhere after.
 
 mod advisory_source;
+mod assessment;
 mod credentials;
 mod digest;
 mod finding;
@@ -17,6 +18,10 @@ pub mod text;
 mod time;
 
 pub use advisory_source::{Feed, SourceName, SourceNameError};
+pub use assessment::{
+    AssessmentKey, CONTAINER_REGISTRY_ASSESSMENT_KEY, MDVM_ASSESSMENT_KEY, azure_os_version,
+    mdvm_sub_assessment_name, mdvm_vulnerabilities, package_language,
+};
 pub use credentials::RegistryCredentials;
 pub use digest::Digest;
 pub use finding::finding_name;
@@ -32,6 +37,3 @@ pub use scan::{
 pub use scope::{RegistryId, Scope};
 pub use severity::{Severity, severity_serde};
 pub use time::Timestamp;
-
-/// The key of the "Container registry images should have vulnerability findings resolved" assessment.
-pub const CONTAINER_REGISTRY_ASSESSMENT_KEY: &str = "dbd0cb49-b563-45e7-9724-889e799fa648";

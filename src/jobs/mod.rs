@@ -3,7 +3,8 @@
 //! `registries`), and the work that runs outside a request: the scan engine over stored inventories
 //! (`engine`, `inventories`, `matching`, `findings`), the scan queue and its workers (`queue`),
 //! advisory imports, severity sources (`severity_sources`) and rescans, and the advisory coverage
-//! verdicts rest on (`coverage`). The API calls in here; nothing in here knows HTTP.
+//! verdicts rest on (`coverage`), and what the MDVM assessment shows of findings beyond their rows
+//! (`mdvm`). The API calls in here; nothing in here knows HTTP.
 
 pub mod advisory_sources;
 pub mod advisory_sync;
@@ -15,6 +16,7 @@ pub mod findings;
 pub mod import_advisories;
 pub mod inventories;
 pub mod matching;
+pub mod mdvm;
 pub mod pricings;
 pub mod queue;
 pub mod registries;

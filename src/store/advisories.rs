@@ -230,6 +230,24 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AdvisoryRo
         .optional()
 }
 
+/// What the MDVM sub-assessments show of these advisories beyond their findings: (id, modified,
+/// the record as imported), one query per 500 ids.
+pub fn as_imported(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> QueryResult<Vec<(String, i64, String)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            advisories::table
+                .filter(advisories::id.eq_any(chunk))
+                .select((advisories::id, advisories::modified, advisories::raw))
+                .load::<(String, i64, String)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 /// The packages (as `affected_ranges` name them) of the live advisories that are one of these
 /// CVE ids or list one among their aliases or upstream ids: whose findings a rating of those CVEs
 /// decides.

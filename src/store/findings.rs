@@ -156,6 +156,61 @@ pub fn list(
     with_running(conn, rows)
 }
 
+/// [`list`] for a list that shows a finding as several rows (the MDVM view, one per CVE): when a
+/// page ended inside the finding `resume`, that finding comes first (if the listing's filter still
+/// keeps it), then up to `limit` findings after the listing's cursor.
+pub fn list_resuming(
+    conn: &mut AnyConnection,
+    scope: &FindingScope,
+    listing: &Listing<Findings>,
+    resume: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ListedFinding>> {
+    let mut rows = Vec::new();
+    if let Some(id) = resume {
+        let mut unpaged = listing.clone();
+        unpaged.after = None;
+        rows.extend(
+            unpaged
+                .query()
+                .filter(in_scope(scope))
+                .filter(findings::id.eq(id.to_owned()))
+                .select(FindingRow::as_select())
+                .limit(1)
+                .load(conn)?,
+        );
+    }
+    rows.extend(
+        listing
+            .query()
+            .filter(in_scope(scope))
+            .select(FindingRow::as_select())
+            .limit(limit)
+            .load(conn)?,
+    );
+    with_running(conn, rows)
+}
+
+/// The (id, cves) of a scope's findings in id order, `limit` after `after`: what looking a
+/// derived name up reads.
+pub fn ids_and_cves(
+    conn: &mut AnyConnection,
+    scope: &FindingScope,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(String, String, String)>> {
+    let mut query = findings::table
+        .filter(in_scope(scope))
+        .select((findings::id, findings::advisory_id, findings::cves))
+        .order(findings::id.asc())
+        .limit(limit)
+        .into_boxed::<MultiBackend>();
+    if let Some(after) = after {
+        query = query.filter(findings::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
 pub fn find(
     conn: &mut AnyConnection,
     scope: &FindingScope,

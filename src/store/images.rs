@@ -559,6 +559,21 @@ pub fn finding_counts(
     Ok(out)
 }
 
+/// Images by id, for rendering rows that refer to them.
+pub fn by_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<HashMap<String, ImageRow>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for row in images::table
+            .filter(images::id.eq_any(chunk))
+            .select(ImageRow::as_select())
+            .load::<ImageRow>(conn)?
+        {
+            out.insert(row.id.clone(), row);
+        }
+    }
+    Ok(out)
+}
+
 /// Tags of these images, as (image id, tag).
 pub fn tags_of(
     conn: &mut AnyConnection,

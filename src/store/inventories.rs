@@ -55,6 +55,27 @@ pub fn find(
     Ok(Some((inventory, packages)))
 }
 
+/// The OS release (JSON) of each of these manifests' inventories that has one.
+pub fn os_of(
+    conn: &mut AnyConnection,
+    manifest_digests: &[&str],
+) -> QueryResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for chunk in manifest_digests.chunks(500) {
+        out.extend(
+            inventories::table
+                .filter(inventories::manifest_digest.eq_any(chunk))
+                .filter(inventories::os.is_not_null())
+                .select((
+                    inventories::manifest_digest,
+                    inventories::os.assume_not_null(),
+                ))
+                .load::<(String, String)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 /// Stores an inventory in place of any older one for the same manifest; run it in a transaction.
 pub fn replace(
     conn: &mut AnyConnection,

@@ -99,6 +99,19 @@ pub fn list(
     after: Option<(&str, &str)>,
     limit: i64,
 ) -> QueryResult<Vec<RegistryRow>> {
+    list_from(conn, subscription, resource_group, after, false, limit)
+}
+
+/// [`list`] from `from`, itself included when `inclusive` (a page that ended inside a registry's
+/// rows resumes at it).
+pub fn list_from(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    resource_group: Option<&str>,
+    from: Option<(&str, &str)>,
+    inclusive: bool,
+    limit: i64,
+) -> QueryResult<Vec<RegistryRow>> {
     let mut query = registries::table
         .filter(registries::subscription_id.eq(subscription))
         .select(RegistryRow::as_select())
@@ -108,14 +121,21 @@ pub fn list(
     if let Some(rg) = resource_group {
         query = query.filter(registries::resource_group.eq(rg));
     }
-    if let Some((rg, name)) = after {
-        query = query.filter(
-            registries::resource_group
-                .gt(rg)
-                .or(registries::resource_group
-                    .eq(rg)
-                    .and(registries::name.gt(name))),
-        );
+    if let Some((rg, name)) = from {
+        let same_group = registries::resource_group.eq(rg);
+        query = if inclusive {
+            query.filter(
+                registries::resource_group
+                    .gt(rg)
+                    .or(same_group.and(registries::name.ge(name))),
+            )
+        } else {
+            query.filter(
+                registries::resource_group
+                    .gt(rg)
+                    .or(same_group.and(registries::name.gt(name))),
+            )
+        };
     }
     query.load(conn)
 }

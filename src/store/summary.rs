@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use diesel::dsl::{count, count_star, max};
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, Bool};
 
 use super::findings::{FindingScope, in_scope};
 use super::schema::findings;
@@ -18,15 +18,29 @@ fn active_in(
     Box::new(findings::resolved_at.is_null().and(in_scope(scope)))
 }
 
-/// Active findings per (severity, patchable).
+/// How many MDVM sub-assessments a finding is: the CVE links in its `cves` JSON (each written
+/// `{"title":…`, so counted by the text's shrinkage when they are cut out), or 1 when it has none
+/// (see `domain::mdvm_vulnerabilities`, which shows the same rows).
+const VULNERABILITIES_OF_FINDING: &str = "CASE WHEN findings.cves NOT LIKE '%\"title\":%' THEN 1 \
+     ELSE (LENGTH(findings.cves) - LENGTH(REPLACE(findings.cves, '\"title\":', ''))) / 8 END";
+
+/// Active findings per (severity, patchable): (severity, patchable, findings, MDVM
+/// sub-assessments).
 pub fn severity_counts(
     conn: &mut AnyConnection,
     scope: &FindingScope,
-) -> QueryResult<Vec<(String, bool, i64)>> {
+) -> QueryResult<Vec<(String, bool, i64, i64)>> {
     findings::table
         .filter(active_in(scope))
         .group_by((findings::severity, findings::patchable))
-        .select((findings::severity, findings::patchable, count_star()))
+        .select((
+            findings::severity,
+            findings::patchable,
+            count_star(),
+            diesel::dsl::sql::<BigInt>(&format!(
+                "CAST(SUM({VULNERABILITIES_OF_FINDING}) AS BIGINT)"
+            )),
+        ))
         .load(conn)
 }
 
@@ -99,6 +113,9 @@ pub struct Tally {
     pub causes: BTreeMap<String, i64>,
     pub findings: BTreeMap<String, i64>,
     pub patchable: i64,
+    /// Active findings' MDVM sub-assessments (one per CVE) per severity.
+    pub vulnerabilities: BTreeMap<String, i64>,
+    pub patchable_vulnerabilities: i64,
 }
 
 impl Tally {
@@ -111,10 +128,12 @@ impl Tally {
             }
             *tally.images.entry(health).or_default() += n;
         }
-        for (severity, patchable, n) in severity_counts(c, scope)? {
-            *tally.findings.entry(severity).or_default() += n;
+        for (severity, patchable, n, vulnerabilities) in severity_counts(c, scope)? {
+            *tally.findings.entry(severity.clone()).or_default() += n;
+            *tally.vulnerabilities.entry(severity).or_default() += vulnerabilities;
             if patchable {
                 tally.patchable += n;
+                tally.patchable_vulnerabilities += vulnerabilities;
             }
         }
         Ok(tally)

@@ -21,6 +21,7 @@ mod filters;
 mod health;
 mod hostile_input;
 mod inventories;
+mod mdvm;
 mod openapi;
 mod operations;
 mod pipeline;

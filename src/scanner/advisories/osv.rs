@@ -226,6 +226,44 @@ struct RawRange {
 
 // ---------------------------------------------------------------------------------------------
 
+/// What a record as imported says beyond what matching reads: its CWE ids (GitHub's
+/// `database_specific.cwe_ids`) and its record-level `severity[]` entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordExtras {
+    pub cwe_ids: Vec<String>,
+    pub severity: Vec<SeverityScore>,
+}
+
+/// The [`RecordExtras`] of a stored raw record; a record that does not parse has none.
+pub fn record_extras(raw: &str) -> RecordExtras {
+    #[derive(Deserialize)]
+    struct Extras {
+        #[serde(default)]
+        severity: Option<Vec<RawSeverity>>,
+        database_specific: Option<Value>,
+    }
+    let Ok(extras) = serde_json::from_str::<Extras>(raw) else {
+        return RecordExtras::default();
+    };
+    let cwe_ids = extras
+        .database_specific
+        .as_ref()
+        .and_then(|d| d.get("cwe_ids"))
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .filter(|id| id.starts_with("CWE-"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    RecordExtras {
+        cwe_ids,
+        severity: scores(extras.severity),
+    }
+}
+
 /// Parses one OSV record.
 pub fn parse_record(bytes: &[u8]) -> Result<Advisory, RecordError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| RecordError {

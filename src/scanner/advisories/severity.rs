@@ -68,7 +68,7 @@ pub struct AliasSeverity {
 pub use crate::domain::severity_serde;
 
 /// Base score of a severity entry: a CVSS vector of the given version, or a bare number.
-fn score(entry: &SeverityScore) -> Option<f64> {
+pub fn score(entry: &SeverityScore) -> Option<f64> {
     let s = entry.score.trim();
     let from_vector = match entry.kind.as_str() {
         "CVSS_V2" => cvss::v2::Vector::from_str(s)
