@@ -6,9 +6,20 @@
 //! again here. That is how a database answers the selective part of a query without this module
 //! knowing any database.
 
+mod ast;
+mod engine;
+mod eval;
+mod functions;
+mod parser;
+mod value;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 
 use serde_json::{Map, Value};
+
+pub use parser::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_QUERY_LENGTH};
 
 /// One row of a table: column name → value.
 pub type Row = Map<String, Value>;
@@ -17,7 +28,9 @@ pub type Row = Map<String, Value>;
 /// `let` statements.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    _parsed: (),
+    tabular: ast::Tabular,
+    /// The text, for the line and position of errors found while running (an unknown table).
+    text: String,
 }
 
 /// Why a query was refused, with where: Resource Graph's `BadRequest` details.
@@ -138,18 +151,22 @@ pub enum ExecError<E> {
 }
 
 /// Parses a query (with its `let` statements and comments).
-pub fn parse(_text: &str) -> Result<Query, KqlError> {
-    unimplemented!("the KQL parser")
+pub fn parse(text: &str) -> Result<Query, KqlError> {
+    Ok(Query {
+        tabular: parser::parse_query(text)?,
+        text: text.to_owned(),
+    })
 }
 
 /// Runs `query` over `source` and returns the rows of `window`. Operators that need every row
 /// (`summarize`, `count`, `distinct`, `order by`) hold only their state (groups, distinct keys,
 /// or the `skip + top` first rows of the order), never the whole input.
 pub fn execute<S: Source>(
-    _query: &Query,
-    _source: &mut S,
-    _window: Window,
-    _now: super::Timestamp,
+    query: &Query,
+    source: &mut S,
+    window: Window,
+    now: super::Timestamp,
 ) -> Result<Output, ExecError<S::Error>> {
-    unimplemented!("the KQL engine")
+    let cx = eval::Context { now: now.micros() };
+    engine::run(&query.tabular, &query.text, source, window, cx)
 }
