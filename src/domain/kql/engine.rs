@@ -723,8 +723,8 @@ fn join<'a, E: 'a>(
 }
 
 /// One row per element of the expanded arrays (expanded side by side); a property bag expands
-/// to one single-property bag per property; a scalar stays one row; an empty array or null gives
-/// one row with null.
+/// to one single-property bag per property; a scalar or null stays one row; a row whose arrays
+/// are all empty is dropped (as Kusto drops it).
 fn mv_expand(row: &Record, items: &[NamedExpr], limit: usize, cx: Context) -> Vec<Record> {
     let expanded: Vec<Vec<Scalar>> = items
         .iter()
@@ -743,7 +743,7 @@ fn mv_expand(row: &Record, items: &[NamedExpr], limit: usize, cx: Context) -> Ve
             other => vec![other],
         })
         .collect();
-    let count = expanded.iter().map(Vec::len).max().unwrap_or(0).clamp(1, limit.max(1));
+    let count = expanded.iter().map(Vec::len).max().unwrap_or(0).min(limit);
     (0..count)
         .map(|i| {
             let mut out = row.clone();
