@@ -15,7 +15,10 @@ pub(super) struct Tabular {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Source {
     /// A table, with the byte offset of its name (for "unknown table").
-    Table { name: String, at: usize },
+    Table {
+        name: String,
+        at: usize,
+    },
     Union(Vec<Tabular>),
     Nested(Box<Tabular>),
 }
@@ -72,7 +75,10 @@ pub(super) enum ParsePart {
     /// `*`: skip anything up to the next literal.
     Any,
     Literal(String),
-    Column { name: String, kind: TypeName },
+    Column {
+        name: String,
+        kind: TypeName,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,9 +39,10 @@ pub(super) fn run<S: Source>(
     let ops = &tabular.operators;
 
     // A final `order by` (only row-for-row operators after it) keeps just the window's rows.
-    let final_sort = ops.iter().rposition(|op| !is_row_map(op)).filter(|&k| {
-        matches!(ops.get(k), Some(Operator::Sort(_)))
-    });
+    let final_sort = ops
+        .iter()
+        .rposition(|op| !is_row_map(op))
+        .filter(|&k| matches!(ops.get(k), Some(Operator::Sort(_))));
     let (kept, total) = match (final_sort, ops.get(final_sort.unwrap_or(0))) {
         (Some(k), Some(Operator::Sort(keys))) => {
             let rows = open(tabular, k, source, cx)?;
@@ -178,9 +179,7 @@ fn open<'a, S: Source>(
     let mut rows: Rows<'a, S::Error> = match &tabular.source {
         TableSource::Table { name, .. } => {
             let constraints = pushdown(tabular, cx);
-            let rows = source
-                .rows(name, &constraints)
-                .map_err(ExecError::Source)?;
+            let rows = source.rows(name, &constraints).map_err(ExecError::Source)?;
             Box::new(rows.map(|row| row.map(Record::from_row).map_err(ExecError::Source)))
         }
         TableSource::Nested(inner) => open(inner, inner.operators.len(), source, cx)?,
@@ -191,7 +190,8 @@ fn open<'a, S: Source>(
             }
             match arms.first() {
                 Some(first) => Box::new(
-                    open(first, first.operators.len(), source, cx)?.chain(later.into_iter().map(Ok)),
+                    open(first, first.operators.len(), source, cx)?
+                        .chain(later.into_iter().map(Ok)),
                 ),
                 None => Box::new(later.into_iter().map(Ok)),
             }
@@ -333,12 +333,17 @@ fn apply<'a, E: 'a>(
         Operator::Union(_) => Box::new(rows.chain(side.into_iter().map(Ok))),
         Operator::MvExpand { items, limit } => {
             let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-            Box::new(rows.flat_map(move |row| -> Vec<Result<Record, ExecError<E>>> {
-                match row {
-                    Ok(row) => mv_expand(&row, items, limit, cx).into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                }
-            }))
+            Box::new(
+                rows.flat_map(move |row| -> Vec<Result<Record, ExecError<E>>> {
+                    match row {
+                        Ok(row) => mv_expand(&row, items, limit, cx)
+                            .into_iter()
+                            .map(Ok)
+                            .collect(),
+                        Err(e) => vec![Err(e)],
+                    }
+                }),
+            )
         }
         Operator::Parse { input, parts } => Box::new(rows.map(move |row| {
             let mut row = row?;
@@ -524,8 +529,7 @@ fn summarize<E>(
                     } else {
                         Ordering::Less
                     };
-                    if !value.is_null()
-                        && (best.is_null() || compare(&value, best) == Some(wanted))
+                    if !value.is_null() && (best.is_null() || compare(&value, best) == Some(wanted))
                     {
                         *best = value;
                     }
@@ -557,8 +561,7 @@ fn summarize<E>(
                     } else {
                         Ordering::Less
                     };
-                    if !value.is_null()
-                        && (kept.is_none() || compare(&value, best) == Some(wanted))
+                    if !value.is_null() && (kept.is_none() || compare(&value, best) == Some(wanted))
                         || kept.is_none() && value.is_null() && best.is_null()
                     {
                         *best = value;
@@ -639,8 +642,7 @@ fn finish(
                         if skip.contains(&name) {
                             continue;
                         }
-                        let name =
-                            unique_name(name, row.columns.iter().map(|(n, _)| n.as_str()));
+                        let name = unique_name(name, row.columns.iter().map(|(n, _)| n.as_str()));
                         row.columns.push((name, value));
                     }
                 }
@@ -683,43 +685,49 @@ fn join<'a, E: 'a>(
         }
     }
     let mut seen_left = HashSet::new();
-    Box::new(left.flat_map(move |row| -> Vec<Result<Record, ExecError<E>>> {
-        let row = match row {
-            Ok(row) => row,
-            Err(e) => return vec![Err(e)],
-        };
-        let key = key_of(&row, &mut on.iter().map(|(l, _)| l));
-        if kind == JoinKind::InnerUnique
-            && let Some(key) = &key
-            && !seen_left.insert(key.clone())
-        {
-            return Vec::new();
-        }
-        let matches = key.as_ref().and_then(|k| by_key.get(k));
-        let merge = |right_row: Option<&Record>| {
-            let mut out = row.clone();
-            let left_names: Vec<String> = row.columns.iter().map(|(n, _)| n.clone()).collect();
-            for name in &right_columns {
-                let value = right_row
-                    .and_then(|r| r.get(name))
-                    .cloned()
-                    .unwrap_or(Scalar::Null);
-                let taken: Vec<&str> = left_names
-                    .iter()
-                    .map(String::as_str)
-                    .chain(out.columns[left_names.len()..].iter().map(|(n, _)| n.as_str()))
-                    .collect();
-                let name = unique_name(name.clone(), taken.iter().copied());
-                out.columns.push((name, value));
+    Box::new(
+        left.flat_map(move |row| -> Vec<Result<Record, ExecError<E>>> {
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => return vec![Err(e)],
+            };
+            let key = key_of(&row, &mut on.iter().map(|(l, _)| l));
+            if kind == JoinKind::InnerUnique
+                && let Some(key) = &key
+                && !seen_left.insert(key.clone())
+            {
+                return Vec::new();
             }
-            Ok(out)
-        };
-        match matches {
-            Some(indices) => indices.iter().map(|&i| merge(right.get(i))).collect(),
-            None if kind == JoinKind::LeftOuter => vec![merge(None)],
-            None => Vec::new(),
-        }
-    }))
+            let matches = key.as_ref().and_then(|k| by_key.get(k));
+            let merge = |right_row: Option<&Record>| {
+                let mut out = row.clone();
+                let left_names: Vec<String> = row.columns.iter().map(|(n, _)| n.clone()).collect();
+                for name in &right_columns {
+                    let value = right_row
+                        .and_then(|r| r.get(name))
+                        .cloned()
+                        .unwrap_or(Scalar::Null);
+                    let taken: Vec<&str> = left_names
+                        .iter()
+                        .map(String::as_str)
+                        .chain(
+                            out.columns[left_names.len()..]
+                                .iter()
+                                .map(|(n, _)| n.as_str()),
+                        )
+                        .collect();
+                    let name = unique_name(name.clone(), taken.iter().copied());
+                    out.columns.push((name, value));
+                }
+                Ok(out)
+            };
+            match matches {
+                Some(indices) => indices.iter().map(|&i| merge(right.get(i))).collect(),
+                None if kind == JoinKind::LeftOuter => vec![merge(None)],
+                None => Vec::new(),
+            }
+        }),
+    )
 }
 
 /// One row per element of the expanded arrays (expanded side by side); a property bag expands
@@ -873,7 +881,8 @@ fn schema(tabular: &Tabular) -> Option<Vec<String>> {
                     for aggregate in aggregates {
                         c.push(aggregate.name.clone());
                         for returned in aggregate.returned.iter().flatten() {
-                            let name = unique_name(returned.name.clone(), c.iter().map(String::as_str));
+                            let name =
+                                unique_name(returned.name.clone(), c.iter().map(String::as_str));
                             c.push(name);
                         }
                     }
@@ -1061,7 +1070,11 @@ fn constraint(
                 },
             })
         }
-        ExprKind::Binary(op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge), left, right) => {
+        ExprKind::Binary(
+            op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge),
+            left,
+            right,
+        ) => {
             let op = match op {
                 BinaryOp::Lt => CompareOp::Lt,
                 BinaryOp::Le => CompareOp::Le,
@@ -1077,7 +1090,8 @@ fn constraint(
                 Scalar::Long(n) => Value::from(n),
                 Scalar::Real(r) => Value::from(r),
                 Scalar::Datetime(t) => Value::String(
-                    DateTime::from_timestamp_micros(t)?.to_rfc3339_opts(SecondsFormat::Micros, true),
+                    DateTime::from_timestamp_micros(t)?
+                        .to_rfc3339_opts(SecondsFormat::Micros, true),
                 ),
                 _ => return None,
             };
@@ -1103,7 +1117,9 @@ fn flip(op: CompareOp) -> CompareOp {
 fn one_of_value(value: &Scalar, ignore_case: bool) -> Option<Value> {
     match value {
         Scalar::Str(s) => Some(Value::String(s.clone())),
-        Scalar::Long(_) | Scalar::Real(_) | Scalar::Bool(_) if !ignore_case => Some(value.to_json()),
+        Scalar::Long(_) | Scalar::Real(_) | Scalar::Bool(_) if !ignore_case => {
+            Some(value.to_json())
+        }
         _ => None,
     }
 }

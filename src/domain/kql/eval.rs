@@ -250,8 +250,18 @@ fn text_test(op: TextOp, haystack: &str, needle: &str) -> bool {
             true,
             true,
         ),
-        TextOp::HasPrefix => has_term(&haystack.to_lowercase(), &needle.to_lowercase(), true, false),
-        TextOp::HasSuffix => has_term(&haystack.to_lowercase(), &needle.to_lowercase(), false, true),
+        TextOp::HasPrefix => has_term(
+            &haystack.to_lowercase(),
+            &needle.to_lowercase(),
+            true,
+            false,
+        ),
+        TextOp::HasSuffix => has_term(
+            &haystack.to_lowercase(),
+            &needle.to_lowercase(),
+            false,
+            true,
+        ),
     }
 }
 

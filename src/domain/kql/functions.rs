@@ -248,7 +248,11 @@ impl Function {
                 _ => Scalar::Null,
             },
             Round => {
-                let digits = args.get(1).and_then(Scalar::as_i64).unwrap_or(0).clamp(-15, 15);
+                let digits = args
+                    .get(1)
+                    .and_then(Scalar::as_i64)
+                    .unwrap_or(0)
+                    .clamp(-15, 15);
                 match arg(0).as_f64() {
                     Some(x) => {
                         let scale = 10f64.powi(digits as i32);
@@ -347,12 +351,11 @@ fn to_bool(value: &Scalar) -> Scalar {
 
 fn parse_json(value: &Scalar) -> Scalar {
     match value {
-        Scalar::Str(s) | Scalar::Dynamic(Value::String(s)) => {
-            serde_json::from_str::<Value>(s).map_or_else(
+        Scalar::Str(s) | Scalar::Dynamic(Value::String(s)) => serde_json::from_str::<Value>(s)
+            .map_or_else(
                 |_| Scalar::Dynamic(Value::String(s.clone())),
                 Scalar::dynamic,
-            )
-        }
+            ),
         Scalar::Null => Scalar::Null,
         other => Scalar::dynamic(other.to_json()),
     }

@@ -5,15 +5,62 @@
 //! ([`Constraint`]): it may return any superset of the matching rows, because every row is tested
 //! again here. That is how a database answers the selective part of a query without this module
 //! knowing any database.
+//!
+//! # Parsing
+//!
+//! No crate parses KQL, so the grammar is written down in `kql.pest` and parsed with `pest`
+//! (a PEG generator: the grammar file is the documentation, and errors come with the byte offset
+//! that becomes the line and 1-based character position of [`KqlError`]). Operator precedence,
+//! from loosest: `or`; `and`; comparisons (`==` `!=` `=~` `!~` `<` `<=` `>` `>=`, the string
+//! operators, `matches regex`, `in`, `between`); `+ -`; `* / %`; unary `-`; member access
+//! `.name`, `['name']`, `[0]`. `let` names (scalars only) are replaced by their expressions.
+//! Queries longer than [`MAX_QUERY_LENGTH`], brackets nested deeper than [`MAX_NESTING`] and
+//! expression trees deeper than [`MAX_EXPRESSION_DEPTH`] are refused before anything recurses.
+//!
+//! # Supported
+//!
+//! - Tabular operators: `where`/`filter`, `extend`, `project`, `project-away` (with `*`
+//!   wildcards), `project-rename`, `summarize … by …`, `order by`/`sort by` (`asc`/`desc`,
+//!   `nulls first`/`last`; descending by default), `top N by`, `take`/`limit`, `distinct`,
+//!   `count`, `join kind=innerunique|inner|leftouter (…) on a, $left.b == $right.c` (a right
+//!   column whose name the left has gets a numeric suffix: `id1`), `union` (also leading),
+//!   `mv-expand [name =] expr [to typeof(t)] [limit n]` (side by side for several),
+//!   `parse expr with * "lit" name:type …` (simple kind).
+//! - Aggregations: `count`, `countif`, `dcount` (exact), `make_set`, `make_list` (with a size
+//!   limit), `min`, `max`, `sum`, `avg`, `arg_max`/`arg_min` (`*` or listed columns),
+//!   `take_any`/`any`. Unnamed outputs are named as Kusto names them (`count_`, `min_x`,
+//!   `set_x`, `list_x`, `dcount_x`, `take_any_x`; member paths joined with `_`).
+//! - Scalar functions: `tostring`, `toint`, `tolong`, `toreal`/`todouble`, `todatetime`,
+//!   `totimespan`, `tobool`, `parse_json`/`todynamic`, `extract` (with `typeof()`), `split`,
+//!   `strcat`, `strlen`, `substring`, `tolower`, `toupper`, `trim`/`trim_start`/`trim_end`,
+//!   `replace_string`, `replace_regex`, `iff`/`iif`, `case`, `coalesce`, `isnull`/`isnotnull`,
+//!   `isempty`/`isnotempty`, `array_length`, `bag_keys`, `pack_array`, `ago`, `now`,
+//!   `startofday`, `bin`/`floor`, `format_datetime`, `not`, `abs`, `round`.
+//! - Literals: `'…'` and `"…"` with backslash escapes, `@"…"` verbatim, integers (long), reals,
+//!   `true`/`false`, timespans (`30m`, `1h`, `7d`, `1.5s`, `100ms`), `datetime(…)`,
+//!   `dynamic(…)`, `long(null)` and the like; `//` comments.
+//!
+//! Not supported (refused as `ParserFailure` or `InvalidQuery`): tabular `let`, `print`,
+//! `datatable`, `mv-apply`, `make-series`, `render`, `as`, `facet`, `sample`, `invoke`, other
+//! join kinds, `parse kind=regex`, `has_any`/`has_all`, functions not listed above.
+//!
+//! # Semantics kept from Kusto
+//!
+//! Comparisons of null or mismatched types are null (a `where` drops the row), never an error; a
+//! string compared with a missing member compares with `""`. A dynamic string compared with a
+//! datetime reads as an RFC 3339 time, so `properties.timeGenerated > ago(1h)` works on the JSON
+//! rows. `contains`, `has`, `startswith`, `endswith` and `=~` ignore case; `has` matches whole
+//! terms. `count()` is a long. Row order is the source's unless sorted; groups come in order of
+//! first appearance.
 
 mod ast;
 mod engine;
 mod eval;
 mod functions;
 mod parser;
-mod value;
 #[cfg(test)]
 mod tests;
+mod value;
 
 use std::fmt;
 

@@ -56,9 +56,10 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses a whole query: its `let` statements are substituted into the tabular expression.
 pub(super) fn parse_query(text: &str) -> Result<Tabular, KqlError> {
     prescan(text)?;
-    let mut pairs =
-        Grammar::parse(Rule::query, text).map_err(|e| syntax_error(text, &e))?;
-    let query = pairs.next().ok_or_else(|| error_at(text, "ParserFailure", 0, "empty query"))?;
+    let mut pairs = Grammar::parse(Rule::query, text).map_err(|e| syntax_error(text, &e))?;
+    let query = pairs
+        .next()
+        .ok_or_else(|| error_at(text, "ParserFailure", 0, "empty query"))?;
     let mut builder = Builder {
         text,
         lets: HashMap::new(),
@@ -234,7 +235,10 @@ impl Builder<'_> {
         let at = pair.as_span().start();
         let rule = pair.as_rule();
         // Keywords carry no meaning beyond the operator's rule.
-        let mut inner = pair.into_inner().filter(|p| !is_keyword(p.as_rule())).peekable();
+        let mut inner = pair
+            .into_inner()
+            .filter(|p| !is_keyword(p.as_rule()))
+            .peekable();
         Ok(match rule {
             Rule::where_op => Operator::Where(self.required_expr(inner.next(), at)?),
             Rule::extend_op => Operator::Extend(self.named_exprs(inner, false)?),
@@ -279,23 +283,23 @@ impl Builder<'_> {
                 }
                 Operator::Summarize { aggregates, by }
             }
-            Rule::sort_op => Operator::Sort(inner.map(|k| self.sort_key(k)).collect::<Result<_, _>>()?),
+            Rule::sort_op => {
+                Operator::Sort(inner.map(|k| self.sort_key(k)).collect::<Result<_, _>>()?)
+            }
             Rule::top_op => {
-                let count = self.required_expr(inner.next(), at)?;
+                let count = self.row_count(inner.next(), at)?;
                 let key = match inner.next() {
                     Some(k) => self.sort_key(k)?,
                     None => return Err(self.invalid(at, "top needs by")),
                 };
                 Operator::Top { count, key }
             }
-            Rule::take_op => Operator::Take(self.required_expr(inner.next(), at)?),
+            Rule::take_op => Operator::Take(self.row_count(inner.next(), at)?),
             Rule::distinct_op => {
                 if inner.peek().is_some_and(|p| p.as_rule() == Rule::star) {
                     Operator::Distinct(None)
                 } else {
-                    Operator::Distinct(Some(
-                        inner.map(|p| self.name(p)).collect::<Result<_, _>>()?,
-                    ))
+                    Operator::Distinct(Some(inner.map(|p| self.name(p)).collect::<Result<_, _>>()?))
                 }
             }
             Rule::count_op => Operator::Count,
@@ -378,7 +382,9 @@ impl Builder<'_> {
                                 Some(n) => self.name(n)?,
                                 None => continue,
                             };
-                            let kind = pieces.next().map_or(TypeName::String, |t| type_name(t.as_str()));
+                            let kind = pieces
+                                .next()
+                                .map_or(TypeName::String, |t| type_name(t.as_str()));
                             ParsePart::Column { name, kind }
                         }
                         _ => continue,
@@ -418,7 +424,10 @@ impl Builder<'_> {
                 }
                 Rule::side_column => {
                     let mut inner = part.into_inner();
-                    let side = inner.next().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                    let side = inner
+                        .next()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default();
                     let name = match inner.next() {
                         Some(n) => self.name(n)?,
                         None => return Err(self.invalid(at, "expected a column")),
@@ -435,7 +444,10 @@ impl Builder<'_> {
             [(a, right), (b, left)] if a == "$right" && b == "$left" => {
                 Ok((left.clone(), right.clone()))
             }
-            _ => Err(self.invalid(at, "a join condition compares $left.column with $right.column")),
+            _ => Err(self.invalid(
+                at,
+                "a join condition compares $left.column with $right.column",
+            )),
         }
     }
 
@@ -461,6 +473,15 @@ impl Builder<'_> {
             descending,
             nulls_first,
         })
+    }
+
+    /// The count of `take` and `top`: any expression that reads no column.
+    fn row_count(&self, pair: Option<Pair<'_, Rule>>, at: usize) -> Result<Expr, KqlError> {
+        let count = self.required_expr(pair, at)?;
+        if count.reads_columns() {
+            return Err(self.invalid(count.at, "a row count must be a constant"));
+        }
+        Ok(count)
     }
 
     fn required_expr(&self, pair: Option<Pair<'_, Rule>>, at: usize) -> Result<Expr, KqlError> {
@@ -539,9 +560,12 @@ impl Builder<'_> {
         let call = call.ok_or_else(|| self.invalid(at, "expected an aggregation"))?;
         let call_at = call.as_span().start();
         let mut inner = call.into_inner();
-        let function_name = inner.next().map(|p| p.as_str().to_owned()).unwrap_or_default();
-        let (aggregation, least, most, prefix) = Aggregation::lookup(&function_name)
-            .ok_or_else(|| {
+        let function_name = inner
+            .next()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let (aggregation, least, most, prefix) =
+            Aggregation::lookup(&function_name).ok_or_else(|| {
                 error_with_token(
                     self.text,
                     "InvalidQuery",
@@ -554,10 +578,16 @@ impl Builder<'_> {
         let mut returned: Option<Vec<NamedExpr>> = Some(Vec::new());
         for (i, arg) in inner.enumerate() {
             match arg.as_rule() {
-                Rule::star_arg if i > 0 && matches!(aggregation, Aggregation::ArgMax | Aggregation::ArgMin) => {
+                Rule::star_arg
+                    if i > 0
+                        && matches!(aggregation, Aggregation::ArgMax | Aggregation::ArgMin) =>
+                {
                     returned = None
                 }
-                Rule::expr if i > 0 && matches!(aggregation, Aggregation::ArgMax | Aggregation::ArgMin) => {
+                Rule::expr
+                    if i > 0
+                        && matches!(aggregation, Aggregation::ArgMax | Aggregation::ArgMin) =>
+                {
                     let expr = self.expr(arg)?.expr;
                     let name = derived_name(&expr, true).unwrap_or_else(|| format!("Column{i}"));
                     if let Some(list) = returned.as_mut() {
@@ -598,7 +628,9 @@ impl Builder<'_> {
                 Aggregation::Count | Aggregation::CountIf => prefix.to_owned(),
                 _ => format!(
                     "{prefix}{}",
-                    args.first().and_then(|a| derived_name(a, true)).unwrap_or_default()
+                    args.first()
+                        .and_then(|a| derived_name(a, true))
+                        .unwrap_or_default()
                 ),
             },
         };
@@ -641,7 +673,9 @@ impl Builder<'_> {
                 let operand = operand?;
                 let at = op.as_span().start();
                 match op.as_rule() {
-                    Rule::neg => self.node(at, ExprKind::Negate(Box::new(operand.expr)), operand.depth),
+                    Rule::neg => {
+                        self.node(at, ExprKind::Negate(Box::new(operand.expr)), operand.depth)
+                    }
                     _ => Ok(operand),
                 }
             })
@@ -654,7 +688,11 @@ impl Builder<'_> {
                 let at = left.expr.at;
                 let op = binary_op(op.as_str());
                 let depth = left.depth.max(right.depth);
-                self.node(at, ExprKind::Binary(op, Box::new(left.expr), Box::new(right.expr)), depth)
+                self.node(
+                    at,
+                    ExprKind::Binary(op, Box::new(left.expr), Box::new(right.expr)),
+                    depth,
+                )
             })
             .parse(pair.into_inner())
     }
@@ -684,7 +722,11 @@ impl Builder<'_> {
                     Some(n) => self.name(n)?,
                     None => return Err(self.invalid(at, "expected a member name")),
                 };
-                self.node(at, ExprKind::Member(Box::new(operand.expr), name), operand.depth)
+                self.node(
+                    at,
+                    ExprKind::Member(Box::new(operand.expr), name),
+                    operand.depth,
+                )
             }
             Rule::index => {
                 let index = match inner.next() {
@@ -699,7 +741,10 @@ impl Builder<'_> {
                 )
             }
             Rule::in_list => {
-                let word = inner.next().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                let word = inner
+                    .next()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
                 let mut depth = operand.depth;
                 let mut list = Vec::new();
                 for item in inner {
@@ -787,7 +832,11 @@ impl Builder<'_> {
                         .map_or(Scalar::Null, Scalar::Real),
                 ),
             },
-            Rule::real_lit => literal(pair.as_str().parse::<f64>().map_or(Scalar::Null, Scalar::Real)),
+            Rule::real_lit => literal(
+                pair.as_str()
+                    .parse::<f64>()
+                    .map_or(Scalar::Null, Scalar::Real),
+            ),
             Rule::bool_lit => literal(Scalar::Bool(pair.as_str() == "true")),
             Rule::timespan_lit => {
                 let text = pair.as_str();
@@ -807,7 +856,12 @@ impl Builder<'_> {
                 let body = pair
                     .into_inner()
                     .next()
-                    .map(|b| b.as_str().trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+                    .map(|b| {
+                        b.as_str()
+                            .trim()
+                            .trim_matches(|c| c == '"' || c == '\'')
+                            .to_owned()
+                    })
                     .unwrap_or_default();
                 if body == "null" {
                     return literal(Scalar::Null);
@@ -824,7 +878,11 @@ impl Builder<'_> {
                 }
             }
             Rule::dynamic_lit => {
-                let json = pair.into_inner().next().map(json_value).unwrap_or(Value::Null);
+                let json = pair
+                    .into_inner()
+                    .next()
+                    .map(json_value)
+                    .unwrap_or(Value::Null);
                 literal(Scalar::dynamic(json))
             }
             Rule::typed_null => literal(Scalar::Null),
@@ -835,14 +893,23 @@ impl Builder<'_> {
     fn call(&self, pair: Pair<'_, Rule>) -> Result<Node, KqlError> {
         let at = pair.as_span().start();
         let mut inner = pair.into_inner();
-        let name = inner.next().map(|p| p.as_str().to_owned()).unwrap_or_default();
+        let name = inner
+            .next()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
         let Some((function, least, most)) = Function::lookup(&name) else {
             let message = if Aggregation::lookup(&name).is_some() {
                 format!("'{name}' is an aggregation: use it in summarize")
             } else {
                 format!("unknown function '{name}'")
             };
-            return Err(error_with_token(self.text, "InvalidQuery", at, &name, &message));
+            return Err(error_with_token(
+                self.text,
+                "InvalidQuery",
+                at,
+                &name,
+                &message,
+            ));
         };
         let mut args = Vec::new();
         let mut depth = 0;
@@ -878,7 +945,10 @@ impl Builder<'_> {
                 "InvalidQuery",
                 at,
                 &name,
-                &format!("{name}() takes {least} to {most} arguments, not {}", args.len()),
+                &format!(
+                    "{name}() takes {least} to {most} arguments, not {}",
+                    args.len()
+                ),
             ));
         }
         if function == Function::Case && args.len() % 2 == 0 {
@@ -906,12 +976,16 @@ impl Builder<'_> {
                 match Regex::new(&source) {
                     Ok(regex) => Some(Pattern(regex)),
                     Err(e) => {
-                        return Err(self.invalid(*pattern_at, format!("bad regular expression: {e}")));
+                        return Err(
+                            self.invalid(*pattern_at, format!("bad regular expression: {e}"))
+                        );
                     }
                 }
             }
             Some(_) => {
-                return Err(self.invalid(at, format!("{name}() needs a literal regular expression")));
+                return Err(
+                    self.invalid(at, format!("{name}() needs a literal regular expression"))
+                );
             }
             None => None,
         };
@@ -977,16 +1051,32 @@ fn binary_op(text: &str) -> BinaryOp {
         "*" => BinaryOp::Mul,
         "/" => BinaryOp::Div,
         "%" => BinaryOp::Mod,
-        "contains" => text_op(TextOp::Contains { case_sensitive: false }),
-        "contains_cs" => text_op(TextOp::Contains { case_sensitive: true }),
-        "has" => text_op(TextOp::Has { case_sensitive: false }),
-        "has_cs" => text_op(TextOp::Has { case_sensitive: true }),
+        "contains" => text_op(TextOp::Contains {
+            case_sensitive: false,
+        }),
+        "contains_cs" => text_op(TextOp::Contains {
+            case_sensitive: true,
+        }),
+        "has" => text_op(TextOp::Has {
+            case_sensitive: false,
+        }),
+        "has_cs" => text_op(TextOp::Has {
+            case_sensitive: true,
+        }),
         "hasprefix" => text_op(TextOp::HasPrefix),
         "hassuffix" => text_op(TextOp::HasSuffix),
-        "startswith" => text_op(TextOp::StartsWith { case_sensitive: false }),
-        "startswith_cs" => text_op(TextOp::StartsWith { case_sensitive: true }),
-        "endswith" => text_op(TextOp::EndsWith { case_sensitive: false }),
-        "endswith_cs" => text_op(TextOp::EndsWith { case_sensitive: true }),
+        "startswith" => text_op(TextOp::StartsWith {
+            case_sensitive: false,
+        }),
+        "startswith_cs" => text_op(TextOp::StartsWith {
+            case_sensitive: true,
+        }),
+        "endswith" => text_op(TextOp::EndsWith {
+            case_sensitive: false,
+        }),
+        "endswith_cs" => text_op(TextOp::EndsWith {
+            case_sensitive: true,
+        }),
         // `matches regex` (two words, one operator rule).
         _ => BinaryOp::MatchesRegex,
     }
@@ -1020,7 +1110,10 @@ fn derived_name(expr: &Expr, through_calls: bool) -> Option<String> {
 }
 
 /// `name`, or `name1`, `name2`, … if taken.
-pub(super) fn unique_name<'a>(name: String, taken: impl Iterator<Item = &'a str> + Clone) -> String {
+pub(super) fn unique_name<'a>(
+    name: String,
+    taken: impl Iterator<Item = &'a str> + Clone,
+) -> String {
     if !taken.clone().any(|t| t == name) {
         return name;
     }
@@ -1068,7 +1161,9 @@ fn decode_string(literal: &str) -> String {
             .unwrap_or(body);
         return inner.replace(&quote.repeat(2), quote);
     }
-    let inner = literal.get(1..literal.len().saturating_sub(1)).unwrap_or("");
+    let inner = literal
+        .get(1..literal.len().saturating_sub(1))
+        .unwrap_or("");
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {

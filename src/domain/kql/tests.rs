@@ -31,13 +31,83 @@ fn object(value: Value) -> Row {
 /// (name, subscription, assessment key, severity, minutes ago, resource type, display name,
 /// cvss, tags)
 #[allow(clippy::type_complexity)]
-const FINDINGS: &[(&str, &str, &str, &str, i64, &str, &str, Option<f64>, Option<&[&str]>)] = &[
-    ("a1", "sub1", ACR_KEY, "High", 30, "AzureContainerRegistryVulnerability", "py: ReDoS in py library", Some(7.5), Some(&["v1", "latest"])),
-    ("a2", "sub1", ACR_KEY, "High", 120, "AzureContainerRegistryVulnerability", "openssl: buffer overflow", Some(8.1), Some(&["v2"])),
-    ("a3", "sub2", ACR_KEY, "Medium", 10, "AzureContainerRegistryVulnerability", "zlib: heap-overflow in inflate", Some(5.0), Some(&[])),
-    ("a4", "sub1", ACR_KEY, "Low", 5, "ServerVulnerability", "kernel: use-after-free", None, None),
-    ("a5", "sub2", "dbd0cb49-b563-45e7-9724-889e799fa648", "Medium", 20, "AzureContainerRegistryVulnerability", "curl: cookie injection", Some(6.1), Some(&["1.0"])),
-    ("a6", "sub2", ACR_KEY, "High", 3 * 24 * 60, "AzureContainerRegistryVulnerability", "glibc: buffer overflow in iconv", Some(9.8), Some(&["latest"])),
+const FINDINGS: &[(
+    &str,
+    &str,
+    &str,
+    &str,
+    i64,
+    &str,
+    &str,
+    Option<f64>,
+    Option<&[&str]>,
+)] = &[
+    (
+        "a1",
+        "sub1",
+        ACR_KEY,
+        "High",
+        30,
+        "AzureContainerRegistryVulnerability",
+        "py: ReDoS in py library",
+        Some(7.5),
+        Some(&["v1", "latest"]),
+    ),
+    (
+        "a2",
+        "sub1",
+        ACR_KEY,
+        "High",
+        120,
+        "AzureContainerRegistryVulnerability",
+        "openssl: buffer overflow",
+        Some(8.1),
+        Some(&["v2"]),
+    ),
+    (
+        "a3",
+        "sub2",
+        ACR_KEY,
+        "Medium",
+        10,
+        "AzureContainerRegistryVulnerability",
+        "zlib: heap-overflow in inflate",
+        Some(5.0),
+        Some(&[]),
+    ),
+    (
+        "a4",
+        "sub1",
+        ACR_KEY,
+        "Low",
+        5,
+        "ServerVulnerability",
+        "kernel: use-after-free",
+        None,
+        None,
+    ),
+    (
+        "a5",
+        "sub2",
+        "dbd0cb49-b563-45e7-9724-889e799fa648",
+        "Medium",
+        20,
+        "AzureContainerRegistryVulnerability",
+        "curl: cookie injection",
+        Some(6.1),
+        Some(&["1.0"]),
+    ),
+    (
+        "a6",
+        "sub2",
+        ACR_KEY,
+        "High",
+        3 * 24 * 60,
+        "AzureContainerRegistryVulnerability",
+        "glibc: buffer overflow in iconv",
+        Some(9.8),
+        Some(&["latest"]),
+    ),
 ];
 
 fn registry_id(subscription: &str) -> String {
@@ -117,7 +187,10 @@ struct Memory {
 impl Memory {
     fn new() -> Self {
         Self {
-            tables: HashMap::from([("securityresources", findings()), ("resources", registries())]),
+            tables: HashMap::from([
+                ("securityresources", findings()),
+                ("resources", registries()),
+            ]),
             constraints: Vec::new(),
         }
     }
@@ -138,14 +211,12 @@ impl Source for Memory {
     }
 
     fn has_table(&self, table: &str) -> bool {
-        self.tables.contains_key(table.to_ascii_lowercase().as_str())
+        self.tables
+            .contains_key(table.to_ascii_lowercase().as_str())
     }
 }
 
-const ALL: Window = Window {
-    skip: 0,
-    top: 1000,
-};
+const ALL: Window = Window { skip: 0, top: 1000 };
 
 fn run_on(source: &mut Memory, text: &str, window: Window) -> Result<Output, KqlError> {
     let query = parse(text)?;
@@ -173,7 +244,12 @@ fn names(text: &str) -> Vec<String> {
 /// One scalar expression's value, evaluated on the first row.
 fn scalar(expr: &str) -> Value {
     let text = format!("securityresources | take 1 | project v = {expr}");
-    run(&text).rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null)
+    run(&text)
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 const QUERY_ONE: &str = r#"securityresources
@@ -196,19 +272,31 @@ fn kql_the_issue_queries_run_as_printed() {
     let found: Vec<&Value> = one.rows.iter().filter_map(|r| r.get(name?)).collect();
     assert_eq!(found, [&json!("a1"), &json!("a3")]);
     assert_eq!(one.total_records, 2);
-    let kinds: HashMap<&str, ColumnType> =
-        one.columns.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+    let kinds: HashMap<&str, ColumnType> = one
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind))
+        .collect();
     assert_eq!(kinds["assessmentKey"], ColumnType::String);
     assert_eq!(kinds["timeGenerated"], ColumnType::Object);
     assert_eq!(kinds["properties"], ColumnType::Object);
-    assert_eq!(one.columns.last().map(|c| c.name.as_str()), Some("timeGenerated"));
+    assert_eq!(
+        one.columns.last().map(|c| c.name.as_str()),
+        Some("timeGenerated")
+    );
 
     let two = run(QUERY_TWO);
     assert_eq!(
         two.columns,
         [
-            Column { name: "severity".into(), kind: ColumnType::String },
-            Column { name: "findings".into(), kind: ColumnType::Integer },
+            Column {
+                name: "severity".into(),
+                kind: ColumnType::String
+            },
+            Column {
+                name: "findings".into(),
+                kind: ColumnType::Integer
+            },
         ]
     );
     assert_eq!(json!(two.rows), json!([["High", 3], ["Medium", 2]]));
@@ -217,17 +305,26 @@ fn kql_the_issue_queries_run_as_printed() {
 #[test]
 fn kql_leading_where_conjuncts_reach_the_source_as_constraints() {
     let mut source = Memory::new();
-    run_on(&mut source, QUERY_ONE, ALL).map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    run_on(&mut source, QUERY_ONE, ALL)
+        .map_err(|e| e.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
     let one_of = |column: &[&str], value: &str, ignore_case| Constraint {
         column: column.iter().map(|s| s.to_string()).collect(),
-        test: Test::OneOf { values: vec![json!(value)], ignore_case },
+        test: Test::OneOf {
+            values: vec![json!(value)],
+            ignore_case,
+        },
     };
     assert_eq!(
         source.constraints,
         [(
             "securityresources".to_owned(),
             vec![
-                one_of(&["type"], "microsoft.security/assessments/subassessments", true),
+                one_of(
+                    &["type"],
+                    "microsoft.security/assessments/subassessments",
+                    true
+                ),
                 one_of(
                     &["properties", "additionalData", "assessedResourceType"],
                     "AzureContainerRegistryVulnerability",
@@ -252,7 +349,11 @@ fn kql_leading_where_conjuncts_reach_the_source_as_constraints() {
         source.constraints,
         [(
             "securityresources".to_owned(),
-            vec![one_of(&["type"], "microsoft.security/assessments/subassessments", false)]
+            vec![one_of(
+                &["type"],
+                "microsoft.security/assessments/subassessments",
+                false
+            )]
         )]
     );
 
@@ -290,45 +391,136 @@ fn kql_leading_where_conjuncts_reach_the_source_as_constraints() {
 #[test]
 fn kql_where_operators() {
     let cases: &[(&str, Value)] = &[
-        (r#"where properties.status.severity == "High""#, json!(["a1", "a2", "a6"])),
-        (r#"where properties.status.severity != "High""#, json!(["a3", "a4", "a5"])),
-        (r#"where properties.status.severity =~ "high""#, json!(["a1", "a2", "a6"])),
-        (r#"where properties.status.severity !~ "HIGH""#, json!(["a3", "a4", "a5"])),
-        (r#"where type == "microsoft.security/assessments/subassessments""#, json!(["a1", "a2", "a3", "a5", "a6"])),
-        (r#"where properties.displayName contains "REDOS""#, json!(["a1"])),
-        (r#"where properties.displayName !contains "overflow""#, json!(["a1", "a4", "a5"])),
-        (r#"where properties.displayName contains_cs "REDOS""#, json!([])),
-        (r#"where properties.displayName has "overflow""#, json!(["a2", "a3", "a6"])),
+        (
+            r#"where properties.status.severity == "High""#,
+            json!(["a1", "a2", "a6"]),
+        ),
+        (
+            r#"where properties.status.severity != "High""#,
+            json!(["a3", "a4", "a5"]),
+        ),
+        (
+            r#"where properties.status.severity =~ "high""#,
+            json!(["a1", "a2", "a6"]),
+        ),
+        (
+            r#"where properties.status.severity !~ "HIGH""#,
+            json!(["a3", "a4", "a5"]),
+        ),
+        (
+            r#"where type == "microsoft.security/assessments/subassessments""#,
+            json!(["a1", "a2", "a3", "a5", "a6"]),
+        ),
+        (
+            r#"where properties.displayName contains "REDOS""#,
+            json!(["a1"]),
+        ),
+        (
+            r#"where properties.displayName !contains "overflow""#,
+            json!(["a1", "a4", "a5"]),
+        ),
+        (
+            r#"where properties.displayName contains_cs "REDOS""#,
+            json!([]),
+        ),
+        (
+            r#"where properties.displayName has "overflow""#,
+            json!(["a2", "a3", "a6"]),
+        ),
         (r#"where properties.displayName has "flow""#, json!([])),
-        (r#"where properties.displayName !has "OVERFLOW""#, json!(["a1", "a4", "a5"])),
-        (r#"where properties.displayName startswith "PY""#, json!(["a1"])),
-        (r#"where properties.displayName endswith "ICONV""#, json!(["a6"])),
-        (r#"where properties.displayName matches regex @"^(openssl|glibc):""#, json!(["a2", "a6"])),
+        (
+            r#"where properties.displayName !has "OVERFLOW""#,
+            json!(["a1", "a4", "a5"]),
+        ),
+        (
+            r#"where properties.displayName startswith "PY""#,
+            json!(["a1"]),
+        ),
+        (
+            r#"where properties.displayName endswith "ICONV""#,
+            json!(["a6"]),
+        ),
+        (
+            r#"where properties.displayName matches regex @"^(openssl|glibc):""#,
+            json!(["a2", "a6"]),
+        ),
         (r#"where name in ("a1", "a3")"#, json!(["a1", "a3"])),
-        (r#"where name !in ("a1", "a3")"#, json!(["a2", "a4", "a5", "a6"])),
+        (
+            r#"where name !in ("a1", "a3")"#,
+            json!(["a2", "a4", "a5", "a6"]),
+        ),
         (r#"where name in~ ("A1")"#, json!(["a1"])),
-        (r#"where name in (dynamic(["a2", "a4"]))"#, json!(["a2", "a4"])),
-        ("where properties.additionalData.cvss > 8", json!(["a2", "a6"])),
-        ("where properties.additionalData.cvss <= 6.1", json!(["a3", "a5"])),
-        ("where properties.additionalData.cvss between (5.0 .. 7.5)", json!(["a1", "a3", "a5"])),
-        ("where properties.additionalData.cvss !between (5.0 .. 7.5)", json!(["a2", "a6"])),
-        (r#"where name == "a1" or (properties.status.severity == "Medium" and not(name == "a5"))"#, json!(["a1", "a3"])),
-        ("where properties.timeGenerated > ago(1h)", json!(["a1", "a3", "a4", "a5"])),
-        ("where todatetime(properties.timeGenerated) < now(-1d)", json!(["a6"])),
-        ("where properties.timeGenerated between (ago(1h) .. now())", json!(["a1", "a3", "a4", "a5"])),
+        (
+            r#"where name in (dynamic(["a2", "a4"]))"#,
+            json!(["a2", "a4"]),
+        ),
+        (
+            "where properties.additionalData.cvss > 8",
+            json!(["a2", "a6"]),
+        ),
+        (
+            "where properties.additionalData.cvss <= 6.1",
+            json!(["a3", "a5"]),
+        ),
+        (
+            "where properties.additionalData.cvss between (5.0 .. 7.5)",
+            json!(["a1", "a3", "a5"]),
+        ),
+        (
+            "where properties.additionalData.cvss !between (5.0 .. 7.5)",
+            json!(["a2", "a6"]),
+        ),
+        (
+            r#"where name == "a1" or (properties.status.severity == "Medium" and not(name == "a5"))"#,
+            json!(["a1", "a3"]),
+        ),
+        (
+            "where properties.timeGenerated > ago(1h)",
+            json!(["a1", "a3", "a4", "a5"]),
+        ),
+        (
+            "where todatetime(properties.timeGenerated) < now(-1d)",
+            json!(["a6"]),
+        ),
+        (
+            "where properties.timeGenerated between (ago(1h) .. now())",
+            json!(["a1", "a3", "a4", "a5"]),
+        ),
         // Comparing a missing member or mismatched types is null, never an error.
         ("where properties.missing > 5", json!([])),
         (r#"where properties.status > "a""#, json!([])),
-        (r#"where properties.missing != "x""#, json!(["a1", "a2", "a3", "a4", "a5", "a6"])),
-        ("where isnull(properties.additionalData.cvss)", json!(["a4"])),
-        (r#"filter properties.status.severity == "Low""#, json!(["a4"])),
-        ("where properties.additionalData.artifactDetails.tags[0] == \"latest\"", json!(["a6"])),
-        ("where properties.additionalData.artifactDetails.tags[-1] == \"latest\"", json!(["a1", "a6"])),
-        ("where properties['additionalData']['artifactDetails']['repositoryName'] == 'lib/base'", json!(["a3", "a5", "a6"])),
+        (
+            r#"where properties.missing != "x""#,
+            json!(["a1", "a2", "a3", "a4", "a5", "a6"]),
+        ),
+        (
+            "where isnull(properties.additionalData.cvss)",
+            json!(["a4"]),
+        ),
+        (
+            r#"filter properties.status.severity == "Low""#,
+            json!(["a4"]),
+        ),
+        (
+            "where properties.additionalData.artifactDetails.tags[0] == \"latest\"",
+            json!(["a6"]),
+        ),
+        (
+            "where properties.additionalData.artifactDetails.tags[-1] == \"latest\"",
+            json!(["a1", "a6"]),
+        ),
+        (
+            "where properties['additionalData']['artifactDetails']['repositoryName'] == 'lib/base'",
+            json!(["a3", "a5", "a6"]),
+        ),
     ];
     for (clause, expected) in cases {
         let text = format!("securityresources | {clause} | project name");
-        let got: Vec<Value> = run(&text).rows.into_iter().filter_map(|r| r.into_iter().next()).collect();
+        let got: Vec<Value> = run(&text)
+            .rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
         assert_eq!(json!(got), *expected, "{clause}");
     }
 }
@@ -337,7 +529,10 @@ fn kql_where_operators() {
 fn kql_scalar_functions() {
     let cases: &[(&str, Value)] = &[
         ("tostring(1.5)", json!("1.5")),
-        ("tostring(properties.status)", json!(r#"{"code":"Unhealthy","severity":"High"}"#)),
+        (
+            "tostring(properties.status)",
+            json!(r#"{"code":"Unhealthy","severity":"High"}"#),
+        ),
         ("tostring(properties.missing)", json!("")),
         (r#"toint("42")"#, json!(42)),
         (r#"tolong(" 7 ")"#, json!(7)),
@@ -346,11 +541,20 @@ fn kql_scalar_functions() {
         ("todouble(properties.additionalData.cvss)", json!(7.5)),
         (r#"tobool("TRUE")"#, json!(true)),
         (r#"todatetime("2024-01-02")"#, json!("2024-01-02T00:00:00Z")),
-        (r#"todatetime("2024-01-02T03:04:05.5+01:00")"#, json!("2024-01-02T02:04:05.5000000Z")),
+        (
+            r#"todatetime("2024-01-02T03:04:05.5+01:00")"#,
+            json!("2024-01-02T02:04:05.5000000Z"),
+        ),
         (r#"parse_json('{"a":[1,2]}').a[1]"#, json!(2)),
         (r#"todynamic("[1]")"#, json!([1])),
-        (r#"extract("([0-9]+)-([0-9]+)", 2, "CVE-2022-42969")"#, json!("42969")),
-        (r#"extract("([0-9]+)-([0-9]+)", 2, "CVE-2022-42969", typeof(long))"#, json!(42969)),
+        (
+            r#"extract("([0-9]+)-([0-9]+)", 2, "CVE-2022-42969")"#,
+            json!("42969"),
+        ),
+        (
+            r#"extract("([0-9]+)-([0-9]+)", 2, "CVE-2022-42969", typeof(long))"#,
+            json!(42969),
+        ),
         (r#"extract("x(y)", 1, "abc")"#, json!("")),
         (r#"split("a/b/c", "/")"#, json!(["a", "b", "c"])),
         (r#"split("a/b/c", "/", 1)"#, json!(["b"])),
@@ -366,9 +570,15 @@ fn kql_scalar_functions() {
         (r#"trim_start("a", "aabca")"#, json!("bca")),
         (r#"trim_end("a", "aabca")"#, json!("aabc")),
         (r#"replace_string("a.b.c", ".", "-")"#, json!("a-b-c")),
-        (r#"replace_regex("a1b22", @"(\d+)", @"<\1>")"#, json!("a<1>b<22>")),
+        (
+            r#"replace_regex("a1b22", @"(\d+)", @"<\1>")"#,
+            json!("a<1>b<22>"),
+        ),
         (r#"iff(1 > 2, "y", "n")"#, json!("n")),
-        (r#"iif(properties.status.severity == "High", 1, 0)"#, json!(1)),
+        (
+            r#"iif(properties.status.severity == "High", 1, 0)"#,
+            json!(1),
+        ),
         (r#"case(1 > 2, "a", 2 > 1, "b", "c")"#, json!("b")),
         (r#"case(false, "a", "c")"#, json!("c")),
         (r#"coalesce(properties.missing, "", "z")"#, json!("z")),
@@ -378,28 +588,52 @@ fn kql_scalar_functions() {
         (r#"isempty("")"#, json!(true)),
         ("isempty(properties.missing)", json!(true)),
         ("isnotempty(name)", json!(true)),
-        ("array_length(properties.additionalData.artifactDetails.tags)", json!(2)),
+        (
+            "array_length(properties.additionalData.artifactDetails.tags)",
+            json!(2),
+        ),
         ("array_length(name)", json!(null)),
         ("bag_keys(properties.status)", json!(["code", "severity"])),
         ("pack_array(1, \"a\")", json!([1, "a"])),
         ("ago(1h)", json!("2026-12-07T11:00:00Z")),
         ("now()", json!("2026-12-07T12:00:00Z")),
         ("datetime(2024-03-05 10:30)", json!("2024-03-05T10:30:00Z")),
-        ("datetime(\"2024-03-05T10:30:00Z\") + 1d", json!("2024-03-06T10:30:00Z")),
-        ("startofday(datetime(2024-03-05T10:30:00Z))", json!("2024-03-05T00:00:00Z")),
-        ("startofday(datetime(2024-03-05T10:30:00Z), -1)", json!("2024-03-04T00:00:00Z")),
-        ("bin(datetime(2024-03-05T10:31:00Z), 1h)", json!("2024-03-05T10:00:00Z")),
+        (
+            "datetime(\"2024-03-05T10:30:00Z\") + 1d",
+            json!("2024-03-06T10:30:00Z"),
+        ),
+        (
+            "startofday(datetime(2024-03-05T10:30:00Z))",
+            json!("2024-03-05T00:00:00Z"),
+        ),
+        (
+            "startofday(datetime(2024-03-05T10:30:00Z), -1)",
+            json!("2024-03-04T00:00:00Z"),
+        ),
+        (
+            "bin(datetime(2024-03-05T10:31:00Z), 1h)",
+            json!("2024-03-05T10:00:00Z"),
+        ),
         ("bin(17, 5)", json!(15)),
         ("bin(2.7, 0.5)", json!(2.5)),
         ("floor(-3, 2)", json!(-4)),
-        (r#"format_datetime(datetime(2024-03-05T09:08:07.25Z), "yyyy-MM-dd HH:mm:ss.ff")"#, json!("2024-03-05 09:08:07.25")),
-        (r#"format_datetime(datetime(2024-03-05T13:08:07Z), "M/d/yy h tt")"#, json!("3/5/24 1 PM")),
+        (
+            r#"format_datetime(datetime(2024-03-05T09:08:07.25Z), "yyyy-MM-dd HH:mm:ss.ff")"#,
+            json!("2024-03-05 09:08:07.25"),
+        ),
+        (
+            r#"format_datetime(datetime(2024-03-05T13:08:07Z), "M/d/yy h tt")"#,
+            json!("3/5/24 1 PM"),
+        ),
         ("1h + 30m", json!("01:30:00")),
         ("7d", json!("7.00:00:00")),
         ("1.5s", json!("00:00:01.5000000")),
         ("100ms * 3", json!("00:00:00.3000000")),
         ("-2h", json!("-02:00:00")),
-        ("datetime(2024-01-02) - datetime(2024-01-01) == 1d", json!(true)),
+        (
+            "datetime(2024-01-02) - datetime(2024-01-01) == 1d",
+            json!(true),
+        ),
         ("now() - ago(90m) > 1h", json!(true)),
         ("7 / 2", json!(3)),
         ("7.0 / 2", json!(3.5)),
@@ -423,7 +657,10 @@ fn kql_scalar_functions() {
         ("true and false or true", json!(true)),
         ("properties.missing > 1 and false", json!(false)),
         ("long(null)", json!(null)),
-        (r#"dynamic({"a": [1, {"b": null}]})"#, json!({"a": [1, {"b": null}]})),
+        (
+            r#"dynamic({"a": [1, {"b": null}]})"#,
+            json!({"a": [1, {"b": null}]}),
+        ),
         ("['name']", json!("a1")),
     ];
     for (expr, expected) in cases {
@@ -518,10 +755,19 @@ fn kql_tabular_operators() {
             "securityresources | top 1 by name asc | project name",
             json!([["a1"]]),
         ),
-        ("securityresources | take 2 | project name", json!([["a1"], ["a2"]])),
-        ("securityresources | limit 1 | project name", json!([["a1"]])),
+        (
+            "securityresources | take 2 | project name",
+            json!([["a1"], ["a2"]]),
+        ),
+        (
+            "securityresources | limit 1 | project name",
+            json!([["a1"]]),
+        ),
         ("securityresources | take 0 | project name", json!([])),
-        ("securityresources | distinct subscriptionId", json!([["sub1"], ["sub2"]])),
+        (
+            "securityresources | distinct subscriptionId",
+            json!([["sub1"], ["sub2"]]),
+        ),
         (
             "securityresources | distinct subscriptionId, resourceGroup",
             json!([["sub1", "rg1"], ["sub2", "rg2"]]),
@@ -531,10 +777,20 @@ fn kql_tabular_operators() {
             json!([["global"]]),
         ),
         ("securityresources | count", json!([[6]])),
-        ("securityresources | where name == 'x' | count", json!([[0]])),
+        (
+            "securityresources | where name == 'x' | count",
+            json!([[0]]),
+        ),
         (
             "securityresources | extend registryId = tostring(split(id, '/providers/Microsoft.Security/')[0]) | project name, registryId | join kind=inner (resources | project registryId = id, registry = name) on registryId | project name, registry",
-            json!([["a1", "reg1"], ["a2", "reg1"], ["a3", "reg2"], ["a4", "reg1"], ["a5", "reg2"], ["a6", "reg2"]]),
+            json!([
+                ["a1", "reg1"],
+                ["a2", "reg1"],
+                ["a3", "reg2"],
+                ["a4", "reg1"],
+                ["a5", "reg2"],
+                ["a6", "reg2"]
+            ]),
         ),
         (
             "securityresources | extend registryId = tostring(split(id, '/providers/Microsoft.Security/')[0]) | project name, registryId | join (resources | project registryId = id, registry = name) on registryId | project name, registry",
@@ -542,14 +798,27 @@ fn kql_tabular_operators() {
         ),
         (
             "securityresources | extend registryId = tostring(split(id, '/providers/Microsoft.Security/')[0]) | project name, registryId | join kind=leftouter (resources | where name == 'reg1' | project id, registry = name) on $left.registryId == $right.id | project name, registry",
-            json!([["a1", "reg1"], ["a2", "reg1"], ["a3", null], ["a4", "reg1"], ["a5", null], ["a6", null]]),
+            json!([
+                ["a1", "reg1"],
+                ["a2", "reg1"],
+                ["a3", null],
+                ["a4", "reg1"],
+                ["a5", null],
+                ["a6", null]
+            ]),
         ),
         (
             "securityresources | extend registryId = tostring(split(id, '/providers/Microsoft.Security/')[0]) | project name, registryId | join kind=inner (resources | project registryId = id, name) on registryId | project name, name1 | take 1",
             json!([["a1", "reg1"]]),
         ),
-        ("resources | union (securityresources | take 1) | count", json!([[4]])),
-        ("union resources, (securityresources | take 2) | count", json!([[5]])),
+        (
+            "resources | union (securityresources | take 1) | count",
+            json!([[4]]),
+        ),
+        (
+            "union resources, (securityresources | take 2) | count",
+            json!([[5]]),
+        ),
         ("resources | union securityresources | count", json!([[9]])),
         (
             "securityresources | where name == 'a1' | mv-expand tag = properties.additionalData.artifactDetails.tags | project name, tag",
@@ -557,7 +826,14 @@ fn kql_tabular_operators() {
         ),
         (
             "securityresources | project name, tags = properties.additionalData.artifactDetails.tags | mv-expand tags | project name, tags",
-            json!([["a1", "v1"], ["a1", "latest"], ["a2", "v2"], ["a4", null], ["a5", "1.0"], ["a6", "latest"]]),
+            json!([
+                ["a1", "v1"],
+                ["a1", "latest"],
+                ["a2", "v2"],
+                ["a4", null],
+                ["a5", "1.0"],
+                ["a6", "latest"]
+            ]),
         ),
         (
             "securityresources | where name == 'a1' | project s = properties.status | mv-expand s",
@@ -600,12 +876,31 @@ fn kql_tabular_operators() {
 #[test]
 fn kql_output_columns_are_named_and_typed_as_kusto_names_them() {
     assert_eq!(
-        names("securityresources | summarize count(), countif(true), dcount(name), make_set(name), make_list(name), min(properties.additionalData.cvss), max(name), sum(1), avg(1), take_any(name)"),
-        ["count_", "countif_", "dcount_name", "set_name", "list_name", "min_properties_additionalData_cvss", "max_name", "sum_", "avg_", "take_any_name"]
+        names(
+            "securityresources | summarize count(), countif(true), dcount(name), make_set(name), make_list(name), min(properties.additionalData.cvss), max(name), sum(1), avg(1), take_any(name)"
+        ),
+        [
+            "count_",
+            "countif_",
+            "dcount_name",
+            "set_name",
+            "list_name",
+            "min_properties_additionalData_cvss",
+            "max_name",
+            "sum_",
+            "avg_",
+            "take_any_name"
+        ]
     );
     assert_eq!(
-        names("securityresources | summarize count() by bin(todatetime(properties.timeGenerated), 1h), properties.status.severity"),
-        ["properties_timeGenerated", "properties_status_severity", "count_"]
+        names(
+            "securityresources | summarize count() by bin(todatetime(properties.timeGenerated), 1h), properties.status.severity"
+        ),
+        [
+            "properties_timeGenerated",
+            "properties_status_severity",
+            "count_"
+        ]
     );
     assert_eq!(
         names("securityresources | project name, properties.status.severity, strlen(name)"),
@@ -642,17 +937,32 @@ fn kql_output_columns_are_named_and_typed_as_kusto_names_them() {
 fn kql_windows_count_every_row_and_keep_only_the_window() {
     let mut source = Memory::new();
     let window = Window { skip: 1, top: 2 };
-    let output = run_on(&mut source, "securityresources | order by name desc | project name", window)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let output = run_on(
+        &mut source,
+        "securityresources | order by name desc | project name",
+        window,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(json!(output.rows), json!([["a5"], ["a4"]]));
     assert_eq!(output.total_records, 6);
-    let output = run_on(&mut Memory::new(), "securityresources | order by name desc", window)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let output = run_on(
+        &mut Memory::new(),
+        "securityresources | order by name desc",
+        window,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(output.total_records, 6);
     assert_eq!(output.rows.len(), 2);
-    let output = run_on(&mut Memory::new(), "securityresources | project name", Window { skip: 5, top: 10 })
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((json!(output.rows), output.total_records), (json!([["a6"]]), 6));
+    let output = run_on(
+        &mut Memory::new(),
+        "securityresources | project name",
+        Window { skip: 5, top: 10 },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (json!(output.rows), output.total_records),
+        (json!([["a6"]]), 6)
+    );
 }
 
 /// A table of `size` rows `{"i": n}` that counts how many rows were pulled.
@@ -683,7 +993,10 @@ impl Source for Counting {
 
 fn run_counting(text: &str, size: u64, window: Window) -> (Output, u64) {
     let pulled = Rc::new(Cell::new(0));
-    let mut source = Counting { size, pulled: Rc::clone(&pulled) };
+    let mut source = Counting {
+        size,
+        pulled: Rc::clone(&pulled),
+    };
     let query = parse(text).unwrap_or_else(|e| panic!("{e}"));
     let output = execute(&query, &mut source, window, now()).unwrap_or_else(|_| panic!("{text}"));
     (output, pulled.get())
@@ -693,7 +1006,11 @@ fn run_counting(text: &str, size: u64, window: Window) -> (Output, u64) {
 fn kql_take_stops_reading_the_source() {
     let (output, pulled) = run_counting("big | take 5", 1_000_000, ALL);
     assert_eq!((output.total_records, pulled), (5, 5));
-    let (output, pulled) = run_counting("big | where i % 2 == 1 | take 3 | project i", 1_000_000, ALL);
+    let (output, pulled) = run_counting(
+        "big | where i % 2 == 1 | take 3 | project i",
+        1_000_000,
+        ALL,
+    );
     assert_eq!(json!(output.rows), json!([[1], [3], [5]]));
     assert_eq!(pulled, 6);
 }
@@ -707,7 +1024,11 @@ fn kql_a_final_order_by_keeps_the_window_and_counts_all() {
     assert_eq!(json!(output.rows), json!([[199_989], [199_988], [199_987]]));
     let (output, _) = run_counting("big | top 2 by i asc | extend j = i * 2", 1000, ALL);
     assert_eq!(json!(output.rows), json!([[0, 0], [1, 2]]));
-    let (output, _) = run_counting("big | summarize count() by k = i % 3 | order by k asc", 1000, ALL);
+    let (output, _) = run_counting(
+        "big | summarize count() by k = i % 3 | order by k asc",
+        1000,
+        ALL,
+    );
     assert_eq!(json!(output.rows), json!([[0, 334], [1, 333], [2, 333]]));
 }
 
@@ -715,41 +1036,181 @@ fn kql_a_final_order_by_keeps_the_window_and_counts_all() {
 fn kql_bad_queries_are_refused_with_where() {
     let cases: &[(&str, &str, usize, usize, &str)] = &[
         ("securityresources | where", "ParserFailure", 1, 26, ""),
-        ("securityresources | where name ==", "ParserFailure", 1, 34, ""),
-        ("securityresources\n| where name === \"a\"", "ParserFailure", 2, 16, "="),
+        (
+            "securityresources | where name ==",
+            "ParserFailure",
+            1,
+            34,
+            "",
+        ),
+        (
+            "securityresources\n| where name === \"a\"",
+            "ParserFailure",
+            2,
+            16,
+            "=",
+        ),
         ("securityresources | take 5 |", "ParserFailure", 1, 29, ""),
-        ("securityresources | where name == \"abc", "ParserFailure", 1, 35, "\"abc"),
-        ("securityresources\n| where name == 'a\n| take 1", "ParserFailure", 2, 17, "'a"),
-        ("securityresources | where (name == 'a'", "ParserFailure", 1, 39, ""),
-        ("securityresources | where name == 'a')", "ParserFailure", 1, 38, ")"),
-        ("securityresources | project-away", "ParserFailure", 1, 33, ""),
-        ("securityresources | extend x = é", "ParserFailure", 1, 32, "é"),
-        ("securitÿresources | take 1", "ParserFailure", 1, 8, "ÿresources"),
-        ("securityresources | whre name == 'a'", "InvalidQuery", 1, 21, "whre"),
-        ("securityresources\n  | where foo(name)", "InvalidQuery", 2, 11, "foo"),
-        ("securityresources | where tolower(name, 1) == 'a'", "InvalidQuery", 1, 27, "tolower"),
-        ("securityresources | summarize foo() by name", "InvalidQuery", 1, 31, "foo"),
-        ("securityresources | summarize count(name)", "InvalidQuery", 1, 31, "count"),
-        ("securityresources | summarize x = name", "InvalidQuery", 1, 35, "name"),
-        ("securityresources | where count() > 1", "InvalidQuery", 1, 27, "count"),
-        ("securityresources | where extract('(', 1, name) == ''", "InvalidQuery", 1, 35, "'('"),
-        ("securityresources | join kind=fullouter (resources) on id", "InvalidQuery", 1, 26, "kind"),
+        (
+            "securityresources | where name == \"abc",
+            "ParserFailure",
+            1,
+            35,
+            "\"abc",
+        ),
+        (
+            "securityresources\n| where name == 'a\n| take 1",
+            "ParserFailure",
+            2,
+            17,
+            "'a",
+        ),
+        (
+            "securityresources | where (name == 'a'",
+            "ParserFailure",
+            1,
+            39,
+            "",
+        ),
+        (
+            "securityresources | where name == 'a')",
+            "ParserFailure",
+            1,
+            38,
+            ")",
+        ),
+        (
+            "securityresources | project-away",
+            "ParserFailure",
+            1,
+            33,
+            "",
+        ),
+        (
+            "securityresources | extend x = é",
+            "ParserFailure",
+            1,
+            32,
+            "é",
+        ),
+        (
+            "securitÿresources | take 1",
+            "ParserFailure",
+            1,
+            8,
+            "ÿresources",
+        ),
+        (
+            "securityresources | whre name == 'a'",
+            "InvalidQuery",
+            1,
+            21,
+            "whre",
+        ),
+        (
+            "securityresources\n  | where foo(name)",
+            "InvalidQuery",
+            2,
+            11,
+            "foo",
+        ),
+        (
+            "securityresources | where tolower(name, 1) == 'a'",
+            "InvalidQuery",
+            1,
+            27,
+            "tolower",
+        ),
+        (
+            "securityresources | summarize foo() by name",
+            "InvalidQuery",
+            1,
+            31,
+            "foo",
+        ),
+        (
+            "securityresources | summarize count(name)",
+            "InvalidQuery",
+            1,
+            31,
+            "count",
+        ),
+        (
+            "securityresources | summarize x = name",
+            "InvalidQuery",
+            1,
+            35,
+            "name",
+        ),
+        (
+            "securityresources | where count() > 1",
+            "InvalidQuery",
+            1,
+            27,
+            "count",
+        ),
+        (
+            "securityresources | where extract('(', 1, name) == ''",
+            "InvalidQuery",
+            1,
+            35,
+            "'('",
+        ),
+        (
+            "securityresources | join kind=fullouter (resources) on id",
+            "InvalidQuery",
+            1,
+            26,
+            "kind",
+        ),
         ("nosuchtable | take 1", "InvalidQuery", 1, 1, "nosuchtable"),
-        ("securityresources | join (nosuch) on id", "InvalidQuery", 1, 27, "nosuch"),
-        ("securityresources | where x > datetime(yesterday)", "InvalidQuery", 1, 31, "yesterday"),
+        (
+            "securityresources | take name",
+            "InvalidQuery",
+            1,
+            26,
+            "name",
+        ),
+        (
+            "securityresources | join (nosuch) on id",
+            "InvalidQuery",
+            1,
+            27,
+            "nosuch",
+        ),
+        (
+            "securityresources | where x > datetime(yesterday)",
+            "InvalidQuery",
+            1,
+            31,
+            "yesterday",
+        ),
     ];
     for &(text, code, line, position, token) in cases {
         let error = run_on(&mut Memory::new(), text, ALL).err();
-        let got = error.as_ref().map(|e| (e.code, e.line, e.position, e.token.as_str()));
-        assert_eq!(got, Some((code, line, position, token)), "{text}: {error:?}");
+        let got = error
+            .as_ref()
+            .map(|e| (e.code, e.line, e.position, e.token.as_str()));
+        assert_eq!(
+            got,
+            Some((code, line, position, token)),
+            "{text}: {error:?}"
+        );
     }
 }
 
 #[test]
 fn kql_garbage_deep_nesting_and_huge_input_never_panic() {
-    let deep = format!("securityresources | where {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let deep = format!(
+        "securityresources | where {}1{}",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
     let error = parse(&deep).err();
-    assert_eq!(error.map(|e| (e.code, e.position)), Some(("InvalidQuery", 27 + MAX_NESTING)));
+    assert_eq!(
+        error.map(|e| (e.code, e.position)),
+        Some(("InvalidQuery", 27 + MAX_NESTING))
+    );
 
     let chain = format!("securityresources | where {}1 > 0", "1 + ".repeat(10_000));
     assert_eq!(parse(&chain).err().map(|e| e.code), Some("InvalidQuery"));
@@ -759,7 +1220,10 @@ fn kql_garbage_deep_nesting_and_huge_input_never_panic() {
     let signs = format!("securityresources | where x == {}1", "- ".repeat(1000));
     assert_eq!(parse(&signs).err().map(|e| e.code), Some("InvalidQuery"));
 
-    let long = format!("securityresources | where name == '{}'", "x".repeat(MAX_QUERY_LENGTH));
+    let long = format!(
+        "securityresources | where name == '{}'",
+        "x".repeat(MAX_QUERY_LENGTH)
+    );
     assert_eq!(parse(&long).err().map(|e| e.code), Some("InvalidQuery"));
 
     for text in [
@@ -803,13 +1267,75 @@ mod fuzz {
     use super::*;
 
     const WORDS: &[&str] = &[
-        "securityresources", "resources", "|", "where", "extend", "project", "project-away",
-        "summarize", "by", "order", "sort", "top", "take", "distinct", "count", "join", "kind",
-        "=", "==", "!=", "=~", "in", "!in", "has", "contains", "(", ")", "[", "]", ",", ".", "'a'",
-        "\"b\"", "1", "1.5", "1h", "name", "properties", "x", "count()", "tostring", "ago", "and",
-        "or", "not", "mv-expand", "parse", "with", "*", "union", "let", ";", "-", "+", "asc",
-        "desc", "nulls", "first", "$left", "$right", "on", "datetime(2024-01-01)", "dynamic([1])",
-        "@\"c\"", "//", "\n", "é", "between", "..",
+        "securityresources",
+        "resources",
+        "|",
+        "where",
+        "extend",
+        "project",
+        "project-away",
+        "summarize",
+        "by",
+        "order",
+        "sort",
+        "top",
+        "take",
+        "distinct",
+        "count",
+        "join",
+        "kind",
+        "=",
+        "==",
+        "!=",
+        "=~",
+        "in",
+        "!in",
+        "has",
+        "contains",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        ".",
+        "'a'",
+        "\"b\"",
+        "1",
+        "1.5",
+        "1h",
+        "name",
+        "properties",
+        "x",
+        "count()",
+        "tostring",
+        "ago",
+        "and",
+        "or",
+        "not",
+        "mv-expand",
+        "parse",
+        "with",
+        "*",
+        "union",
+        "let",
+        ";",
+        "-",
+        "+",
+        "asc",
+        "desc",
+        "nulls",
+        "first",
+        "$left",
+        "$right",
+        "on",
+        "datetime(2024-01-01)",
+        "dynamic([1])",
+        "@\"c\"",
+        "//",
+        "\n",
+        "é",
+        "between",
+        "..",
     ];
 
     proptest! {

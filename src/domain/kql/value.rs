@@ -136,7 +136,11 @@ fn format_real(r: f64) -> String {
     if r.is_nan() {
         "NaN".into()
     } else if r.is_infinite() {
-        if r > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if r > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         r.to_string()
     }
