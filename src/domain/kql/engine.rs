@@ -561,9 +561,13 @@ fn summarize<E>(
                     } else {
                         Ordering::Less
                     };
-                    if !value.is_null() && (kept.is_none() || compare(&value, best) == Some(wanted))
-                        || kept.is_none() && value.is_null() && best.is_null()
-                    {
+                    // The first row stands until a row with a greater (lesser) value comes.
+                    let replace = match (kept.is_none(), value.is_null()) {
+                        (true, _) => true,
+                        (false, true) => false,
+                        (false, false) => best.is_null() || compare(&value, best) == Some(wanted),
+                    };
+                    if replace {
                         *best = value;
                         *kept = Some(row.clone());
                     }

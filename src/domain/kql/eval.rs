@@ -48,7 +48,60 @@ pub(super) struct Context {
     pub now: i64,
 }
 
+/// A value inside the row, found without copying what contains it.
+enum Found<'r> {
+    Column(&'r Scalar),
+    Member(&'r Value),
+}
+
+/// Follows a column and its literal member names and indexes (`properties.status['code']`,
+/// `tags[0]`) by reference. `None` when the expression is not such a path; `Some(None)` when
+/// the path leads nowhere (null).
+fn lookup<'r>(expr: &Expr, row: &'r Record) -> Option<Option<Found<'r>>> {
+    let container = |base: &Expr| -> Option<Option<&'r Value>> {
+        Some(match lookup(base, row)? {
+            Some(Found::Column(Scalar::Dynamic(value))) | Some(Found::Member(value)) => Some(value),
+            _ => None,
+        })
+    };
+    match &expr.kind {
+        ExprKind::Column(name) => Some(row.get(name).map(Found::Column)),
+        ExprKind::Member(base, name) => Some(
+            container(base)?
+                .and_then(|v| v.get(name))
+                .map(Found::Member),
+        ),
+        ExprKind::Index(base, index) => {
+            let ExprKind::Literal(key) = &index.kind else {
+                return None;
+            };
+            let value = container(base)?;
+            Some(match (value, key) {
+                (Some(Value::Object(bag)), Scalar::Str(name)) => bag.get(name).map(Found::Member),
+                (Some(Value::Array(items)), Scalar::Long(i)) => {
+                    let i = if *i < 0 { i + items.len() as i64 } else { *i };
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| items.get(i))
+                        .map(Found::Member)
+                }
+                _ => None,
+            })
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn eval(expr: &Expr, row: &Record, cx: Context) -> Scalar {
+    if matches!(expr.kind, ExprKind::Member(..) | ExprKind::Index(..))
+        && let Some(found) = lookup(expr, row)
+    {
+        return match found {
+            Some(Found::Column(value)) => value.clone(),
+            Some(Found::Member(value)) => Scalar::dynamic(value.clone()),
+            None => Scalar::Null,
+        };
+    }
     match &expr.kind {
         ExprKind::Literal(value) => value.clone(),
         ExprKind::Column(name) => row.get(name).cloned().unwrap_or(Scalar::Null),

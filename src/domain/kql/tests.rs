@@ -716,6 +716,10 @@ fn kql_tabular_operators() {
             json!([["sub1", 7.5, "a1"], ["sub2", 5.0, "a3"]]),
         ),
         (
+            "securityresources | order by name desc | summarize arg_max(properties.additionalData.cvss, name) by resourceGroup | order by resourceGroup asc",
+            json!([["rg1", 8.1, "a2"], ["rg2", 9.8, "a6"]]),
+        ),
+        (
             "securityresources | summarize by subscriptionId, resourceGroup",
             json!([["sub1", "rg1"], ["sub2", "rg2"]]),
         ),
