@@ -24,7 +24,8 @@
 //!   `nulls first`/`last`; descending by default), `top N by`, `take`/`limit`, `distinct`,
 //!   `count`, `join kind=innerunique|inner|leftouter (…) on a, $left.b == $right.c` (a right
 //!   column whose name the left has gets a numeric suffix: `id1`), `union` (also leading),
-//!   `mv-expand [name =] expr [to typeof(t)] [limit n]` (side by side for several),
+//!   `mv-expand [name =] expr [to typeof(t)] [limit n]` (side by side for several; the
+//!   elements stay dynamic whatever `typeof` says; a row whose array is empty is dropped),
 //!   `parse expr with * "lit" name:type …` (simple kind).
 //! - Aggregations: `count`, `countif`, `dcount` (exact), `make_set`, `make_list` (with a size
 //!   limit), `min`, `max`, `sum`, `avg`, `arg_max`/`arg_min` (`*` or listed columns),
