@@ -15,7 +15,8 @@
 //! operators, `matches regex`, `in`, `between`); `+ -`; `* / %`; unary `-`; member access
 //! `.name`, `['name']`, `[0]`. `let` names (scalars only) are replaced by their expressions.
 //! Queries longer than [`MAX_QUERY_LENGTH`], brackets nested deeper than [`MAX_NESTING`] and
-//! expression trees deeper than [`MAX_EXPRESSION_DEPTH`] are refused before anything recurses.
+//! expression trees deeper than [`MAX_EXPRESSION_DEPTH`] are refused before anything recurses,
+//! and `let` names whose uses would copy more than [`MAX_INLINED_NODES`] nodes are refused.
 //!
 //! # Supported
 //!
@@ -67,7 +68,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use parser::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_QUERY_LENGTH};
+pub use parser::{MAX_EXPRESSION_DEPTH, MAX_INLINED_NODES, MAX_NESTING, MAX_QUERY_LENGTH};
 
 /// One row of a table: column name → value.
 pub type Row = Map<String, Value>;

@@ -1,6 +1,7 @@
 //! Text → syntax tree: the grammar in `kql.pest` (parsed by pest), operator precedence by pest's
 //! Pratt parser, then names, functions and arities checked while the tree is built.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -63,6 +64,7 @@ pub(super) fn parse_query(text: &str) -> Result<Tabular, KqlError> {
     let mut builder = Builder {
         text,
         lets: HashMap::new(),
+        inlined: Cell::new(0),
     };
     let mut tabular = None;
     for pair in query.into_inner() {
@@ -75,8 +77,9 @@ pub(super) fn parse_query(text: &str) -> Result<Tabular, KqlError> {
                     continue;
                 };
                 let name = builder.name(name)?;
-                let value = builder.expr(value)?.expr;
-                builder.lets.insert(name, value);
+                let value = builder.expr(value)?;
+                let size = node_count(&value.expr);
+                builder.lets.insert(name, (value, size));
             }
             Rule::tabular => tabular = Some(builder.tabular(pair)?),
             _ => {}
@@ -167,6 +170,9 @@ fn prescan(text: &str) -> Result<(), KqlError> {
     Ok(())
 }
 
+/// Most expression nodes that uses of `let` names may copy into a query.
+pub const MAX_INLINED_NODES: usize = 10_000;
+
 /// A tree node with the depth of the tree under it.
 struct Node {
     expr: Expr,
@@ -175,7 +181,11 @@ struct Node {
 
 struct Builder<'t> {
     text: &'t str,
-    lets: HashMap<String, Expr>,
+    /// Each `let` name's expression and its node count.
+    lets: HashMap<String, (Node, usize)>,
+    /// Nodes copied in for `let` names so far: each use copies the expression, so a chain of
+    /// lets that each use the previous twice would grow the tree exponentially.
+    inlined: Cell<usize>,
 }
 
 impl Builder<'_> {
@@ -808,10 +818,17 @@ impl Builder<'_> {
                     None => return Err(self.invalid(at, "expected a name")),
                 };
                 match self.lets.get(&name) {
-                    Some(value) => Ok(Node {
-                        expr: value.clone(),
-                        depth: 1,
-                    }),
+                    Some((value, size)) => {
+                        let inlined = self.inlined.get().saturating_add(*size);
+                        if inlined > MAX_INLINED_NODES {
+                            return Err(self.invalid(at, "the let values are used too often"));
+                        }
+                        self.inlined.set(inlined);
+                        Ok(Node {
+                            expr: value.expr.clone(),
+                            depth: value.depth,
+                        })
+                    }
                     None => Ok(Node {
                         expr: Expr {
                             kind: ExprKind::Column(name),
@@ -999,6 +1016,22 @@ impl Builder<'_> {
             depth,
         )
     }
+}
+
+fn node_count(expr: &Expr) -> usize {
+    let children = match &expr.kind {
+        ExprKind::Literal(_) | ExprKind::Column(_) => 0,
+        ExprKind::Member(base, _) | ExprKind::Negate(base) => node_count(base),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => node_count(a) + node_count(b),
+        ExprKind::In { value, list, .. } => {
+            node_count(value) + list.iter().map(node_count).sum::<usize>()
+        }
+        ExprKind::Between {
+            value, low, high, ..
+        } => node_count(value) + node_count(low) + node_count(high),
+        ExprKind::Call { args, .. } => args.iter().map(node_count).sum(),
+    };
+    children + 1
 }
 
 fn named_has_name(named: &NamedExpr) -> bool {

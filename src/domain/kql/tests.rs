@@ -1224,6 +1224,16 @@ fn kql_garbage_deep_nesting_and_huge_input_never_panic() {
     let signs = format!("securityresources | where x == {}1", "- ".repeat(1000));
     assert_eq!(parse(&signs).err().map(|e| e.code), Some("InvalidQuery"));
 
+    // Each let doubles the one before: 2^40 nodes if copied blindly.
+    let mut lets = String::from("let a0 = 1;");
+    for i in 1..=40 {
+        lets.push_str(&format!(" let a{i} = a{} + a{};", i - 1, i - 1));
+    }
+    let doubling = format!("{lets} securityresources | where a40 > 0");
+    assert_eq!(parse(&doubling).err().map(|e| e.code), Some("InvalidQuery"));
+    let nested_lets = "let a = 1; let b = a + a; let c = b * b; securityresources | take c | count";
+    assert_eq!(json!(run(nested_lets).rows), json!([[4]]));
+
     let long = format!(
         "securityresources | where name == '{}'",
         "x".repeat(MAX_QUERY_LENGTH)
