@@ -5,10 +5,70 @@
 //! ([`Constraint`]): it may return any superset of the matching rows, because every row is tested
 //! again here. That is how a database answers the selective part of a query without this module
 //! knowing any database.
+//!
+//! # Parsing
+//!
+//! No crate parses KQL, so the grammar is written down in `kql.pest` and parsed with `pest`
+//! (a PEG generator: the grammar file is the documentation, and errors come with the byte offset
+//! that becomes the line and 1-based character position of [`KqlError`]). Operator precedence,
+//! from loosest: `or`; `and`; comparisons (`==` `!=` `=~` `!~` `<` `<=` `>` `>=`, the string
+//! operators, `matches regex`, `in`, `between`); `+ -`; `* / %`; unary `-`; member access
+//! `.name`, `['name']`, `[0]`. `let` names (scalars only) are replaced by their expressions.
+//! Queries longer than [`MAX_QUERY_LENGTH`], brackets nested deeper than [`MAX_NESTING`] and
+//! expression trees deeper than [`MAX_EXPRESSION_DEPTH`] are refused before anything recurses,
+//! and `let` names whose uses would copy more than [`MAX_INLINED_NODES`] nodes are refused.
+//!
+//! # Supported
+//!
+//! - Tabular operators: `where`/`filter`, `extend`, `project`, `project-away` (with `*`
+//!   wildcards), `project-rename`, `summarize … by …`, `order by`/`sort by` (`asc`/`desc`,
+//!   `nulls first`/`last`; descending by default), `top N by`, `take`/`limit`, `distinct`,
+//!   `count`, `join kind=innerunique|inner|leftouter (…) on a, $left.b == $right.c` (a right
+//!   column whose name the left has gets a numeric suffix: `id1`), `union` (also leading),
+//!   `mv-expand [name =] expr [to typeof(t)] [limit n]` (side by side for several; the
+//!   elements stay dynamic whatever `typeof` says; a row whose array is empty is dropped),
+//!   `parse expr with * "lit" name:type …` (simple kind).
+//! - Aggregations: `count`, `countif`, `dcount` (exact), `make_set`, `make_list` (with a size
+//!   limit), `min`, `max`, `sum`, `avg`, `arg_max`/`arg_min` (`*` or listed columns),
+//!   `take_any`/`any`. Unnamed outputs are named as Kusto names them (`count_`, `min_x`,
+//!   `set_x`, `list_x`, `dcount_x`, `take_any_x`; member paths joined with `_`).
+//! - Scalar functions: `tostring`, `toint`, `tolong`, `toreal`/`todouble`, `todatetime`,
+//!   `totimespan`, `tobool`, `parse_json`/`todynamic`, `extract` (with `typeof()`), `split`,
+//!   `strcat`, `strlen`, `substring`, `tolower`, `toupper`, `trim`/`trim_start`/`trim_end`,
+//!   `replace_string`, `replace_regex`, `iff`/`iif`, `case`, `coalesce`, `isnull`/`isnotnull`,
+//!   `isempty`/`isnotempty`, `array_length`, `bag_keys`, `pack_array`, `ago`, `now`,
+//!   `startofday`, `bin`/`floor`, `format_datetime`, `not`, `abs`, `round`.
+//! - Literals: `'…'` and `"…"` with backslash escapes, `@"…"` verbatim, integers (long), reals,
+//!   `true`/`false`, timespans (`30m`, `1h`, `7d`, `1.5s`, `100ms`), `datetime(…)`,
+//!   `dynamic(…)`, `long(null)` and the like; `//` comments.
+//!
+//! Not supported (refused as `ParserFailure` or `InvalidQuery`): tabular `let`, `print`,
+//! `datatable`, `mv-apply`, `make-series`, `render`, `as`, `facet`, `sample`, `invoke`, other
+//! join kinds, `parse kind=regex`, `has_any`/`has_all`, functions not listed above.
+//!
+//! # Semantics kept from Kusto
+//!
+//! Comparisons of null or mismatched types are null (a `where` drops the row), never an error; a
+//! string compared with a missing member compares with `""`. A dynamic string compared with a
+//! datetime reads as an RFC 3339 time, so `properties.timeGenerated > ago(1h)` works on the JSON
+//! rows. `contains`, `has`, `startswith`, `endswith` and `=~` ignore case; `has` matches whole
+//! terms. `count()` is a long. Row order is the source's unless sorted; groups come in order of
+//! first appearance.
+
+mod ast;
+mod engine;
+mod eval;
+mod functions;
+mod parser;
+#[cfg(test)]
+mod tests;
+mod value;
 
 use std::fmt;
 
 use serde_json::{Map, Value};
+
+pub use parser::{MAX_EXPRESSION_DEPTH, MAX_INLINED_NODES, MAX_NESTING, MAX_QUERY_LENGTH};
 
 /// One row of a table: column name → value.
 pub type Row = Map<String, Value>;
@@ -17,7 +77,9 @@ pub type Row = Map<String, Value>;
 /// `let` statements.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    _parsed: (),
+    tabular: ast::Tabular,
+    /// The text, for the line and position of errors found while running (an unknown table).
+    text: String,
 }
 
 /// Why a query was refused, with where: Resource Graph's `BadRequest` details.
@@ -138,18 +200,22 @@ pub enum ExecError<E> {
 }
 
 /// Parses a query (with its `let` statements and comments).
-pub fn parse(_text: &str) -> Result<Query, KqlError> {
-    unimplemented!("the KQL parser")
+pub fn parse(text: &str) -> Result<Query, KqlError> {
+    Ok(Query {
+        tabular: parser::parse_query(text)?,
+        text: text.to_owned(),
+    })
 }
 
 /// Runs `query` over `source` and returns the rows of `window`. Operators that need every row
 /// (`summarize`, `count`, `distinct`, `order by`) hold only their state (groups, distinct keys,
 /// or the `skip + top` first rows of the order), never the whole input.
 pub fn execute<S: Source>(
-    _query: &Query,
-    _source: &mut S,
-    _window: Window,
-    _now: super::Timestamp,
+    query: &Query,
+    source: &mut S,
+    window: Window,
+    now: super::Timestamp,
 ) -> Result<Output, ExecError<S::Error>> {
-    unimplemented!("the KQL engine")
+    let cx = eval::Context { now: now.micros() };
+    engine::run(&query.tabular, &query.text, source, window, cx)
 }
