@@ -83,7 +83,8 @@ pub struct AssessmentPath {
     pub assessment_name: String,
 }
 
-fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
+/// A registry's assessment, as this API and Resource Graph's `securityresources` table show it.
+pub(super) fn assessment(registry: &RegistryRow, tally: &Tally) -> SecurityAssessment {
     let registry_id = RegistryId::format(
         &registry.subscription_id,
         &registry.resource_group,

@@ -14,6 +14,7 @@ pub mod operations;
 pub mod paging;
 pub mod registries;
 pub mod registry_events;
+pub mod resource_graph;
 pub mod running_images;
 pub mod scans;
 pub mod sub_assessments;
@@ -30,7 +31,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::domain::{Role, Scope};
-use crate::error::{ApiError, CloudError, CloudErrorBody};
+use crate::error::{ApiError, CloudError, CloudErrorBody, ErrorDetail};
 use crate::store::{Pool, findings::FindingScope};
 use auth::Caller;
 use contract::Contract;
@@ -107,10 +108,11 @@ pub async fn resolve_scope(
         advisories::status,
         advisory_sources::list,
         advisory_sources::sync,
+        resource_graph::resources,
         operations::healthz,
         operations::readyz,
     ),
-    components(schemas(CloudError, CloudErrorBody)),
+    components(schemas(CloudError, CloudErrorBody, ErrorDetail)),
     modifiers(&BearerAuth, &Contract),
     tags(
         (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview)"),
@@ -119,6 +121,7 @@ pub async fn resolve_scope(
         (name = "Assessments", description = "The registry-level assessment, as Azure's Assessments API (api-version 2021-06-01)"),
         (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
+        (name = "ResourceGraph", description = "Queries of findings, assessments and registries, as Azure Resource Graph (api-version 2021-03-01 or 2022-10-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
     )
 )]
@@ -270,6 +273,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/providers/Microsoft.Security/advisorySources/{name}:sync")
                 .route(Method::POST, advisory_sources::sync),
         )
+        .service(
+            resource("/providers/Microsoft.ResourceGraph/resources")
+                .route(Method::POST, resource_graph::resources),
+        )
         .service(resource("/providers/Microsoft.Security/advisories/{id}").route(Method::GET, advisories::get))
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/clusters/{cluster}/runningImages")
@@ -371,6 +378,7 @@ pub fn cloud_error_fallback<B: MessageBody + 'static>(
             code: code.to_owned(),
             message,
             target: None,
+            details: Vec::new(),
         },
     })
     .unwrap_or_default();
