@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crowsnest::api::resource_graph::{FINDING_BATCH, Tables};
+use crowsnest::domain::kql::{Constraint, Source, Test};
 use crowsnest::domain::{Role, Severity};
 use crowsnest::store::findings::FindingRow;
 use serde_json::{Value, json};
@@ -19,6 +21,8 @@ use crate::support::scans::{self, SUB, connect, gnutls_advisory, import, scan_su
 
 backend_tests!(
     requests_are_checked_before_the_query_runs,
+    the_source_reads_what_the_conditions_and_subscriptions_allow,
+    the_source_reads_every_row_in_batches,
     queries_return_the_rows_they_name,
     the_issues_two_queries_work_as_printed,
     rows_are_what_the_other_apis_show,
@@ -176,6 +180,196 @@ async fn requests_are_checked_before_the_query_runs(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 401);
+}
+
+fn one_of(column: &str, values: &[&str]) -> Constraint {
+    Constraint {
+        column: column.split('.').map(str::to_owned).collect(),
+        test: Test::OneOf {
+            values: values.iter().map(|v| json!(v)).collect(),
+            ignore_case: false,
+        },
+    }
+}
+
+/// The rows the tables give for `table` and `constraints`, seeing `visible` (None: everything).
+async fn source_rows(
+    app: &TestApp,
+    visible: Option<&[&str]>,
+    table: &'static str,
+    constraints: Vec<Constraint>,
+) -> Vec<Value> {
+    let visible = visible.map(|subs| subs.iter().map(|s| (*s).to_owned()).collect());
+    app.db(move |c| {
+        let mut tables = Tables::new(
+            c,
+            visible,
+            url::Url::parse("http://crowsnest.test/").unwrap(),
+        );
+        assert!(tables.has_table(table));
+        let rows = tables.rows(table, &constraints)?;
+        rows.map(|row| row.map(Value::Object)).collect()
+    })
+    .await
+}
+
+/// The row source on its own (the engine tests every row again; these are what it is given).
+async fn the_source_reads_what_the_conditions_and_subscriptions_allow(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let found = seed(&app).await;
+    let theirs = app.seed_registry("sub-2", "rg", "reg").await;
+    let image = app
+        .seed_image(&theirs, "team/app", &digest_of("theirs"))
+        .await;
+    app.seed_findings(vec![finding_row(
+        &theirs,
+        &image,
+        "CVE-2024-0001",
+        "openssl",
+    )])
+    .await;
+    let name = |label: &str| found[label].id.clone();
+    let sub_type = "microsoft.security/assessments/subassessments";
+    let mine = Some(&["sub-1"][..]);
+
+    let all = source_rows(&app, mine, "securityresources", vec![]).await;
+    assert_eq!(
+        all.len(),
+        5 + 2,
+        "five sub-assessments, two registry assessments"
+    );
+    assert!(all.iter().all(|r| r["subscriptionId"] == "sub-1"));
+    let cases = [
+        (
+            vec![one_of("type", &[sub_type])],
+            found
+                .values()
+                .map(|f| f.id.clone())
+                .collect::<BTreeSet<_>>(),
+        ),
+        (
+            vec![
+                one_of("type", &["Microsoft.Security/assessments/subAssessments"]),
+                one_of("properties.status.severity", &["High"]),
+            ],
+            [name("high"), name("critical")].into(),
+        ),
+        (
+            vec![
+                one_of("properties.additionalData.repositoryName", &["other/app"]),
+                one_of("type", &[sub_type]),
+            ],
+            [name("other")].into(),
+        ),
+        (
+            vec![
+                one_of("type", &[sub_type]),
+                one_of("resourceGroup", &["rg2"]),
+            ],
+            [name("other")].into(),
+        ),
+        (
+            vec![
+                one_of("type", &[sub_type]),
+                one_of("properties.status.code", &["Healthy"]),
+            ],
+            [name("resolved")].into(),
+        ),
+        (
+            vec![
+                one_of("type", &[sub_type]),
+                one_of("properties.id", &["CVE-2024-0003"]),
+            ],
+            [name("low")].into(),
+        ),
+        (
+            vec![
+                one_of("type", &[sub_type]),
+                one_of("subscriptionId", &["sub-2"]),
+            ],
+            BTreeSet::new(),
+        ),
+        (
+            vec![
+                one_of("type", &[sub_type]),
+                one_of("assessmentKey", &["not-a-key"]),
+            ],
+            BTreeSet::new(),
+        ),
+    ];
+    for (constraints, expected) in cases {
+        let got = source_rows(&app, mine, "securityresources", constraints.clone()).await;
+        assert_eq!(names(&got), expected, "{constraints:?}");
+        assert_eq!(got.len(), expected.len(), "{constraints:?}");
+        assert!(
+            got.iter()
+                .all(|r| r["type"] == sub_type && r["assessmentKey"] == KEY)
+        );
+    }
+    let assessments = source_rows(
+        &app,
+        mine,
+        "securityresources",
+        vec![one_of("type", &["microsoft.security/assessments"])],
+    )
+    .await;
+    let groups: BTreeSet<&str> = assessments
+        .iter()
+        .map(|r| r["resourceGroup"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["rg", "rg2"].into());
+    let registries = source_rows(&app, mine, "resources", vec![]).await;
+    assert_eq!(
+        names(&registries),
+        ["reg".to_owned(), "reg2".to_owned()].into()
+    );
+
+    // Another subscription's rows are never read, whatever the conditions say.
+    let theirs_only = source_rows(
+        &app,
+        mine,
+        "securityresources",
+        vec![one_of("subscriptionId", &["sub-2"])],
+    )
+    .await;
+    assert!(theirs_only.is_empty(), "{theirs_only:?}");
+    assert!(
+        source_rows(&app, Some(&[]), "resources", vec![])
+            .await
+            .is_empty()
+    );
+    let everything = source_rows(
+        &app,
+        None,
+        "securityresources",
+        vec![one_of("type", &[sub_type])],
+    )
+    .await;
+    assert_eq!(everything.len(), 6);
+}
+
+async fn the_source_reads_every_row_in_batches(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registry = app.seed_registry("sub-1", "rg", "reg").await;
+    let image = app.seed_image(&registry, "app", &digest_of("app")).await;
+    let count = 2 * FINDING_BATCH as usize + 7;
+    let seeded: Vec<_> = (0..count)
+        .map(|i| finding_row(&registry, &image, &format!("CVE-2024-{i:05}"), "libc6"))
+        .collect();
+    let all: BTreeSet<String> = seeded.iter().map(|r| r.id.clone()).collect();
+    app.seed_findings(seeded).await;
+    let got = source_rows(
+        &app,
+        Some(&["sub-1"]),
+        "securityresources",
+        vec![one_of(
+            "type",
+            &["microsoft.security/assessments/subassessments"],
+        )],
+    )
+    .await;
+    assert_eq!(got.len(), count, "each finding once across three batches");
+    assert_eq!(names(&got), all);
 }
 
 async fn queries_return_the_rows_they_name(backend: Backend) {
