@@ -897,7 +897,7 @@ mod tests {
             false,
         );
         assert_eq!(
-            plan("securityresources", &[both.clone()]),
+            plan("securityresources", std::slice::from_ref(&both)),
             vec![Part::Assessments]
         );
         assert_eq!(plan("resources", &[both]), vec![Part::Registries]);
@@ -922,7 +922,7 @@ mod tests {
         assert_eq!(subs(&[], None), None);
         let named = one_of("subscriptionId", &[json!("sub-b"), json!("sub-c")], false);
         assert_eq!(
-            subs(&[named.clone()], Some(&visible)),
+            subs(std::slice::from_ref(&named), Some(&visible)),
             Some(vec!["sub-b".to_owned()])
         );
         assert_eq!(
