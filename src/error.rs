@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::kql::KqlError;
 use crate::store::StoreError;
 
 /// ARM's error envelope: `{"error": {"code", "message", "target"?}}`.
@@ -23,6 +24,28 @@ pub struct CloudErrorBody {
     /// The parameter or field the error is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// What exactly was wrong, where (Resource Graph: the query's line, position and token).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One detail of an error: Resource Graph's `ErrorDetails`, whose extra properties say where in the
+/// query the fault is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// `InvalidQuery` or `ParserFailure`.
+    pub code: String,
+    pub message: String,
+    /// 1-based line of the offending token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based character position of the offending token within its line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub character_position_in_line: Option<usize>,
+    /// The offending token as written (empty at the end of the query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +57,10 @@ pub enum ApiError {
         message: String,
         target: Option<String>,
     },
+    /// 400: a Resource Graph query that does not parse or cannot run, as Resource Graph says it
+    /// (code `BadRequest`, the fault in `details`).
+    #[error("{}", .0.message)]
+    InvalidQuery(KqlError),
     /// 401: no usable credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -99,6 +126,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unprocessable { code, .. } => code,
+            Self::InvalidQuery(_) => "BadRequest",
             Self::Unauthenticated(_) => "AuthenticationFailed",
             Self::Forbidden(_) => "AuthorizationFailed",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
@@ -140,7 +168,7 @@ impl From<StoreError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -170,11 +198,22 @@ impl ResponseError for ApiError {
             Self::BadRequest { target, .. } | Self::Unprocessable { target, .. } => target.clone(),
             _ => None,
         };
+        let details = match self {
+            Self::InvalidQuery(e) => vec![ErrorDetail {
+                code: e.code.to_owned(),
+                message: e.message.clone(),
+                line: Some(e.line),
+                character_position_in_line: Some(e.position),
+                token: Some(e.token.clone()),
+            }],
+            _ => Vec::new(),
+        };
         let body = CloudError {
             error: CloudErrorBody {
                 code: self.code().to_owned(),
                 message,
                 target,
+                details,
             },
         };
         let mut response = HttpResponse::build(self.status_code()).json(body);

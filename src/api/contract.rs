@@ -1,5 +1,5 @@
 //! What the derived OpenAPI document cannot say by itself, written into it from the code that
-//! decides it: each operation's one `api-version`, and the pattern, enum, bounds or format of
+//! decides it: each operation's `api-version`s, and the pattern, enum, bounds or format of
 //! every path, query, header and body string the edge parses (from the parsers in `domain/`),
 //! so a client generated from the document sends only what the server accepts.
 //!
@@ -25,13 +25,16 @@ use crate::scanner::registry::ImageReference;
 
 pub struct Contract;
 
-/// The api-version of an operation's tag (the tags' descriptions say the same).
-fn version_of(operation: &Operation) -> Option<&'static str> {
+/// The api-versions of an operation's tag (the tags' descriptions say the same).
+fn version_of(operation: &Operation) -> Option<&'static [&'static str]> {
     match operation.tags.as_deref()?.first()?.as_str() {
-        "SubAssessments" => Some(api_version::SUB_ASSESSMENTS),
-        "Assessments" => Some(api_version::ASSESSMENTS),
-        "Registries" | "Images" | "Scans" | "Advisories" => Some(api_version::CROWSNEST),
-        "Pricings" => Some(api_version::PRICINGS),
+        "SubAssessments" => Some(std::slice::from_ref(&api_version::SUB_ASSESSMENTS)),
+        "Assessments" => Some(std::slice::from_ref(&api_version::ASSESSMENTS)),
+        "Registries" | "Images" | "Scans" | "Advisories" => {
+            Some(std::slice::from_ref(&api_version::CROWSNEST))
+        }
+        "Pricings" => Some(std::slice::from_ref(&api_version::PRICINGS)),
+        "ResourceGraph" => Some(api_version::RESOURCE_GRAPH),
         _ => None,
     }
 }
@@ -184,11 +187,11 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
-fn constrain_parameter(parameter: &mut Parameter, version: Option<&'static str>) {
+fn constrain_parameter(parameter: &mut Parameter, version: Option<&'static [&'static str]>) {
     let rule = if parameter.name == "api-version" {
         let Some(version) = version else { return };
         parameter.required = Required::True;
-        one_of([version])
+        one_of(version.iter().copied())
     } else {
         match parameter_rule(&parameter.name) {
             Some(rule) => rule,

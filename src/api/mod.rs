@@ -15,6 +15,7 @@ pub mod paging;
 pub mod pricings;
 pub mod registries;
 pub mod registry_events;
+pub mod resource_graph;
 pub mod running_images;
 pub mod scans;
 pub mod sub_assessments;
@@ -31,7 +32,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::domain::{Role, Scope};
-use crate::error::{ApiError, CloudError, CloudErrorBody};
+use crate::error::{ApiError, CloudError, CloudErrorBody, ErrorDetail};
 use crate::store::{Pool, findings::FindingScope};
 use auth::Caller;
 use contract::Contract;
@@ -111,10 +112,11 @@ pub async fn resolve_scope(
         advisories::status,
         advisory_sources::list,
         advisory_sources::sync,
+        resource_graph::resources,
         operations::healthz,
         operations::readyz,
     ),
-    components(schemas(CloudError, CloudErrorBody)),
+    components(schemas(CloudError, CloudErrorBody, ErrorDetail)),
     modifiers(&BearerAuth, &Contract),
     tags(
         (name = "SubAssessments", description = "Findings, as Azure's Sub-Assessments API (api-version 2019-01-01-preview), under the container registry key (dbd0cb49-…) and the MDVM key (c0b7cfc6-…)"),
@@ -124,6 +126,7 @@ pub async fn resolve_scope(
         (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
         (name = "Pricings", description = "The Defender plan per subscription, as Azure's Pricings API (api-version 2024-01-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
+        (name = "ResourceGraph", description = "Queries of findings, assessments and registries, as Azure Resource Graph (api-version 2021-03-01 or 2022-10-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
     )
 )]
@@ -275,6 +278,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/providers/Microsoft.Security/advisorySources/{name}:sync")
                 .route(Method::POST, advisory_sources::sync),
         )
+        .service(
+            resource("/providers/Microsoft.ResourceGraph/resources")
+                .route(Method::POST, resource_graph::resources),
+        )
         .service(resource("/providers/Microsoft.Security/advisories/{id}").route(Method::GET, advisories::get))
         .service(
             resource("/subscriptions/{subscriptionId}/providers/Microsoft.Security/clusters/{cluster}/runningImages")
@@ -382,6 +389,7 @@ pub fn cloud_error_fallback<B: MessageBody + 'static>(
             code: code.to_owned(),
             message,
             target: None,
+            details: Vec::new(),
         },
     })
     .unwrap_or_default();

@@ -114,7 +114,8 @@ impl RegistryPath {
     }
 }
 
-fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registry {
+/// A registry as this API and Resource Graph's `resources` table show it.
+pub(super) fn render(public_url: &url::Url, row: RegistryRow, secret: Option<String>) -> Registry {
     let id = registry_id(&row);
     let credentials_type = row
         .credentials
@@ -127,7 +128,7 @@ fn render(state: &AppState, row: RegistryRow, secret: Option<String>) -> Registr
             insecure: row.insecure,
             credentials_type: credentials_type.to_owned(),
             webhook: Webhook {
-                url: super::webhook::url(&state.public_url, &id),
+                url: super::webhook::url(public_url, &id),
                 secret,
             },
             created_at: Timestamp::from_micros(row.created_at).rfc3339(),
@@ -186,11 +187,11 @@ pub async fn put(
     match registries::connect(&state.pool, id, settings, &secret, OnReconnect::KeepSecret).await? {
         Connected::Created(row) => {
             tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry connected");
-            Ok(HttpResponse::Created().json(render(&state, row, Some(secret.plain))))
+            Ok(HttpResponse::Created().json(render(&state.public_url, row, Some(secret.plain))))
         }
         Connected::Updated(row) => {
             tracing::info!(registry = %registry_id(&row), login_server = %row.login_server, insecure = row.insecure, by = %caller.subject, "registry updated");
-            Ok(HttpResponse::Ok().json(render(&state, row, None)))
+            Ok(HttpResponse::Ok().json(render(&state.public_url, row, None)))
         }
         Connected::LoginServerTaken(other) => Err(ApiError::Conflict {
             code: "LoginServerAlreadyConnected",
@@ -242,7 +243,7 @@ pub async fn get(
     api_version::require(query.api_version.as_deref(), api_version::CROWSNEST)?;
     let id = path.authorize(&caller, Role::Reader)?;
     let row = find_registry(&state, id).await?;
-    Ok(web::Json(render(&state, row, None)))
+    Ok(web::Json(render(&state.public_url, row, None)))
 }
 
 /// Disconnects a registry and forgets its images and findings. 200 when it existed, 204 when not.
@@ -309,7 +310,7 @@ async fn list_registries(
         top,
         |r| vec![r.resource_group.clone(), r.name.clone()],
         |token| super::paging::next_link(&state.public_url, req.path(), req.query_string(), token),
-        |r| render(state, r, None),
+        |r| render(&state.public_url, r, None),
     );
     Ok(RegistryList {
         value: page.value,

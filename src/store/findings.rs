@@ -211,6 +211,40 @@ pub fn ids_and_cves(
     query.load(conn)
 }
 
+/// Which findings a Resource Graph query reads: those of the subscriptions it may see (`None`:
+/// every subscription), of these resource groups when it names some, that `listing`'s filter keeps.
+#[derive(Debug, Clone)]
+pub struct FindingSelection {
+    pub subscriptions: Option<Vec<String>>,
+    pub resource_groups: Option<Vec<String>>,
+    pub listing: Listing<Findings>,
+}
+
+/// Up to `limit` findings of `selection` after the id `after`, in id order: one batch of a
+/// read that goes through every selected finding in bounded memory.
+pub fn batch(
+    conn: &mut AnyConnection,
+    selection: &FindingSelection,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ListedFinding>> {
+    let mut query = selection.listing.query();
+    if let Some(subscriptions) = &selection.subscriptions {
+        query = query.filter(findings::subscription_id.eq_any(subscriptions.clone()));
+    }
+    if let Some(groups) = &selection.resource_groups {
+        query = query.filter(findings::resource_group.eq_any(groups.clone()));
+    }
+    if let Some(after) = after {
+        query = query.filter(findings::id.gt(after.to_owned()));
+    }
+    let rows = query
+        .select(FindingRow::as_select())
+        .limit(limit)
+        .load(conn)?;
+    with_running(conn, rows)
+}
+
 pub fn find(
     conn: &mut AnyConnection,
     scope: &FindingScope,

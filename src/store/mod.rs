@@ -51,6 +51,9 @@ pub enum AnyConnection {
 
 pub type Pool = diesel::r2d2::Pool<ConnectionManager>;
 
+/// Why a query failed: the error of every `QueryResult`, for code that names it without diesel.
+pub type QueryError = diesel::result::Error;
+
 /// Where the data lives, chosen by the URL's scheme.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {

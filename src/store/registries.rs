@@ -92,6 +92,33 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
 
 /// One page of a subscription's (or resource group's) registries in (resource group, name) order,
 /// starting after `after`.
+/// Up to `limit` registries after the row id `after`, in row id order, of these subscriptions
+/// (`None`: every one) and resource groups (`None`: every one): one batch of a read through every
+/// registry a Resource Graph query may see.
+pub fn batch(
+    conn: &mut AnyConnection,
+    subscriptions: Option<&[String]>,
+    resource_groups: Option<&[String]>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<RegistryRow>> {
+    let mut query = registries::table
+        .select(RegistryRow::as_select())
+        .order(registries::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(subscriptions) = subscriptions {
+        query = query.filter(registries::subscription_id.eq_any(subscriptions.to_vec()));
+    }
+    if let Some(groups) = resource_groups {
+        query = query.filter(registries::resource_group.eq_any(groups.to_vec()));
+    }
+    if let Some(after) = after {
+        query = query.filter(registries::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
 pub fn list(
     conn: &mut AnyConnection,
     subscription: &str,

@@ -314,6 +314,7 @@ fn body_of(path: &str) -> Value {
         "registryEvents" => json!({"events": []}),
         "advisories:import" => json!([]),
         "{pricingName}" => json!({"properties": {"pricingTier": "Standard"}}),
+        "resources" => json!({"subscriptions": ["s1"], "query": "resources | take 1"}),
         _ => json!({"properties": {"loginServer": "registry.example.com"}}),
     }
 }
@@ -335,9 +336,9 @@ fn path_value(name: &str) -> &'static str {
     }
 }
 
-/// Each operation with an `api-version` requires it and takes the one value its document
-/// names: without it the answer is `MissingApiVersionParameter`, with another one
-/// `InvalidApiVersionParameter`, and with the documented one neither.
+/// Each operation with an `api-version` requires it and takes the values its document names
+/// (one, but two for Resource Graph): without it the answer is `MissingApiVersionParameter`,
+/// with another one `InvalidApiVersionParameter`, and with a documented one neither.
 async fn every_operation_takes_the_api_version_its_document_names(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.jobs.queue.workers = 0).await;
     let token = app.token("*", Role::Admin);
@@ -354,21 +355,26 @@ async fn every_operation_takes_the_api_version_its_document_names(backend: Backe
             };
             assert_eq!(version["required"], true, "{method} {path}");
             let values = version["schema"]["enum"].as_array().unwrap();
-            assert_eq!(values.len(), 1, "{method} {path}");
-            let documented = values[0].as_str().unwrap();
+            let several = path == "/providers/Microsoft.ResourceGraph/resources";
+            assert_eq!(values.len(), if several { 2 } else { 1 }, "{method} {path}");
             let mut concrete = path.clone();
             for p in parameters.iter().filter(|p| p["in"] == "path") {
                 let name = p["name"].as_str().unwrap();
                 concrete = concrete.replace(&format!("{{{name}}}"), path_value(name));
             }
+            let documented = values
+                .iter()
+                .map(|v| (format!("?api-version={}", v.as_str().unwrap()), None));
             for (query, expected) in [
                 (String::new(), Some("MissingApiVersionParameter")),
                 (
                     "?api-version=2000-01-01".to_owned(),
                     Some("InvalidApiVersionParameter"),
                 ),
-                (format!("?api-version={documented}"), None),
-            ] {
+            ]
+            .into_iter()
+            .chain(documented)
+            {
                 let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let response = app
                     .client
@@ -395,5 +401,5 @@ async fn every_operation_takes_the_api_version_its_document_names(backend: Backe
             checked += 1;
         }
     }
-    assert_eq!(checked, 27, "operations with an api-version");
+    assert_eq!(checked, 28, "operations with an api-version");
 }

@@ -30,6 +30,7 @@ mod queue_processes;
 mod registries;
 mod registry_client;
 mod registry_harness;
+mod resource_graph;
 mod scan;
 mod scan_lifecycle;
 mod severity;

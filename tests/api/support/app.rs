@@ -209,6 +209,23 @@ impl TestApp {
         json_of(response).await
     }
 
+    pub async fn post_json(
+        &self,
+        path_and_query: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path_and_query))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await
+    }
+
     pub async fn db<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut store::AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
