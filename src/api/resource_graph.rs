@@ -45,7 +45,8 @@ use crate::domain::kql::{
     self, ColumnType, CompareOp, Constraint, ExecError, Output, Row, Source, Test, Window,
 };
 use crate::domain::odata::{self, Expr, Literal};
-use crate::domain::{CONTAINER_REGISTRY_ASSESSMENT_KEY, Role, SubscriptionId, Timestamp};
+use crate::domain::{AssessmentKey, Role, SubscriptionId, Timestamp};
+use crate::jobs::mdvm::{self, MdvmDetails};
 use crate::error::{ApiError, CloudError};
 use crate::store::filter::{List, Listing};
 use crate::store::findings::{FindingScope, FindingSelection, Findings, ListedFinding};
@@ -66,7 +67,10 @@ const ASSESSMENT_ROW_TYPE: &str = "microsoft.security/assessments";
 const REGISTRY_ROW_TYPE: &str = "microsoft.containerregistry/registries";
 
 /// The assessment keys whose sub-assessments `securityresources` holds.
-const ASSESSMENT_KEYS: &[&str] = &[CONTAINER_REGISTRY_ASSESSMENT_KEY];
+const ASSESSMENT_KEYS: [&str; 2] = [
+    AssessmentKey::ContainerRegistry.as_str(),
+    AssessmentKey::Mdvm.as_str(),
+];
 
 /// Resource Graph's `QueryRequest`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -528,18 +532,52 @@ impl Plan {
 fn filter_path(key: &str, column: &[String]) -> Option<String> {
     // Both are the finding's last sighting.
     let last_seen = || Some("properties/additionalData/lastSeen".to_owned());
-    match column.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["timeGenerated"] | ["properties", "timeGenerated"] => last_seen(),
-        ["name"] => Some("name".to_owned()),
-        ["properties", ..] if key.eq_ignore_ascii_case(CONTAINER_REGISTRY_ASSESSMENT_KEY) => {
-            let path = column.join("/");
-            // The properties whose names are those of the rendered sub-assessment.
-            <Findings as List>::PROPERTIES
-                .iter()
-                .any(|p| p.path == path)
-                .then_some(path)
+    let path = column.iter().map(String::as_str).collect::<Vec<_>>();
+    match AssessmentKey::parse(key)? {
+        AssessmentKey::ContainerRegistry => match path[..] {
+            ["timeGenerated"] | ["properties", "timeGenerated"] => last_seen(),
+            ["name"] => Some("name".to_owned()),
+            ["properties", ..] => {
+                let path = column.join("/");
+                // The properties whose names are those of the rendered sub-assessment.
+                <Findings as List>::PROPERTIES
+                    .iter()
+                    .any(|p| p.path == path)
+                    .then_some(path)
+            }
+            _ => None,
+        },
+        // The MDVM view shows each finding as its CVEs under derived names: a CVE condition
+        // selects the findings naming it (the engine keeps the one row), and the name has no
+        // column to compare with.
+        AssessmentKey::Mdvm => {
+            let found = match path[..] {
+                ["timeGenerated"] | ["properties", "timeGenerated"] => {
+                    "properties/additionalData/lastSeen"
+                }
+                ["properties", "id"]
+                | ["properties", "displayName"]
+                | ["properties", "additionalData", "vulnerabilityDetails", "cveId"] => {
+                    "properties/additionalData/cveId"
+                }
+                ["properties", "status", "code"] => "properties/status/code",
+                ["properties", "status", "severity"]
+                | ["properties", "additionalData", "vulnerabilityDetails", "severity"] => {
+                    "properties/status/severity"
+                }
+                ["properties", "additionalData", "artifactDetails", "repositoryName"] => {
+                    "properties/additionalData/repositoryName"
+                }
+                ["properties", "additionalData", "artifactDetails", "digest"] => {
+                    "properties/additionalData/imageDigest"
+                }
+                ["properties", "additionalData", "softwareDetails", "packageName"] => {
+                    "properties/additionalData/packageName"
+                }
+                _ => return None,
+            };
+            Some(found.to_owned())
         }
-        _ => None,
     }
 }
 
@@ -663,29 +701,39 @@ fn envelope(resource: Value, subscription: &str, resource_group: &str, location:
     row
 }
 
-/// A finding's sub-assessment under `key`, as a `securityresources` row.
-fn sub_assessment_row(key: &str, listed: &ListedFinding) -> Row {
-    let rendered = serde_json::to_value(super::sub_assessments::render(listed)).unwrap_or_default();
+/// A finding's sub-assessments under `key` (one, or one per CVE under the MDVM key), as
+/// `securityresources` rows, rendered as the Sub-Assessments API renders them.
+fn sub_assessment_rows(
+    key: AssessmentKey,
+    listed: &ListedFinding,
+    details: &MdvmDetails,
+) -> Vec<Row> {
     let finding = &listed.finding;
-    let mut row = envelope(
-        rendered,
-        &finding.subscription_id,
-        &finding.resource_group,
-        "global",
-    );
-    let time_generated = row
-        .get("properties")
-        .and_then(|p| p.get("timeGenerated"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    row.insert("assessmentKey".into(), json!(key));
-    row.insert("timeGenerated".into(), time_generated);
-    row
+    super::sub_assessments::render_sub_assessments(key, std::slice::from_ref(listed), details)
+        .into_iter()
+        .map(move |sub_assessment| {
+            let rendered = serde_json::to_value(sub_assessment).unwrap_or_default();
+            let mut row = envelope(
+                rendered,
+                &finding.subscription_id,
+                &finding.resource_group,
+                "global",
+            );
+            let time_generated = row
+                .get("properties")
+                .and_then(|p| p.get("timeGenerated"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            row.insert("assessmentKey".into(), json!(key.as_str()));
+            row.insert("timeGenerated".into(), time_generated);
+            row
+        })
+        .collect()
 }
 
-fn assessment_row(registry: &RegistryRow, tally: &Tally) -> Row {
-    let rendered =
-        serde_json::to_value(super::assessments::assessment(registry, tally)).unwrap_or_default();
+fn assessment_row(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> Row {
+    let rendered = serde_json::to_value(super::assessments::assessment(registry, tally, key))
+        .unwrap_or_default();
     envelope(
         rendered,
         &registry.subscription_id,
@@ -782,9 +830,20 @@ impl RowStream<'_, '_> {
                     return Ok(false);
                 };
                 self.after = Some(last.finding.id.clone());
+                let keys: Vec<AssessmentKey> = plan
+                    .keys
+                    .iter()
+                    .filter_map(|key| AssessmentKey::parse(key))
+                    .collect();
+                let details = if keys.contains(&AssessmentKey::Mdvm) {
+                    mdvm::details(conn, &batch)?
+                } else {
+                    MdvmDetails::default()
+                };
                 for listed in &batch {
-                    for key in &plan.keys {
-                        self.buffered.push_back(sub_assessment_row(key, listed));
+                    for key in &keys {
+                        self.buffered
+                            .extend(sub_assessment_rows(*key, listed, &details));
                     }
                 }
             }
@@ -796,14 +855,19 @@ impl RowStream<'_, '_> {
                 };
                 self.after = Some(last.id.clone());
                 for registry in batch {
-                    let row = if part == Part::Assessments {
+                    if part == Part::Assessments {
                         let tally =
                             Tally::load(conn, &FindingScope::Registry(registry.id.clone()))?;
-                        assessment_row(&registry, &tally)
+                        for key in AssessmentKey::ALL {
+                            if plan.keys.contains(&key.as_str()) {
+                                self.buffered
+                                    .push_back(assessment_row(&registry, &tally, key));
+                            }
+                        }
                     } else {
-                        registry_row(&self.tables.public_url, registry)
-                    };
-                    self.buffered.push_back(row);
+                        self.buffered
+                            .push_back(registry_row(&self.tables.public_url, registry));
+                    }
                 }
             }
         }

@@ -36,7 +36,7 @@ impl AssessmentKey {
             .find(|k| k.as_str().eq_ignore_ascii_case(key))
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::ContainerRegistry => CONTAINER_REGISTRY_ASSESSMENT_KEY,
             Self::Mdvm => MDVM_ASSESSMENT_KEY,
