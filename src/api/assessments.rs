@@ -88,7 +88,11 @@ pub struct AssessmentPath {
 /// A registry's assessment under `key`, as this API and Resource Graph's `securityresources` table
 /// show it. Both keys judge the same images, so they share the status; the counts are of the key's
 /// sub-assessments: findings under the container registry key, one per CVE under the MDVM key.
-pub(super) fn assessment(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> SecurityAssessment {
+pub(super) fn assessment(
+    registry: &RegistryRow,
+    tally: &Tally,
+    key: AssessmentKey,
+) -> SecurityAssessment {
     let registry_id = RegistryId::format(
         &registry.subscription_id,
         &registry.resource_group,

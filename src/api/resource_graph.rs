@@ -46,8 +46,8 @@ use crate::domain::kql::{
 };
 use crate::domain::odata::{self, Expr, Literal};
 use crate::domain::{AssessmentKey, Role, SubscriptionId, Timestamp};
-use crate::jobs::mdvm::{self, MdvmDetails};
 use crate::error::{ApiError, CloudError};
+use crate::jobs::mdvm::{self, MdvmDetails};
 use crate::store::filter::{List, Listing};
 use crate::store::findings::{FindingScope, FindingSelection, Findings, ListedFinding};
 use crate::store::registries::RegistryRow;
@@ -557,23 +557,35 @@ fn filter_path(key: &str, column: &[String]) -> Option<String> {
                 }
                 ["properties", "id"]
                 | ["properties", "displayName"]
-                | ["properties", "additionalData", "vulnerabilityDetails", "cveId"] => {
-                    "properties/additionalData/cveId"
-                }
+                | [
+                    "properties",
+                    "additionalData",
+                    "vulnerabilityDetails",
+                    "cveId",
+                ] => "properties/additionalData/cveId",
                 ["properties", "status", "code"] => "properties/status/code",
                 ["properties", "status", "severity"]
-                | ["properties", "additionalData", "vulnerabilityDetails", "severity"] => {
-                    "properties/status/severity"
-                }
-                ["properties", "additionalData", "artifactDetails", "repositoryName"] => {
-                    "properties/additionalData/repositoryName"
-                }
+                | [
+                    "properties",
+                    "additionalData",
+                    "vulnerabilityDetails",
+                    "severity",
+                ] => "properties/status/severity",
+                [
+                    "properties",
+                    "additionalData",
+                    "artifactDetails",
+                    "repositoryName",
+                ] => "properties/additionalData/repositoryName",
                 ["properties", "additionalData", "artifactDetails", "digest"] => {
                     "properties/additionalData/imageDigest"
                 }
-                ["properties", "additionalData", "softwareDetails", "packageName"] => {
-                    "properties/additionalData/packageName"
-                }
+                [
+                    "properties",
+                    "additionalData",
+                    "softwareDetails",
+                    "packageName",
+                ] => "properties/additionalData/packageName",
                 _ => return None,
             };
             Some(found.to_owned())
@@ -928,7 +940,7 @@ mod tests {
         filter_of(key, constraint).map(|e| e.to_string())
     }
 
-    const KEY: &str = CONTAINER_REGISTRY_ASSESSMENT_KEY;
+    const KEY: &str = crate::domain::CONTAINER_REGISTRY_ASSESSMENT_KEY;
 
     #[test]
     fn types_pick_the_parts_without_regard_to_case() {

@@ -33,8 +33,9 @@ backend_tests!(
 );
 
 const ARG: &str = "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01";
-const SUB_ROWS: &str =
-    "securityresources | where type == \"microsoft.security/assessments/subassessments\"";
+/// The sub-assessments of the container registry key (one per finding); the MDVM key shows the
+/// same findings once per CVE.
+const SUB_ROWS: &str = "securityresources | where type == \"microsoft.security/assessments/subassessments\" and assessmentKey == \"dbd0cb49-b563-45e7-9724-889e799fa648\"";
 const MDVM_KEY: &str = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5";
 
 async fn query(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
@@ -235,8 +236,8 @@ async fn the_source_reads_what_the_conditions_and_subscriptions_allow(backend: B
     let all = source_rows(&app, mine, "securityresources", vec![]).await;
     assert_eq!(
         all.len(),
-        5 + 2,
-        "five sub-assessments, two registry assessments"
+        5 + 5 + 2 * 2,
+        "five sub-assessments under each key (one CVE each), two registry assessments under each key"
     );
     assert!(all.iter().all(|r| r["subscriptionId"] == "sub-1"));
     let cases = [
@@ -297,7 +298,9 @@ async fn the_source_reads_what_the_conditions_and_subscriptions_allow(backend: B
             BTreeSet::new(),
         ),
     ];
-    for (constraints, expected) in cases {
+    for (mut constraints, expected) in cases {
+        // The container registry key's rows: one per finding, named as the finding.
+        constraints.push(one_of("assessmentKey", &[KEY]));
         let got = source_rows(&app, mine, "securityresources", constraints.clone()).await;
         assert_eq!(names(&got), expected, "{constraints:?}");
         assert_eq!(got.len(), expected.len(), "{constraints:?}");
@@ -345,7 +348,11 @@ async fn the_source_reads_what_the_conditions_and_subscriptions_allow(backend: B
         vec![one_of("type", &[sub_type])],
     )
     .await;
-    assert_eq!(everything.len(), 6);
+    assert_eq!(
+        everything.len(),
+        2 * 6,
+        "six findings, one CVE each, under two keys"
+    );
 }
 
 async fn the_source_reads_every_row_in_batches(backend: Backend) {
@@ -362,10 +369,10 @@ async fn the_source_reads_every_row_in_batches(backend: Backend) {
         &app,
         Some(&["sub-1"]),
         "securityresources",
-        vec![one_of(
-            "type",
-            &["microsoft.security/assessments/subassessments"],
-        )],
+        vec![
+            one_of("type", &["microsoft.security/assessments/subassessments"]),
+            one_of("assessmentKey", &[KEY]),
+        ],
     )
     .await;
     assert_eq!(got.len(), count, "each finding once across three batches");
@@ -380,13 +387,14 @@ async fn queries_return_the_rows_they_name(backend: Backend) {
     let all: BTreeSet<String> = found.values().map(|f| f.id.clone()).collect();
     let cases: Vec<(String, BTreeSet<String>)> = vec![
         (format!("{SUB_ROWS} | project name"), all.clone()),
-        // Resource Graph compares `type` without regard to case.
+        // Resource Graph stores `type` lowercase: `==` is Kusto's case-sensitive equality, `=~`
+        // matches any spelling.
         (
             "securityresources | where type == \"Microsoft.Security/assessments/subAssessments\" | project name".to_owned(),
-            all.clone(),
+            BTreeSet::new(),
         ),
         (
-            "securityresources | where type =~ \"MICROSOFT.SECURITY/ASSESSMENTS/SUBASSESSMENTS\" | project name".to_owned(),
+            format!("securityresources | where type =~ \"MICROSOFT.SECURITY/ASSESSMENTS/SUBASSESSMENTS\" and assessmentKey == \"{KEY}\" | project name"),
             all.clone(),
         ),
         (
@@ -433,7 +441,7 @@ async fn queries_return_the_rows_they_name(backend: Backend) {
             BTreeSet::new(),
         ),
         (
-            "securityresources | where type == \"microsoft.security/assessments\" | project name = resourceGroup".to_owned(),
+            format!("securityresources | where type == \"microsoft.security/assessments\" and name == \"{KEY}\" | project name = resourceGroup"),
             ["rg".to_owned(), "rg2".to_owned()].into(),
         ),
         (
@@ -649,6 +657,8 @@ async fn rows_are_what_the_other_apis_show(backend: Backend) {
         "securityresources | where type == \"microsoft.security/assessments\"",
     )
     .await;
+    assert_eq!(got.len(), 2, "one per assessment key: {got:#?}");
+    let got: Vec<Value> = got.into_iter().filter(|r| r["name"] == KEY).collect();
     assert_eq!(got.len(), 1, "{got:#?}");
     assert_eq!(got[0]["id"], assessment["id"]);
     assert_eq!(got[0]["properties"], assessment["properties"]);
@@ -780,10 +790,11 @@ async fn a_query_sees_only_its_subscriptions(backend: Backend) {
             )
         })
         .collect();
-    // Five findings and two registry assessments; one finding and one assessment.
+    // Under each of the two keys: five findings (one CVE each) and two registry assessments; one
+    // finding and one assessment.
     assert_eq!(
         counts,
-        BTreeMap::from([("sub-1".to_owned(), 7), ("sub-2".to_owned(), 2)])
+        BTreeMap::from([("sub-1".to_owned(), 14), ("sub-2".to_owned(), 4)])
     );
 }
 
