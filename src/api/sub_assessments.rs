@@ -130,6 +130,9 @@ pub struct CvssScores {
 /// A sub-assessment under either key: the key decides the shape.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+// Rendered values live only while one page is serialized: a box per MDVM row would cost more than
+// the size difference.
+#[allow(clippy::large_enum_variant)]
 pub enum SubAssessment<'a> {
     ContainerRegistry(SecuritySubAssessment<'a>),
     Mdvm(MdvmSubAssessment<'a>),

@@ -193,13 +193,13 @@ pub fn details(conn: &mut AnyConnection, rows: &[ListedFinding]) -> QueryResult<
                     vector: rating.rating.clone(),
                 });
             }
-        } else if rating.rating.starts_with("AV:") {
-            if let Some(base) = rating.cvss2_base {
-                entry.v2 = Some(CvssVector {
-                    base,
-                    vector: rating.rating.clone(),
-                });
-            }
+        } else if rating.rating.starts_with("AV:")
+            && let Some(base) = rating.cvss2_base
+        {
+            entry.v2 = Some(CvssVector {
+                base,
+                vector: rating.rating.clone(),
+            });
         }
     }
     Ok(MdvmDetails {
