@@ -18,7 +18,10 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions, R
 from azure.mgmt.security import SecurityCenter
 
 KEY = "dbd0cb49-b563-45e7-9724-889e799fa648"
-SUB_ROWS = 'securityresources | where type == "microsoft.security/assessments/subassessments"'
+MDVM_KEY = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5"
+ALL_SUB_ROWS = 'securityresources | where type == "microsoft.security/assessments/subassessments"'
+# The container registry key's rows: one per finding, as `list_all` lists them.
+SUB_ROWS = f'{ALL_SUB_ROWS} and assessmentKey == "{KEY}"'
 
 
 class StaticBearer(SansIOHTTPPolicy):
@@ -100,6 +103,17 @@ def main():
     columns = [c["name"] for c in summary.data["columns"]]
     check(columns == ["severity", "findings"], f"columns {columns}")
     check({r[0]: r[1] for r in summary.data["rows"]} == expected, f"summary {summary.data['rows']} vs {expected}")
+
+    # Both keys' rows: as many under each as the Sub-Assessments API lists under it.
+    mdvm = list(security.sub_assessments.list(f"subscriptions/{args.subscription}", MDVM_KEY))
+    per_key = graph.resources(
+        QueryRequest(
+            subscriptions=[args.subscription],
+            query=f"{ALL_SUB_ROWS} | summarize n = count() by assessmentKey",
+        )
+    )
+    counts = {r["assessmentKey"]: r["n"] for r in per_key.data}
+    check(counts == {KEY: len(listed), MDVM_KEY: len(mdvm)}, f"rows per key {counts}, listed {len(listed)} and {len(mdvm)}")
 
     try:
         graph.resources(QueryRequest(subscriptions=[args.subscription], query="securityresources | where type == == 1"))
