@@ -6,7 +6,10 @@ drawn from expressions the list accepts (or left out), so the run reaches the fi
 instead of stopping at 400 InvalidFilter. Their rejection of bad input is tested in
 tests/api/filters.rs. The usage period must run forwards (`from` before `to`, each defaulting to
 the start of the month and now), which is a rule between two parameters: a period that does not
-is turned into one day from its start.
+is turned into one day from its start. A Resource Graph query follows the KQL grammar: valid
+requests carry one of a few queries (their refusals are tested in tests/api/resource_graph.rs), and
+no `$skipToken`, which only the server hands out. Defender plans are set per subscription: valid
+requests to them name a subscription scope (other scopes are refused, tested in tests/api/pricings.rs).
 
 Every request carries the run's Admin token (CROWSNEST_FUZZ_TOKEN) unless it leaves the header
 out on purpose. When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded
@@ -51,11 +54,55 @@ def _list_of(path):
     return last if last in FILTERS else None
 
 
+QUERIES = [
+    "securityresources | take 5",
+    'securityresources | where type == "microsoft.security/assessments/subassessments" | summarize n = count() by tostring(properties.status.severity)',
+    "resources | project id, name",
+]
+
+
+def _positive(case):
+    try:
+        return case.meta.generation.mode.is_positive
+    except AttributeError:
+        return False
+
+
+def _resource_graph(case):
+    body = case.body
+    if not case.operation.path.endswith("/Microsoft.ResourceGraph/resources") or not isinstance(body, dict):
+        return
+    if not _positive(case):
+        return
+    body["query"] = QUERIES[zlib.crc32(repr(body.get("query")).encode()) % len(QUERIES)]
+    body.pop("managementGroups", None)
+    options = body.get("options")
+    if isinstance(options, dict):
+        options.pop("$skipToken", None)
+
+
+def _pricings(case):
+    params = case.path_parameters
+    if "/pricings" not in case.operation.path or not params or "scope" not in params or not _positive(case):
+        return
+    params["scope"] = "subscriptions/fuzz"
+    body = case.body
+    if case.method.upper() == "PUT" and isinstance(body, dict):
+        # The plan takes only its tier: a sub-plan, enforcement or another extension is refused
+        # (tests/api/pricings.rs), which no schema of Azure's shape can state.
+        properties = body.get("properties") if isinstance(body.get("properties"), dict) else {}
+        tier = properties.get("pricingTier") if properties.get("pricingTier") in ("Free", "Standard") else "Standard"
+        body.clear()
+        body["properties"] = {"pricingTier": tier}
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     """Every phase (examples, coverage, fuzzing, stateful) sends its requests through here."""
     _seeded(case)
     _authorize(case)
+    _resource_graph(case)
+    _pricings(case)
     query = case.query
     if not query:
         return

@@ -140,7 +140,7 @@ pub struct QueryResponse {
     #[serde(rename = "$skipToken", skip_serializing_if = "Option::is_none")]
     pub skip_token: Option<String>,
     /// An array of objects, or `{columns, rows}` with `resultFormat: table`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: Value,
     #[schema(value_type = Vec<Object>)]
     pub facets: Vec<Value>,
