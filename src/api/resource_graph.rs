@@ -100,9 +100,11 @@ pub struct QueryRequestOptions {
     pub skip_token: Option<String>,
     /// Rows per page: 1 to 1000, 100 by default; overrides the token's page size.
     #[serde(rename = "$top", default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub top: Option<i64>,
     /// Rows to skip from the start of the result; overrides the token's offset.
     #[serde(rename = "$skip", default)]
+    #[schema(minimum = 0)]
     pub skip: Option<i64>,
     #[serde(rename = "resultFormat", default)]
     pub result_format: Option<ResultFormat>,
