@@ -9,41 +9,20 @@ on the first mismatch.
 """
 
 import argparse
-import sys
 
 from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions, ResultFormat
 from azure.mgmt.security import SecurityCenter
+
+# The same client wiring and failure report as the Sub-Assessments check beside it.
+from azure_sdk_check import NoCredential, StaticBearer, check
 
 KEY = "dbd0cb49-b563-45e7-9724-889e799fa648"
 MDVM_KEY = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5"
 ALL_SUB_ROWS = 'securityresources | where type == "microsoft.security/assessments/subassessments"'
 # The container registry key's rows: one per finding, as `list_all` lists them.
 SUB_ROWS = f'{ALL_SUB_ROWS} and assessmentKey == "{KEY}"'
-
-
-class StaticBearer(SansIOHTTPPolicy):
-    """Sends a Crowsnest token; the SDK's own policy insists on HTTPS and Azure AD."""
-
-    def __init__(self, token):
-        super().__init__()
-        self.token = token
-
-    def on_request(self, request):
-        request.http_request.headers["Authorization"] = f"Bearer {self.token}"
-
-
-class NoCredential:
-    def get_token(self, *scopes, **kwargs):  # never called: StaticBearer replaces the auth policy
-        raise RuntimeError("unused")
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAIL: {message}", file=sys.stderr)
-        sys.exit(1)
 
 
 def main():

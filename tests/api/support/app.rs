@@ -198,15 +198,8 @@ impl TestApp {
         token: &str,
         body: &serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let response = self
-            .client
-            .put(self.url(path_and_query))
-            .bearer_auth(token)
-            .json(body)
-            .send()
+        self.send_json(reqwest::Method::PUT, path_and_query, token, body)
             .await
-            .unwrap();
-        json_of(response).await
     }
 
     pub async fn post_json(
@@ -215,9 +208,20 @@ impl TestApp {
         token: &str,
         body: &serde_json::Value,
     ) -> (u16, serde_json::Value) {
+        self.send_json(reqwest::Method::POST, path_and_query, token, body)
+            .await
+    }
+
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let response = self
             .client
-            .post(self.url(path_and_query))
+            .request(method, self.url(path_and_query))
             .bearer_auth(token)
             .json(body)
             .send()
