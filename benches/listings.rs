@@ -15,6 +15,11 @@
 //! machine) and so the CPU a page costs; last, the plans of the cases' SQL (`EXPLAIN (ANALYZE,
 //! BUFFERS)` on PostgreSQL, `EXPLAIN QUERY PLAN` on SQLite).
 //!
+//! Then Azure Resource Graph over the same data (`CROWSNEST_BENCH_ARG`, default 1; 0 skips it):
+//! the latency of a filtered query (severity and repository, `project`, `take 100`) over the
+//! listed subscription, the time of `summarize count() by severity` over it, and the time and
+//! peak RSS of a query that streams every sub-assessment row of it, fully rendered.
+//!
 //! Seeding: multi-row INSERTs (1,000 rows per statement on PostgreSQL, 500 on SQLite) in one
 //! transaction per subscription, rows built by a second thread; then `VACUUM ANALYZE` on
 //! PostgreSQL (what autovacuum would do after such an insert). Its time is printed.
@@ -718,6 +723,23 @@ struct Client {
 }
 
 impl Client {
+    async fn post(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, bytes::Bytes) {
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status();
+        (status, response.bytes().await.expect("body"))
+    }
+
     async fn get(&self, url: &str) -> (reqwest::StatusCode, bytes::Bytes) {
         let response = self
             .http
@@ -851,6 +873,135 @@ async fn epss_order(client: &Client, list: &str, repository: &str, label: &str) 
 }
 
 /// `VmRSS` or `VmHWM` of this process, in KiB.
+/// One Resource Graph query over the listed subscription: its parsed response and how long it took.
+async fn arg_query(
+    client: &Client,
+    url: &str,
+    subscription: &str,
+    query: &str,
+    top: u64,
+) -> (serde_json::Value, Duration) {
+    let body = serde_json::json!({
+        "subscriptions": [subscription],
+        "query": query,
+        "options": {"$top": top},
+    });
+    let start = Instant::now();
+    let (status, bytes) = client.post(url, &body).await;
+    let took = start.elapsed();
+    assert_eq!(status, 200, "{query}: {}", String::from_utf8_lossy(&bytes));
+    (serde_json::from_slice(&bytes).expect("JSON"), took)
+}
+
+/// Resource Graph's three measured cases over the listed subscription (see the module's text).
+async fn resource_graph(
+    client: &Client,
+    base: &str,
+    expected: &Expected,
+    label: &str,
+    samples: usize,
+) {
+    let url = format!("{base}/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01");
+    let subscription = expected.subscription.as_str();
+    let repository = expected.repository.as_str();
+
+    let filtered = format!(
+        r#"securityresources
+| where type == "microsoft.security/assessments/subassessments"
+| where properties.status.severity == "High" and properties.additionalData.repositoryName == "{repository}"
+| project id, name, severity = tostring(properties.status.severity), repository = tostring(properties.additionalData.repositoryName), package = tostring(properties.additionalData.packageName), digest = tostring(properties.additionalData.imageDigest)
+| take 100"#
+    );
+    let mut durations = Vec::with_capacity(samples);
+    for i in 0..WARMUP + samples {
+        let (response, took) = arg_query(client, &url, subscription, &filtered, 100).await;
+        let rows = response["data"].as_array().expect("rows");
+        assert_eq!(rows.len(), 100, "a full page");
+        assert!(
+            rows.iter()
+                .all(|r| r["repository"] == repository && r["severity"] == "High"),
+            "only the filtered rows"
+        );
+        if i >= WARMUP {
+            durations.push(took);
+        }
+    }
+    durations.sort();
+    let summary = Summary { samples: durations };
+    println!(
+        "{label}: Resource Graph, High + repository + project + take 100: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
+        ms(summary.percentile(0.5)),
+        ms(summary.percentile(0.99)),
+        ms(summary.percentile(1.0)),
+        summary.samples.len()
+    );
+
+    let by_severity = r#"securityresources
+| where type == "microsoft.security/assessments/subassessments"
+| extend severity = tostring(properties.status.severity)
+| summarize findings = count() by severity
+| order by findings desc"#;
+    let mut times = Vec::new();
+    let mut counted = 0;
+    for _ in 0..5 {
+        let (response, took) = arg_query(client, &url, subscription, by_severity, 100).await;
+        counted = response["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["findings"].as_u64().expect("count"))
+            .sum::<u64>();
+        times.push(took);
+    }
+    times.sort();
+    let (per_key, _) = arg_query(
+        client,
+        &url,
+        subscription,
+        "securityresources | where type == \"microsoft.security/assessments/subassessments\" | summarize n = count() by assessmentKey",
+        100,
+    )
+    .await;
+    let container_registry = per_key["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| {
+            r["assessmentKey"] == crowsnest::domain::AssessmentKey::ContainerRegistry.as_str()
+        })
+        .and_then(|r| r["n"].as_u64())
+        .unwrap_or(0);
+    assert_eq!(container_registry, expected.subscription_findings as u64);
+    println!(
+        "{label}: Resource Graph, summarize count() by severity over the subscription ({counted} sub-assessment rows under both keys, {} findings): best {:.0} ms, median {:.0} ms, worst {:.0} ms (5 runs)",
+        expected.subscription_findings,
+        ms(times[0]),
+        ms(times[2]),
+        ms(times[4])
+    );
+
+    // Every row, fully rendered: the first 1,000 come back, and all are counted.
+    let every_row =
+        r#"securityresources | where type == "microsoft.security/assessments/subassessments""#;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = status_kib("VmRSS");
+    let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (response, took) = arg_query(client, &url, subscription, every_row, 1000).await;
+    let peak = hwm_reset.then(|| status_kib("VmHWM"));
+    let total = response["totalRecords"].as_u64().expect("total");
+    assert_eq!(total, counted, "every row is counted");
+    assert_eq!(response["count"], 1000);
+    println!(
+        "{label}: Resource Graph, every sub-assessment row of the subscription ({total} rows streamed, 1,000 returned): {:.1} s, RSS {:.0} MiB before, peak {} (server and harness)",
+        took.as_secs_f64(),
+        rss_before as f64 / 1024.0,
+        peak.map_or_else(
+            || "unknown (no clear_refs)".to_owned(),
+            |kib| format!("{:.0} MiB", kib as f64 / 1024.0)
+        )
+    );
+}
+
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -1259,6 +1410,10 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
             print_latency(db.label, &case);
             cases.push((case, url.clone(), after));
         }
+    }
+
+    if common::env_or("CROWSNEST_BENCH_ARG", 1u8) == 1 {
+        resource_graph(&client, &app.base, &expected, db.label, options.samples).await;
     }
 
     // Under load: nothing of the seeding is left but what the allocator kept.

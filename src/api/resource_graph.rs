@@ -3,16 +3,22 @@
 //!
 //! - `securityresources`: every finding as a `microsoft.security/assessments/subassessments` row
 //!   (the sub-assessment exactly as the Sub-Assessments API renders it, in Resource Graph's row
-//!   envelope with `assessmentKey` and `timeGenerated`), and each registry's
-//!   `microsoft.security/assessments` row (as the Assessments API renders it);
+//!   envelope with `assessmentKey` and `timeGenerated`), each registry's
+//!   `microsoft.security/assessments` row (as the Assessments API renders it), and each
+//!   subscription's `microsoft.security/pricings` rows (as the Pricings API renders them; only
+//!   for a caller that may read plans, Contributor and up);
 //! - `resources`: each connected registry as a `microsoft.containerregistry/registries` row.
 //!
 //! [`Tables`] is the row source. The query's leading `where` conditions ([`Constraint`]) narrow
 //! what it reads: `type` picks the kinds of rows, `subscriptionId`, `resourceGroup` and
 //! `assessmentKey` the scope and keys, and conditions on the sub-assessment's `name` and
 //! `properties` become the Sub-Assessments list's `$filter` (`store::findings`), so the database
-//! answers them. Everything is read in keyset batches of at most [`FINDING_BATCH`] rows, so a
-//! query over every row holds one batch at a time; the engine tests every row again.
+//! answers them. Everything is read in keyset batches, so a query over every row holds one batch
+//! at a time; the engine tests every row again. Finding batches start small and double up to
+//! [`FINDING_BATCH`], so a query that stops early (`take 100`) renders little more than it
+//! returns. A query that reads nothing of a sub-assessment but its type, scope, key and status
+//! (`summarize count() by tostring(properties.status.severity)`, see [`Scan::reads`]) gets rows
+//! holding only those, built from a few columns of each finding ([`STATUS_ROW_PATHS`]).
 //!
 //! Decisions:
 //! - What a query sees is the token's subscriptions intersected with the request's
@@ -42,14 +48,19 @@ use super::api_version::{self, ApiVersionQuery};
 use super::input::Json;
 use crate::api::auth::Caller;
 use crate::domain::kql::{
-    self, ColumnType, CompareOp, Constraint, ExecError, Output, Row, Source, Test, Window,
+    self, ColumnType, CompareOp, Constraint, ExecError, Output, Row, Scan, Source, Test, Window,
 };
 use crate::domain::odata::{self, Expr, Literal};
-use crate::domain::{AssessmentKey, Role, SubscriptionId, Timestamp};
+use crate::domain::{
+    AssessmentKey, PricingPlan, Role, SubscriptionId, Timestamp, mdvm_vulnerabilities,
+};
 use crate::error::{ApiError, CloudError};
 use crate::jobs::mdvm::{self, MdvmDetails};
+use crate::jobs::pricings;
 use crate::store::filter::{List, Listing};
-use crate::store::findings::{FindingScope, FindingSelection, Findings, ListedFinding};
+use crate::store::findings::{
+    FindingScope, FindingSelection, FindingStatusRow, Findings, ListedFinding,
+};
 use crate::store::registries::RegistryRow;
 use crate::store::summary::Tally;
 use crate::store::{self, AnyConnection, QueryError};
@@ -57,14 +68,35 @@ use crate::store::{self, AnyConnection, QueryError};
 /// `$top` when the request sets none, and its largest value.
 pub const DEFAULT_TOP: u64 = 100;
 pub const MAX_TOP: u64 = 1000;
-/// Findings read per database round trip.
+/// Findings read per database round trip: the first batch, and the most (each batch doubles).
+pub const FIRST_FINDING_BATCH: i64 = 100;
 pub const FINDING_BATCH: i64 = 1000;
+/// Findings read per round trip when only their status is read ([`STATUS_ROW_PATHS`]).
+pub const STATUS_BATCH: i64 = 5000;
+/// Subscriptions whose plans are read per round trip.
+const SUBSCRIPTION_BATCH: usize = 100;
 /// Registries read per round trip (each assessment row counts its registry's images and findings).
 const REGISTRY_BATCH: i64 = 100;
 
 const SUB_ASSESSMENT_ROW_TYPE: &str = "microsoft.security/assessments/subassessments";
 const ASSESSMENT_ROW_TYPE: &str = "microsoft.security/assessments";
 const REGISTRY_ROW_TYPE: &str = "microsoft.containerregistry/registries";
+const PRICING_ROW_TYPE: &str = "microsoft.security/pricings";
+
+/// The paths of a sub-assessment row that the status-only read fills (everything under them
+/// too), with the values the full rendering gives them.
+pub const STATUS_ROW_PATHS: &[&[&str]] = &[
+    &["type"],
+    &["subscriptionId"],
+    &["resourceGroup"],
+    &["location"],
+    &["tenantId"],
+    &["kind"],
+    &["assessmentKey"],
+    &["properties", "status", "code"],
+    &["properties", "status", "severity"],
+    &["properties", "additionalData", "assessedResourceType"],
+];
 
 /// The assessment keys whose sub-assessments `securityresources` holds.
 const ASSESSMENT_KEYS: [&str; 2] = [
@@ -188,8 +220,9 @@ pub async fn resources(
     let parsed = kql::parse(&request.query).map_err(ApiError::InvalidQuery)?;
     let now = Timestamp::now();
     let public_url = state.public_url.clone();
+    let reads_plans = caller.require_role(Role::Contributor).is_ok();
     let output = store::run(&state.pool, move |conn| {
-        let mut tables = Tables::new(conn, visible, public_url);
+        let mut tables = Tables::new(conn, visible, public_url, reads_plans);
         match kql::execute(&parsed, &mut tables, window, now) {
             Ok(output) => Ok(Ok(output)),
             Err(ExecError::Query(e)) => Ok(Err(e)),
@@ -393,6 +426,7 @@ fn facet_error(request: &Value) -> Value {
 enum Part {
     SubAssessments,
     Assessments,
+    Pricings,
     Registries,
 }
 
@@ -401,13 +435,14 @@ impl Part {
         match self {
             Self::SubAssessments => SUB_ASSESSMENT_ROW_TYPE,
             Self::Assessments => ASSESSMENT_ROW_TYPE,
+            Self::Pricings => PRICING_ROW_TYPE,
             Self::Registries => REGISTRY_ROW_TYPE,
         }
     }
 
     fn of_table(table: &str) -> &'static [Part] {
         if table.eq_ignore_ascii_case("securityresources") {
-            &[Self::SubAssessments, Self::Assessments]
+            &[Self::SubAssessments, Self::Assessments, Self::Pricings]
         } else if table.eq_ignore_ascii_case("resources") {
             &[Self::Registries]
         } else {
@@ -427,6 +462,17 @@ struct Plan {
     keys: Vec<&'static str>,
     /// The findings that may pass the conditions on sub-assessments' names and properties.
     findings: Listing<Findings>,
+    /// The query reads nothing of a sub-assessment row but [`STATUS_ROW_PATHS`].
+    status_only: bool,
+}
+
+/// Whether every path in `reads` is one of [`STATUS_ROW_PATHS`] or lies under one.
+fn status_rows_suffice(reads: &[Vec<String>]) -> bool {
+    reads.iter().all(|read| {
+        STATUS_ROW_PATHS.iter().any(|filled| {
+            read.len() >= filled.len() && filled.iter().zip(read).all(|(a, b)| a == b)
+        })
+    })
 }
 
 /// The strings a `OneOf` test names (other values can match no string column).
@@ -451,7 +497,8 @@ fn one_of_matches(test: &Test, candidate: &str) -> bool {
 }
 
 impl Plan {
-    fn new(table: &str, constraints: &[Constraint], visible: Option<&[String]>) -> Self {
+    fn new(table: &str, scan: &Scan, visible: Option<&[String]>) -> Self {
+        let constraints = &scan.constraints[..];
         let mut parts = Part::of_table(table).to_vec();
         let mut subscriptions = visible.map(<[String]>::to_vec);
         let mut resource_groups: Option<Vec<String>> = None;
@@ -512,6 +559,13 @@ impl Plan {
                     }
                 }
                 ["assessmentKey"] => keys.retain(|key| one_of_matches(test, key)),
+                ["properties", "additionalData", member, ..] => {
+                    keys.retain(|key| {
+                        AssessmentKey::parse(key).is_none_or(|key| {
+                            may_match_additional_data(key, member, &constraint.column, test)
+                        })
+                    });
+                }
                 _ => {}
             }
         }
@@ -525,8 +579,62 @@ impl Plan {
             resource_groups,
             keys,
             findings,
+            status_only: scan.reads.as_deref().is_some_and(status_rows_suffice),
         }
     }
+}
+
+/// The members of `additionalData` in the sub-assessments of `key`, as their schema names them;
+/// empty if the schema cannot say.
+fn additional_data_members(key: AssessmentKey) -> Vec<String> {
+    use super::sub_assessments::{
+        AzureContainerRegistryVulnerability, ContainerRegistryVulnerabilityProperties,
+    };
+    use utoipa::PartialSchema;
+    use utoipa::openapi::{RefOr, Schema};
+    let schema = match key {
+        AssessmentKey::ContainerRegistry => ContainerRegistryVulnerabilityProperties::schema(),
+        AssessmentKey::Mdvm => AzureContainerRegistryVulnerability::schema(),
+    };
+    match schema {
+        RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a sub-assessment under `key` may pass `test` on `column`, a path under
+/// `properties.additionalData.{member}`. Not when the rows of the key have no such member and
+/// the test asks for non-empty strings (a missing member reads as null, or as `""` against a
+/// string), nor when it asks for an `assessedResourceType` other than the key's.
+fn may_match_additional_data(
+    key: AssessmentKey,
+    member: &str,
+    column: &[String],
+    test: &Test,
+) -> bool {
+    let Test::OneOf {
+        values,
+        ignore_case,
+    } = test
+    else {
+        return true;
+    };
+    let named = strings(values);
+    if named.len() != values.len() || named.iter().any(|v| v.is_empty()) {
+        return true;
+    }
+    if column.len() == 3 && member == "assessedResourceType" {
+        let own = super::sub_assessments::assessed_resource_type(key);
+        return named.iter().any(|v| {
+            if *ignore_case {
+                v.eq_ignore_ascii_case(own)
+            } else {
+                *v == own
+            }
+        });
+    }
+    let members = additional_data_members(key);
+    members.is_empty() || members.iter().any(|m| m == member)
 }
 
 /// The `$filter` path of the Sub-Assessments list that holds the same value as `column` of a
@@ -745,6 +853,41 @@ fn sub_assessment_rows(
         .collect()
 }
 
+/// A finding's sub-assessments under `key` with only [`STATUS_ROW_PATHS`] filled, as many as
+/// [`sub_assessment_rows`] gives.
+fn status_rows(key: AssessmentKey, finding: &FindingStatusRow) -> impl Iterator<Item = Row> {
+    let severity = super::sub_assessments::finding_severity(&finding.severity);
+    let code = serde_json::to_value(super::sub_assessments::status_code(finding.resolved_at))
+        .unwrap_or_default();
+    let count = match key {
+        AssessmentKey::ContainerRegistry => 1,
+        AssessmentKey::Mdvm => {
+            let cves = mdvm::cve_ids(&finding.cves);
+            mdvm_vulnerabilities(&finding.advisory_id, cves.iter().map(String::as_str)).len()
+        }
+    };
+    let row = json!({
+        "type": SUB_ASSESSMENT_ROW_TYPE,
+        "subscriptionId": finding.subscription_id,
+        "resourceGroup": finding.resource_group,
+        "location": "global",
+        "tenantId": "",
+        "kind": "",
+        "assessmentKey": key.as_str(),
+        "properties": {
+            "status": {"code": code, "severity": severity.azure_2019().as_str()},
+            "additionalData": {
+                "assessedResourceType": super::sub_assessments::assessed_resource_type(key),
+            },
+        },
+    });
+    let row = match row {
+        Value::Object(row) => row,
+        _ => Row::new(),
+    };
+    std::iter::repeat_n(row, count)
+}
+
 fn assessment_row(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> Row {
     let rendered = serde_json::to_value(super::assessments::assessment(registry, tally, key))
         .unwrap_or_default();
@@ -754,6 +897,12 @@ fn assessment_row(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> 
         &registry.resource_group,
         "global",
     )
+}
+
+fn pricing_row(subscription: &str, plan: PricingPlan, pricing: &pricings::Pricing) -> Row {
+    let rendered = serde_json::to_value(super::pricings::render(subscription, plan, pricing))
+        .unwrap_or_default();
+    envelope(rendered, subscription, "", "")
 }
 
 fn registry_row(public_url: &url::Url, registry: RegistryRow) -> Row {
@@ -772,6 +921,8 @@ pub struct Tables<'c> {
     /// `None`: every subscription.
     visible: Option<Vec<String>>,
     public_url: url::Url,
+    /// Whether the caller may read Defender plans (the `microsoft.security/pricings` rows).
+    reads_plans: bool,
 }
 
 impl<'c> Tables<'c> {
@@ -779,11 +930,13 @@ impl<'c> Tables<'c> {
         conn: &'c mut AnyConnection,
         visible: Option<Vec<String>>,
         public_url: url::Url,
+        reads_plans: bool,
     ) -> Self {
         Self {
             conn,
             visible,
             public_url,
+            reads_plans,
         }
     }
 }
@@ -794,14 +947,18 @@ impl Source for Tables<'_> {
     fn rows<'a>(
         &'a mut self,
         table: &str,
-        constraints: &[Constraint],
+        scan: &Scan,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, QueryError>> + 'a>, QueryError> {
-        let plan = Plan::new(table, constraints, self.visible.as_deref());
+        let mut plan = Plan::new(table, scan, self.visible.as_deref());
+        if !self.reads_plans {
+            plan.parts.retain(|p| *p != Part::Pricings);
+        }
         Ok(Box::new(RowStream {
             tables: self,
             plan,
             part: 0,
             after: None,
+            batch: FIRST_FINDING_BATCH,
             buffered: std::collections::VecDeque::new(),
             failed: false,
         }))
@@ -820,6 +977,8 @@ struct RowStream<'a, 'c> {
     part: usize,
     /// The last row id of the part read so far (keyset).
     after: Option<String>,
+    /// Findings to read in the next full batch.
+    batch: i64,
     buffered: std::collections::VecDeque<Row>,
     failed: bool,
 }
@@ -839,16 +998,31 @@ impl RowStream<'_, '_> {
                     resource_groups: plan.resource_groups.clone(),
                     listing: plan.findings.clone(),
                 };
-                let batch = store::findings::batch(conn, &selection, after, FINDING_BATCH)?;
-                let Some(last) = batch.last() else {
-                    return Ok(false);
-                };
-                self.after = Some(last.finding.id.clone());
                 let keys: Vec<AssessmentKey> = plan
                     .keys
                     .iter()
                     .filter_map(|key| AssessmentKey::parse(key))
                     .collect();
+                if plan.status_only {
+                    let batch =
+                        store::findings::status_batch(conn, &selection, after, STATUS_BATCH)?;
+                    let Some(last) = batch.last() else {
+                        return Ok(false);
+                    };
+                    self.after = Some(last.id.clone());
+                    for finding in &batch {
+                        for key in &keys {
+                            self.buffered.extend(status_rows(*key, finding));
+                        }
+                    }
+                    return Ok(true);
+                }
+                let batch = store::findings::batch(conn, &selection, after, self.batch)?;
+                self.batch = (self.batch * 2).min(FINDING_BATCH);
+                let Some(last) = batch.last() else {
+                    return Ok(false);
+                };
+                self.after = Some(last.finding.id.clone());
                 let details = if keys.contains(&AssessmentKey::Mdvm) {
                     mdvm::details(conn, &batch)?
                 } else {
@@ -858,6 +1032,30 @@ impl RowStream<'_, '_> {
                     for key in &keys {
                         self.buffered
                             .extend(sub_assessment_rows(*key, listed, &details));
+                    }
+                }
+            }
+            Part::Pricings => {
+                // Plans belong to subscriptions, outside every resource group.
+                if groups.is_some_and(|groups| !groups.iter().any(String::is_empty)) {
+                    return Ok(false);
+                }
+                let mut batch: Vec<String> = match subscriptions {
+                    Some(subscriptions) => subscriptions.to_vec(),
+                    None => store::pricings::subscriptions(conn)?,
+                };
+                batch.sort();
+                batch.dedup();
+                batch.retain(|s| after.is_none_or(|after| s.as_str() > after));
+                batch.truncate(SUBSCRIPTION_BATCH);
+                let Some(last) = batch.last() else {
+                    return Ok(false);
+                };
+                self.after = Some(last.clone());
+                for (subscription, pricing) in pricings::of_subscriptions(conn, &batch)? {
+                    for plan in PricingPlan::ALL {
+                        self.buffered
+                            .push_back(pricing_row(&subscription, plan, &pricing));
                     }
                 }
             }
@@ -938,6 +1136,13 @@ mod tests {
         }
     }
 
+    fn scan(constraints: &[Constraint]) -> Scan {
+        Scan {
+            constraints: constraints.to_vec(),
+            reads: None,
+        }
+    }
+
     fn filter_text(key: &str, constraint: &Constraint) -> Option<String> {
         filter_of(key, constraint).map(|e| e.to_string())
     }
@@ -946,13 +1151,14 @@ mod tests {
 
     #[test]
     fn types_pick_the_parts_without_regard_to_case() {
-        let plan =
-            |table: &str, constraints: &[Constraint]| Plan::new(table, constraints, None).parts;
+        let plan = |table: &str, constraints: &[Constraint]| {
+            Plan::new(table, &scan(constraints), None).parts
+        };
         assert_eq!(
             plan("securityresources", &[]),
-            vec![Part::SubAssessments, Part::Assessments]
+            vec![Part::SubAssessments, Part::Assessments, Part::Pricings]
         );
-        assert_eq!(plan("SecurityResources", &[]).len(), 2);
+        assert_eq!(plan("SecurityResources", &[]).len(), 3);
         assert_eq!(plan("Resources", &[]), vec![Part::Registries]);
         assert!(plan("advisorresources", &[]).is_empty());
         for ignore_case in [false, true] {
@@ -987,14 +1193,101 @@ mod tests {
             &[json!("00000000-0000-0000-0000-000000000000")],
             false,
         );
-        assert_eq!(plan("securityresources", &[key]), vec![Part::Assessments]);
+        assert_eq!(
+            plan("securityresources", &[key]),
+            vec![Part::Assessments, Part::Pricings]
+        );
+        let plans = one_of("type", &[json!("Microsoft.Security/pricings")], true);
+        assert_eq!(plan("securityresources", &[plans]), vec![Part::Pricings]);
+    }
+
+    #[test]
+    fn a_condition_on_a_member_one_key_lacks_leaves_that_key_out() {
+        let keys = |constraint: Constraint| {
+            Plan::new("securityresources", &scan(&[constraint]), None).keys
+        };
+        let container_registry = AssessmentKey::ContainerRegistry.as_str();
+        let mdvm = AssessmentKey::Mdvm.as_str();
+        let repository = |column: &str, value: &str| one_of(column, &[json!(value)], false);
+        assert_eq!(
+            keys(repository(
+                "properties.additionalData.repositoryName",
+                "team/app"
+            )),
+            [container_registry]
+        );
+        assert_eq!(
+            keys(repository(
+                "properties.additionalData.artifactDetails.repositoryName",
+                "team/app"
+            )),
+            [mdvm]
+        );
+        // A missing member equals "" in Kusto; a comparison is not a OneOf test.
+        assert_eq!(
+            keys(repository("properties.additionalData.repositoryName", "")),
+            [container_registry, mdvm]
+        );
+        assert_eq!(
+            keys(compare(
+                "properties.additionalData.cvssV30Score",
+                CompareOp::Gt,
+                json!(7)
+            )),
+            [container_registry, mdvm]
+        );
+        assert_eq!(
+            keys(one_of(
+                "properties.additionalData.assessedResourceType",
+                &[json!("azurecontainerregistryvulnerability")],
+                true
+            )),
+            [mdvm]
+        );
+        assert_eq!(
+            keys(repository(
+                "properties.additionalData.assessedResourceType",
+                "ContainerRegistryVulnerability"
+            )),
+            [container_registry]
+        );
+        // Both keys' rows have a severity under `properties.status`.
+        assert_eq!(
+            keys(repository("properties.status.severity", "High")),
+            [container_registry, mdvm]
+        );
+        let members = additional_data_members(AssessmentKey::Mdvm);
+        assert!(
+            members.contains(&"softwareDetails".to_owned()),
+            "{members:?}"
+        );
+    }
+
+    #[test]
+    fn status_rows_serve_queries_that_read_no_more_than_status() {
+        let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+        let suffice = |paths: &[&str]| {
+            status_rows_suffice(&paths.iter().map(|p| path(p)).collect::<Vec<_>>())
+        };
+        assert!(suffice(&[]));
+        assert!(suffice(&[
+            "type",
+            "properties.status.severity",
+            "assessmentKey"
+        ]));
+        assert!(suffice(&["properties.status.code.x", "subscriptionId"]));
+        // A whole object, or a property the status-only rows leave out, needs the full rows.
+        assert!(!suffice(&["properties.status"]));
+        assert!(!suffice(&["properties"]));
+        assert!(!suffice(&["type", "id"]));
+        assert!(!suffice(&["properties.additionalData.repositoryName"]));
     }
 
     #[test]
     fn subscriptions_are_only_ever_narrowed() {
         let visible = vec!["sub-a".to_owned(), "sub-b".to_owned()];
         let subs = |constraints: &[Constraint], visible: Option<&[String]>| {
-            Plan::new("securityresources", constraints, visible).subscriptions
+            Plan::new("securityresources", &scan(constraints), visible).subscriptions
         };
         assert_eq!(subs(&[], Some(&visible)), Some(visible.clone()));
         assert_eq!(subs(&[], None), None);
@@ -1015,7 +1308,7 @@ mod tests {
         let exact = one_of("subscriptionId", &[json!("SUB-A")], false);
         assert_eq!(subs(&[exact], Some(&visible)), Some(vec![]));
         let groups = |constraints: &[Constraint]| {
-            Plan::new("securityresources", constraints, None).resource_groups
+            Plan::new("securityresources", &scan(constraints), None).resource_groups
         };
         assert_eq!(
             groups(&[one_of("resourceGroup", &[json!("rg")], false)]),

@@ -427,7 +427,7 @@ fn render_container_registry(listed: &ListedFinding) -> SecuritySubAssessment<'_
         &row.resource_group,
         &row.registry_name,
     );
-    let severity = Severity::parse(&row.severity).unwrap_or(Severity::Medium);
+    let severity = finding_severity(&row.severity);
     let links = |json| serde_json::from_str::<Vec<Link<'_>>>(json).unwrap_or_default();
     let time = |micros: i64| Timestamp::from_micros(micros).rfc3339();
     SecuritySubAssessment {
@@ -455,7 +455,7 @@ fn render_container_registry(listed: &ListedFinding) -> SecuritySubAssessment<'_
                 ),
             },
             additional_data: ContainerRegistryVulnerabilityProperties {
-                assessed_resource_type: "ContainerRegistryVulnerability",
+                assessed_resource_type: assessed_resource_type(AssessmentKey::ContainerRegistry),
                 vulnerability_type: "Vulnerability",
                 cvss: CvssScores {
                     v2: row.cvss2_base.map(|base| Cvss { base }),
@@ -494,16 +494,37 @@ fn render_container_registry(listed: &ListedFinding) -> SecuritySubAssessment<'_
     }
 }
 
-/// A finding's status, the same under both keys: Unhealthy while present, Healthy once resolved.
+/// A finding's severity as stored (a value it cannot hold reads as Medium).
+pub fn finding_severity(stored: &str) -> Severity {
+    Severity::parse(stored).unwrap_or(Severity::Medium)
+}
+
+/// `additionalData.assessedResourceType` of every sub-assessment under `key`.
+pub const fn assessed_resource_type(key: AssessmentKey) -> &'static str {
+    match key {
+        AssessmentKey::ContainerRegistry => "ContainerRegistryVulnerability",
+        AssessmentKey::Mdvm => "AzureContainerRegistryVulnerability",
+    }
+}
+
+/// A finding's `status.code`, the same under both keys: Unhealthy while present, Healthy once
+/// resolved.
+pub const fn status_code(resolved_at: Option<i64>) -> StatusCode {
+    match resolved_at {
+        None => StatusCode::Unhealthy,
+        Some(_) => StatusCode::Healthy,
+    }
+}
+
+/// A finding's status, the same under both keys.
 fn status(listed: &ListedFinding, severity: Severity) -> SubAssessmentStatus {
-    let (code, cause, description) = match listed.finding.resolved_at {
+    let resolved_at = listed.finding.resolved_at;
+    let (cause, description) = match resolved_at {
         None => (
-            StatusCode::Unhealthy,
             "Vulnerable",
             Cow::Borrowed("The image contains a vulnerable package."),
         ),
         Some(at) => (
-            StatusCode::Healthy,
             "Resolved",
             Cow::Owned(format!(
                 "Not found by the image's scans since {}.",
@@ -512,7 +533,7 @@ fn status(listed: &ListedFinding, severity: Severity) -> SubAssessmentStatus {
         ),
     };
     SubAssessmentStatus {
-        code,
+        code: status_code(resolved_at),
         cause,
         description,
         severity: severity.azure_2019().as_str(),
@@ -542,7 +563,7 @@ pub fn render_mdvm<'a>(
         &row.resource_group,
         &row.registry_name,
     );
-    let severity = Severity::parse(&row.severity).unwrap_or(Severity::Medium);
+    let severity = finding_severity(&row.severity);
     let time = |micros: i64| Timestamp::from_micros(micros).rfc3339();
     let name = mdvm_sub_assessment_name(&row.id, vulnerability).to_string();
     let image = details.images.get(&row.image_id);
@@ -590,7 +611,7 @@ pub fn render_mdvm<'a>(
             },
             status: status(listed, severity),
             additional_data: AzureContainerRegistryVulnerability {
-                assessed_resource_type: "AzureContainerRegistryVulnerability",
+                assessed_resource_type: assessed_resource_type(AssessmentKey::Mdvm),
                 vulnerability_details: VulnerabilityDetails {
                     cve_id: vulnerability.to_owned(),
                     severity: severity.as_str(),

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::AnyConnection;
-use super::schema::pricings;
+use super::schema::{pricings, registries};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pricings)]
@@ -65,4 +65,21 @@ pub fn list(conn: &mut AnyConnection, subscriptions: &[String]) -> QueryResult<V
     }
     rows.sort_by(|a, b| (&a.subscription_id, &a.plan).cmp(&(&b.subscription_id, &b.plan)));
     Ok(rows)
+}
+
+/// Every subscription Crowsnest knows of: those with a registry or a stored plan, sorted.
+pub fn subscriptions(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    let mut known: Vec<String> = registries::table
+        .select(registries::subscription_id)
+        .distinct()
+        .load(conn)?;
+    known.extend(
+        pricings::table
+            .select(pricings::subscription_id)
+            .distinct()
+            .load::<String>(conn)?,
+    );
+    known.sort();
+    known.dedup();
+    Ok(known)
 }

@@ -90,8 +90,6 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     Ok(diesel::delete(registries::table.find(id)).execute(conn)? > 0)
 }
 
-/// One page of a subscription's (or resource group's) registries in (resource group, name) order,
-/// starting after `after`.
 /// Up to `limit` registries after the row id `after`, in row id order, of these subscriptions
 /// (`None`: every one) and resource groups (`None`: every one): one batch of a read through every
 /// registry a Resource Graph query may see.
@@ -119,6 +117,8 @@ pub fn batch(
     query.load(conn)
 }
 
+/// One page of a subscription's (or resource group's) registries in (resource group, name) order,
+/// starting after `after`.
 pub fn list(
     conn: &mut AnyConnection,
     subscription: &str,

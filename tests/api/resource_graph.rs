@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crowsnest::api::resource_graph::{FINDING_BATCH, Tables};
-use crowsnest::domain::kql::{Constraint, Source, Test};
+use crowsnest::domain::kql::{Constraint, Scan, Source, Test};
 use crowsnest::domain::{Role, Severity};
 use crowsnest::store::findings::FindingRow;
 use serde_json::{Value, json};
@@ -30,6 +30,8 @@ backend_tests!(
     a_query_sees_only_its_subscriptions,
     pages_follow_skip_tokens,
     table_format_has_typed_columns,
+    plans_are_rows_for_those_who_may_read_them,
+    status_only_rows_count_as_the_full_rows_do,
 );
 
 const ARG: &str = "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01";
@@ -206,9 +208,14 @@ async fn source_rows(
             c,
             visible,
             url::Url::parse("http://crowsnest.test/").unwrap(),
+            true,
         );
         assert!(tables.has_table(table));
-        let rows = tables.rows(table, &constraints)?;
+        let scan = Scan {
+            constraints,
+            reads: None,
+        };
+        let rows = tables.rows(table, &scan)?;
         rows.map(|row| row.map(Value::Object)).collect()
     })
     .await
@@ -236,8 +243,8 @@ async fn the_source_reads_what_the_conditions_and_subscriptions_allow(backend: B
     let all = source_rows(&app, mine, "securityresources", vec![]).await;
     assert_eq!(
         all.len(),
-        5 + 5 + 2 * 2,
-        "five sub-assessments under each key (one CVE each), two registry assessments under each key"
+        5 + 5 + 2 * 2 + 2,
+        "five sub-assessments under each key (one CVE each), two registry assessments under each key, two plans"
     );
     assert!(all.iter().all(|r| r["subscriptionId"] == "sub-1"));
     let cases = [
@@ -931,4 +938,149 @@ async fn table_format_has_typed_columns(backend: Backend) {
         assert_eq!(row[3], 8.1);
         assert_eq!(row[4], true);
     }
+}
+
+const PRICINGS_API: &str = "api-version=2024-01-01";
+
+async fn plans_are_rows_for_those_who_may_read_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    seed(&app).await;
+    app.seed_registry("sub-2", "rg", "reg").await;
+    let (status, body) = app
+        .put_json(
+            &format!("/subscriptions/sub-1/providers/Microsoft.Security/pricings/Containers?{PRICINGS_API}"),
+            &app.token("sub-1", Role::Admin),
+            &json!({"properties": {"pricingTier": "Free"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "the plan's first row: {body}");
+    let plans = "securityresources | where type =~ \"Microsoft.Security/pricings\"";
+
+    // Each plan row is the Pricings API's resource in the row envelope.
+    let contributor = app.token("sub-1", Role::Contributor);
+    let got = rows(&app, &contributor, &["sub-1"], plans).await;
+    let (status, listed) = app
+        .get_json(
+            &format!("/subscriptions/sub-1/providers/Microsoft.Security/pricings?{PRICINGS_API}"),
+            &contributor,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed["value"].as_array().unwrap();
+    assert_eq!(got.len(), listed.len(), "{got:#?}");
+    for (row, plan) in got.iter().zip(listed) {
+        assert_eq!(row["id"], plan["id"]);
+        assert_eq!(row["name"], plan["name"]);
+        assert_eq!(row["type"], "microsoft.security/pricings");
+        assert_eq!(row["properties"], plan["properties"]);
+        assert_eq!(row["subscriptionId"], "sub-1");
+        assert_eq!(row["resourceGroup"], "");
+    }
+    assert!(got.iter().all(|r| r["properties"]["pricingTier"] == "Free"));
+
+    // Every subscription a token for all of them names, on its own tier; the default is Standard.
+    let everyone = app.token("*", Role::Contributor);
+    let tiers = rows(
+        &app,
+        &everyone,
+        &["sub-1", "sub-2"],
+        &format!("{plans} | where name == \"Containers\" | project subscriptionId, tier = tostring(properties.pricingTier) | order by subscriptionId asc"),
+    )
+    .await;
+    assert_eq!(
+        json!(tiers),
+        json!([
+            {"subscriptionId": "sub-1", "tier": "Free"},
+            {"subscriptionId": "sub-2", "tier": "Standard"},
+        ])
+    );
+    // Without subscriptions in the request, a token for all of them sees those Crowsnest knows.
+    let (status, body) = query(
+        &app,
+        &everyone,
+        json!({"query": format!("{plans} | summarize n = count() by subscriptionId | order by subscriptionId asc")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([{"subscriptionId": "sub-1", "n": 2}, {"subscriptionId": "sub-2", "n": 2}])
+    );
+
+    // A Reader may not read plans (as in the Pricings API): no rows, and no error.
+    let reader = app.token("sub-1", Role::Reader);
+    assert!(rows(&app, &reader, &["sub-1"], plans).await.is_empty());
+    // Plans are in no resource group; a subscription the token lacks shows none.
+    assert!(
+        rows(
+            &app,
+            &contributor,
+            &["sub-1"],
+            &format!("{plans} | where resourceGroup == \"rg\"")
+        )
+        .await
+        .is_empty()
+    );
+    assert!(rows(&app, &contributor, &["sub-2"], plans).await.is_empty());
+}
+
+async fn status_only_rows_count_as_the_full_rows_do(backend: Backend) {
+    let app = spawn_app(backend).await;
+    scanned(&app).await;
+    seed(&app).await;
+    let token = app.token("*", Role::Reader);
+    let subscriptions = [SUB, "sub-1"];
+    let columns = "type, subscriptionId, resourceGroup, location, tenantId, kind, assessmentKey, \
+                   code = tostring(properties.status.code), \
+                   severity = tostring(properties.status.severity), \
+                   resourceType = tostring(properties.additionalData.assessedResourceType)";
+    let order =
+        "order by assessmentKey asc, subscriptionId asc, resourceGroup asc, code asc, severity asc";
+    // This query reads only what status-only rows hold; the second reads `properties` whole, so
+    // it gets the fully rendered rows.
+    let lean = format!("securityresources | summarize n = count() by {columns} | {order}");
+    let full = format!(
+        "securityresources | extend whole = properties | summarize n = count() by {columns} | {order}"
+    );
+    let lean_rows = rows(&app, &token, &subscriptions, &lean).await;
+    let full_rows = rows(&app, &token, &subscriptions, &full).await;
+    assert_eq!(lean_rows, full_rows);
+    let codes: BTreeSet<&str> = lean_rows
+        .iter()
+        .filter(|r| r["type"] == "microsoft.security/assessments/subassessments")
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["Healthy", "Unhealthy"].into(), "{lean_rows:#?}");
+    // The MDVM key counts a finding once per CVE, as its list does.
+    let mdvm: u64 = lean_rows
+        .iter()
+        .filter(|r| r["assessmentKey"] == MDVM_KEY)
+        .map(|r| r["n"].as_u64().unwrap())
+        .sum();
+    let mut listed_mdvm = 0;
+    for subscription in subscriptions {
+        listed_mdvm += listed(&app, &token, subscription, MDVM_KEY)
+            .await
+            .unwrap()
+            .len() as u64;
+    }
+    assert_eq!(mdvm, listed_mdvm);
+    let flat = format!(
+        "securityresources | where type == \"microsoft.security/assessments/subassessments\" | project {columns}"
+    );
+    let (status, body) = query(
+        &app,
+        &token,
+        json!({"subscriptions": subscriptions, "query": flat, "options": {"$top": 1000}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["totalRecords"].as_u64().unwrap(),
+        lean_rows
+            .iter()
+            .filter(|r| r["type"] == "microsoft.security/assessments/subassessments")
+            .map(|r| r["n"].as_u64().unwrap())
+            .sum::<u64>()
+    );
 }

@@ -18,7 +18,8 @@ use super::functions::{Aggregation, convert_text};
 use super::parser::{error_at, unique_name};
 use super::value::{Scalar, compare, group_key, sort_order};
 use super::{
-    Column, ColumnType, CompareOp, Constraint, ExecError, KqlError, Output, Source, Test, Window,
+    Column, ColumnType, CompareOp, Constraint, ExecError, KqlError, Output, Scan, Source, Test,
+    Window,
 };
 
 type Rows<'a, E> = Box<dyn Iterator<Item = Result<Record, ExecError<E>>> + 'a>;
@@ -37,6 +38,7 @@ pub(super) fn run<S: Source>(
     let keep = skip.saturating_add(top);
     let mut columns = ColumnTracker::default();
     let ops = &tabular.operators;
+    let reads = reads(tabular);
 
     // A final `order by` (only row-for-row operators after it) keeps just the window's rows.
     let final_sort = ops
@@ -45,7 +47,7 @@ pub(super) fn run<S: Source>(
         .filter(|&k| matches!(ops.get(k), Some(Operator::Sort(_))));
     let (kept, total) = match (final_sort, ops.get(final_sort.unwrap_or(0))) {
         (Some(k), Some(Operator::Sort(keys))) => {
-            let rows = open(tabular, k, source, cx)?;
+            let rows = open(tabular, k, source, cx, reads.as_deref())?;
             let observe_all = k + 1 == ops.len();
             let (sorted, total) = sort_rows(rows, keys, Some(keep), cx, |r| {
                 if observe_all {
@@ -67,7 +69,7 @@ pub(super) fn run<S: Source>(
             (kept, total)
         }
         _ => {
-            let rows = open(tabular, ops.len(), source, cx)?;
+            let rows = open(tabular, ops.len(), source, cx, reads.as_deref())?;
             let mut kept = Vec::new();
             let mut total: u64 = 0;
             for row in rows {
@@ -152,12 +154,14 @@ fn check_tables<S: Source>(tabular: &Tabular, text: &str, source: &S) -> Result<
     Ok(())
 }
 
-/// The rows of `tabular` after its first `upto` operators.
+/// The rows of `tabular` after its first `upto` operators; `reads` are the table paths that the
+/// whole query reads when its rows come from `tabular`'s table ([`reads`]), `None` otherwise.
 fn open<'a, S: Source>(
     tabular: &'a Tabular,
     upto: usize,
     source: &'a mut S,
     cx: Context,
+    reads: Option<&[Vec<String>]>,
 ) -> Result<Rows<'a, S::Error>, ExecError<S::Error>> {
     let operators = &tabular.operators[..upto.min(tabular.operators.len())];
     // Side inputs are read before the main rows start to flow (the source is read by one
@@ -178,11 +182,14 @@ fn open<'a, S: Source>(
     }
     let mut rows: Rows<'a, S::Error> = match &tabular.source {
         TableSource::Table { name, .. } => {
-            let constraints = pushdown(tabular, cx);
-            let rows = source.rows(name, &constraints).map_err(ExecError::Source)?;
+            let scan = Scan {
+                constraints: pushdown(tabular, cx),
+                reads: reads.map(<[Vec<String>]>::to_vec),
+            };
+            let rows = source.rows(name, &scan).map_err(ExecError::Source)?;
             Box::new(rows.map(|row| row.map(Record::from_row).map_err(ExecError::Source)))
         }
-        TableSource::Nested(inner) => open(inner, inner.operators.len(), source, cx)?,
+        TableSource::Nested(inner) => open(inner, inner.operators.len(), source, cx, None)?,
         TableSource::Union(arms) => {
             let mut later = Vec::new();
             for arm in arms.iter().skip(1) {
@@ -190,7 +197,7 @@ fn open<'a, S: Source>(
             }
             match arms.first() {
                 Some(first) => Box::new(
-                    open(first, first.operators.len(), source, cx)?
+                    open(first, first.operators.len(), source, cx, None)?
                         .chain(later.into_iter().map(Ok)),
                 ),
                 None => Box::new(later.into_iter().map(Ok)),
@@ -220,7 +227,7 @@ fn collect<S: Source>(
     source: &mut S,
     cx: Context,
 ) -> Result<Vec<Record>, ExecError<S::Error>> {
-    open(tabular, tabular.operators.len(), source, cx)?.collect()
+    open(tabular, tabular.operators.len(), source, cx, None)?.collect()
 }
 
 fn constant_count<E>(expr: &Expr, cx: Context) -> Result<usize, ExecError<E>> {
@@ -951,6 +958,119 @@ impl ColumnTracker {
             .copied()
             .flatten()
             .unwrap_or(ColumnType::String)
+    }
+}
+
+/// The table paths a query reads, when its rows come straight from a table and every operator up
+/// to the first that replaces all columns (`project`, `summarize`, `count`, `distinct`) names
+/// what it reads; `None` when the result may hold the table's columns unnamed, or an operator
+/// reads whole rows (`arg_max(x, *)`, `distinct *`) or moves columns in ways not followed here
+/// (`project-away`, `project-rename`, `join`, `union`, `mv-expand`, `parse`).
+pub(super) fn reads(tabular: &Tabular) -> Option<Vec<Vec<String>>> {
+    if !matches!(tabular.source, TableSource::Table { .. }) {
+        return None;
+    }
+    let mut reads = Vec::new();
+    // Names defined by `extend`: later uses read them, not the table.
+    let mut defined: HashSet<&str> = HashSet::new();
+    for op in &tabular.operators {
+        match op {
+            Operator::Where(expr) | Operator::Take(expr) => read_paths(expr, &defined, &mut reads),
+            Operator::Sort(keys) => {
+                for key in keys {
+                    read_paths(&key.expr, &defined, &mut reads);
+                }
+            }
+            Operator::Top { count, key } => {
+                read_paths(count, &defined, &mut reads);
+                read_paths(&key.expr, &defined, &mut reads);
+            }
+            Operator::Extend(items) => {
+                for item in items {
+                    read_paths(&item.expr, &defined, &mut reads);
+                    defined.insert(&item.name);
+                }
+            }
+            Operator::Project(items) => {
+                for item in items {
+                    read_paths(&item.expr, &defined, &mut reads);
+                }
+                return Some(reads);
+            }
+            Operator::Summarize { aggregates, by } => {
+                for aggregate in aggregates {
+                    let whole_rows = matches!(
+                        aggregate.aggregation,
+                        Aggregation::ArgMax | Aggregation::ArgMin
+                    ) && aggregate.returned.is_none();
+                    if whole_rows {
+                        return None;
+                    }
+                    for arg in &aggregate.args {
+                        read_paths(arg, &defined, &mut reads);
+                    }
+                    for item in aggregate.returned.iter().flatten() {
+                        read_paths(&item.expr, &defined, &mut reads);
+                    }
+                }
+                for item in by {
+                    read_paths(&item.expr, &defined, &mut reads);
+                }
+                return Some(reads);
+            }
+            Operator::Distinct(Some(names)) => {
+                for name in names {
+                    if !defined.contains(name.as_str()) {
+                        reads.push(vec![name.clone()]);
+                    }
+                }
+                return Some(reads);
+            }
+            Operator::Count => return Some(reads),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Adds the table paths `expr` reads: each column or member path it names whole (a path whose
+/// member is computed, `properties[x]` or `list[0]`, reads its base whole).
+fn read_paths(expr: &Expr, defined: &HashSet<&str>, out: &mut Vec<Vec<String>>) {
+    if let Some(path) = expr.path() {
+        if path
+            .first()
+            .is_some_and(|head| !defined.contains(head.as_str()))
+            && !out.contains(&path)
+        {
+            out.push(path);
+        }
+        return;
+    }
+    match &expr.kind {
+        ExprKind::Literal(_) | ExprKind::Column(_) => {}
+        ExprKind::Member(base, _) | ExprKind::Negate(base) => read_paths(base, defined, out),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {
+            read_paths(a, defined, out);
+            read_paths(b, defined, out);
+        }
+        ExprKind::In { value, list, .. } => {
+            read_paths(value, defined, out);
+            for item in list {
+                read_paths(item, defined, out);
+            }
+        }
+        ExprKind::Between {
+            value, low, high, ..
+        } => {
+            read_paths(value, defined, out);
+            read_paths(low, defined, out);
+            read_paths(high, defined, out);
+        }
+        ExprKind::Call { args, .. } => {
+            for arg in args {
+                read_paths(arg, defined, out);
+            }
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //! The source is told which conditions of the query's leading `where` clauses it may test itself
 //! ([`Constraint`]): it may return any superset of the matching rows, because every row is tested
 //! again here. That is how a database answers the selective part of a query without this module
-//! knowing any database.
+//! knowing any database. When the query names every column it reads before an operator that
+//! replaces the columns (`project`, `summarize`, `count`, `distinct`), the source is told those
+//! paths too ([`Scan::reads`]), so it can build only that much of each row.
 //!
 //! # Parsing
 //!
@@ -141,18 +143,31 @@ pub enum CompareOp {
     Ge,
 }
 
+/// What a query asks of one table, known before any row is read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scan {
+    /// Conditions every row of the answer satisfies; a source tests whichever it can.
+    pub constraints: Vec<Constraint>,
+    /// The columns, and member paths within them, that the query reads from the table's rows
+    /// (`["properties", "status", "severity"]`); `None` when it may read any of them (it returns
+    /// the table's columns without naming them, or reads whole rows). A row must carry the whole
+    /// value at each of these paths; whatever lies on none of them may be left out.
+    pub reads: Option<Vec<Vec<String>>>,
+}
+
 /// Where rows come from.
 pub trait Source {
     type Error;
 
     /// The rows of `table` (as written in the query, matched case-insensitively by the source:
-    /// `securityresources`, `resources`), narrowed by whichever `constraints` the source can
-    /// test. Rows are pulled one at a time, so a source should read in bounded batches.
+    /// `securityresources`, `resources`), narrowed by whichever of the scan's constraints the
+    /// source can test and, where it helps, cut to the paths the scan reads. Rows are pulled one
+    /// at a time, so a source should read in bounded batches.
     #[allow(clippy::type_complexity)]
     fn rows<'a>(
         &'a mut self,
         table: &str,
-        constraints: &[Constraint],
+        scan: &Scan,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, Self::Error>> + 'a>, Self::Error>;
 
     /// Whether `table` exists (an unknown table is an `InvalidQuery` before any row is read).

@@ -178,10 +178,14 @@ fn registries() -> Vec<Row> {
         .collect()
 }
 
-/// Tables in memory; remembers the constraints each read was given.
+/// Tables in memory; remembers the constraints and read paths each read was given.
+#[derive(Clone)]
 struct Memory {
     tables: HashMap<&'static str, Vec<Row>>,
     constraints: Vec<(String, Vec<Constraint>)>,
+    reads: Vec<Option<Vec<Vec<String>>>>,
+    /// Cut each row to the paths the scan reads, as a source that builds only those may.
+    prune: bool,
 }
 
 impl Memory {
@@ -192,8 +196,36 @@ impl Memory {
                 ("resources", registries()),
             ]),
             constraints: Vec::new(),
+            reads: Vec::new(),
+            prune: false,
         }
     }
+}
+
+/// What is left of `value` when only `paths` (relative to it) are kept; `None` when none lies in it.
+fn keep_paths(value: &Value, paths: &[&[String]]) -> Option<Value> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return Some(value.clone());
+    }
+    let Value::Object(members) = value else {
+        return None;
+    };
+    let kept: Row = members
+        .iter()
+        .filter_map(|(name, member)| {
+            let below: Vec<&[String]> = paths
+                .iter()
+                .filter_map(|p| p.split_first())
+                .filter(|(head, _)| *head == name)
+                .map(|(_, rest)| rest)
+                .collect();
+            if below.is_empty() {
+                return None;
+            }
+            keep_paths(member, &below).map(|v| (name.clone(), v))
+        })
+        .collect();
+    Some(Value::Object(kept))
 }
 
 impl Source for Memory {
@@ -202,11 +234,23 @@ impl Source for Memory {
     fn rows<'a>(
         &'a mut self,
         table: &str,
-        constraints: &[Constraint],
+        scan: &Scan,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, String>> + 'a>, String> {
         let table = table.to_ascii_lowercase();
-        self.constraints.push((table.clone(), constraints.to_vec()));
-        let rows = self.tables.get(table.as_str()).cloned().unwrap_or_default();
+        self.constraints
+            .push((table.clone(), scan.constraints.clone()));
+        self.reads.push(scan.reads.clone());
+        let mut rows = self.tables.get(table.as_str()).cloned().unwrap_or_default();
+        if let (true, Some(reads)) = (self.prune, &scan.reads) {
+            let paths: Vec<&[String]> = reads.iter().map(Vec::as_slice).collect();
+            rows = rows
+                .into_iter()
+                .map(|row| match keep_paths(&Value::Object(row), &paths) {
+                    Some(Value::Object(kept)) => kept,
+                    _ => Row::new(),
+                })
+                .collect();
+        }
         Ok(Box::new(rows.into_iter().map(Ok)))
     }
 
@@ -218,12 +262,24 @@ impl Source for Memory {
 
 const ALL: Window = Window { skip: 0, top: 1000 };
 
+/// Runs `text` on `source`, and again on a copy of it that cuts rows to the paths the query
+/// reads: every query of these tests checks that what the engine says it reads is enough.
 fn run_on(source: &mut Memory, text: &str, window: Window) -> Result<Output, KqlError> {
     let query = parse(text)?;
-    execute(&query, source, window, now()).map_err(|e| match e {
+    let mut pruning = Memory {
+        prune: true,
+        ..source.clone()
+    };
+    let output = execute(&query, source, window, now()).map_err(|e| match e {
         ExecError::Query(e) => e,
         ExecError::Source(e) => panic!("source failed: {e}"),
-    })
+    });
+    let pruned = execute(&query, &mut pruning, window, now()).map_err(|e| match e {
+        ExecError::Query(e) => e,
+        ExecError::Source(e) => panic!("source failed: {e}"),
+    });
+    assert_eq!(output, pruned, "{text}: rows cut to {:?}", pruning.reads);
+    output
 }
 
 fn run(text: &str) -> Output {
@@ -300,6 +356,51 @@ fn kql_the_issue_queries_run_as_printed() {
         ]
     );
     assert_eq!(json!(two.rows), json!([["High", 3], ["Medium", 2]]));
+}
+
+#[test]
+fn kql_sources_are_told_the_paths_a_query_reads() {
+    let reads = |text: &str| {
+        let mut source = Memory::new();
+        run_on(&mut source, text, ALL).unwrap_or_else(|e| panic!("{text}: {e}"));
+        source
+            .reads
+            .pop()
+            .flatten()
+            .map(|paths| paths.into_iter().map(|p| p.join(".")).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        reads(QUERY_TWO),
+        Some(vec!["type".into(), "properties.status.severity".into()])
+    );
+    // An extended name read later is not the table's; a computed member reads its base whole.
+    assert_eq!(
+        reads(
+            "securityresources | extend s = properties.status | where s.severity == 'High' \
+             | project id, k = properties['additionalData'][tostring(0)]"
+        ),
+        Some(vec![
+            "properties.status".into(),
+            "id".into(),
+            "properties.additionalData".into()
+        ])
+    );
+    assert_eq!(reads("securityresources | count"), Some(vec![]));
+    assert_eq!(
+        reads("securityresources | distinct subscriptionId"),
+        Some(vec!["subscriptionId".into()])
+    );
+    // The table's columns come out unnamed, or whole rows are read: every path.
+    for text in [
+        "securityresources | where type == 'x'",
+        "securityresources | summarize arg_max(name, *) by type",
+        "securityresources | project-away properties | project id",
+        "securityresources | distinct *",
+        "securityresources | union resources | project id",
+        "securityresources | mv-expand p = properties | project p",
+    ] {
+        assert_eq!(reads(text), None, "{text}");
+    }
 }
 
 #[test]
@@ -981,7 +1082,7 @@ impl Source for Counting {
     fn rows<'a>(
         &'a mut self,
         _table: &str,
-        _constraints: &[Constraint],
+        _scan: &Scan,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, String>> + 'a>, String> {
         let pulled = Rc::clone(&self.pulled);
         Ok(Box::new((0..self.size).map(move |i| {
