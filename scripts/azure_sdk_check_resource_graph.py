@@ -4,7 +4,8 @@
 Run after `azure_sdk_check.py` has seeded the subscription's findings: pages through every
 sub-assessment with `ResourceGraphClient.resources(QueryRequest(...))` (following `$skipToken`),
 compares each row with what the Sub-Assessments API (azure-mgmt-security) lists for the same
-finding, checks a `summarize`, the table result format and a refused query's error. Exits non-zero
+finding, checks a `summarize`, both keys' counts, the Defender plans' rows (as the Pricings API
+lists them), the table result format and a refused query's error. Exits non-zero
 on the first mismatch.
 """
 
@@ -94,6 +95,20 @@ def main():
     counts = {r["assessmentKey"]: r["n"] for r in per_key.data}
     check(counts == {KEY: len(listed), MDVM_KEY: len(mdvm)}, f"rows per key {counts}, listed {len(listed)} and {len(mdvm)}")
 
+    # The Defender plans: the Pricings API's resources, in the row envelope.
+    plans = {p.name: p for p in security.pricings.list(f"subscriptions/{args.subscription}").value}
+    plan_rows = graph.resources(
+        QueryRequest(
+            subscriptions=[args.subscription],
+            query='securityresources | where type =~ "Microsoft.Security/pricings" | project id, name, properties',
+        )
+    ).data
+    check(sorted(r["name"] for r in plan_rows) == sorted(plans), f"plan rows {plan_rows}, listed {sorted(plans)}")
+    for row in plan_rows:
+        plan = plans[row["name"]]
+        check(row["id"] == plan.id, f"id {row['id']} vs {plan.id}")
+        check(row["properties"]["pricingTier"] == plan.pricing_tier, f"tier of {row['name']}")
+
     try:
         graph.resources(QueryRequest(subscriptions=[args.subscription], query="securityresources | where type == == 1"))
         check(False, "a malformed query was answered")
@@ -105,7 +120,7 @@ def main():
 
     print(
         f"azure-mgmt-resourcegraph read {len(rows)} sub-assessments in {pages} pages from {args.url}: "
-        "the same as the Sub-Assessments API lists; summarize, table format and errors as expected"
+        "the same as the Sub-Assessments API lists; summarize, plans, table format and errors as expected"
     )
 
 
