@@ -582,6 +582,13 @@ fn seed(url: &DatabaseUrl, scale: Scale) -> Seeded {
         generator.join().expect("generator")
     });
     let insert = start.elapsed();
+    // What `crowsnest serve` fills in at start for findings written without their MDVM names.
+    let naming = Instant::now();
+    let named = store::findings::fill_mdvm_names(&mut conn).expect("MDVM names");
+    println!(
+        "MDVM names of {named} findings stored in {:.1} s",
+        naming.elapsed().as_secs_f64()
+    );
     let intel = common::env_or("CROWSNEST_BENCH_INTEL", 1u8) == 1;
     let intel = intel.then(|| {
         let start = Instant::now();
@@ -873,6 +880,54 @@ async fn epss_order(client: &Client, list: &str, repository: &str, label: &str) 
 }
 
 /// `VmRSS` or `VmHWM` of this process, in KiB.
+/// GET of one MDVM sub-assessment by its derived name, a deep one of the subscription's.
+async fn mdvm_by_name(
+    client: &Client,
+    base: &str,
+    expected: &Expected,
+    label: &str,
+    samples: usize,
+) {
+    let key = crowsnest::domain::AssessmentKey::Mdvm.as_str();
+    let scope = format!("{base}/subscriptions/{}", expected.subscription);
+    let (status, body) = client
+        .get(&format!(
+            "{scope}/providers/Microsoft.Security/assessments/{key}/subAssessments?api-version=2019-01-01-preview&$top={TOP}&$filter={}",
+            url::form_urlencoded::byte_serialize(
+                format!("properties/additionalData/repositoryName eq '{}'", expected.repository).as_bytes()
+            )
+            .collect::<String>()
+        ))
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    let id = page["value"][TOP - 1]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let url = format!("{base}{id}?api-version=2019-01-01-preview");
+    let mut durations = Vec::with_capacity(samples);
+    for i in 0..WARMUP + samples {
+        let start = Instant::now();
+        let (status, body) = client.get(&url).await;
+        let took = start.elapsed();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let got: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(got["id"], id.as_str());
+        if i >= WARMUP {
+            durations.push(took);
+        }
+    }
+    durations.sort();
+    let summary = Summary { samples: durations };
+    println!(
+        "{label}: GET of one MDVM sub-assessment by name: p50 {:.2} ms, p99 {:.2} ms (n={})",
+        ms(summary.percentile(0.5)),
+        ms(summary.percentile(0.99)),
+        summary.samples.len()
+    );
+}
+
 /// One Resource Graph query over the listed subscription: its parsed response and how long it took.
 async fn arg_query(
     client: &Client,
@@ -1413,6 +1468,7 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
     }
 
     if common::env_or("CROWSNEST_BENCH_ARG", 1u8) == 1 {
+        mdvm_by_name(&client, &app.base, &expected, db.label, options.samples).await;
         resource_graph(&client, &app.base, &expected, db.label, options.samples).await;
     }
 

@@ -862,7 +862,7 @@ fn status_rows(key: AssessmentKey, finding: &FindingStatusRow) -> impl Iterator<
     let count = match key {
         AssessmentKey::ContainerRegistry => 1,
         AssessmentKey::Mdvm => {
-            let cves = mdvm::cve_ids(&finding.cves);
+            let cves = crate::domain::cve_ids(&finding.cves);
             mdvm_vulnerabilities(&finding.advisory_id, cves.iter().map(String::as_str)).len()
         }
     };

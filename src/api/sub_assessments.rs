@@ -542,7 +542,7 @@ fn status(listed: &ListedFinding, severity: Severity) -> SubAssessmentStatus {
 
 /// The vulnerabilities a finding is shown as under the MDVM key: its CVEs, sorted, or its advisory.
 pub fn mdvm_vulnerabilities_of(listed: &ListedFinding) -> Vec<String> {
-    let cves = mdvm::cve_ids(&listed.finding.cves);
+    let cves = crate::domain::cve_ids(&listed.finding.cves);
     mdvm_vulnerabilities(&listed.finding.advisory_id, cves.iter().map(String::as_str))
         .into_iter()
         .map(str::to_owned)

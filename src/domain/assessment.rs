@@ -79,6 +79,17 @@ pub fn mdvm_vulnerabilities<'a>(
     ids
 }
 
+/// The CVE ids a finding names (its `cves` column: `[{title, link}]`, titles being CVE ids).
+pub fn cve_ids(cves_json: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Titled {
+        title: String,
+    }
+    serde_json::from_str::<Vec<Titled>>(cves_json)
+        .map(|links| links.into_iter().map(|l| l.title).collect())
+        .unwrap_or_default()
+}
+
 /// Azure's spelling of an OS release in `softwareDetails.osDetails.osVersion`, from
 /// `/etc/os-release`'s `ID` and `VERSION_ID`: `ubuntu_linux_20.04` (Ubuntu's version as given),
 /// `debian_linux_12` (Debian's major version), `alpine_linux_3.19` (Alpine's major.minor). Other

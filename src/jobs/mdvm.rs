@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use diesel::QueryResult;
 
-use crate::domain::{mdvm_sub_assessment_name, mdvm_vulnerabilities};
+use crate::domain::cve_ids;
 use crate::scanner::advisories::ecosystem::OsRelease;
 use crate::scanner::advisories::osv::{self, SeverityScore};
 use crate::scanner::advisories::ratings::RatingSource;
@@ -214,54 +214,14 @@ fn as_strs(strings: &[String]) -> Vec<&str> {
     strings.iter().map(String::as_str).collect()
 }
 
-/// Findings read at a time while looking a sub-assessment name up.
-const NAME_SEARCH_CHUNK: i64 = 5000;
-
-/// The finding and vulnerability an MDVM sub-assessment `name` stands for, in `scope`. Its name is
-/// derived (UUID v5 of the finding's name and the CVE), so it is found by deriving the names of the
-/// scope's findings, a chunk of ids and CVE lists at a time: O(findings in scope), measured in the
-/// README.
+/// The finding and vulnerability an MDVM sub-assessment `name` stands for, in `scope`: one
+/// look-up of the stored derived names (`store::findings::find_by_mdvm_name`).
 pub fn find_by_name(
     conn: &mut AnyConnection,
     scope: &FindingScope,
     name: &uuid::Uuid,
 ) -> QueryResult<Option<(ListedFinding, String)>> {
-    let mut after: Option<String> = None;
-    loop {
-        let chunk =
-            store::findings::ids_and_cves(conn, scope, after.as_deref(), NAME_SEARCH_CHUNK)?;
-        let Some((last, _, _)) = chunk.last() else {
-            return Ok(None);
-        };
-        after = Some(last.clone());
-        for (id, advisory_id, cves) in &chunk {
-            let cves = cve_ids(cves);
-            let vulnerabilities =
-                mdvm_vulnerabilities(advisory_id, cves.iter().map(String::as_str));
-            let Some(found) = vulnerabilities
-                .into_iter()
-                .find(|v| mdvm_sub_assessment_name(id, v) == *name)
-            else {
-                continue;
-            };
-            let found = found.to_owned();
-            return Ok(store::findings::find(conn, scope, id)?.map(|row| (row, found)));
-        }
-        if (chunk.len() as i64) < NAME_SEARCH_CHUNK {
-            return Ok(None);
-        }
-    }
-}
-
-/// The CVE ids a finding names (its `cves` column: `[{title, link}]`, titles being CVE ids).
-pub fn cve_ids(cves_json: &str) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Titled {
-        title: String,
-    }
-    serde_json::from_str::<Vec<Titled>>(cves_json)
-        .map(|links| links.into_iter().map(|l| l.title).collect())
-        .unwrap_or_default()
+    store::findings::find_by_mdvm_name(conn, scope, &name.to_string())
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use super::filter::{
     Comparison, Condition, Cursor, FilterError, KeyType, KeyValue, Kind, List, Listing, Node,
     Property, Test, by_id, choose, keyset, sql, test,
 };
-use super::schema::{findings, images};
+use super::schema::{findings, images, mdvm_names};
 use super::{AnyConnection, MultiBackend};
-use crate::domain::Severity;
 use crate::domain::odata::{CompareOp, Expr, Literal, OrderBy, Value};
+use crate::domain::{Severity, cve_ids, mdvm_sub_assessment_name, mdvm_vulnerabilities};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = findings)]
@@ -191,24 +191,88 @@ pub fn list_resuming(
     with_running(conn, rows)
 }
 
-/// The (id, cves) of a scope's findings in id order, `limit` after `after`: what looking a
-/// derived name up reads.
-pub fn ids_and_cves(
+/// The finding and vulnerability an MDVM sub-assessment `name` stands for, in `scope`.
+pub fn find_by_mdvm_name(
     conn: &mut AnyConnection,
     scope: &FindingScope,
-    after: Option<&str>,
-    limit: i64,
-) -> QueryResult<Vec<(String, String, String)>> {
-    let mut query = findings::table
-        .filter(in_scope(scope))
-        .select((findings::id, findings::advisory_id, findings::cves))
-        .order(findings::id.asc())
-        .limit(limit)
-        .into_boxed::<MultiBackend>();
-    if let Some(after) = after {
-        query = query.filter(findings::id.gt(after.to_owned()));
+    name: &str,
+) -> QueryResult<Option<(ListedFinding, String)>> {
+    let named: Option<(String, String)> = mdvm_names::table
+        .find(name)
+        .select((mdvm_names::finding_id, mdvm_names::vulnerability))
+        .first(conn)
+        .optional()?;
+    let Some((id, vulnerability)) = named else {
+        return Ok(None);
+    };
+    Ok(find(conn, scope, &id)?.map(|row| (row, vulnerability)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = mdvm_names)]
+struct MdvmNameRow {
+    name: String,
+    finding_id: String,
+    vulnerability: String,
+}
+
+/// The MDVM names of findings given by (id, advisory id, `cves` JSON).
+fn mdvm_name_rows<'a>(
+    findings: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<MdvmNameRow> {
+    let mut rows = Vec::new();
+    for (id, advisory_id, cves) in findings {
+        let cves = cve_ids(cves);
+        for vulnerability in mdvm_vulnerabilities(advisory_id, cves.iter().map(String::as_str)) {
+            rows.push(MdvmNameRow {
+                name: mdvm_sub_assessment_name(id, vulnerability).to_string(),
+                finding_id: id.to_owned(),
+                vulnerability: vulnerability.to_owned(),
+            });
+        }
     }
-    query.load(conn)
+    rows
+}
+
+fn insert_mdvm_names(conn: &mut AnyConnection, rows: &[MdvmNameRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(500) {
+        on_each_backend!(conn, c => diesel::insert_into(mdvm_names::table).values(chunk).execute(c))?;
+    }
+    Ok(())
+}
+
+/// Stores the MDVM names of findings written without them (by a version before the names were
+/// stored, or by a bulk load), a batch at a time; returns how many findings it named. Every finding
+/// has at least one name, so a finding without any is one to fill in.
+pub fn fill_mdvm_names(conn: &mut AnyConnection) -> QueryResult<usize> {
+    const BATCH: i64 = 5000;
+    let mut named = 0;
+    loop {
+        let unnamed: Vec<(String, String, String)> = findings::table
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                mdvm_names::table.filter(mdvm_names::finding_id.eq(findings::id)),
+            )))
+            .select((findings::id, findings::advisory_id, findings::cves))
+            .limit(BATCH)
+            .load(conn)?;
+        if unnamed.is_empty() {
+            return Ok(named);
+        }
+        named += unnamed.len();
+        let rows = mdvm_name_rows(
+            unnamed
+                .iter()
+                .map(|(id, advisory, cves)| (id.as_str(), advisory.as_str(), cves.as_str())),
+        );
+        insert_mdvm_names(conn, &rows)?;
+    }
+}
+
+fn mdvm_names_of(rows: &[FindingRow]) -> Vec<MdvmNameRow> {
+    mdvm_name_rows(
+        rows.iter()
+            .map(|r| (r.id.as_str(), r.advisory_id.as_str(), r.cves.as_str())),
+    )
 }
 
 /// Which findings a Resource Graph query reads: those of the subscriptions it may see (`None`:
@@ -304,7 +368,7 @@ pub fn insert(conn: &mut AnyConnection, rows: &[FindingRow]) -> QueryResult<()> 
             .values(row)
             .execute(conn)?;
     }
-    Ok(())
+    insert_mdvm_names(conn, &mdvm_names_of(rows))
 }
 
 /// What a merge did to an image's findings.
@@ -391,6 +455,8 @@ pub fn merge(
     for chunk in rewrite.chunks(100) {
         on_each_backend!(conn, c => diesel::insert_into(findings::table).values(chunk).execute(c))?;
     }
+    // The replaced rows' names went with them.
+    insert_mdvm_names(conn, &mdvm_names_of(&rewrite))?;
     // Everything active now was seen now (rewritten rows already say so).
     if merged.kept > 0 {
         diesel::update(

@@ -216,12 +216,22 @@ pub fn migrate(pool: &Pool) -> Result<Vec<String>, StoreError> {
                     target: "PostgreSQL".to_owned(),
                     reason: format!("cannot take the migration lock: {e}"),
                 })?;
-            let applied = owned(c.run_pending_migrations(POSTGRES_MIGRATIONS));
-            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
-            ("PostgreSQL", applied)
+            (
+                "PostgreSQL",
+                owned(c.run_pending_migrations(POSTGRES_MIGRATIONS)),
+            )
         }
         AnyConnection::Sqlite(c) => ("SQLite", owned(c.run_pending_migrations(SQLITE_MIGRATIONS))),
     };
+    // What SQL cannot compute: the derived names of findings stored before they were kept.
+    let applied = applied.and_then(|applied| {
+        findings::fill_mdvm_names(&mut conn)
+            .map(|_| applied)
+            .map_err(|e| format!("cannot store the MDVM names of earlier findings: {e}"))
+    });
+    if let AnyConnection::Postgresql(c) = &mut *conn {
+        let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    }
     applied.map_err(|reason| StoreError::Migration {
         target: target.to_owned(),
         reason,

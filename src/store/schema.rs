@@ -167,6 +167,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mdvm_names (name) {
+        name -> Text,
+        finding_id -> Text,
+        vulnerability -> Text,
+    }
+}
+
 diesel::joinable!(images -> registries (registry_id));
 diesel::joinable!(findings -> images (image_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -176,6 +184,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     registry_events,
     billing_records,
     pricings,
+    mdvm_names,
     images,
     image_tags,
     findings,

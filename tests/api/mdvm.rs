@@ -16,6 +16,7 @@ use crate::support::database::Backend;
 use crate::support::fixtures::vulnerable_debian;
 use crate::support::registry::TestRegistry;
 use crate::support::registry::client::{PushedImage, push_image};
+use crate::support::rows::{digest_of, finding_row};
 use crate::support::scans::{SUB, import, notifying_registry, registry_id};
 use crate::support::wait_for;
 
@@ -23,6 +24,7 @@ backend_tests!(
     a_scanned_vulnerability_has_every_field_of_the_documented_sample,
     both_keys_show_the_scan_with_counts_that_add_up,
     filters_orders_and_pages_work_on_the_mdvm_key,
+    names_are_stored_with_findings_and_filled_in_for_earlier_ones,
 );
 
 const MDVM: &str = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5";
@@ -590,4 +592,83 @@ async fn filters_orders_and_pages_work_on_the_mdvm_key(backend: Backend) {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// Links as a finding stores them in `cves`.
+fn cve_links(cves: &[&str]) -> String {
+    let links: Vec<Value> = cves
+        .iter()
+        .map(|c| json!({"title": c, "link": format!("https://nvd.nist.gov/vuln/detail/{c}")}))
+        .collect();
+    serde_json::to_string(&links).unwrap()
+}
+
+async fn names_are_stored_with_findings_and_filled_in_for_earlier_ones(backend: Backend) {
+    use crowsnest::domain::mdvm_sub_assessment_name;
+    use crowsnest::store::{self, schema::findings};
+    use diesel::RunQueryDsl;
+
+    let app = spawn_app(backend).await;
+    let registry = app.seed_registry(SUB, "rg", REGISTRY).await;
+    let image = app
+        .seed_image(&registry, "team/app", &digest_of("names"))
+        .await;
+    let token = app.token(SUB, Role::Reader);
+    let get = |name: Uuid| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.get_json(
+                &format!("{}/{name}?{SUB_API}", sub_assessments_path(MDVM)),
+                &token,
+            )
+            .await
+        }
+    };
+
+    // A finding written as before the names were stored: straight into its table.
+    let mut earlier = finding_row(&registry, &image, "DSA-9100-1", "openssl");
+    earlier.cves = cve_links(&["CVE-2024-1001", "CVE-2024-1002"]);
+    let written = earlier.clone();
+    app.db(move |c| {
+        diesel::insert_into(findings::table)
+            .values(&written)
+            .execute(c)
+            .map(drop)
+    })
+    .await;
+    let first = mdvm_sub_assessment_name(&earlier.id, "CVE-2024-1001");
+    let second = mdvm_sub_assessment_name(&earlier.id, "CVE-2024-1002");
+    let (status, body) = get(first).await;
+    assert_eq!(status, 404, "not named yet: {body}");
+    assert_eq!(app.db(store::findings::fill_mdvm_names).await, 1);
+    assert_eq!(app.db(store::findings::fill_mdvm_names).await, 0, "once");
+    for (name, cve) in [(first, "CVE-2024-1001"), (second, "CVE-2024-1002")] {
+        let (status, body) = get(name).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["name"], name.to_string());
+        assert_eq!(body["properties"]["id"], cve);
+    }
+
+    // Rewritten by a scan with other CVEs: the old names go with the old row.
+    let mut changed = earlier.clone();
+    changed.cves = cve_links(&["CVE-2024-1003"]);
+    changed.fingerprint = "another assessment".to_owned();
+    let image_id = image.id.clone();
+    let now = changed.last_seen;
+    app.db(move |c| {
+        store::transaction(c, |c| {
+            store::findings::merge(c, &image_id, std::slice::from_ref(&changed), now)
+        })
+    })
+    .await;
+    assert_eq!(get(first).await.0, 404);
+    assert_eq!(get(second).await.0, 404);
+    let (status, body) = get(mdvm_sub_assessment_name(&earlier.id, "CVE-2024-1003")).await;
+    assert_eq!(status, 200, "{body}");
+    // Findings stored through the store are named as they are written.
+    let fresh = finding_row(&registry, &image, "CVE-2024-2000", "zlib");
+    let fresh_name = mdvm_sub_assessment_name(&fresh.id, "CVE-2024-2000");
+    app.seed_findings(vec![fresh]).await;
+    assert_eq!(get(fresh_name).await.0, 200);
+    assert_eq!(app.db(store::findings::fill_mdvm_names).await, 0);
 }
