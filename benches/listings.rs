@@ -378,6 +378,7 @@ fn generate(plan: &Plan, now: i64, per_insert: usize, tx: mpsc::SyncSender<Chunk
                         coverage: None,
                         advisories_synced_at: None,
                         unreadable_files: 0,
+                        media_type: None,
                     },
                 ));
             }

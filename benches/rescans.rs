@@ -325,6 +325,7 @@ fn seed(pool: &Pool, fixes: &[(String, Vec<String>)], key: &str, n: usize) -> Se
                         coverage: None,
                         advisories_synced_at: None,
                         unreadable_files: 0,
+                        media_type: None,
                     },
                 )?;
                 inventories::save(c, &digest, key, 3, &inventory)?;
@@ -693,6 +694,7 @@ fn profile_phases(pool: &Pool, label: &str, key: &str, sample: usize) {
                     coverage: "[]".to_owned(),
                     advisories_synced_at: None,
                     unreadable_files: 0,
+                    media_type: None,
                 },
             )?;
             mark(8, &mut t);

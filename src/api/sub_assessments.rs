@@ -271,8 +271,9 @@ pub struct ArtifactDetails<'a> {
     pub tags: Vec<&'a str>,
     /// Always `ContainerImage`.
     pub artifact_type: &'static str,
-    /// Always `""`: Crowsnest does not keep the manifest's media type.
-    pub media_type: &'static str,
+    /// The media type of the manifest the image was scanned from (OCI or Docker schema 2); `""`
+    /// for an image scanned before Crowsnest kept it.
+    pub media_type: &'a str,
     /// When the registry last notified a push of this image; `null` when it reached Crowsnest
     /// otherwise (an API scan, a cluster report).
     #[serde(rename = "lastPushedToRegistryUTC")]
@@ -642,7 +643,7 @@ pub fn render_mdvm<'a>(
                         .map(|i| i.tags.iter().map(String::as_str).collect())
                         .unwrap_or_default(),
                     artifact_type: "ContainerImage",
-                    media_type: "",
+                    media_type: image.and_then(|i| i.media_type.as_deref()).unwrap_or(""),
                     last_pushed_to_registry_utc: image.and_then(|i| i.pushed_at).map(time),
                 },
                 software_details: SoftwareDetails {

@@ -104,6 +104,8 @@ impl Drop for DigestGuard<'_> {
 #[derive(Debug)]
 pub struct ScannedImage {
     pub manifest_digest: Digest,
+    /// The manifest's media type as the registry served it; none for an image read from disk.
+    pub media_type: Option<String>,
     /// `os/arch[/variant]`.
     pub platform: String,
     pub inventory: Inventory,
@@ -153,6 +155,7 @@ impl ScanError {
 /// An image to inventory and match, wherever its layers come from.
 struct Target {
     manifest_digest: Digest,
+    media_type: Option<String>,
     platform: String,
     layers: Vec<LayerRef>,
 }
@@ -161,6 +164,7 @@ impl Target {
     fn from_registry(image: &ResolvedImage) -> Self {
         Self {
             manifest_digest: image.manifest_digest.clone(),
+            media_type: Some(image.media_type.clone()),
             platform: image.platform.to_string(),
             layers: image
                 .layers
@@ -176,6 +180,7 @@ impl Target {
     fn from_local(image: &LocalImage) -> Self {
         Self {
             manifest_digest: image.manifest_digest.clone(),
+            media_type: None,
             platform: image.platform.to_string(),
             layers: image
                 .layers
@@ -307,6 +312,7 @@ where
         let report = match_advisories(engine, &inventory).await?;
         images.push(ScannedImage {
             manifest_digest: target.manifest_digest,
+            media_type: target.media_type,
             platform: target.platform,
             inventory,
             reused,

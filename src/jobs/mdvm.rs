@@ -79,6 +79,8 @@ pub struct ImageFacts {
     pub os_platform: String,
     /// Its inventory's `/etc/os-release`, when it has one.
     pub os: Option<OsRelease>,
+    /// The media type of the manifest it was scanned from.
+    pub media_type: Option<String>,
 }
 
 /// An advisory as the MDVM view shows it.
@@ -161,6 +163,7 @@ pub fn details(conn: &mut AnyConnection, rows: &[ListedFinding]) -> QueryResult<
                 tags: tags.remove(&id).unwrap_or_default(),
                 os_platform,
                 os: os.get(&image.digest).cloned(),
+                media_type: image.media_type.clone(),
             };
             (id, facts)
         })

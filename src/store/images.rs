@@ -36,6 +36,8 @@ pub struct ImageRow {
     pub advisories_synced_at: Option<i64>,
     /// Executables and archives of the image no analyzer could read.
     pub unreadable_files: i32,
+    /// The media type of the manifest it was scanned from; none before its first scan.
+    pub media_type: Option<String>,
 }
 
 impl ImageRow {
@@ -61,6 +63,7 @@ impl ImageRow {
             coverage: None,
             advisories_synced_at: None,
             unreadable_files: 0,
+            media_type: None,
         }
     }
 }
@@ -227,6 +230,7 @@ pub struct Assessed {
     pub coverage: String,
     pub advisories_synced_at: Option<i64>,
     pub unreadable_files: i32,
+    pub media_type: Option<String>,
 }
 
 pub fn record_assessment(
@@ -245,6 +249,7 @@ pub fn record_assessment(
             images::coverage.eq(&a.coverage),
             images::advisories_synced_at.eq(a.advisories_synced_at),
             images::unreadable_files.eq(a.unreadable_files),
+            images::media_type.eq(&a.media_type),
         ))
         .execute(conn)
         .map(drop)

@@ -44,6 +44,7 @@ diesel::table! {
         coverage -> Nullable<Text>,
         advisories_synced_at -> Nullable<BigInt>,
         unreadable_files -> Integer,
+        media_type -> Nullable<Text>,
     }
 }
 

@@ -279,6 +279,8 @@ async fn a_scanned_vulnerability_has_every_field_of_the_documented_sample(backen
     assert_eq!(a["digest"], pushed.manifest_digest);
     assert_eq!(a["tags"], json!(["v1"]));
     assert_eq!(a["artifactType"], "ContainerImage");
+    assert_eq!(a["mediaType"], pushed.manifest_media_type.as_str());
+    assert!(pushed.manifest_media_type.starts_with("application/vnd."));
     assert!(
         a["lastPushedToRegistryUTC"]
             .as_str()

@@ -345,6 +345,10 @@ fn record_findings(
             advisories_synced_at: coverage.oldest_synced_at,
             unreadable_files: i32::try_from(scanned.inventory.unreadable_files())
                 .unwrap_or(i32::MAX),
+            media_type: scanned
+                .media_type
+                .clone()
+                .or_else(|| image.media_type.clone()),
         },
     )?;
     Ok(rows.len())

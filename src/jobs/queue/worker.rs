@@ -414,6 +414,8 @@ impl Worker {
                             index_digest: None,
                             images: vec![ScannedImage {
                                 manifest_digest,
+                                // No manifest was fetched: the image keeps the one it has.
+                                media_type: None,
                                 platform,
                                 inventory,
                                 reused: true,

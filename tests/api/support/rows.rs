@@ -51,6 +51,7 @@ pub fn image_row(registry: &RegistryRow, repository: &str, digest: &str) -> Imag
         coverage: None,
         advisories_synced_at: None,
         unreadable_files: 0,
+        media_type: None,
     }
 }
 
