@@ -959,6 +959,7 @@ impl Source for Tables<'_> {
             part: 0,
             after: None,
             batch: FIRST_FINDING_BATCH,
+            subscription: 0,
             buffered: std::collections::VecDeque::new(),
             failed: false,
         }))
@@ -979,11 +980,24 @@ struct RowStream<'a, 'c> {
     after: Option<String>,
     /// Findings to read in the next full batch.
     batch: i64,
+    /// Index into the plan's subscriptions of the one whose findings are being read.
+    subscription: usize,
     buffered: std::collections::VecDeque<Row>,
     failed: bool,
 }
 
 impl RowStream<'_, '_> {
+    /// Moves the findings' read on to the next visible subscription; false when there is none.
+    fn next_subscription(&mut self) -> bool {
+        if self.plan.subscriptions.is_none() {
+            return false;
+        }
+        self.subscription += 1;
+        self.after = None;
+        self.batch = FIRST_FINDING_BATCH;
+        true
+    }
+
     /// Reads the current part's next batch into the buffer; false when the part is exhausted.
     fn fill(&mut self, part: Part) -> Result<bool, QueryError> {
         let plan = &self.plan;
@@ -993,8 +1007,16 @@ impl RowStream<'_, '_> {
         let groups = plan.resource_groups.as_deref();
         match part {
             Part::SubAssessments => {
+                // One subscription after another: each is one index range in id order.
+                let subscriptions = match &plan.subscriptions {
+                    None => None,
+                    Some(all) => match all.get(self.subscription) {
+                        Some(one) => Some(vec![one.clone()]),
+                        None => return Ok(false),
+                    },
+                };
                 let selection = FindingSelection {
-                    subscriptions: plan.subscriptions.clone(),
+                    subscriptions,
                     resource_groups: plan.resource_groups.clone(),
                     listing: plan.findings.clone(),
                 };
@@ -1007,7 +1029,7 @@ impl RowStream<'_, '_> {
                     let batch =
                         store::findings::status_batch(conn, &selection, after, STATUS_BATCH)?;
                     let Some(last) = batch.last() else {
-                        return Ok(false);
+                        return Ok(self.next_subscription());
                     };
                     self.after = Some(last.id.clone());
                     for finding in &batch {
@@ -1020,7 +1042,7 @@ impl RowStream<'_, '_> {
                 let batch = store::findings::batch(conn, &selection, after, self.batch)?;
                 self.batch = (self.batch * 2).min(FINDING_BATCH);
                 let Some(last) = batch.last() else {
-                    return Ok(false);
+                    return Ok(self.next_subscription());
                 };
                 self.after = Some(last.finding.id.clone());
                 let details = if keys.contains(&AssessmentKey::Mdvm) {
@@ -1104,6 +1126,7 @@ impl Iterator for RowStream<'_, '_> {
                 Ok(false) => {
                     self.part += 1;
                     self.after = None;
+                    self.subscription = 0;
                 }
                 Err(e) => {
                     self.failed = true;

@@ -247,17 +247,22 @@ fn insert_mdvm_names(conn: &mut AnyConnection, rows: &[MdvmNameRow]) -> QueryRes
 pub fn fill_mdvm_names(conn: &mut AnyConnection) -> QueryResult<usize> {
     const BATCH: i64 = 5000;
     let mut named = 0;
+    // In id order from where the last batch ended, so each batch reads only its own findings.
+    let mut after = String::new();
     loop {
         let unnamed: Vec<(String, String, String)> = findings::table
+            .filter(findings::id.gt(&after))
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 mdvm_names::table.filter(mdvm_names::finding_id.eq(findings::id)),
             )))
             .select((findings::id, findings::advisory_id, findings::cves))
+            .order(findings::id.asc())
             .limit(BATCH)
             .load(conn)?;
-        if unnamed.is_empty() {
+        let Some((last, _, _)) = unnamed.last() else {
             return Ok(named);
-        }
+        };
+        after = last.clone();
         named += unnamed.len();
         let rows = mdvm_name_rows(
             unnamed
@@ -288,11 +293,17 @@ impl FindingSelection {
     /// The selected findings after the id `after`, in id order.
     fn after(&self, after: Option<&str>) -> findings::BoxedQuery<'static, MultiBackend> {
         let mut query = self.listing.query();
-        if let Some(subscriptions) = &self.subscriptions {
-            query = query.filter(findings::subscription_id.eq_any(subscriptions.clone()));
+        // One value is an equality, so that PostgreSQL walks an index in id order (`= ANY` over
+        // the leading column makes it sort every row in scope for each batch).
+        match self.subscriptions.as_deref() {
+            None => {}
+            Some([one]) => query = query.filter(findings::subscription_id.eq(one.clone())),
+            Some(many) => query = query.filter(findings::subscription_id.eq_any(many.to_vec())),
         }
-        if let Some(groups) = &self.resource_groups {
-            query = query.filter(findings::resource_group.eq_any(groups.clone()));
+        match self.resource_groups.as_deref() {
+            None => {}
+            Some([one]) => query = query.filter(findings::resource_group.eq(one.clone())),
+            Some(many) => query = query.filter(findings::resource_group.eq_any(many.to_vec())),
         }
         if let Some(after) = after {
             query = query.filter(findings::id.gt(after.to_owned()));
