@@ -462,17 +462,29 @@ struct Plan {
     keys: Vec<&'static str>,
     /// The findings that may pass the conditions on sub-assessments' names and properties.
     findings: Listing<Findings>,
-    /// The query reads nothing of a sub-assessment row but [`STATUS_ROW_PATHS`].
-    status_only: bool,
+    /// When the query reads nothing of a sub-assessment row but [`STATUS_ROW_PATHS`]: those of
+    /// them it reads.
+    status_paths: Option<Vec<StatusPath>>,
 }
 
-/// Whether every path in `reads` is one of [`STATUS_ROW_PATHS`] or lies under one.
-fn status_rows_suffice(reads: &[Vec<String>]) -> bool {
-    reads.iter().all(|read| {
-        STATUS_ROW_PATHS.iter().any(|filled| {
+type StatusPath = &'static [&'static str];
+
+/// The [`STATUS_ROW_PATHS`] that `reads` need, if every path in `reads` is one of them or lies
+/// under one.
+fn status_paths(reads: &[Vec<String>]) -> Option<Vec<StatusPath>> {
+    let covering = |read: &Vec<String>| {
+        STATUS_ROW_PATHS.iter().copied().find(|filled| {
             read.len() >= filled.len() && filled.iter().zip(read).all(|(a, b)| a == b)
         })
-    })
+    };
+    let mut needed: Vec<StatusPath> = Vec::new();
+    for read in reads {
+        let filled = covering(read)?;
+        if !needed.contains(&filled) {
+            needed.push(filled);
+        }
+    }
+    Some(needed)
 }
 
 /// The strings a `OneOf` test names (other values can match no string column).
@@ -579,7 +591,7 @@ impl Plan {
             resource_groups,
             keys,
             findings,
-            status_only: scan.reads.as_deref().is_some_and(status_rows_suffice),
+            status_paths: scan.reads.as_deref().and_then(status_paths),
         }
     }
 }
@@ -855,10 +867,36 @@ fn sub_assessment_rows(
 
 /// A finding's sub-assessments under `key` with only [`STATUS_ROW_PATHS`] filled, as many as
 /// [`sub_assessment_rows`] gives.
-fn status_rows(key: AssessmentKey, finding: &FindingStatusRow) -> impl Iterator<Item = Row> {
-    let severity = super::sub_assessments::finding_severity(&finding.severity);
-    let code = serde_json::to_value(super::sub_assessments::status_code(finding.resolved_at))
-        .unwrap_or_default();
+fn status_rows(
+    key: AssessmentKey,
+    finding: &FindingStatusRow,
+    paths: &[StatusPath],
+) -> impl Iterator<Item = Row> {
+    let mut row = Row::new();
+    for path in paths {
+        let value = match *path {
+            ["type"] => json!(SUB_ASSESSMENT_ROW_TYPE),
+            ["subscriptionId"] => json!(finding.subscription_id),
+            ["resourceGroup"] => json!(finding.resource_group),
+            ["location"] => json!("global"),
+            ["assessmentKey"] => json!(key.as_str()),
+            ["properties", "status", "code"] => {
+                serde_json::to_value(super::sub_assessments::status_code(finding.resolved_at))
+                    .unwrap_or_default()
+            }
+            ["properties", "status", "severity"] => json!(
+                super::sub_assessments::finding_severity(&finding.severity)
+                    .azure_2019()
+                    .as_str()
+            ),
+            ["properties", "additionalData", "assessedResourceType"] => {
+                json!(super::sub_assessments::assessed_resource_type(key))
+            }
+            // `tenantId`, `kind`
+            _ => json!(""),
+        };
+        insert_at(&mut row, path, value);
+    }
     let count = match key {
         AssessmentKey::ContainerRegistry => 1,
         AssessmentKey::Mdvm => {
@@ -866,26 +904,28 @@ fn status_rows(key: AssessmentKey, finding: &FindingStatusRow) -> impl Iterator<
             mdvm_vulnerabilities(&finding.advisory_id, cves.iter().map(String::as_str)).len()
         }
     };
-    let row = json!({
-        "type": SUB_ASSESSMENT_ROW_TYPE,
-        "subscriptionId": finding.subscription_id,
-        "resourceGroup": finding.resource_group,
-        "location": "global",
-        "tenantId": "",
-        "kind": "",
-        "assessmentKey": key.as_str(),
-        "properties": {
-            "status": {"code": code, "severity": severity.azure_2019().as_str()},
-            "additionalData": {
-                "assessedResourceType": super::sub_assessments::assessed_resource_type(key),
-            },
-        },
-    });
-    let row = match row {
-        Value::Object(row) => row,
-        _ => Row::new(),
-    };
     std::iter::repeat_n(row, count)
+}
+
+/// Sets `value` at `path` in `row`, making the objects on the way.
+fn insert_at(row: &mut Row, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut object = row;
+    for parent in parents {
+        let slot = object
+            .entry(*parent)
+            .or_insert_with(|| Value::Object(Row::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Row::new());
+        }
+        let Value::Object(inner) = slot else {
+            return;
+        };
+        object = inner;
+    }
+    object.insert((*last).to_owned(), value);
 }
 
 fn assessment_row(registry: &RegistryRow, tally: &Tally, key: AssessmentKey) -> Row {
@@ -1025,7 +1065,7 @@ impl RowStream<'_, '_> {
                     .iter()
                     .filter_map(|key| AssessmentKey::parse(key))
                     .collect();
-                if plan.status_only {
+                if let Some(paths) = &plan.status_paths {
                     let batch =
                         store::findings::status_batch(conn, &selection, after, STATUS_BATCH)?;
                     let Some(last) = batch.last() else {
@@ -1034,7 +1074,7 @@ impl RowStream<'_, '_> {
                     self.after = Some(last.id.clone());
                     for finding in &batch {
                         for key in &keys {
-                            self.buffered.extend(status_rows(*key, finding));
+                            self.buffered.extend(status_rows(*key, finding, paths));
                         }
                     }
                     return Ok(true);
@@ -1290,7 +1330,7 @@ mod tests {
     fn status_rows_serve_queries_that_read_no_more_than_status() {
         let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
         let suffice = |paths: &[&str]| {
-            status_rows_suffice(&paths.iter().map(|p| path(p)).collect::<Vec<_>>())
+            status_paths(&paths.iter().map(|p| path(p)).collect::<Vec<_>>()).is_some()
         };
         assert!(suffice(&[]));
         assert!(suffice(&[
@@ -1304,6 +1344,19 @@ mod tests {
         assert!(!suffice(&["properties"]));
         assert!(!suffice(&["type", "id"]));
         assert!(!suffice(&["properties.additionalData.repositoryName"]));
+        // Only what is read is built.
+        let needed = status_paths(&[
+            path("properties.status.severity.x"),
+            path("type"),
+            path("type"),
+        ]);
+        assert_eq!(
+            needed,
+            Some(vec![
+                &["properties", "status", "severity"][..],
+                &["type"][..]
+            ])
+        );
     }
 
     #[test]
