@@ -35,6 +35,8 @@
 //! - Crowsnest has no tenants and no regions: `tenantId` is empty, security resources are in
 //!   `location: global` as in Azure, registries have an empty `location`.
 
+use std::collections::{HashMap, VecDeque};
+
 use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -469,6 +471,10 @@ struct Plan {
 
 type StatusPath = &'static [&'static str];
 
+/// What tells status-only rows apart: the key's index, subscription, resource group, whether
+/// resolved, severity.
+type StatusRun<'a> = (usize, &'a str, &'a str, bool, &'a str);
+
 /// The [`STATUS_ROW_PATHS`] that `reads` need, if every path in `reads` is one of them or lies
 /// under one.
 fn status_paths(reads: &[Vec<String>]) -> Option<Vec<StatusPath>> {
@@ -865,13 +871,9 @@ fn sub_assessment_rows(
         .collect()
 }
 
-/// A finding's sub-assessments under `key` with only [`STATUS_ROW_PATHS`] filled, as many as
-/// [`sub_assessment_rows`] gives.
-fn status_rows(
-    key: AssessmentKey,
-    finding: &FindingStatusRow,
-    paths: &[StatusPath],
-) -> impl Iterator<Item = Row> {
+/// A finding's sub-assessment under `key` with only `paths` (of [`STATUS_ROW_PATHS`]) filled;
+/// it has [`sub_assessments_under`] of them.
+fn status_row(key: AssessmentKey, finding: &FindingStatusRow, paths: &[StatusPath]) -> Row {
     let mut row = Row::new();
     for path in paths {
         let value = match *path {
@@ -897,14 +899,18 @@ fn status_rows(
         };
         insert_at(&mut row, path, value);
     }
-    let count = match key {
+    row
+}
+
+/// How many sub-assessments a finding is under `key` (one per CVE under the MDVM key).
+fn sub_assessments_under(key: AssessmentKey, finding: &FindingStatusRow) -> u64 {
+    match key {
         AssessmentKey::ContainerRegistry => 1,
         AssessmentKey::Mdvm => {
             let cves = crate::domain::cve_ids(&finding.cves);
-            mdvm_vulnerabilities(&finding.advisory_id, cves.iter().map(String::as_str)).len()
+            mdvm_vulnerabilities(&finding.advisory_id, cves.iter().map(String::as_str)).len() as u64
         }
-    };
-    std::iter::repeat_n(row, count)
+    }
 }
 
 /// Sets `value` at `path` in `row`, making the objects on the way.
@@ -981,6 +987,26 @@ impl<'c> Tables<'c> {
     }
 }
 
+impl<'c> Tables<'c> {
+    fn stream<'a>(&'a mut self, table: &str, scan: &Scan, counted: bool) -> RowStream<'a, 'c> {
+        let mut plan = Plan::new(table, scan, self.visible.as_deref());
+        if !self.reads_plans {
+            plan.parts.retain(|p| *p != Part::Pricings);
+        }
+        RowStream {
+            tables: self,
+            plan,
+            part: 0,
+            after: None,
+            batch: FIRST_FINDING_BATCH,
+            subscription: 0,
+            buffered: VecDeque::new(),
+            counted,
+            failed: false,
+        }
+    }
+}
+
 impl Source for Tables<'_> {
     type Error = QueryError;
 
@@ -989,20 +1015,18 @@ impl Source for Tables<'_> {
         table: &str,
         scan: &Scan,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, QueryError>> + 'a>, QueryError> {
-        let mut plan = Plan::new(table, scan, self.visible.as_deref());
-        if !self.reads_plans {
-            plan.parts.retain(|p| *p != Part::Pricings);
-        }
-        Ok(Box::new(RowStream {
-            tables: self,
-            plan,
-            part: 0,
-            after: None,
-            batch: FIRST_FINDING_BATCH,
-            subscription: 0,
-            buffered: std::collections::VecDeque::new(),
-            failed: false,
-        }))
+        Ok(Box::new(
+            self.stream(table, scan, false)
+                .map(|row| row.map(|(row, _)| row)),
+        ))
+    }
+
+    fn counted_rows<'a>(
+        &'a mut self,
+        table: &str,
+        scan: &Scan,
+    ) -> Result<Box<dyn Iterator<Item = Result<(Row, u64), QueryError>> + 'a>, QueryError> {
+        Ok(Box::new(self.stream(table, scan, true)))
     }
 
     fn has_table(&self, table: &str) -> bool {
@@ -1022,7 +1046,10 @@ struct RowStream<'a, 'c> {
     batch: i64,
     /// Index into the plan's subscriptions of the one whose findings are being read.
     subscription: usize,
-    buffered: std::collections::VecDeque<Row>,
+    /// Rows read and not yet handed over, each with how many identical rows it stands for.
+    buffered: VecDeque<(Row, u64)>,
+    /// Whether runs of equal rows may be handed over once (`Source::counted_rows`).
+    counted: bool,
     failed: bool,
 }
 
@@ -1072,9 +1099,45 @@ impl RowStream<'_, '_> {
                         return Ok(self.next_subscription());
                     };
                     self.after = Some(last.id.clone());
-                    for finding in &batch {
-                        for key in &keys {
-                            self.buffered.extend(status_rows(*key, finding, paths));
+                    if self.counted {
+                        // Rows of equal key, scope, status and severity are equal: each is
+                        // handed over once, with its number.
+                        // (key, subscription, resource group, resolved, severity) → (a finding
+                        // of the run, the run's length).
+                        let mut runs: HashMap<StatusRun<'_>, (usize, u64)> = HashMap::new();
+                        let mut order = Vec::new();
+                        for (at, finding) in batch.iter().enumerate() {
+                            for (k, key) in keys.iter().enumerate() {
+                                let run = (
+                                    k,
+                                    finding.subscription_id.as_str(),
+                                    finding.resource_group.as_str(),
+                                    finding.resolved_at.is_some(),
+                                    finding.severity.as_str(),
+                                );
+                                let times = sub_assessments_under(*key, finding);
+                                runs.entry(run)
+                                    .or_insert_with(|| {
+                                        order.push(run);
+                                        (at, 0)
+                                    })
+                                    .1 += times;
+                            }
+                        }
+                        for run in order {
+                            let (at, times) = runs[&run];
+                            let row = status_row(keys[run.0], &batch[at], paths);
+                            self.buffered.push_back((row, times));
+                        }
+                    } else {
+                        for finding in &batch {
+                            for key in &keys {
+                                let row = status_row(*key, finding, paths);
+                                let times = sub_assessments_under(*key, finding);
+                                self.buffered.extend(
+                                    std::iter::repeat_n(row, times as usize).map(|r| (r, 1)),
+                                );
+                            }
                         }
                     }
                     return Ok(true);
@@ -1092,8 +1155,11 @@ impl RowStream<'_, '_> {
                 };
                 for listed in &batch {
                     for key in &keys {
-                        self.buffered
-                            .extend(sub_assessment_rows(*key, listed, &details));
+                        self.buffered.extend(
+                            sub_assessment_rows(*key, listed, &details)
+                                .into_iter()
+                                .map(|r| (r, 1)),
+                        );
                     }
                 }
             }
@@ -1117,7 +1183,7 @@ impl RowStream<'_, '_> {
                 for (subscription, pricing) in pricings::of_subscriptions(conn, &batch)? {
                     for plan in PricingPlan::ALL {
                         self.buffered
-                            .push_back(pricing_row(&subscription, plan, &pricing));
+                            .push_back((pricing_row(&subscription, plan, &pricing), 1));
                     }
                 }
             }
@@ -1135,12 +1201,12 @@ impl RowStream<'_, '_> {
                         for key in AssessmentKey::ALL {
                             if plan.keys.contains(&key.as_str()) {
                                 self.buffered
-                                    .push_back(assessment_row(&registry, &tally, key));
+                                    .push_back((assessment_row(&registry, &tally, key), 1));
                             }
                         }
                     } else {
                         self.buffered
-                            .push_back(registry_row(&self.tables.public_url, registry));
+                            .push_back((registry_row(&self.tables.public_url, registry), 1));
                     }
                 }
             }
@@ -1150,7 +1216,7 @@ impl RowStream<'_, '_> {
 }
 
 impl Iterator for RowStream<'_, '_> {
-    type Item = Result<Row, QueryError>;
+    type Item = Result<(Row, u64), QueryError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

@@ -23,6 +23,8 @@ use super::{
 };
 
 type Rows<'a, E> = Box<dyn Iterator<Item = Result<Record, ExecError<E>>> + 'a>;
+/// Rows, each with how many identical rows it stands for.
+type CountedRows<'a, E> = Box<dyn Iterator<Item = Result<(Record, u64), ExecError<E>>> + 'a>;
 
 /// Runs `tabular` and returns `window` of its result, with the exact row count.
 pub(super) fn run<S: Source>(
@@ -180,14 +182,56 @@ fn open<'a, S: Source>(
             _ => Vec::new(),
         });
     }
+    let mut index = 0;
     let mut rows: Rows<'a, S::Error> = match &tabular.source {
         TableSource::Table { name, .. } => {
             let scan = Scan {
                 constraints: pushdown(tabular, cx),
                 reads: reads.map(<[Vec<String>]>::to_vec),
             };
-            let rows = source.rows(name, &scan).map_err(ExecError::Source)?;
-            Box::new(rows.map(|row| row.map(Record::from_row).map_err(ExecError::Source)))
+            // `reads` is given for the query's own table only: its summarize may count.
+            match counted_summarize(operators).filter(|_| reads.is_some()) {
+                Some(k) => {
+                    let counted = source
+                        .counted_rows(name, &scan)
+                        .map_err(ExecError::Source)?;
+                    let mut counted: CountedRows<'a, S::Error> = Box::new(counted.map(|row| {
+                        row.map(|(row, times)| (Record::from_row(row), times))
+                            .map_err(ExecError::Source)
+                    }));
+                    for op in &operators[..k] {
+                        counted = match op {
+                            Operator::Where(predicate) => {
+                                Box::new(counted.filter(move |row| match row {
+                                    Ok((row, _)) => passes(predicate, row, cx),
+                                    Err(_) => true,
+                                }))
+                            }
+                            Operator::Extend(items) => Box::new(counted.map(move |row| {
+                                let (mut row, times) = row?;
+                                extend(&mut row, items, cx);
+                                Ok((row, times))
+                            })),
+                            _ => counted,
+                        };
+                    }
+                    let Some(Operator::Summarize { aggregates, by }) = operators.get(k) else {
+                        return Err(ExecError::Query(KqlError {
+                            code: "InvalidQuery",
+                            message: "internal: a counted read without its summarize".into(),
+                            line: 1,
+                            position: 1,
+                            token: String::new(),
+                        }));
+                    };
+                    index = k + 1;
+                    Box::new(summarize(counted, aggregates, by, cx)?.into_iter().map(Ok))
+                }
+                None => {
+                    let rows = source.rows(name, &scan).map_err(ExecError::Source)?;
+                    Box::new(rows.map(|row| row.map(Record::from_row).map_err(ExecError::Source)))
+                }
+            }
         }
         TableSource::Nested(inner) => open(inner, inner.operators.len(), source, cx, None)?,
         TableSource::Union(arms) => {
@@ -204,7 +248,6 @@ fn open<'a, S: Source>(
             }
         }
     };
-    let mut index = 0;
     while let Some(op) = operators.get(index) {
         let side = std::mem::take(&mut side_inputs[index]);
         // `order by … | take n` keeps only n rows while sorting.
@@ -220,6 +263,46 @@ fn open<'a, S: Source>(
         index += 1;
     }
     Ok(rows)
+}
+
+fn passes(predicate: &Expr, row: &Record, cx: Context) -> bool {
+    eval(predicate, row, cx).is_true()
+}
+
+fn extend(row: &mut Record, items: &[NamedExpr], cx: Context) {
+    for item in items {
+        let value = eval(&item.expr, row, cx);
+        row.set(&item.name, value);
+    }
+}
+
+/// The index of a `summarize` that reads its table's rows through `where` and `extend` alone and
+/// whose aggregations give the same answer for a row counted n times as for n copies of it
+/// (`count`, `countif`, `dcount`, `make_set`, `min`, `max`, `take_any`): the source may then
+/// hand identical rows over once, with their number ([`Source::counted_rows`]).
+fn counted_summarize(operators: &[Operator]) -> Option<usize> {
+    let k = operators
+        .iter()
+        .position(|op| !matches!(op, Operator::Where(_) | Operator::Extend(_)))?;
+    match operators.get(k) {
+        Some(Operator::Summarize { aggregates, .. })
+            if aggregates.iter().all(|a| {
+                matches!(
+                    a.aggregation,
+                    Aggregation::Count
+                        | Aggregation::CountIf
+                        | Aggregation::DCount
+                        | Aggregation::MakeSet
+                        | Aggregation::Min
+                        | Aggregation::Max
+                        | Aggregation::TakeAny
+                )
+            }) =>
+        {
+            Some(k)
+        }
+        _ => None,
+    }
 }
 
 fn collect<S: Source>(
@@ -252,15 +335,12 @@ fn apply<'a, E: 'a>(
 ) -> Result<Rows<'a, E>, ExecError<E>> {
     Ok(match op {
         Operator::Where(predicate) => Box::new(rows.filter(move |row| match row {
-            Ok(row) => eval(predicate, row, cx).is_true(),
+            Ok(row) => passes(predicate, row, cx),
             Err(_) => true,
         })),
         Operator::Extend(items) => Box::new(rows.map(move |row| {
             let mut row = row?;
-            for item in items {
-                let value = eval(&item.expr, &row, cx);
-                row.set(&item.name, value);
-            }
+            extend(&mut row, items, cx);
             Ok(row)
         })),
         Operator::Project(items) => Box::new(rows.map(move |row| {
@@ -288,7 +368,7 @@ fn apply<'a, E: 'a>(
             Ok(row)
         })),
         Operator::Summarize { aggregates, by } => {
-            let groups = summarize(rows, aggregates, by, cx)?;
+            let groups = summarize(rows.map(|row| row.map(|r| (r, 1))), aggregates, by, cx)?;
             Box::new(groups.into_iter().map(Ok))
         }
         Operator::Sort(keys) => {
@@ -451,8 +531,10 @@ enum State {
     Any(Scalar),
 }
 
+/// Groups `rows`, each with how many identical rows it stands for (1 unless the source counted
+/// them; only the aggregations of [`counted_summarize`] are given counts above 1).
 fn summarize<E>(
-    rows: impl Iterator<Item = Result<Record, ExecError<E>>>,
+    rows: impl Iterator<Item = Result<(Record, u64), ExecError<E>>>,
     aggregates: &[NamedAggregate],
     by: &[NamedExpr],
     cx: Context,
@@ -479,7 +561,7 @@ fn summarize<E>(
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(Vec<Scalar>, Vec<State>)> = Vec::new();
     for row in rows {
-        let row = row?;
+        let (row, times) = row?;
         let keys: Vec<Scalar> = by.iter().map(|b| eval(&b.expr, &row, cx)).collect();
         let mut key = String::new();
         for k in &keys {
@@ -502,7 +584,7 @@ fn summarize<E>(
             match state {
                 State::Count(n) => {
                     if aggregate.aggregation == Aggregation::Count || arg().is_true() {
-                        *n += 1;
+                        *n += i64::try_from(times).unwrap_or(i64::MAX);
                     }
                 }
                 State::Distinct(seen) => {

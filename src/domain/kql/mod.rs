@@ -170,6 +170,21 @@ pub trait Source {
         scan: &Scan,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, Self::Error>> + 'a>, Self::Error>;
 
+    /// [`Source::rows`], for a query whose first tabular operator after `where` and `extend` is a
+    /// `summarize` that only counts rows or gathers distinct values: each item is a row and how
+    /// many identical rows it stands for, so a source may hand a run of equal rows over once.
+    /// The default gives every row once.
+    #[allow(clippy::type_complexity)]
+    fn counted_rows<'a>(
+        &'a mut self,
+        table: &str,
+        scan: &Scan,
+    ) -> Result<Box<dyn Iterator<Item = Result<(Row, u64), Self::Error>> + 'a>, Self::Error> {
+        Ok(Box::new(
+            self.rows(table, scan)?.map(|row| row.map(|row| (row, 1))),
+        ))
+    }
+
     /// Whether `table` exists (an unknown table is an `InvalidQuery` before any row is read).
     fn has_table(&self, table: &str) -> bool;
 }

@@ -184,6 +184,8 @@ struct Memory {
     tables: HashMap<&'static str, Vec<Row>>,
     constraints: Vec<(String, Vec<Constraint>)>,
     reads: Vec<Option<Vec<Vec<String>>>>,
+    /// Reads through `counted_rows`.
+    counted: usize,
     /// Cut each row to the paths the scan reads, as a source that builds only those may.
     prune: bool,
 }
@@ -197,6 +199,7 @@ impl Memory {
             ]),
             constraints: Vec::new(),
             reads: Vec::new(),
+            counted: 0,
             prune: false,
         }
     }
@@ -252,6 +255,26 @@ impl Source for Memory {
                 .collect();
         }
         Ok(Box::new(rows.into_iter().map(Ok)))
+    }
+
+    /// When pruning, a run of equal rows is handed over once with its length, as a source that
+    /// counts may.
+    fn counted_rows<'a>(
+        &'a mut self,
+        table: &str,
+        scan: &Scan,
+    ) -> Result<Box<dyn Iterator<Item = Result<(Row, u64), String>> + 'a>, String> {
+        let prune = self.prune;
+        let rows: Vec<Row> = self.rows(table, scan)?.collect::<Result<_, _>>()?;
+        self.counted += 1;
+        let mut counted: Vec<(Row, u64)> = Vec::new();
+        for row in rows {
+            match counted.last_mut() {
+                Some((last, times)) if prune && *last == row => *times += 1,
+                _ => counted.push((row, 1)),
+            }
+        }
+        Ok(Box::new(counted.into_iter().map(Ok)))
     }
 
     fn has_table(&self, table: &str) -> bool {
@@ -386,6 +409,25 @@ fn kql_sources_are_told_the_paths_a_query_reads() {
         ])
     );
     assert_eq!(reads("securityresources | count"), Some(vec![]));
+    // A summarize that counts after `where` and `extend` reads counted rows; one that sums does
+    // not, nor one after another operator.
+    let counted = |text: &str| {
+        let mut source = Memory::new();
+        run_on(&mut source, text, ALL).unwrap_or_else(|e| panic!("{text}: {e}"));
+        source.counted
+    };
+    assert_eq!(counted(QUERY_TWO), 1);
+    assert_eq!(
+        counted(
+            "securityresources | summarize n = dcount(name), c = countif(type == 'x') by subscriptionId"
+        ),
+        1
+    );
+    assert_eq!(
+        counted("securityresources | summarize sum(toint(1)) by type"),
+        0
+    );
+    assert_eq!(counted("securityresources | take 3 | summarize count()"), 0);
     assert_eq!(
         reads("securityresources | distinct subscriptionId"),
         Some(vec!["subscriptionId".into()])
@@ -1478,4 +1520,28 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn kql_counted_rows_count_as_their_copies() {
+    let row = |name: &str, severity: &str| {
+        object(json!({"type": "t", "name": name, "properties": {"status": {"severity": severity}}}))
+    };
+    let mut rows = vec![row("a", "High"); 6];
+    rows.push(row("b", "Low"));
+    rows.push(row("a", "High"));
+    let mut source = Memory {
+        tables: HashMap::from([("securityresources", rows)]),
+        ..Memory::new()
+    };
+    let text = "securityresources | where type == 't' | extend s = tostring(properties.status.severity) \
+                | summarize n = count(), high = countif(s == 'High'), names = dcount(name), \
+                  most = max(s), set = make_set(name) by type";
+    // `run_on` checks that rows cut to `type`, `properties.status.severity` and `name`, and
+    // handed over as runs (6, 1, 1), count as the eight rows do.
+    let output = run_on(&mut source, text, ALL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        json!(output.rows),
+        json!([["t", 8, 7, 2, "Low", ["a", "b"]]])
+    );
 }
