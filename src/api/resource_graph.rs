@@ -53,9 +53,7 @@ use crate::domain::kql::{
     self, ColumnType, CompareOp, Constraint, ExecError, Output, Row, Scan, Source, Test, Window,
 };
 use crate::domain::odata::{self, Expr, Literal};
-use crate::domain::{
-    AssessmentKey, PricingPlan, Role, SubscriptionId, Timestamp, mdvm_vulnerabilities,
-};
+use crate::domain::{AssessmentKey, PricingPlan, Role, SubscriptionId, Timestamp};
 use crate::error::{ApiError, CloudError};
 use crate::jobs::mdvm::{self, MdvmDetails};
 use crate::jobs::pricings;
@@ -74,7 +72,7 @@ pub const MAX_TOP: u64 = 1000;
 pub const FIRST_FINDING_BATCH: i64 = 100;
 pub const FINDING_BATCH: i64 = 1000;
 /// Findings read per round trip when only their status is read ([`STATUS_ROW_PATHS`]).
-pub const STATUS_BATCH: i64 = 5000;
+pub const STATUS_BATCH: i64 = 20_000;
 /// Subscriptions whose plans are read per round trip.
 const SUBSCRIPTION_BATCH: usize = 100;
 /// Registries read per round trip (each assessment row counts its registry's images and findings).
@@ -906,10 +904,7 @@ fn status_row(key: AssessmentKey, finding: &FindingStatusRow, paths: &[StatusPat
 fn sub_assessments_under(key: AssessmentKey, finding: &FindingStatusRow) -> u64 {
     match key {
         AssessmentKey::ContainerRegistry => 1,
-        AssessmentKey::Mdvm => {
-            let cves = crate::domain::cve_ids(&finding.cves);
-            mdvm_vulnerabilities(&finding.advisory_id, cves.iter().map(String::as_str)).len() as u64
-        }
+        AssessmentKey::Mdvm => crate::domain::mdvm_vulnerability_count(&finding.cves) as u64,
     }
 }
 

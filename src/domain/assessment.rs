@@ -90,6 +90,23 @@ pub fn cve_ids(cves_json: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// How many sub-assessments a finding is under the MDVM key: [`mdvm_vulnerabilities`] of its
+/// `cves` column, counted without copying them.
+pub fn mdvm_vulnerability_count(cves_json: &str) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Titled<'a> {
+        #[serde(borrow)]
+        title: std::borrow::Cow<'a, str>,
+    }
+    let mut titles: Vec<std::borrow::Cow<'_, str>> =
+        serde_json::from_str::<Vec<Titled<'_>>>(cves_json)
+            .map(|links| links.into_iter().map(|l| l.title).collect())
+            .unwrap_or_default();
+    titles.sort_unstable();
+    titles.dedup();
+    titles.len().max(1)
+}
+
 /// Azure's spelling of an OS release in `softwareDetails.osDetails.osVersion`, from
 /// `/etc/os-release`'s `ID` and `VERSION_ID`: `ubuntu_linux_20.04` (Ubuntu's version as given),
 /// `debian_linux_12` (Debian's major version), `alpine_linux_3.19` (Alpine's major.minor). Other
@@ -130,6 +147,33 @@ pub fn package_language(ecosystem: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mdvm_count_is_that_of_the_vulnerabilities() {
+        let link = |id: &str| {
+            format!(r#"{{"title":"{id}","link":"https://nvd.nist.gov/vuln/detail/{id}"}}"#)
+        };
+        for cves in [
+            "[]".to_owned(),
+            "not json".to_owned(),
+            format!("[{}]", link("CVE-2024-1")),
+            format!(
+                "[{},{},{}]",
+                link("CVE-2024-2"),
+                link("CVE-2024-1"),
+                link("CVE-2024-2")
+            ),
+            r#"[{"title":"CVE-2024-\u0031","link":""},{"title":"CVE-2024-1","link":""}]"#
+                .to_owned(),
+        ] {
+            let ids = cve_ids(&cves);
+            assert_eq!(
+                mdvm_vulnerability_count(&cves),
+                mdvm_vulnerabilities("DSA-1", ids.iter().map(String::as_str)).len(),
+                "{cves}"
+            );
+        }
+    }
 
     #[test]
     fn keys_parse_without_regard_to_case() {

@@ -20,7 +20,8 @@ mod time;
 pub use advisory_source::{Feed, SourceName, SourceNameError};
 pub use assessment::{
     AssessmentKey, CONTAINER_REGISTRY_ASSESSMENT_KEY, MDVM_ASSESSMENT_KEY, azure_os_version,
-    cve_ids, mdvm_sub_assessment_name, mdvm_vulnerabilities, package_language,
+    cve_ids, mdvm_sub_assessment_name, mdvm_vulnerabilities, mdvm_vulnerability_count,
+    package_language,
 };
 pub use credentials::RegistryCredentials;
 pub use digest::Digest;
