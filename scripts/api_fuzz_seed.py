@@ -63,3 +63,6 @@ for i in range(12):
         "severity_rank": i % 4 + 1,
     }
     print(f"INSERT INTO findings ({', '.join(row)}) VALUES ({', '.join(q(v) for v in row.values())});")
+    # As the store writes them with the finding: the MDVM sub-assessment's derived name.
+    mdvm_name = str(uuid.uuid5(uuid.UUID(row["id"]), advisory))
+    print(f"INSERT INTO mdvm_names (name, finding_id, vulnerability) VALUES ({q(mdvm_name)}, {q(row['id'])}, {q(advisory)});")

@@ -104,6 +104,11 @@ def seed(db, subscription, resource_group, registry, count):
         columns = ", ".join(row)
         placeholders = ", ".join("?" for _ in row)
         conn.execute(f"INSERT INTO findings ({columns}) VALUES ({placeholders})", tuple(row.values()))
+        # As the store writes them with the finding: the MDVM sub-assessment's derived name.
+        conn.execute(
+            "INSERT INTO mdvm_names (name, finding_id, vulnerability) VALUES (?, ?, ?)",
+            (str(uuid.uuid5(uuid.UUID(name), advisory)), name, advisory),
+        )
     conn.commit()
     return names, digest
 
