@@ -831,9 +831,8 @@ async fn latency(
     filter: Option<&Filter>,
     samples: usize,
 ) -> (Summary, usize) {
-    let mut durations = Vec::with_capacity(samples);
     let mut size = 0;
-    for i in 0..WARMUP + samples {
+    let summary = sampled(samples, async || {
         let start = Instant::now();
         let (status, body) = client.get(url).await;
         let elapsed = start.elapsed();
@@ -842,12 +841,23 @@ async fn latency(
         assert_eq!(names.len(), TOP, "a full page");
         assert_eq!(names[0], first_name, "the same page every time");
         size = body.len();
+        elapsed
+    })
+    .await;
+    (summary, size)
+}
+
+/// `samples` timed runs of `request` (each returns its own time) after [`WARMUP`] untimed ones.
+async fn sampled(samples: usize, mut request: impl AsyncFnMut() -> Duration) -> Summary {
+    let mut durations = Vec::with_capacity(samples);
+    for i in 0..WARMUP + samples {
+        let took = request().await;
         if i >= WARMUP {
-            durations.push(elapsed);
+            durations.push(took);
         }
     }
     durations.sort();
-    (Summary { samples: durations }, size)
+    Summary { samples: durations }
 }
 
 /// Sorting by EPSS score has no index to walk: every finding in scope is scored (a correlated
@@ -908,20 +918,16 @@ async fn mdvm_by_name(
         .expect("an id")
         .to_owned();
     let url = format!("{base}{id}?api-version=2019-01-01-preview");
-    let mut durations = Vec::with_capacity(samples);
-    for i in 0..WARMUP + samples {
+    let summary = sampled(samples, async || {
         let start = Instant::now();
         let (status, body) = client.get(&url).await;
         let took = start.elapsed();
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let got: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(got["id"], id.as_str());
-        if i >= WARMUP {
-            durations.push(took);
-        }
-    }
-    durations.sort();
-    let summary = Summary { samples: durations };
+        took
+    })
+    .await;
     println!(
         "{label}: GET of one MDVM sub-assessment by name: p50 {:.2} ms, p99 {:.2} ms (n={})",
         ms(summary.percentile(0.5)),
@@ -969,8 +975,7 @@ async fn resource_graph(
 | project id, name, severity = tostring(properties.status.severity), repository = tostring(properties.additionalData.repositoryName), package = tostring(properties.additionalData.packageName), digest = tostring(properties.additionalData.imageDigest)
 | take 100"#
     );
-    let mut durations = Vec::with_capacity(samples);
-    for i in 0..WARMUP + samples {
+    let summary = sampled(samples, async || {
         let (response, took) = arg_query(client, &url, subscription, &filtered, 100).await;
         let rows = response["data"].as_array().expect("rows");
         assert_eq!(rows.len(), 100, "a full page");
@@ -979,12 +984,9 @@ async fn resource_graph(
                 .all(|r| r["repository"] == repository && r["severity"] == "High"),
             "only the filtered rows"
         );
-        if i >= WARMUP {
-            durations.push(took);
-        }
-    }
-    durations.sort();
-    let summary = Summary { samples: durations };
+        took
+    })
+    .await;
     println!(
         "{label}: Resource Graph, High + repository + project + take 100: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
         ms(summary.percentile(0.5)),

@@ -904,7 +904,9 @@ fn status_row(key: AssessmentKey, finding: &FindingStatusRow, paths: &[StatusPat
 fn sub_assessments_under(key: AssessmentKey, finding: &FindingStatusRow) -> u64 {
     match key {
         AssessmentKey::ContainerRegistry => 1,
-        AssessmentKey::Mdvm => crate::domain::mdvm_vulnerability_count(&finding.cves) as u64,
+        AssessmentKey::Mdvm => {
+            crate::domain::mdvm_vulnerability_count(&finding.advisory_id, &finding.cves) as u64
+        }
     }
 }
 

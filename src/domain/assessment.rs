@@ -8,6 +8,8 @@
 //!   UUID v5 of (the finding's name as namespace, the CVE id); a finding whose advisory names no CVE
 //!   (a GHSA without one, an ALSA) is one sub-assessment under the advisory id, named the same way.
 
+use std::borrow::Cow;
+
 use uuid::Uuid;
 
 /// The key of the "Container registry images should have vulnerability findings resolved" assessment.
@@ -81,30 +83,29 @@ pub fn mdvm_vulnerabilities<'a>(
 
 /// The CVE ids a finding names (its `cves` column: `[{title, link}]`, titles being CVE ids).
 pub fn cve_ids(cves_json: &str) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Titled {
-        title: String,
-    }
-    serde_json::from_str::<Vec<Titled>>(cves_json)
-        .map(|links| links.into_iter().map(|l| l.title).collect())
-        .unwrap_or_default()
+    cve_titles(cves_json)
+        .into_iter()
+        .map(Cow::into_owned)
+        .collect()
 }
 
 /// How many sub-assessments a finding is under the MDVM key: [`mdvm_vulnerabilities`] of its
-/// `cves` column, counted without copying them.
-pub fn mdvm_vulnerability_count(cves_json: &str) -> usize {
+/// `cves` column, counted without copying the ids.
+pub fn mdvm_vulnerability_count(advisory_id: &str, cves_json: &str) -> usize {
+    let titles = cve_titles(cves_json);
+    mdvm_vulnerabilities(advisory_id, titles.iter().map(AsRef::as_ref)).len()
+}
+
+/// The titles of the `cves` column's links, borrowed from the text where no escape forbids it.
+fn cve_titles(cves_json: &str) -> Vec<Cow<'_, str>> {
     #[derive(serde::Deserialize)]
     struct Titled<'a> {
         #[serde(borrow)]
-        title: std::borrow::Cow<'a, str>,
+        title: Cow<'a, str>,
     }
-    let mut titles: Vec<std::borrow::Cow<'_, str>> =
-        serde_json::from_str::<Vec<Titled<'_>>>(cves_json)
-            .map(|links| links.into_iter().map(|l| l.title).collect())
-            .unwrap_or_default();
-    titles.sort_unstable();
-    titles.dedup();
-    titles.len().max(1)
+    serde_json::from_str::<Vec<Titled<'_>>>(cves_json)
+        .map(|links| links.into_iter().map(|l| l.title).collect())
+        .unwrap_or_default()
 }
 
 /// Azure's spelling of an OS release in `softwareDetails.osDetails.osVersion`, from
@@ -168,7 +169,7 @@ mod tests {
         ] {
             let ids = cve_ids(&cves);
             assert_eq!(
-                mdvm_vulnerability_count(&cves),
+                mdvm_vulnerability_count("DSA-1", &cves),
                 mdvm_vulnerabilities("DSA-1", ids.iter().map(String::as_str)).len(),
                 "{cves}"
             );

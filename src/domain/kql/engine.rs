@@ -191,7 +191,7 @@ fn open<'a, S: Source>(
             };
             // `reads` is given for the query's own table only: its summarize may count.
             match counted_summarize(operators).filter(|_| reads.is_some()) {
-                Some(k) => {
+                Some((k, aggregates, by)) => {
                     let counted = source
                         .counted_rows(name, &scan)
                         .map_err(ExecError::Source)?;
@@ -215,15 +215,6 @@ fn open<'a, S: Source>(
                             _ => counted,
                         };
                     }
-                    let Some(Operator::Summarize { aggregates, by }) = operators.get(k) else {
-                        return Err(ExecError::Query(KqlError {
-                            code: "InvalidQuery",
-                            message: "internal: a counted read without its summarize".into(),
-                            line: 1,
-                            position: 1,
-                            token: String::new(),
-                        }));
-                    };
                     index = k + 1;
                     Box::new(summarize(counted, aggregates, by, cx)?.into_iter().map(Ok))
                 }
@@ -276,16 +267,16 @@ fn extend(row: &mut Record, items: &[NamedExpr], cx: Context) {
     }
 }
 
-/// The index of a `summarize` that reads its table's rows through `where` and `extend` alone and
+/// The index, aggregations and groups of a `summarize` that reads its table's rows through `where` and `extend` alone and
 /// whose aggregations give the same answer for a row counted n times as for n copies of it
 /// (`count`, `countif`, `dcount`, `make_set`, `min`, `max`, `take_any`): the source may then
 /// hand identical rows over once, with their number ([`Source::counted_rows`]).
-fn counted_summarize(operators: &[Operator]) -> Option<usize> {
+fn counted_summarize(operators: &[Operator]) -> Option<(usize, &[NamedAggregate], &[NamedExpr])> {
     let k = operators
         .iter()
         .position(|op| !matches!(op, Operator::Where(_) | Operator::Extend(_)))?;
     match operators.get(k) {
-        Some(Operator::Summarize { aggregates, .. })
+        Some(Operator::Summarize { aggregates, by })
             if aggregates.iter().all(|a| {
                 matches!(
                     a.aggregation,
@@ -299,7 +290,7 @@ fn counted_summarize(operators: &[Operator]) -> Option<usize> {
                 )
             }) =>
         {
-            Some(k)
+            Some((k, aggregates, by))
         }
         _ => None,
     }
