@@ -61,6 +61,7 @@ for i in range(12):
         "resolved_at": now if i == 11 else None,
         "fingerprint": "",
         "severity_rank": i % 4 + 1,
+        "mdvm_vulnerabilities": 1,  # its one CVE: one MDVM sub-assessment
     }
     print(f"INSERT INTO findings ({', '.join(row)}) VALUES ({', '.join(q(v) for v in row.values())});")
     # As the store writes them with the finding: the MDVM sub-assessment's derived name.

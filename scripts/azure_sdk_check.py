@@ -100,6 +100,7 @@ def seed(db, subscription, resource_group, registry, count):
             "resolved_at": None,
             "fingerprint": "",  # only rescans compare it
             "severity_rank": 4 if i % 2 else 2,
+            "mdvm_vulnerabilities": 1,  # its one CVE: one MDVM sub-assessment
         }
         columns = ", ".join(row)
         placeholders = ", ".join("?" for _ in row)

@@ -35,7 +35,7 @@
 //! - Crowsnest has no tenants and no regions: `tenantId` is empty, security resources are in
 //!   `location: global` as in Azure, registries have an empty `location`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use actix_web::{HttpResponse, web};
 use base64::Engine as _;
@@ -469,9 +469,24 @@ struct Plan {
 
 type StatusPath = &'static [&'static str];
 
-/// What tells status-only rows apart: the key's index, subscription, resource group, whether
-/// resolved, severity.
-type StatusRun<'a> = (usize, &'a str, &'a str, bool, &'a str);
+/// All that a status-only row shows of its finding.
+struct StatusOf<'a> {
+    subscription_id: &'a str,
+    resource_group: &'a str,
+    resolved: bool,
+    severity: &'a str,
+}
+
+impl<'a> StatusOf<'a> {
+    fn of(finding: &'a FindingStatusRow) -> Self {
+        Self {
+            subscription_id: &finding.subscription_id,
+            resource_group: &finding.resource_group,
+            resolved: finding.resolved_at.is_some(),
+            severity: &finding.severity,
+        }
+    }
+}
 
 /// The [`STATUS_ROW_PATHS`] that `reads` need, if every path in `reads` is one of them or lies
 /// under one.
@@ -871,7 +886,7 @@ fn sub_assessment_rows(
 
 /// A finding's sub-assessment under `key` with only `paths` (of [`STATUS_ROW_PATHS`]) filled;
 /// it has [`sub_assessments_under`] of them.
-fn status_row(key: AssessmentKey, finding: &FindingStatusRow, paths: &[StatusPath]) -> Row {
+fn status_row(key: AssessmentKey, finding: &StatusOf<'_>, paths: &[StatusPath]) -> Row {
     let mut row = Row::new();
     for path in paths {
         let value = match *path {
@@ -881,7 +896,7 @@ fn status_row(key: AssessmentKey, finding: &FindingStatusRow, paths: &[StatusPat
             ["location"] => json!("global"),
             ["assessmentKey"] => json!(key.as_str()),
             ["properties", "status", "code"] => {
-                serde_json::to_value(super::sub_assessments::status_code(finding.resolved_at))
+                serde_json::to_value(super::sub_assessments::status_of(finding.resolved))
                     .unwrap_or_default()
             }
             ["properties", "status", "severity"] => json!(
@@ -904,9 +919,7 @@ fn status_row(key: AssessmentKey, finding: &FindingStatusRow, paths: &[StatusPat
 fn sub_assessments_under(key: AssessmentKey, finding: &FindingStatusRow) -> u64 {
     match key {
         AssessmentKey::ContainerRegistry => 1,
-        AssessmentKey::Mdvm => {
-            crate::domain::mdvm_vulnerability_count(&finding.advisory_id, &finding.cves) as u64
-        }
+        AssessmentKey::Mdvm => finding.mdvm_vulnerabilities.max(0) as u64,
     }
 }
 
@@ -1090,51 +1103,44 @@ impl RowStream<'_, '_> {
                     .filter_map(|key| AssessmentKey::parse(key))
                     .collect();
                 if let Some(paths) = &plan.status_paths {
+                    if self.counted {
+                        // The database counts each subscription's findings by what tells their
+                        // rows apart; each group is handed over once, with its number.
+                        if after.is_some() {
+                            return Ok(self.next_subscription());
+                        }
+                        self.after = Some(String::new());
+                        for group in store::findings::status_counts(conn, &selection)? {
+                            let status = StatusOf {
+                                subscription_id: &group.subscription_id,
+                                resource_group: &group.resource_group,
+                                resolved: group.resolved,
+                                severity: &group.severity,
+                            };
+                            for key in &keys {
+                                let times = match key {
+                                    AssessmentKey::ContainerRegistry => group.findings,
+                                    AssessmentKey::Mdvm => group.mdvm_vulnerabilities,
+                                };
+                                self.buffered
+                                    .push_back((status_row(*key, &status, paths), times));
+                            }
+                        }
+                        return Ok(true);
+                    }
                     let batch =
                         store::findings::status_batch(conn, &selection, after, STATUS_BATCH)?;
                     let Some(last) = batch.last() else {
                         return Ok(self.next_subscription());
                     };
                     self.after = Some(last.id.clone());
-                    if self.counted {
-                        // Rows of equal key, scope, status and severity are equal: each is
-                        // handed over once, with its number.
-                        // (key, subscription, resource group, resolved, severity) → (a finding
-                        // of the run, the run's length).
-                        let mut runs: HashMap<StatusRun<'_>, (usize, u64)> = HashMap::new();
-                        let mut order = Vec::new();
-                        for (at, finding) in batch.iter().enumerate() {
-                            for (k, key) in keys.iter().enumerate() {
-                                let run = (
-                                    k,
-                                    finding.subscription_id.as_str(),
-                                    finding.resource_group.as_str(),
-                                    finding.resolved_at.is_some(),
-                                    finding.severity.as_str(),
-                                );
-                                let times = sub_assessments_under(*key, finding);
-                                runs.entry(run)
-                                    .or_insert_with(|| {
-                                        order.push(run);
-                                        (at, 0)
-                                    })
-                                    .1 += times;
-                            }
-                        }
-                        for run in order {
-                            let (at, times) = runs[&run];
-                            let row = status_row(keys[run.0], &batch[at], paths);
-                            self.buffered.push_back((row, times));
-                        }
-                    } else {
-                        for finding in &batch {
-                            for key in &keys {
-                                let row = status_row(*key, finding, paths);
-                                let times = sub_assessments_under(*key, finding);
-                                self.buffered.extend(
-                                    std::iter::repeat_n(row, times as usize).map(|r| (r, 1)),
-                                );
-                            }
+                    for finding in &batch {
+                        let status = StatusOf::of(finding);
+                        for key in &keys {
+                            let row = status_row(*key, &status, paths);
+                            let times = sub_assessments_under(*key, finding);
+                            self.buffered
+                                .extend(std::iter::repeat_n(row, times as usize).map(|r| (r, 1)));
                         }
                     }
                     return Ok(true);

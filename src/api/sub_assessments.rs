@@ -511,9 +511,15 @@ pub const fn assessed_resource_type(key: AssessmentKey) -> &'static str {
 /// A finding's `status.code`, the same under both keys: Unhealthy while present, Healthy once
 /// resolved.
 pub const fn status_code(resolved_at: Option<i64>) -> StatusCode {
-    match resolved_at {
-        None => StatusCode::Unhealthy,
-        Some(_) => StatusCode::Healthy,
+    status_of(resolved_at.is_some())
+}
+
+/// The status of a finding that is resolved or not.
+pub const fn status_of(resolved: bool) -> StatusCode {
+    if resolved {
+        StatusCode::Healthy
+    } else {
+        StatusCode::Unhealthy
     }
 }
 

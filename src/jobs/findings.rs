@@ -2,7 +2,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::domain::{RegistryId, finding_name};
+use crate::domain::{RegistryId, finding_name, mdvm_vulnerability_count};
 use crate::scanner::advisories::matcher::Match;
 use crate::store::findings::FindingRow;
 use crate::store::images::ImageRow;
@@ -62,6 +62,7 @@ pub fn row(registry: &RegistryRow, image: &ImageRow, m: &Match, now: i64) -> Fin
         &m.package_name,
     )
     .to_string();
+    let cves = serde_json::to_string(&m.cves).unwrap_or_else(|_| "[]".to_owned());
     let mut row = FindingRow {
         id,
         subscription_id: registry.subscription_id.clone(),
@@ -85,7 +86,8 @@ pub fn row(registry: &RegistryRow, image: &ImageRow, m: &Match, now: i64) -> Fin
         description: m.description.clone(),
         remediation: m.remediation.clone(),
         impact: m.impact.clone(),
-        cves: serde_json::to_string(&m.cves).unwrap_or_else(|_| "[]".to_owned()),
+        mdvm_vulnerabilities: mdvm_vulnerability_count(&m.advisory_id, &cves) as i32,
+        cves,
         vendor_references: serde_json::to_string(&m.vendor_references)
             .unwrap_or_else(|_| "[]".to_owned()),
         published_at: m.published.map(|p| p.timestamp_micros()),

@@ -53,6 +53,9 @@ pub struct FindingRow {
     pub severity_rank: i32,
     /// The file the package was read from: which binary or archive to rebuild.
     pub file_path: Option<String>,
+    /// How many sub-assessments the finding is under the MDVM key: one per CVE its advisory
+    /// names, or one under the advisory's own id (`domain::mdvm_vulnerability_count`).
+    pub mdvm_vulnerabilities: i32,
 }
 
 /// A finding as lists and reads show it: the row, whether its image runs in a cluster, and what
@@ -242,8 +245,9 @@ fn insert_mdvm_names(conn: &mut AnyConnection, rows: &[MdvmNameRow]) -> QueryRes
 }
 
 /// Stores the MDVM names of findings written without them (by a version before the names were
-/// stored, or by a bulk load), a batch at a time; returns how many findings it named. Every finding
-/// has at least one name, so a finding without any is one to fill in.
+/// stored, or by a bulk load), and their count on the finding, a batch at a time; returns how many
+/// findings it named. Every finding has at least one name, so a finding without any is one to
+/// fill in.
 pub fn fill_mdvm_names(conn: &mut AnyConnection) -> QueryResult<usize> {
     const BATCH: i64 = 5000;
     let mut named = 0;
@@ -270,14 +274,46 @@ pub fn fill_mdvm_names(conn: &mut AnyConnection) -> QueryResult<usize> {
                 .map(|(id, advisory, cves)| (id.as_str(), advisory.as_str(), cves.as_str())),
         );
         insert_mdvm_names(conn, &rows)?;
+        let mut counts: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
+        for row in &rows {
+            *counts.entry(row.finding_id.as_str()).or_default() += 1;
+        }
+        let mut by_count: std::collections::BTreeMap<i32, Vec<&str>> =
+            std::collections::BTreeMap::new();
+        for (id, count) in counts {
+            by_count.entry(count).or_default().push(id);
+        }
+        for (count, ids) in by_count {
+            for chunk in ids.chunks(500) {
+                diesel::update(
+                    findings::table
+                        .filter(findings::id.eq_any(chunk))
+                        .filter(findings::mdvm_vulnerabilities.ne(count)),
+                )
+                .set(findings::mdvm_vulnerabilities.eq(count))
+                .execute(conn)?;
+            }
+        }
     }
 }
 
-fn mdvm_names_of(rows: &[FindingRow]) -> Vec<MdvmNameRow> {
-    mdvm_name_rows(
+/// The MDVM names of findings about to be written, each row's count set to its number of names:
+/// the count always says what the names say, whatever the caller's rows held.
+fn name(rows: &mut [FindingRow]) -> Vec<MdvmNameRow> {
+    let names = mdvm_name_rows(
         rows.iter()
             .map(|r| (r.id.as_str(), r.advisory_id.as_str(), r.cves.as_str())),
-    )
+    );
+    // Names come out finding by finding, in the rows' order.
+    let mut names_of = names.iter().map(|n| n.finding_id.as_str()).peekable();
+    for row in rows.iter_mut() {
+        let mut count = 0;
+        while names_of.next_if(|id| *id == row.id).is_some() {
+            count += 1;
+        }
+        row.mdvm_vulnerabilities = count;
+    }
+    names
 }
 
 /// Which findings a Resource Graph query reads: those of the subscriptions it may see (`None`:
@@ -336,11 +372,9 @@ pub struct FindingStatusRow {
     pub id: String,
     pub subscription_id: String,
     pub resource_group: String,
-    pub advisory_id: String,
-    /// JSON links, as in [`FindingRow::cves`].
-    pub cves: String,
     pub severity: String,
     pub resolved_at: Option<i64>,
+    pub mdvm_vulnerabilities: i32,
 }
 
 /// [`batch`], reading only [`FindingStatusRow`]'s columns.
@@ -355,6 +389,78 @@ pub fn status_batch(
         .select(FindingStatusRow::as_select())
         .limit(limit)
         .load(conn)
+}
+
+/// How many of a selection's findings share a subscription, resource group, state and severity:
+/// all that a sub-assessment row read by status ([`FindingStatusRow`]) tells apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub resolved: bool,
+    pub severity: String,
+    pub findings: u64,
+    /// Their sub-assessments under the MDVM key (the sum of their `mdvm_vulnerabilities`).
+    pub mdvm_vulnerabilities: u64,
+}
+
+/// The selected findings counted by [`StatusCount`]'s groups, in the database: a query that
+/// only counts them by status or severity reads a few rows, not every finding.
+pub fn status_counts(
+    conn: &mut AnyConnection,
+    selection: &FindingSelection,
+) -> QueryResult<Vec<StatusCount>> {
+    use diesel::dsl::{count_star, sum};
+    let mut counts = Vec::new();
+    for resolved in [false, true] {
+        // Not boxed: diesel groups only statements whose types it sees.
+        let mut condition: Condition<findings::table> = if resolved {
+            Box::new(findings::resolved_at.is_not_null())
+        } else {
+            Box::new(findings::resolved_at.is_null())
+        };
+        if let Some(filter) = selection.listing.condition(finding_condition) {
+            condition = Box::new(condition.and(filter));
+        }
+        match selection.subscriptions.as_deref() {
+            None => {}
+            Some([one]) => {
+                condition = Box::new(condition.and(findings::subscription_id.eq(one.clone())))
+            }
+            Some(many) => {
+                condition = Box::new(condition.and(findings::subscription_id.eq_any(many.to_vec())))
+            }
+        }
+        if let Some(groups) = selection.resource_groups.clone() {
+            condition = Box::new(condition.and(findings::resource_group.eq_any(groups)));
+        }
+        let groups: Vec<(String, String, String, i64, Option<i64>)> = findings::table
+            .filter(condition)
+            .group_by((
+                findings::subscription_id,
+                findings::resource_group,
+                findings::severity,
+            ))
+            .select((
+                findings::subscription_id,
+                findings::resource_group,
+                findings::severity,
+                count_star(),
+                sum(findings::mdvm_vulnerabilities),
+            ))
+            .load(conn)?;
+        counts.extend(groups.into_iter().map(
+            |(subscription_id, resource_group, severity, findings, mdvm)| StatusCount {
+                subscription_id,
+                resource_group,
+                resolved,
+                severity,
+                findings: findings.max(0) as u64,
+                mdvm_vulnerabilities: mdvm.unwrap_or(0).max(0) as u64,
+            },
+        ));
+    }
+    Ok(counts)
 }
 
 pub fn find(
@@ -374,12 +480,14 @@ pub fn find(
 /// Inserts rows one statement each (diesel has no multi-row insert across backends); wrap the call
 /// in a transaction to make it atomic and fast on SQLite.
 pub fn insert(conn: &mut AnyConnection, rows: &[FindingRow]) -> QueryResult<()> {
-    for row in rows {
+    let mut rows = rows.to_vec();
+    let names = name(&mut rows);
+    for row in &rows {
         diesel::insert_into(findings::table)
             .values(row)
             .execute(conn)?;
     }
-    insert_mdvm_names(conn, &mdvm_names_of(rows))
+    insert_mdvm_names(conn, &names)
 }
 
 /// What a merge did to an image's findings.
@@ -463,11 +571,12 @@ pub fn merge(
     for chunk in replaced.chunks(500) {
         diesel::delete(findings::table.filter(findings::id.eq_any(chunk))).execute(conn)?;
     }
+    let names = name(&mut rewrite);
     for chunk in rewrite.chunks(100) {
         on_each_backend!(conn, c => diesel::insert_into(findings::table).values(chunk).execute(c))?;
     }
     // The replaced rows' names went with them.
-    insert_mdvm_names(conn, &mdvm_names_of(&rewrite))?;
+    insert_mdvm_names(conn, &names)?;
     // Everything active now was seen now (rewritten rows already say so).
     if merged.kept > 0 {
         diesel::update(

@@ -93,6 +93,7 @@ diesel::table! {
         fingerprint -> Text,
         severity_rank -> Integer,
         file_path -> Nullable<Text>,
+        mdvm_vulnerabilities -> Integer,
     }
 }
 

@@ -642,8 +642,22 @@ async fn names_are_stored_with_findings_and_filled_in_for_earlier_ones(backend: 
     let second = mdvm_sub_assessment_name(&earlier.id, "CVE-2024-1002");
     let (status, body) = get(first).await;
     assert_eq!(status, 404, "not named yet: {body}");
+    let counted = |id: String| {
+        app.db(move |c| {
+            use diesel::{ExpressionMethods, QueryDsl};
+            findings::table
+                .filter(findings::id.eq(id))
+                .select(findings::mdvm_vulnerabilities)
+                .first::<i32>(c)
+        })
+    };
     assert_eq!(app.db(store::findings::fill_mdvm_names).await, 1);
     assert_eq!(app.db(store::findings::fill_mdvm_names).await, 0, "once");
+    assert_eq!(
+        counted(earlier.id.clone()).await,
+        2,
+        "counted with its names"
+    );
     for (name, cve) in [(first, "CVE-2024-1001"), (second, "CVE-2024-1002")] {
         let (status, body) = get(name).await;
         assert_eq!(status, 200, "{body}");
@@ -654,6 +668,8 @@ async fn names_are_stored_with_findings_and_filled_in_for_earlier_ones(backend: 
     // Rewritten by a scan with other CVEs: the old names go with the old row.
     let mut changed = earlier.clone();
     changed.cves = cve_links(&["CVE-2024-1003"]);
+    // Whatever count the row carries, the store counts the names it writes.
+    changed.mdvm_vulnerabilities = 7;
     changed.fingerprint = "another assessment".to_owned();
     let image_id = image.id.clone();
     let now = changed.last_seen;
@@ -667,6 +683,11 @@ async fn names_are_stored_with_findings_and_filled_in_for_earlier_ones(backend: 
     assert_eq!(get(second).await.0, 404);
     let (status, body) = get(mdvm_sub_assessment_name(&earlier.id, "CVE-2024-1003")).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        counted(earlier.id.clone()).await,
+        1,
+        "recounted with its new names"
+    );
     // Findings stored through the store are named as they are written.
     let fresh = finding_row(&registry, &image, "CVE-2024-2000", "zlib");
     let fresh_name = mdvm_sub_assessment_name(&fresh.id, "CVE-2024-2000");

@@ -1045,6 +1045,19 @@ async fn status_only_rows_count_as_the_full_rows_do(backend: Backend) {
     let lean_rows = rows(&app, &token, &subscriptions, &lean).await;
     let full_rows = rows(&app, &token, &subscriptions, &full).await;
     assert_eq!(lean_rows, full_rows);
+    // A condition the store applies to findings before counting them.
+    let high = "where properties.status.severity == \"High\" and resourceGroup =~ \"RG\"";
+    let lean_high =
+        format!("securityresources | {high} | summarize n = count() by {columns} | {order}");
+    let full_high = format!(
+        "securityresources | {high} | extend whole = properties | summarize n = count() by {columns} | {order}"
+    );
+    let lean_high = rows(&app, &token, &subscriptions, &lean_high).await;
+    assert!(!lean_high.is_empty() && lean_high.len() < lean_rows.len());
+    assert_eq!(
+        lean_high,
+        rows(&app, &token, &subscriptions, &full_high).await
+    );
     let codes: BTreeSet<&str> = lean_rows
         .iter()
         .filter(|r| r["type"] == "microsoft.security/assessments/subassessments")
