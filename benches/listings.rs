@@ -380,6 +380,7 @@ fn generate(plan: &Plan, now: i64, per_insert: usize, tx: mpsc::SyncSender<Chunk
                         advisories_synced_at: None,
                         unreadable_files: 0,
                         media_type: None,
+                        os_version: Some("debian_linux_12".into()),
                     },
                 ));
             }

@@ -326,6 +326,7 @@ fn seed(pool: &Pool, fixes: &[(String, Vec<String>)], key: &str, n: usize) -> Se
                         advisories_synced_at: None,
                         unreadable_files: 0,
                         media_type: None,
+                        os_version: Some("debian_linux_10".to_owned()),
                     },
                 )?;
                 inventories::save(c, &digest, key, 3, &inventory)?;
@@ -695,6 +696,7 @@ fn profile_phases(pool: &Pool, label: &str, key: &str, sample: usize) {
                     advisories_synced_at: None,
                     unreadable_files: 0,
                     media_type: None,
+                    os_version: image.os_version.clone(),
                 },
             )?;
             mark(8, &mut t);

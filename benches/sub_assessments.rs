@@ -170,7 +170,8 @@ fn seed(url: &store::DatabaseUrl) -> Duration {
                 coverage: None,
                 advisories_synced_at: None,
                 unreadable_files: 0,
-                        media_type: None,
+                media_type: None,
+                os_version: None,
             };
             store::images::insert(c, &image)?;
             let rows: Vec<FindingRow> = (0..100)

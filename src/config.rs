@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 
 use crate::api::body_deadline::BodyDeadline;
 use crate::jobs::advisory_sync::{FeedLocations, OSV_BASE, SourceSelection, SyncSettings};
+use crate::jobs::exemptions::ExemptionSettings;
 use crate::jobs::queue::QueueSettings;
 use crate::jobs::rescans::RescanSettings;
 use crate::jobs::running_images::ReportLimits;
@@ -106,6 +107,9 @@ pub struct JobArgs {
         default_value_t = 0.5
     )]
     pub subscription_worker_share: f64,
+    /// How often exemptions past their `expiresOn` are expired (their findings count again).
+    #[arg(long, env = "CROWSNEST_EXEMPTION_SWEEP", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub exemption_sweep: Duration,
     /// Pods one running-images report may list (larger reports are refused with 413).
     #[arg(long, env = "CROWSNEST_REPORT_MAX_PODS", default_value_t = ReportLimits::default().max_pods)]
     pub report_max_pods: usize,
@@ -205,6 +209,7 @@ pub struct JobSettings {
     pub rescans: RescanSettings,
     pub running_images: ReportLimits,
     pub advisory_sync: SyncSettings,
+    pub exemptions: ExemptionSettings,
 }
 
 impl JobSettings {
@@ -217,6 +222,13 @@ impl JobSettings {
         }
         if args.advisories.advisory_max_age < Duration::from_secs(1) {
             bail!("CROWSNEST_ADVISORY_MAX_AGE must be at least 1s");
+        }
+        if args.exemption_sweep < Duration::from_millis(100)
+            || args.exemption_sweep > Duration::from_secs(60)
+        {
+            bail!(
+                "CROWSNEST_EXEMPTION_SWEEP must be from 100ms to 60s (expiry takes effect within a minute)"
+            );
         }
         if args.scan_max_attempts == 0 {
             bail!("CROWSNEST_SCAN_MAX_ATTEMPTS must be at least 1");
@@ -246,6 +258,9 @@ impl JobSettings {
                 max_new_scans: args.report_max_new_scans,
             },
             advisory_sync: args.advisory_sync.settings()?,
+            exemptions: ExemptionSettings {
+                sweep: args.exemption_sweep,
+            },
         })
     }
 }

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::jobs::advisory_sync::{self, Syncer};
 use crate::jobs::engine::Engine;
 use crate::jobs::queue::{self, Queue};
-use crate::jobs::rescans;
+use crate::jobs::{exemptions, rescans};
 use crate::store;
 
 pub struct Application {
@@ -77,6 +77,7 @@ impl Application {
             );
             advisory_sync::spawn_scheduler(advisory_sync.clone(), jobs.clone());
         }
+        exemptions::spawn_sweeper(pool.clone(), settings.jobs.exemptions.clone(), jobs.clone());
         let state = web::Data::new(AppState {
             pool,
             public_url: public_url.clone(),

@@ -18,8 +18,8 @@ use utoipa::openapi::{OpenApi, RefOr, Required};
 use super::api_version;
 use crate::domain::pattern::{self, STORABLE};
 use crate::domain::{
-    AssessmentKey, Digest, LoginServer, PricingPlan, PricingTier, RegistryName, RepositoryName,
-    ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
+    AssessmentKey, Digest, ExemptionScope, LoginServer, PricingPlan, PricingTier, RegistryName,
+    RepositoryName, ResourceGroupName, ScanStatus, ScanTrigger, Scope, SubscriptionId,
 };
 use crate::scanner::registry::ImageReference;
 
@@ -30,7 +30,7 @@ fn version_of(operation: &Operation) -> Option<&'static [&'static str]> {
     match operation.tags.as_deref()?.first()?.as_str() {
         "SubAssessments" => Some(std::slice::from_ref(&api_version::SUB_ASSESSMENTS)),
         "Assessments" => Some(std::slice::from_ref(&api_version::ASSESSMENTS)),
-        "Registries" | "Images" | "Scans" | "Advisories" => {
+        "Registries" | "Images" | "Scans" | "Advisories" | "Exemptions" => {
             Some(std::slice::from_ref(&api_version::CROWSNEST))
         }
         "Pricings" => Some(std::slice::from_ref(&api_version::PRICINGS)),
@@ -77,6 +77,13 @@ fn parameter_rule(name: &str) -> Option<Rule> {
             example: Some(json!("subscriptions/prod/resourceGroups/web")),
             ..pattern(Scope::pattern())
         },
+        "exemptionScope" => Rule {
+            example: Some(json!(
+                "subscriptions/prod/resourceGroups/web/providers/Microsoft.ContainerRegistry/registries/acr/repositories/team/app"
+            )),
+            ..pattern(ExemptionScope::pattern())
+        },
+        "exemptionName" => pattern(super::exemptions::NAME_PATTERN),
         // Compared without regard to case, so a pattern rather than an enum.
         "assessmentName" => pattern(format!(
             "^(?:{})$",

@@ -56,7 +56,7 @@ pub struct ImageProperties {
     /// Executables and archives an analyzer wanted but could not read at the last assessment
     /// (what they hold was not assessed; cause `UnreadableContent`).
     pub unreadable_files: i32,
-    /// Active (unresolved) findings.
+    /// Active findings (unresolved, not exempt), and the exempt ones apart.
     pub findings: FindingCounts,
     pub last_pushed_at: Option<String>,
     pub last_pulled_at: Option<String>,
@@ -94,6 +94,8 @@ pub struct FindingCounts {
     pub low: i64,
     /// Findings with a fixed version available.
     pub patchable: i64,
+    /// Present findings an active exemption matches: counted apart, not in the health.
+    pub exempt: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -173,6 +175,9 @@ fn context(read: ImageContext, running: Vec<RunningImageRow>) -> Context {
             Some(Severity::Medium) => entry.medium += n,
             Some(Severity::Low) | None => entry.low += n,
         }
+    }
+    for (image_id, n) in read.exempt_counts {
+        counts.entry(image_id).or_default().exempt += n;
     }
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
     for (image_id, tag) in read.tags {

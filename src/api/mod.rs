@@ -7,6 +7,7 @@ pub mod assessments;
 pub mod auth;
 pub mod body_deadline;
 pub mod contract;
+pub mod exemptions;
 pub mod images;
 pub mod input;
 pub mod odata;
@@ -101,6 +102,11 @@ pub async fn resolve_scope(
         pricings::list,
         pricings::get,
         pricings::put,
+        exemptions::put,
+        exemptions::get,
+        exemptions::delete,
+        exemptions::list,
+        exemptions::history,
         images::list,
         images::get,
         assessments::list,
@@ -125,6 +131,7 @@ pub async fn resolve_scope(
         (name = "Assessments", description = "The registry-level assessments (container registry and MDVM keys), as Azure's Assessments API (api-version 2021-06-01)"),
         (name = "Scans", description = "Scan submissions, their progress, and usage (api-version 2026-11-01)"),
         (name = "Pricings", description = "The Defender plan per subscription, as Azure's Pricings API (api-version 2024-01-01)"),
+        (name = "Exemptions", description = "Findings declared not to apply, at a scope, until an expiry, with their history (api-version 2026-11-01)"),
         (name = "Advisories", description = "The OSV advisory database (api-version 2026-11-01)"),
         (name = "ResourceGraph", description = "Queries of findings, assessments and registries, as Azure Resource Graph (api-version 2021-03-01 or 2022-10-01)"),
         (name = "Operations", description = "Probes, metrics and documentation")
@@ -293,6 +300,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource(&format!("{SCOPE}/pricings/{{pricingName}}"))
                 .route(Method::GET, pricings::get)
                 .route(Method::PUT, pricings::put),
+        )
+        .service(resource(&format!("{SCOPE}/exemptions")).route(Method::GET, exemptions::list))
+        .service(
+            resource(&format!("{SCOPE}/exemptions/{{exemptionName}}"))
+                .route(Method::GET, exemptions::get)
+                .route(Method::PUT, exemptions::put)
+                .route(Method::DELETE, exemptions::delete),
+        )
+        .service(
+            resource(&format!("{SCOPE}/exemptions/{{exemptionName}}/history"))
+                .route(Method::GET, exemptions::history),
         )
         .service(resource(&format!("{SCOPE}/images")).route(Method::GET, images::list))
         .service(resource(&format!("{SCOPE}/images/{{digest}}")).route(Method::GET, images::get))

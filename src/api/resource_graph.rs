@@ -59,7 +59,7 @@ use crate::jobs::mdvm::{self, MdvmDetails};
 use crate::jobs::pricings;
 use crate::store::filter::{List, Listing};
 use crate::store::findings::{
-    FindingScope, FindingSelection, FindingStatusRow, Findings, ListedFinding,
+    FindingScope, FindingSelection, FindingState, FindingStatusRow, Findings, ListedFinding,
 };
 use crate::store::registries::RegistryRow;
 use crate::store::summary::Tally;
@@ -473,7 +473,7 @@ type StatusPath = &'static [&'static str];
 struct StatusOf<'a> {
     subscription_id: &'a str,
     resource_group: &'a str,
-    resolved: bool,
+    state: FindingState,
     severity: &'a str,
 }
 
@@ -482,7 +482,7 @@ impl<'a> StatusOf<'a> {
         Self {
             subscription_id: &finding.subscription_id,
             resource_group: &finding.resource_group,
-            resolved: finding.resolved_at.is_some(),
+            state: FindingState::of(finding.resolved_at, finding.exempted_by.as_deref()),
             severity: &finding.severity,
         }
     }
@@ -896,7 +896,7 @@ fn status_row(key: AssessmentKey, finding: &StatusOf<'_>, paths: &[StatusPath]) 
             ["location"] => json!("global"),
             ["assessmentKey"] => json!(key.as_str()),
             ["properties", "status", "code"] => {
-                serde_json::to_value(super::sub_assessments::status_of(finding.resolved))
+                serde_json::to_value(super::sub_assessments::status_code(finding.state))
                     .unwrap_or_default()
             }
             ["properties", "status", "severity"] => json!(
@@ -1114,7 +1114,7 @@ impl RowStream<'_, '_> {
                             let status = StatusOf {
                                 subscription_id: &group.subscription_id,
                                 resource_group: &group.resource_group,
-                                resolved: group.resolved,
+                                state: group.state,
                                 severity: &group.severity,
                             };
                             for key in &keys {

@@ -31,7 +31,8 @@ use crate::domain::{
 };
 use crate::error::{ApiError, CloudError};
 use crate::jobs::mdvm::{self, CvssVector, MdvmDetails};
-use crate::store::{self, findings::ListedFinding};
+use crate::store::findings::{FindingState, ListedFinding};
+use crate::store::{self};
 
 pub const SUB_ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments/subAssessments";
 
@@ -87,7 +88,8 @@ pub enum StatusCode {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubAssessmentStatus {
     pub code: StatusCode,
-    /// `Vulnerable` while present, `Resolved` once a later scan no longer finds it.
+    /// `Vulnerable` while present, `Resolved` once a later scan no longer finds it, `Exempt` while
+    /// an active exemption matches it (its code is then `NotApplicable`).
     pub cause: &'static str,
     #[schema(value_type = String)]
     pub description: Cow<'static, str>,
@@ -509,38 +511,38 @@ pub const fn assessed_resource_type(key: AssessmentKey) -> &'static str {
 }
 
 /// A finding's `status.code`, the same under both keys: Unhealthy while present, Healthy once
-/// resolved.
-pub const fn status_code(resolved_at: Option<i64>) -> StatusCode {
-    status_of(resolved_at.is_some())
-}
-
-/// The status of a finding that is resolved or not.
-pub const fn status_of(resolved: bool) -> StatusCode {
-    if resolved {
-        StatusCode::Healthy
-    } else {
-        StatusCode::Unhealthy
+/// resolved, NotApplicable while exempt.
+pub const fn status_code(state: FindingState) -> StatusCode {
+    match state {
+        FindingState::Vulnerable => StatusCode::Unhealthy,
+        FindingState::Resolved => StatusCode::Healthy,
+        FindingState::Exempt => StatusCode::NotApplicable,
     }
 }
 
 /// A finding's status, the same under both keys.
 fn status(listed: &ListedFinding, severity: Severity) -> SubAssessmentStatus {
-    let resolved_at = listed.finding.resolved_at;
-    let (cause, description) = match resolved_at {
-        None => (
-            "Vulnerable",
-            Cow::Borrowed("The image contains a vulnerable package."),
-        ),
-        Some(at) => (
+    let finding = &listed.finding;
+    let state = FindingState::of(finding.resolved_at, finding.exempted_by.as_deref());
+    let (cause, description) = match (state, finding.resolved_at, &finding.exempted_by) {
+        (FindingState::Resolved, Some(at), _) => (
             "Resolved",
             Cow::Owned(format!(
                 "Not found by the image's scans since {}.",
                 Timestamp::from_micros(at).rfc3339()
             )),
         ),
+        (FindingState::Exempt, _, Some(exemption)) => (
+            "Exempt",
+            Cow::Owned(format!("Exempt by the exemption /{exemption}.")),
+        ),
+        _ => (
+            "Vulnerable",
+            Cow::Borrowed("The image contains a vulnerable package."),
+        ),
     };
     SubAssessmentStatus {
-        code: status_code(resolved_at),
+        code: status_code(state),
         cause,
         description,
         severity: severity.azure_2019().as_str(),

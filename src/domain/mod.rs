@@ -4,6 +4,7 @@ mod advisory_source;
 mod assessment;
 mod credentials;
 mod digest;
+mod exemption;
 mod finding;
 pub mod kql;
 mod names;
@@ -25,6 +26,10 @@ pub use assessment::{
 };
 pub use credentials::RegistryCredentials;
 pub use digest::Digest;
+pub use exemption::{
+    CompareVersions, Criteria, CriteriaError, ExemptionCategory, ExemptionScope,
+    ExemptionScopeError, ExemptionState, FindingFacts, FindingPlace, FixStatus, PackageCriterion,
+};
 pub use finding::finding_name;
 pub use names::{
     LoginServer, NameError, RegistryName, RepositoryName, ResourceGroupName, SubscriptionId,

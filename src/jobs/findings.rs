@@ -87,6 +87,7 @@ pub fn row(registry: &RegistryRow, image: &ImageRow, m: &Match, now: i64) -> Fin
         remediation: m.remediation.clone(),
         impact: m.impact.clone(),
         mdvm_vulnerabilities: mdvm_vulnerability_count(&m.advisory_id, &cves) as i32,
+        exempted_by: None,
         cves,
         vendor_references: serde_json::to_string(&m.vendor_references)
             .unwrap_or_else(|_| "[]".to_owned()),

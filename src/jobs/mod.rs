@@ -10,6 +10,7 @@ pub mod advisory_sources;
 pub mod advisory_sync;
 pub mod coverage;
 pub mod engine;
+pub mod exemptions;
 pub mod exploit_intel;
 pub mod feeds;
 pub mod findings;

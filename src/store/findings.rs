@@ -56,6 +56,8 @@ pub struct FindingRow {
     /// How many sub-assessments the finding is under the MDVM key: one per CVE its advisory
     /// names, or one under the advisory's own id (`domain::mdvm_vulnerability_count`).
     pub mdvm_vulnerabilities: i32,
+    /// The id of the active exemption the finding is exempt by (see `jobs::exemptions`).
+    pub exempted_by: Option<String>,
 }
 
 /// A finding as lists and reads show it: the row, whether its image runs in a cluster, and what
@@ -375,6 +377,7 @@ pub struct FindingStatusRow {
     pub severity: String,
     pub resolved_at: Option<i64>,
     pub mdvm_vulnerabilities: i32,
+    pub exempted_by: Option<String>,
 }
 
 /// [`batch`], reading only [`FindingStatusRow`]'s columns.
@@ -397,7 +400,7 @@ pub fn status_batch(
 pub struct StatusCount {
     pub subscription_id: String,
     pub resource_group: String,
-    pub resolved: bool,
+    pub state: FindingState,
     pub severity: String,
     pub findings: u64,
     /// Their sub-assessments under the MDVM key (the sum of their `mdvm_vulnerabilities`).
@@ -410,55 +413,70 @@ pub fn status_counts(
     conn: &mut AnyConnection,
     selection: &FindingSelection,
 ) -> QueryResult<Vec<StatusCount>> {
-    use diesel::dsl::{count_star, sum};
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool};
+    // Not boxed: diesel groups only statements whose types it sees.
+    let mut condition: Condition<findings::table> = Box::new(true.into_sql::<Bool>());
+    if let Some(filter) = selection.listing.condition(finding_condition) {
+        condition = Box::new(condition.and(filter));
+    }
+    match selection.subscriptions.as_deref() {
+        None => {}
+        Some([one]) => {
+            condition = Box::new(condition.and(findings::subscription_id.eq(one.clone())))
+        }
+        Some(many) => {
+            condition = Box::new(condition.and(findings::subscription_id.eq_any(many.to_vec())))
+        }
+    }
+    if let Some(groups) = selection.resource_groups.clone() {
+        condition = Box::new(condition.and(findings::resource_group.eq_any(groups)));
+    }
+    // One pass over the rows: each state's findings and MDVM sub-assessments as conditional sums.
+    let summed = |state: FindingState, of: &str| {
+        sql::<BigInt>(&format!(
+            "CAST(COALESCE(SUM(CASE WHEN {} THEN {of} ELSE 0 END), 0) AS BIGINT)",
+            state.sql()
+        ))
+    };
+    type Group = (String, String, String, i64, i64, i64, i64, i64, i64);
+    let groups: Vec<Group> = findings::table
+        .filter(condition)
+        .group_by((
+            findings::subscription_id,
+            findings::resource_group,
+            findings::severity,
+        ))
+        .select((
+            findings::subscription_id,
+            findings::resource_group,
+            findings::severity,
+            summed(FindingState::Vulnerable, "1"),
+            summed(FindingState::Vulnerable, "findings.mdvm_vulnerabilities"),
+            summed(FindingState::Resolved, "1"),
+            summed(FindingState::Resolved, "findings.mdvm_vulnerabilities"),
+            summed(FindingState::Exempt, "1"),
+            summed(FindingState::Exempt, "findings.mdvm_vulnerabilities"),
+        ))
+        .load(conn)?;
     let mut counts = Vec::new();
-    for resolved in [false, true] {
-        // Not boxed: diesel groups only statements whose types it sees.
-        let mut condition: Condition<findings::table> = if resolved {
-            Box::new(findings::resolved_at.is_not_null())
-        } else {
-            Box::new(findings::resolved_at.is_null())
-        };
-        if let Some(filter) = selection.listing.condition(finding_condition) {
-            condition = Box::new(condition.and(filter));
-        }
-        match selection.subscriptions.as_deref() {
-            None => {}
-            Some([one]) => {
-                condition = Box::new(condition.and(findings::subscription_id.eq(one.clone())))
-            }
-            Some(many) => {
-                condition = Box::new(condition.and(findings::subscription_id.eq_any(many.to_vec())))
+    for (subscription_id, resource_group, severity, vf, vm, rf, rm, ef, em) in groups {
+        for (state, findings, mdvm) in [
+            (FindingState::Vulnerable, vf, vm),
+            (FindingState::Resolved, rf, rm),
+            (FindingState::Exempt, ef, em),
+        ] {
+            if findings > 0 {
+                counts.push(StatusCount {
+                    subscription_id: subscription_id.clone(),
+                    resource_group: resource_group.clone(),
+                    state,
+                    severity: severity.clone(),
+                    findings: findings as u64,
+                    mdvm_vulnerabilities: mdvm.max(0) as u64,
+                });
             }
         }
-        if let Some(groups) = selection.resource_groups.clone() {
-            condition = Box::new(condition.and(findings::resource_group.eq_any(groups)));
-        }
-        let groups: Vec<(String, String, String, i64, Option<i64>)> = findings::table
-            .filter(condition)
-            .group_by((
-                findings::subscription_id,
-                findings::resource_group,
-                findings::severity,
-            ))
-            .select((
-                findings::subscription_id,
-                findings::resource_group,
-                findings::severity,
-                count_star(),
-                sum(findings::mdvm_vulnerabilities),
-            ))
-            .load(conn)?;
-        counts.extend(groups.into_iter().map(
-            |(subscription_id, resource_group, severity, findings, mdvm)| StatusCount {
-                subscription_id,
-                resource_group,
-                resolved,
-                severity,
-                findings: findings.max(0) as u64,
-                mdvm_vulnerabilities: mdvm.unwrap_or(0).max(0) as u64,
-            },
-        ));
     }
     Ok(counts)
 }
@@ -607,8 +625,8 @@ pub enum FindingLeaf {
     ImageDigest(Test<String>),
     PackageName(Test<String>),
     Ecosystem(Test<String>),
-    /// `resolved_at IS NOT NULL` (true) or `IS NULL` (false).
-    Resolved(bool),
+    /// In one of these states (never empty, never all three).
+    States(Vec<FindingState>),
     /// `severity_rank IN (…)`.
     Ranks(Vec<i32>),
     Patchable(bool),
@@ -656,6 +674,10 @@ impl List for Findings {
         Property {
             path: "properties/status/code",
             kind: Kind::Custom(status_code),
+        },
+        Property {
+            path: "properties/status/cause",
+            kind: Kind::Custom(status_cause),
         },
         Property {
             path: "properties/status/severity",
@@ -760,15 +782,79 @@ impl List for Findings {
     }
 }
 
-/// Unhealthy while present, Healthy once resolved; nothing is exempt (NotApplicable) yet.
-fn status_code(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
-    let kept = choose(c, &["Unhealthy", "Healthy", "NotApplicable"], false, "")?;
-    Ok(match (kept.contains(&0), kept.contains(&1)) {
-        (true, true) => Node::Const(true),
-        (true, false) => Node::Leaf(FindingLeaf::Resolved(false)),
-        (false, true) => Node::Leaf(FindingLeaf::Resolved(true)),
-        (false, false) => Node::Const(false),
+/// Where a finding stands: what its status code and cause show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingState {
+    /// Present and not exempt: Unhealthy, cause `Vulnerable`.
+    Vulnerable,
+    /// No longer found: Healthy, cause `Resolved`.
+    Resolved,
+    /// Present, and matched by an active exemption: NotApplicable, cause `Exempt`.
+    Exempt,
+}
+
+impl FindingState {
+    /// The states in the order of the status codes and causes that name them.
+    pub const ALL: [FindingState; 3] = [Self::Vulnerable, Self::Resolved, Self::Exempt];
+
+    pub fn of(resolved_at: Option<i64>, exempted_by: Option<&str>) -> Self {
+        match (resolved_at, exempted_by) {
+            (Some(_), _) => Self::Resolved,
+            (None, Some(_)) => Self::Exempt,
+            (None, None) => Self::Vulnerable,
+        }
+    }
+
+    /// [`Self::condition`] as SQL, for conditional aggregates.
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Vulnerable => "findings.resolved_at IS NULL AND findings.exempted_by IS NULL",
+            Self::Resolved => "findings.resolved_at IS NOT NULL",
+            Self::Exempt => "findings.resolved_at IS NULL AND findings.exempted_by IS NOT NULL",
+        }
+    }
+
+    fn condition(self) -> Condition<findings::table> {
+        match self {
+            Self::Vulnerable => Box::new(
+                findings::resolved_at
+                    .is_null()
+                    .and(findings::exempted_by.is_null()),
+            ),
+            Self::Resolved => Box::new(findings::resolved_at.is_not_null()),
+            Self::Exempt => Box::new(
+                findings::resolved_at
+                    .is_null()
+                    .and(findings::exempted_by.is_not_null()),
+            ),
+        }
+    }
+}
+
+/// The states whose names (in [`FindingState::ALL`]'s order) a comparison keeps.
+fn states(c: &Comparison<'_>, names: &[&'static str]) -> Result<Node<FindingLeaf>, FilterError> {
+    let kept = choose(c, names, false, "")?;
+    let states: Vec<FindingState> = FindingState::ALL
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| kept.contains(i))
+        .map(|(_, s)| s)
+        .collect();
+    Ok(match states.len() {
+        0 => Node::Const(false),
+        3 => Node::Const(true),
+        _ => Node::Leaf(FindingLeaf::States(states)),
     })
+}
+
+/// Unhealthy while present, Healthy once resolved, NotApplicable while exempt.
+fn status_code(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    states(c, &["Unhealthy", "Healthy", "NotApplicable"])
+}
+
+/// `Vulnerable`, `Resolved` or `Exempt`, as the status code.
+fn status_cause(c: &Comparison<'_>) -> Result<Node<FindingLeaf>, FilterError> {
+    states(c, &["Vulnerable", "Resolved", "Exempt"])
 }
 
 /// The severity a finding is shown with, by its rank (an unknown severity, rank 0, shows as Medium).
@@ -911,8 +997,11 @@ fn finding_condition(leaf: &FindingLeaf) -> Condition<findings::table> {
         FindingLeaf::Ecosystem(t) => test!(T, findings::ecosystem, t),
         FindingLeaf::FirstSeen(t) => test!(T, findings::first_seen, t),
         FindingLeaf::LastSeen(t) => test!(T, findings::last_seen, t),
-        FindingLeaf::Resolved(true) => Box::new(findings::resolved_at.is_not_null()),
-        FindingLeaf::Resolved(false) => Box::new(findings::resolved_at.is_null()),
+        FindingLeaf::States(states) => states
+            .iter()
+            .map(|s| s.condition())
+            .reduce(|a, b| Box::new(a.or(b)))
+            .unwrap_or_else(|| Box::new(false.into_sql::<diesel::sql_types::Bool>())),
         FindingLeaf::Ranks(ranks) => Box::new(findings::severity_rank.eq_any(ranks.clone())),
         FindingLeaf::Patchable(b) => Box::new(findings::patchable.eq(*b)),
         FindingLeaf::Running(b) => {
@@ -1060,16 +1149,24 @@ mod tests {
         let c = "properties/status/code";
         assert_eq!(
             check::<Findings>(&format!("{c} eq 'Unhealthy'")).unwrap(),
-            Node::Leaf(FindingLeaf::Resolved(false))
+            Node::Leaf(FindingLeaf::States(vec![FindingState::Vulnerable]))
         );
         assert_eq!(
             check::<Findings>(&format!("{c} ne 'Unhealthy'")).unwrap(),
-            Node::Leaf(FindingLeaf::Resolved(true))
+            Node::Leaf(FindingLeaf::States(vec![
+                FindingState::Resolved,
+                FindingState::Exempt
+            ]))
         );
         assert_eq!(
             check::<Findings>(&format!("{c} eq 'NotApplicable'")).unwrap(),
-            Node::Const(false)
+            Node::Leaf(FindingLeaf::States(vec![FindingState::Exempt]))
         );
+        assert_eq!(
+            check::<Findings>("properties/status/cause eq 'Exempt'").unwrap(),
+            Node::Leaf(FindingLeaf::States(vec![FindingState::Exempt]))
+        );
+
         let p = "properties/additionalData/patchable";
         assert_eq!(
             check::<Findings>(&format!("{p} ne true")).unwrap(),

@@ -38,6 +38,8 @@ pub struct ImageRow {
     pub unreadable_files: i32,
     /// The media type of the manifest it was scanned from; none before its first scan.
     pub media_type: Option<String>,
+    /// Its OS release in Azure's spelling (`debian_linux_12`), when it has one.
+    pub os_version: Option<String>,
 }
 
 impl ImageRow {
@@ -64,6 +66,7 @@ impl ImageRow {
             advisories_synced_at: None,
             unreadable_files: 0,
             media_type: None,
+            os_version: None,
         }
     }
 }
@@ -231,6 +234,7 @@ pub struct Assessed {
     pub advisories_synced_at: Option<i64>,
     pub unreadable_files: i32,
     pub media_type: Option<String>,
+    pub os_version: Option<String>,
 }
 
 pub fn record_assessment(
@@ -250,6 +254,7 @@ pub fn record_assessment(
             images::advisories_synced_at.eq(a.advisories_synced_at),
             images::unreadable_files.eq(a.unreadable_files),
             images::media_type.eq(&a.media_type),
+            images::os_version.eq(&a.os_version),
         ))
         .execute(conn)
         .map(drop)
@@ -307,6 +312,31 @@ pub fn healthy_on_data_before(
         .limit(limit)
         .select(ImageRow::as_select())
         .load(conn)
+}
+
+/// Sets an image's OS release in Azure's spelling.
+pub fn set_os_version(
+    conn: &mut AnyConnection,
+    image_id: &str,
+    os_version: Option<&str>,
+) -> QueryResult<()> {
+    diesel::update(images::table.find(image_id))
+        .set(images::os_version.eq(os_version))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Sets an image's health and its cause.
+pub fn set_health(
+    conn: &mut AnyConnection,
+    image_id: &str,
+    health: &str,
+    reason: Option<&str>,
+) -> QueryResult<()> {
+    diesel::update(images::table.find(image_id))
+        .set((images::health.eq(health), images::health_reason.eq(reason)))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Marks an image whose scan failed, unless an earlier scan assessed it (that health stands).
@@ -539,7 +569,8 @@ pub fn health_counts(
         .load(conn)
 }
 
-/// Active findings of these images, counted per (image, severity, patchable).
+/// Active findings (present, not exempt) of these images, counted per (image, severity,
+/// patchable).
 pub fn finding_counts(
     conn: &mut AnyConnection,
     image_ids: &[String],
@@ -551,6 +582,7 @@ pub fn finding_counts(
             findings::table
                 .filter(findings::image_id.eq_any(chunk))
                 .filter(findings::resolved_at.is_null())
+                .filter(findings::exempted_by.is_null())
                 .group_by((findings::image_id, findings::severity, findings::patchable))
                 .select((
                     findings::image_id,
@@ -559,6 +591,27 @@ pub fn finding_counts(
                     diesel::dsl::count_star(),
                 ))
                 .load::<(String, String, bool, i64)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Present findings of these images that an exemption matches, per image id.
+pub fn exempt_counts(
+    conn: &mut AnyConnection,
+    image_ids: &[String],
+) -> QueryResult<Vec<(String, i64)>> {
+    use super::schema::findings;
+    let mut out = Vec::new();
+    for chunk in image_ids.chunks(500) {
+        out.extend(
+            findings::table
+                .filter(findings::image_id.eq_any(chunk))
+                .filter(findings::resolved_at.is_null())
+                .filter(findings::exempted_by.is_not_null())
+                .group_by(findings::image_id)
+                .select((findings::image_id, diesel::dsl::count_star()))
+                .load::<(String, i64)>(conn)?,
         );
     }
     Ok(out)
@@ -617,8 +670,10 @@ pub fn assessed(
 pub struct ImageContext {
     /// The images' registries, by row id.
     pub registries: HashMap<String, RegistryRow>,
-    /// Active findings per (image id, severity, patchable).
+    /// Active findings (present, not exempt) per (image id, severity, patchable).
     pub finding_counts: Vec<(String, String, bool, i64)>,
+    /// Present findings an exemption matches, per image id.
+    pub exempt_counts: Vec<(String, i64)>,
     /// (image id, tag).
     pub tags: Vec<(String, String)>,
 }
@@ -630,6 +685,7 @@ pub fn context(conn: &mut AnyConnection, rows: &[ImageRow]) -> QueryResult<Image
     Ok(ImageContext {
         registries: super::registries::by_row_ids(conn, &registry_ids)?,
         finding_counts: finding_counts(conn, &ids)?,
+        exempt_counts: exempt_counts(conn, &ids)?,
         tags: tags_of(conn, &ids)?,
     })
 }

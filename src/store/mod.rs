@@ -16,6 +16,7 @@ pub mod advisories;
 pub mod advisory_coverage;
 pub mod advisory_sources;
 pub mod billing;
+pub mod exemptions;
 pub mod exploit_intel;
 pub mod filter;
 pub mod findings;

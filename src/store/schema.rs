@@ -45,6 +45,7 @@ diesel::table! {
         advisories_synced_at -> Nullable<BigInt>,
         unreadable_files -> Integer,
         media_type -> Nullable<Text>,
+        os_version -> Nullable<Text>,
     }
 }
 
@@ -94,6 +95,7 @@ diesel::table! {
         severity_rank -> Integer,
         file_path -> Nullable<Text>,
         mdvm_vulnerabilities -> Integer,
+        exempted_by -> Nullable<Text>,
     }
 }
 
@@ -170,6 +172,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    exemptions (id) {
+        id -> Text,
+        resource_id -> Text,
+        subscription_id -> Text,
+        scope -> Text,
+        name -> Text,
+        criteria -> Text,
+        category -> Text,
+        justification -> Text,
+        display_name -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+        state -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        updated_by -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    exemption_history (id) {
+        id -> Text,
+        exemption_id -> Text,
+        subscription_id -> Text,
+        action -> Text,
+        actor -> Text,
+        at -> BigInt,
+        before -> Nullable<Text>,
+        after -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     mdvm_names (name) {
         name -> Text,
         finding_id -> Text,
@@ -186,6 +221,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     registry_events,
     billing_records,
     pricings,
+    exemptions,
+    exemption_history,
     mdvm_names,
     images,
     image_tags,

@@ -2,27 +2,26 @@
 
 use std::collections::BTreeMap;
 
-use diesel::dsl::{count, count_star, max};
+use diesel::dsl::{count, count_star, max, sum};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::Bool;
 
 use super::findings::{FindingScope, in_scope};
 use super::schema::findings;
 use super::{AnyConnection, MultiBackend};
 use crate::domain::{HealthCode, Severity, health_cause};
 
-/// Active findings in the scope.
+/// Active findings in the scope: present and not exempt.
 fn active_in(
     scope: &FindingScope,
 ) -> Box<dyn BoxableExpression<findings::table, MultiBackend, SqlType = Bool>> {
-    Box::new(findings::resolved_at.is_null().and(in_scope(scope)))
+    Box::new(
+        findings::resolved_at
+            .is_null()
+            .and(findings::exempted_by.is_null())
+            .and(in_scope(scope)),
+    )
 }
-
-/// How many MDVM sub-assessments a finding is: the CVE links in its `cves` JSON (each written
-/// `{"title":…`, so counted by the text's shrinkage when they are cut out), or 1 when it has none
-/// (see `domain::mdvm_vulnerabilities`, which shows the same rows).
-const VULNERABILITIES_OF_FINDING: &str = "CASE WHEN findings.cves NOT LIKE '%\"title\":%' THEN 1 \
-     ELSE (LENGTH(findings.cves) - LENGTH(REPLACE(findings.cves, '\"title\":', ''))) / 8 END";
 
 /// Active findings per (severity, patchable): (severity, patchable, findings, MDVM
 /// sub-assessments).
@@ -37,11 +36,16 @@ pub fn severity_counts(
             findings::severity,
             findings::patchable,
             count_star(),
-            diesel::dsl::sql::<BigInt>(&format!(
-                "CAST(SUM({VULNERABILITIES_OF_FINDING}) AS BIGINT)"
-            )),
+            sum(findings::mdvm_vulnerabilities),
         ))
-        .load(conn)
+        .load::<(String, bool, i64, Option<i64>)>(conn)
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(severity, patchable, findings, mdvm)| {
+                    (severity, patchable, findings, mdvm.unwrap_or(0))
+                })
+                .collect()
+        })
 }
 
 /// The advisories affecting the most images: (advisory id, images, highest severity rank).

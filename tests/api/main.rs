@@ -15,6 +15,7 @@ mod contract;
 mod coverage;
 mod ecosystems;
 mod errors;
+mod exemptions;
 mod exploit_intel;
 mod fairness;
 mod filters;

@@ -1028,6 +1028,15 @@ async fn status_only_rows_count_as_the_full_rows_do(backend: Backend) {
     let app = spawn_app(backend).await;
     scanned(&app).await;
     seed(&app).await;
+    // Exempt findings are NotApplicable rows.
+    let (status, body) = app
+        .put_json(
+            &format!("/subscriptions/sub-1/providers/Microsoft.Security/exemptions/low?{OWN_API}"),
+            &app.token("sub-1", Role::Contributor),
+            &json!({"properties": {"criteria": {"severities": ["Low"]}, "category": "Waiver", "justification": "accepted"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let token = app.token("*", Role::Reader);
     let subscriptions = [SUB, "sub-1"];
     let columns = "type, subscriptionId, resourceGroup, location, tenantId, kind, assessmentKey, \
@@ -1063,7 +1072,11 @@ async fn status_only_rows_count_as_the_full_rows_do(backend: Backend) {
         .filter(|r| r["type"] == "microsoft.security/assessments/subassessments")
         .map(|r| r["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["Healthy", "Unhealthy"].into(), "{lean_rows:#?}");
+    assert_eq!(
+        codes,
+        ["Healthy", "NotApplicable", "Unhealthy"].into(),
+        "{lean_rows:#?}"
+    );
     // The MDVM key counts a finding once per CVE, as its list does.
     let mdvm: u64 = lean_rows
         .iter()

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::domain::{ImageSummary, Summary, Timestamp, health_cause, verdict};
+use crate::domain::{ImageSummary, Summary, Timestamp, azure_os_version, health_cause, verdict};
 use crate::jobs::coverage::{self, Coverage};
 use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
-use crate::jobs::findings;
+use crate::jobs::{exemptions, findings};
+use crate::store::exemptions::CandidateScope;
 use crate::store::images::{Assessed, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{Outcome, ScanRow};
@@ -324,9 +325,34 @@ fn record_findings(
     now: i64,
 ) -> diesel::QueryResult<usize> {
     let rows = findings::rows(registry, image, &scanned.report.matches, now);
+    let os_version = scanned
+        .inventory
+        .os
+        .as_ref()
+        .and_then(|os| azure_os_version(&os.id, os.version_id.as_deref()));
+    if os_version != image.os_version {
+        // Exemptions' `osVersions` are weighed against it below.
+        store::images::set_os_version(c, &image.id, os_version.as_deref())?;
+    }
     store::findings::merge(c, &image.id, &rows, now)?;
+    // New findings are born exempt where an exemption matches them; kept ones are weighed again
+    // against the image's OS release as now read.
+    let reweighed = exemptions::reweigh(
+        c,
+        &CandidateScope {
+            subscription: registry.subscription_id.clone(),
+            image_id: Some(image.id.clone()),
+            ..CandidateScope::default()
+        },
+        None,
+    )?;
+    let unexempt = if reweighed.exemptions == 0 {
+        rows.len()
+    } else {
+        usize::try_from(store::exemptions::unexempt_count(c, &image.id)?).unwrap_or(usize::MAX)
+    };
     let (health, reason) = verdict(
-        rows.len(),
+        unexempt,
         scanned.report.unsupported_os.is_some(),
         &coverage.ecosystems,
         scanned.inventory.unreadable_files(),
@@ -349,6 +375,7 @@ fn record_findings(
                 .media_type
                 .clone()
                 .or_else(|| image.media_type.clone()),
+            os_version,
         },
     )?;
     Ok(rows.len())

@@ -111,6 +111,7 @@ pub fn test_job_settings() -> JobSettings {
         running_images: Default::default(),
         // Off: tests never reach the internet; the sync tests name a local server.
         advisory_sync: SyncSettings::default(),
+        exemptions: Default::default(),
     }
 }
 

@@ -52,6 +52,7 @@ pub fn image_row(registry: &RegistryRow, repository: &str, digest: &str) -> Imag
         advisories_synced_at: None,
         unreadable_files: 0,
         media_type: None,
+        os_version: Some("debian_linux_12".to_owned()),
     }
 }
 
