@@ -41,6 +41,10 @@ pub struct ScanArgs {
     /// Exit 1 when a finding has at least this severity (Low, Medium, High, Critical).
     #[arg(long)]
     pub fail_on: Option<String>,
+    /// The connected registry the image belongs to (its resource id): the active exemptions
+    /// that reach the image there apply, and exempt findings do not count toward --fail-on.
+    #[arg(long, env = "CROWSNEST_SCAN_REGISTRY_ID")]
+    pub registry_id: Option<String>,
     /// Never sync missing advisory data first: a scan without it exits 2.
     #[arg(long, env = "CROWSNEST_SCAN_OFFLINE")]
     pub offline: bool,
@@ -199,6 +203,51 @@ enum Target {
     ),
 }
 
+/// Which exemption of the connected registry `registry_id` exempts each match (per image).
+fn exemptions_of(
+    pool: &Pool,
+    registry_id: &str,
+    target: &Target,
+    result: &ScanResult,
+) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    use crowsnest::domain::{Scope, azure_os_version};
+    let Ok(Scope::Registry(id)) = Scope::parse(registry_id) else {
+        anyhow::bail!(
+            "--registry-id {registry_id:?}: give a registry's resource id, subscriptions/{{id}}/resourceGroups/{{name}}/providers/Microsoft.ContainerRegistry/registries/{{name}}"
+        );
+    };
+    // An image read from disk has no repository: only exemptions above repositories reach it.
+    let repository = match target {
+        Target::Remote(reference, _) => reference.repository.clone(),
+        Target::Local(_) => String::new(),
+    };
+    Ok(store::run_blocking(pool, |c| {
+        let registry = store::registries::find(c, &id)?.ok_or(diesel::result::Error::NotFound)?;
+        result
+            .images
+            .iter()
+            .map(|image| {
+                let os_version = image
+                    .inventory
+                    .os
+                    .as_ref()
+                    .and_then(|os| azure_os_version(&os.id, os.version_id.as_deref()));
+                crowsnest::jobs::exemptions::weigh_matches(
+                    c,
+                    &registry,
+                    &repository,
+                    image.manifest_digest.as_str(),
+                    os_version.as_deref(),
+                    &image.report.matches,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|e| {
+        anyhow::anyhow!("--registry-id {registry_id}: {e} (is the registry connected?)")
+    })?)
+}
+
 /// Runs a one-shot scan and says how it ends.
 pub fn scan_command(args: &ScanArgs) -> anyhow::Result<ScanVerdict> {
     use crowsnest::domain::{RegistryCredentials, Severity};
@@ -265,20 +314,30 @@ pub fn scan_command(args: &ScanArgs) -> anyhow::Result<ScanVerdict> {
             missing = missing_advisory_data(&coverage);
         }
     }
+    // Per image, per match: the exemption that exempts it.
+    let exempt: Vec<Vec<Option<String>>> = match &args.registry_id {
+        None => result
+            .images
+            .iter()
+            .map(|i| vec![None; i.report.matches.len()])
+            .collect(),
+        Some(id) => exemptions_of(&pool, id, &target, &result)?,
+    };
     let failing = |s: Severity| threshold.is_some_and(|t| s >= t);
     let fails = result
         .images
         .iter()
-        .flat_map(|i| &i.report.matches)
-        .any(|m| failing(m.severity));
+        .zip(&exempt)
+        .flat_map(|(i, exempt)| i.report.matches.iter().zip(exempt))
+        .any(|(m, exempt)| exempt.is_none() && failing(m.severity));
     match format {
         OutputFormat::Json => {
-            let out = ScanOutput::new(reference, &result, &coverage);
+            let out = ScanOutput::new(reference, &result, &coverage, &exempt);
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         OutputFormat::Table => {
             let now = Timestamp::now();
-            for (image, coverage) in result.images.iter().zip(&coverage) {
+            for ((image, coverage), exempt) in result.images.iter().zip(&coverage).zip(&exempt) {
                 let os = image
                     .inventory
                     .os
@@ -299,8 +358,8 @@ pub fn scan_command(args: &ScanArgs) -> anyhow::Result<ScanVerdict> {
                     }
                 );
                 println!("{}", data_age_line(coverage, now));
-                let mut matches: Vec<_> = image.report.matches.iter().collect();
-                matches.sort_by(|a, b| {
+                let mut matches: Vec<_> = image.report.matches.iter().zip(exempt).collect();
+                matches.sort_by(|(a, _), (b, _)| {
                     b.severity
                         .cmp(&a.severity)
                         .then_with(|| a.advisory_id.cmp(&b.advisory_id))
@@ -311,15 +370,19 @@ pub fn scan_command(args: &ScanArgs) -> anyhow::Result<ScanVerdict> {
                         "SEVERITY", "ADVISORY", "ECOSYSTEM", "PACKAGE", "INSTALLED"
                     );
                 }
-                for m in matches {
+                for (m, exempt) in matches {
                     println!(
-                        "  {:<8} {:<20} {:<16} {:<28} {:<24} {}",
+                        "  {:<8} {:<20} {:<16} {:<28} {:<24} {}{}",
                         m.severity.as_str(),
                         m.advisory_id,
                         m.ecosystem,
                         m.package_name,
                         m.installed_version,
-                        m.fixed_version.as_deref().unwrap_or("(no fix)")
+                        m.fixed_version.as_deref().unwrap_or("(no fix)"),
+                        exempt
+                            .as_deref()
+                            .map(|by| format!("  EXEMPT by {by}"))
+                            .unwrap_or_default()
                     );
                 }
                 for u in &image.report.unknown {

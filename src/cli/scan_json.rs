@@ -91,6 +91,8 @@ pub struct FindingOutput<'a> {
     pub patchable: bool,
     pub layer_digest: Option<&'a str>,
     pub file_path: Option<&'a str>,
+    /// The exemption that exempts it (with `--registry-id`): it does not count toward --fail-on.
+    pub exempt_by: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -109,7 +111,13 @@ pub struct SkippedOutput<'a> {
 }
 
 impl<'a> ScanOutput<'a> {
-    pub fn new(reference: &'a str, result: &'a ScanResult, coverage: &'a [Coverage]) -> Self {
+    /// `exempt`: per image, per match, the exemption that exempts it.
+    pub fn new(
+        reference: &'a str,
+        result: &'a ScanResult,
+        coverage: &'a [Coverage],
+        exempt: &'a [Vec<Option<String>>],
+    ) -> Self {
         Self {
             reference,
             index_digest: result.index_digest.as_ref().map(ToString::to_string),
@@ -117,7 +125,10 @@ impl<'a> ScanOutput<'a> {
                 .images
                 .iter()
                 .zip(coverage)
-                .map(|(image, coverage)| ImageOutput::new(image, &coverage.ecosystems))
+                .zip(exempt)
+                .map(|((image, coverage), exempt)| {
+                    ImageOutput::new(image, &coverage.ecosystems, exempt)
+                })
                 .collect(),
             skipped: result.skipped.iter().map(SkippedOutput::from).collect(),
         }
@@ -125,7 +136,11 @@ impl<'a> ScanOutput<'a> {
 }
 
 impl<'a> ImageOutput<'a> {
-    fn new(i: &'a ScannedImage, coverage: &'a [EcosystemCoverage]) -> Self {
+    fn new(
+        i: &'a ScannedImage,
+        coverage: &'a [EcosystemCoverage],
+        exempt: &'a [Option<String>],
+    ) -> Self {
         Self {
             digest: i.manifest_digest.to_string(),
             platform: &i.platform,
@@ -138,7 +153,21 @@ impl<'a> ImageOutput<'a> {
                 .iter()
                 .map(PackageOutput::from)
                 .collect(),
-            findings: i.report.matches.iter().map(FindingOutput::from).collect(),
+            findings: i
+                .report
+                .matches
+                .iter()
+                .zip(
+                    exempt
+                        .iter()
+                        .map(Option::as_deref)
+                        .chain(std::iter::repeat(None)),
+                )
+                .map(|(m, exempt_by)| FindingOutput {
+                    exempt_by,
+                    ..FindingOutput::from(m)
+                })
+                .collect(),
             unknown: i.report.unknown.iter().map(UnknownOutput::from).collect(),
             unsupported_os: i.report.unsupported_os.as_deref(),
             coverage,
@@ -199,6 +228,7 @@ impl<'a> From<&'a Match> for FindingOutput<'a> {
             patchable: m.patchable,
             layer_digest: m.layer_digest.as_deref(),
             file_path: m.file_path.as_deref(),
+            exempt_by: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::domain::{
     Criteria, EcosystemCoverage, ExemptionScope, ExemptionState, FindingFacts, FindingPlace,
     Severity, Timestamp, cve_ids, health_cause, verdict,
 };
+use crate::scanner::advisories::matcher::Match;
 use crate::scanner::versions::Scheme;
 use crate::store::exemptions::{Candidate, CandidateScope, ExemptionRow, HistoryRow};
 use crate::store::{self, AnyConnection, Pool};
@@ -87,6 +88,46 @@ impl Active {
     fn matches(&self, finding: &FindingFacts<'_>) -> bool {
         self.scope.covers(&finding.place) && self.criteria.matches(finding, &compare_versions)
     }
+}
+
+/// Which active exemption (its id) exempts each match of a scan made outside the service
+/// (`crowsnest scan`): the image is `digest` in `repository` of the connected registry `registry`.
+pub fn weigh_matches(
+    conn: &mut AnyConnection,
+    registry: &crate::store::registries::RegistryRow,
+    repository: &str,
+    digest: &str,
+    os_version: Option<&str>,
+    matches: &[Match],
+) -> QueryResult<Vec<Option<String>>> {
+    let active = active_of(conn, &registry.subscription_id)?;
+    Ok(matches
+        .iter()
+        .map(|m| {
+            let aliases: Vec<String> = m.cves.iter().map(|l| l.title.clone()).collect();
+            let finding = FindingFacts {
+                place: FindingPlace {
+                    subscription: &registry.subscription_id,
+                    resource_group: &registry.resource_group,
+                    registry_name: &registry.name,
+                    repository,
+                    digest,
+                },
+                advisory_id: &m.advisory_id,
+                aliases: &aliases,
+                package_name: &m.package_name,
+                ecosystem: &m.ecosystem,
+                installed_version: &m.installed_version,
+                severity: m.severity,
+                fix_available: m.fixed_version.is_some(),
+                os_version,
+            };
+            active
+                .iter()
+                .find(|a| a.matches(&finding))
+                .map(|a| format!("/{}", a.id))
+        })
+        .collect())
 }
 
 /// The findings an exemption's scope reaches, as the candidates' query narrows them (the rest

@@ -15,6 +15,7 @@ use crate::support::app::*;
 use crate::support::database::Backend;
 use crate::support::fixtures::vulnerable_debian;
 use crate::support::registry::client::push_image;
+use crate::support::registry::{RegistryAuth, TestRegistry};
 use crate::support::rows::{digest_of, finding_row};
 use crate::support::scans::{
     SUB as PUSH_SUB, gnutls_advisory, import, notifying_registry, registry_assessment,
@@ -29,6 +30,7 @@ backend_tests!(
     the_sweep_expires_exemptions_within_its_interval,
     findings_of_an_image_pushed_later_are_born_exempt,
     bad_exemptions_and_unauthorized_callers_get_a_precise_cloud_error,
+    the_ci_gate_ignores_findings_the_registrys_exemptions_cover,
 );
 
 const SUB: &str = "sub-ex";
@@ -826,4 +828,71 @@ async fn bad_exemptions_and_unauthorized_callers_get_a_precise_cloud_error(backe
         )
         .await;
     assert_cloud_error(status, &body, 404, "ExemptionNotFound");
+}
+
+async fn the_ci_gate_ignores_findings_the_registrys_exemptions_cover(backend: Backend) {
+    let app = spawn_app(backend).await;
+    import(&app, &gnutls_advisory("TEST-GNUTLS-9")).await;
+    let registry = TestRegistry::start(RegistryAuth::None);
+    push_image(&registry, "team/app", Some("1.0"), &vulnerable_debian()).await;
+    let reference = format!("{}/team/app:1.0", registry.host());
+    app.seed_registry(SUB, "rg", "reg").await;
+    let registry_id = registry_scope("reg", "rg");
+    let gate = ["--insecure", "--fail-on", "Low"];
+
+    let (code, out, stderr) =
+        crate::scan::scan(&app, &[&[reference.as_str()][..], &gate[..]].concat());
+    assert_eq!(code, 1, "not exempt yet: {stderr}");
+    assert!(
+        out["images"][0]["findings"][0]["exemptBy"].is_null(),
+        "{out}"
+    );
+
+    let (status, body) = put_exemption(
+        &app,
+        &format!("{registry_id}/repositories/team/app"),
+        "gnutls",
+        json!({"criteria": {"advisoryIds": ["TEST-GNUTLS-9"]}, "category": "Mitigated", "justification": "not reachable"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let with_registry = [reference.as_str(), "--registry-id", &registry_id];
+    let (code, out, stderr) = crate::scan::scan(&app, &[&with_registry[..], &gate[..]].concat());
+    assert_eq!(
+        code, 0,
+        "the exempt finding does not fail the gate: {stderr}"
+    );
+    let finding = &out["images"][0]["findings"][0];
+    assert_eq!(finding["advisoryId"], "TEST-GNUTLS-9");
+    assert!(
+        finding["exemptBy"]
+            .as_str()
+            .unwrap()
+            .ends_with("/exemptions/gnutls"),
+        "{finding}"
+    );
+    // Another repository of the registry is not reached by it.
+    push_image(&registry, "team/other", Some("1.0"), &vulnerable_debian()).await;
+    let other = format!("{}/team/other:1.0", registry.host());
+    let (code, _, stderr) = crate::scan::scan(
+        &app,
+        &[
+            &[other.as_str(), "--registry-id", &registry_id][..],
+            &gate[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    // A registry that is not connected is an error, not a silent pass.
+    let missing = registry_scope("nope", "rg");
+    let (code, _, stderr) = crate::scan::scan(
+        &app,
+        &[
+            &[reference.as_str(), "--registry-id", &missing][..],
+            &gate[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("registry-id"), "{stderr}");
 }
