@@ -314,6 +314,7 @@ fn body_of(path: &str) -> Value {
         "registryEvents" => json!({"events": []}),
         "advisories:import" => json!([]),
         "{pricingName}" => json!({"properties": {"pricingTier": "Standard"}}),
+        "{exemptionName}" => json!({"properties": {"category": "Waiver", "justification": "x"}}),
         "resources" => json!({"subscriptions": ["s1"], "query": "resources | take 1"}),
         _ => json!({"properties": {"loginServer": "registry.example.com"}}),
     }
@@ -331,6 +332,8 @@ fn path_value(name: &str) -> &'static str {
         "digest" => "sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "cluster" => "c1",
         "pricingName" => "Containers",
+        "exemptionScope" => "subscriptions/s1/resourceGroups/rg",
+        "exemptionName" => "waiver",
         "scanId" | "id" | "name" => "x",
         other => panic!("no sample for the path parameter {other}"),
     }
@@ -401,5 +404,5 @@ async fn every_operation_takes_the_api_version_its_document_names(backend: Backe
             checked += 1;
         }
     }
-    assert_eq!(checked, 28, "operations with an api-version");
+    assert_eq!(checked, 33, "operations with an api-version");
 }
