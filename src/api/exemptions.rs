@@ -27,7 +27,7 @@ use super::paging::{ListQuery, paginate};
 use crate::api::auth::Caller;
 use crate::domain::{Criteria, ExemptionCategory, ExemptionScope, ExemptionState, Role, Timestamp};
 use crate::error::{ApiError, CloudError};
-use crate::jobs::exemptions;
+use crate::jobs::exemptions::{self, ExemptionSpec};
 use crate::store;
 use crate::store::exemptions::{ExemptionRow, HistoryRow};
 
@@ -277,15 +277,6 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The stored key of the exemption `name` at `scope`.
-fn key(scope: &ExemptionScope, name: &str) -> String {
-    format!(
-        "{}/providers/microsoft.security/exemptions/{name}",
-        scope.id()
-    )
-    .to_ascii_lowercase()
-}
-
 fn not_found(name: &str) -> ApiError {
     ApiError::not_found(
         "ExemptionNotFound",
@@ -372,58 +363,17 @@ pub async fn put(
     check_name(&name)?;
     let now = Timestamp::now();
     let requested = parse_update(&body.into_inner().properties, now)?;
-    let id = key(&scope, &name);
+    let id = exemptions::exemption_key(&scope, &name);
     let subject = caller.subject.clone();
+    let spec = ExemptionSpec {
+        criteria: requested.criteria,
+        category: requested.category,
+        justification: requested.justification,
+        expires_at: requested.expires_at,
+        display_name: requested.display_name,
+    };
     let written = store::run_transaction(&state.pool, move |c| {
-        let before = store::exemptions::get(c, &id)?;
-        let row = ExemptionRow {
-            id: id.clone(),
-            resource_id: before.as_ref().map_or_else(
-                || {
-                    format!(
-                        "/{}/providers/Microsoft.Security/exemptions/{name}",
-                        scope.id()
-                    )
-                },
-                |b| b.resource_id.clone(),
-            ),
-            subscription_id: scope.subscription().as_str().to_owned(),
-            scope: scope.id(),
-            name: before
-                .as_ref()
-                .map_or_else(|| name.clone(), |b| b.name.clone()),
-            criteria: serde_json::to_string(&requested.criteria).unwrap_or_default(),
-            category: requested.category.as_str().to_owned(),
-            justification: requested.justification.clone(),
-            display_name: requested.display_name.clone(),
-            expires_at: requested.expires_at,
-            state: ExemptionState::Active.as_str().to_owned(),
-            created_by: before
-                .as_ref()
-                .map_or_else(|| subject.clone(), |b| b.created_by.clone()),
-            created_at: before.as_ref().map_or(now.micros(), |b| b.created_at),
-            updated_by: subject.clone(),
-            updated_at: now.micros(),
-        };
-        store::exemptions::put(c, &row)?;
-        store::exemptions::record(
-            c,
-            &HistoryRow {
-                id: store::new_ordered_id(),
-                exemption_id: id.clone(),
-                subscription_id: row.subscription_id.clone(),
-                action: if before.is_some() {
-                    "Updated"
-                } else {
-                    "Created"
-                }
-                .to_owned(),
-                actor: subject.clone(),
-                at: now.micros(),
-                before: before.as_ref().and_then(|b| serde_json::to_string(b).ok()),
-                after: serde_json::to_string(&row).ok(),
-            },
-        )?;
+        let (before, row) = exemptions::write(c, &scope, &name, &spec, &subject, now.micros())?;
         let matched = exemptions::apply(c, &scope, Some(&id))?;
         let exempt = store::exemptions::exempt_counts(c, std::slice::from_ref(&id))?;
         Ok((
@@ -478,7 +428,7 @@ pub async fn get(
     let (raw_scope, name) = path.into_inner();
     let scope = scope_of(&caller, &raw_scope, Role::Reader)?;
     check_name(&name)?;
-    let id = key(&scope, &name);
+    let id = exemptions::exemption_key(&scope, &name);
     let found = store::run(&state.pool, move |c| {
         let Some(row) = store::exemptions::get(c, &id)? else {
             return Ok(None);
@@ -519,28 +469,14 @@ pub async fn delete(
     let (raw_scope, name) = path.into_inner();
     let scope = scope_of(&caller, &raw_scope, Role::Contributor)?;
     check_name(&name)?;
-    let id = key(&scope, &name);
+    let id = exemptions::exemption_key(&scope, &name);
     let subject = caller.subject.clone();
     let deleted = store::run_transaction(&state.pool, move |c| {
-        let Some(before) = store::exemptions::get(c, &id)? else {
-            return Ok(None);
-        };
-        store::exemptions::delete(c, &id)?;
-        store::exemptions::record(
-            c,
-            &HistoryRow {
-                id: store::new_ordered_id(),
-                exemption_id: id.clone(),
-                subscription_id: before.subscription_id.clone(),
-                action: "Deleted".to_owned(),
-                actor: subject.clone(),
-                at: Timestamp::now().micros(),
-                before: serde_json::to_string(&before).ok(),
-                after: None,
-            },
-        )?;
-        exemptions::apply(c, &scope, None)?;
-        Ok(Some(before))
+        let deleted = exemptions::remove(c, &id, &subject, Timestamp::now().micros())?;
+        if deleted.is_some() {
+            exemptions::apply(c, &scope, None)?;
+        }
+        Ok(deleted)
     })
     .await?;
     Ok(match deleted {
@@ -638,7 +574,7 @@ pub async fn history(
     let (raw_scope, name) = path.into_inner();
     let scope = scope_of(&caller, &raw_scope, Role::Reader)?;
     check_name(&name)?;
-    let id = key(&scope, &name);
+    let id = exemptions::exemption_key(&scope, &name);
     let entries = store::run(&state.pool, move |c| store::exemptions::history(c, &id)).await?;
     if entries.is_empty() {
         return Err(not_found(&name));

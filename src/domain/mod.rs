@@ -17,6 +17,7 @@ mod scope;
 mod severity;
 pub mod text;
 mod time;
+mod vex;
 
 pub use advisory_source::{Feed, SourceName, SourceNameError};
 pub use assessment::{
@@ -43,3 +44,7 @@ pub use scan::{
 pub use scope::{RegistryId, Scope};
 pub use severity::{Severity, severity_serde};
 pub use time::Timestamp;
+pub use vex::{
+    JUSTIFICATIONS, OPENVEX_CONTEXT, VexClaim, VexDocument, VexError, VexPackage, VexProduct,
+    VexStatus,
+};

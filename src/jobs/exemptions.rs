@@ -19,8 +19,8 @@ use diesel::QueryResult;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{
-    Criteria, EcosystemCoverage, ExemptionScope, ExemptionState, FindingFacts, FindingPlace,
-    Severity, Timestamp, cve_ids, health_cause, verdict,
+    Criteria, EcosystemCoverage, ExemptionCategory, ExemptionScope, ExemptionState, FindingFacts,
+    FindingPlace, Severity, Timestamp, cve_ids, health_cause, verdict,
 };
 use crate::scanner::advisories::matcher::Match;
 use crate::scanner::versions::Scheme;
@@ -39,6 +39,119 @@ pub struct Active {
     pub id: String,
     pub scope: ExemptionScope,
     pub criteria: Criteria,
+}
+
+/// What an exemption says, as the API or a VEX import writes it.
+#[derive(Debug, Clone)]
+pub struct ExemptionSpec {
+    pub criteria: Criteria,
+    pub category: ExemptionCategory,
+    pub justification: String,
+    pub expires_at: Option<i64>,
+    pub display_name: Option<String>,
+}
+
+/// The stored key of the exemption `name` at `scope`: its resource id in lower case.
+pub fn exemption_key(scope: &ExemptionScope, name: &str) -> String {
+    format!(
+        "{}/providers/microsoft.security/exemptions/{name}",
+        scope.id()
+    )
+    .to_ascii_lowercase()
+}
+
+fn history(
+    row: &ExemptionRow,
+    action: &str,
+    actor: &str,
+    at: i64,
+    before: Option<&ExemptionRow>,
+    after: Option<&ExemptionRow>,
+) -> HistoryRow {
+    HistoryRow {
+        id: store::new_ordered_id(),
+        exemption_id: row.id.clone(),
+        subscription_id: row.subscription_id.clone(),
+        action: action.to_owned(),
+        actor: actor.to_owned(),
+        at,
+        before: before.and_then(|b| serde_json::to_string(b).ok()),
+        after: after.and_then(|a| serde_json::to_string(a).ok()),
+    }
+}
+
+/// Creates or replaces the exemption `name` at `scope` (active again), recording the change in its
+/// history; returns the row before (none: created) and after. Weighing the findings is the
+/// caller's next step ([`apply`]), once for all it writes.
+pub fn write(
+    conn: &mut AnyConnection,
+    scope: &ExemptionScope,
+    name: &str,
+    spec: &ExemptionSpec,
+    actor: &str,
+    now: i64,
+) -> QueryResult<(Option<ExemptionRow>, ExemptionRow)> {
+    let id = exemption_key(scope, name);
+    let before = store::exemptions::get(conn, &id)?;
+    let row = ExemptionRow {
+        id: id.clone(),
+        resource_id: before.as_ref().map_or_else(
+            || {
+                format!(
+                    "/{}/providers/Microsoft.Security/exemptions/{name}",
+                    scope.id()
+                )
+            },
+            |b| b.resource_id.clone(),
+        ),
+        subscription_id: scope.subscription().as_str().to_owned(),
+        scope: scope.id(),
+        name: before
+            .as_ref()
+            .map_or_else(|| name.to_owned(), |b| b.name.clone()),
+        criteria: serde_json::to_string(&spec.criteria).unwrap_or_default(),
+        category: spec.category.as_str().to_owned(),
+        justification: spec.justification.clone(),
+        display_name: spec.display_name.clone(),
+        expires_at: spec.expires_at,
+        state: ExemptionState::Active.as_str().to_owned(),
+        created_by: before
+            .as_ref()
+            .map_or_else(|| actor.to_owned(), |b| b.created_by.clone()),
+        created_at: before.as_ref().map_or(now, |b| b.created_at),
+        updated_by: actor.to_owned(),
+        updated_at: now,
+    };
+    store::exemptions::put(conn, &row)?;
+    let action = if before.is_some() {
+        "Updated"
+    } else {
+        "Created"
+    };
+    store::exemptions::record(
+        conn,
+        &history(&row, action, actor, now, before.as_ref(), Some(&row)),
+    )?;
+    Ok((before, row))
+}
+
+/// Deletes an exemption, recording it in its history (which stays); returns what was deleted.
+/// Weighing the findings is the caller's next step ([`apply`]).
+pub fn remove(
+    conn: &mut AnyConnection,
+    id: &str,
+    actor: &str,
+    now: i64,
+) -> QueryResult<Option<ExemptionRow>> {
+    let Some(before) = store::exemptions::get(conn, id)? else {
+        return Ok(None);
+    };
+    store::exemptions::delete(conn, id)?;
+    store::exemptions::record(
+        conn,
+        &history(&before, "Deleted", actor, now, Some(&before), None),
+    )?;
+    Ok(Some(before))
 }
 
 /// The subscription's active exemptions, earliest created first. Rows are validated when
@@ -273,16 +386,14 @@ pub fn expire_due(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
         }
         store::exemptions::record(
             conn,
-            &HistoryRow {
-                id: store::new_ordered_id(),
-                exemption_id: before.id.clone(),
-                subscription_id: before.subscription_id.clone(),
-                action: "Expired".to_owned(),
-                actor: SWEEP_ACTOR.to_owned(),
-                at: now,
-                before: serde_json::to_string(before).ok(),
-                after: serde_json::to_string(&after).ok(),
-            },
+            &history(
+                before,
+                "Expired",
+                SWEEP_ACTOR,
+                now,
+                Some(before),
+                Some(&after),
+            ),
         )?;
         expired += 1;
         if let Ok(scope) = ExemptionScope::parse(&before.scope) {

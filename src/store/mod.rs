@@ -30,6 +30,7 @@ pub mod scans;
 pub mod schema;
 pub mod severity_ratings;
 pub mod summary;
+pub mod vex;
 pub mod wakeups;
 
 use std::fmt;

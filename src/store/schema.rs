@@ -205,6 +205,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    vex_statements (id) {
+        id -> Text,
+        subscription_id -> Text,
+        scope -> Text,
+        vulnerability -> Text,
+        aliases -> Text,
+        product -> Text,
+        image_digest -> Nullable<Text>,
+        packages -> Text,
+        status -> Text,
+        justification -> Nullable<Text>,
+        impact_statement -> Nullable<Text>,
+        action_statement -> Nullable<Text>,
+        stated_at -> BigInt,
+        document_id -> Text,
+        author -> Text,
+        imported_by -> Text,
+        imported_at -> BigInt,
+        exemption_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     mdvm_names (name) {
         name -> Text,
         finding_id -> Text,
@@ -223,6 +246,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pricings,
     exemptions,
     exemption_history,
+    vex_statements,
     mdvm_names,
     images,
     image_tags,

@@ -1,0 +1,1 @@
+DROP TABLE vex_statements;
