@@ -15,6 +15,7 @@ use crowsnest::store::{self, DatabaseUrl};
 
 use cli::registry::RegistryCommand;
 use cli::scan::{ScanArgs, scan_command};
+use cli::vex::VexCommand;
 
 mod cli;
 
@@ -59,6 +60,11 @@ enum Command {
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
+    },
+    /// Import VEX documents (OpenVEX 0.2).
+    Vex {
+        #[command(subcommand)]
+        command: VexCommand,
     },
     /// Mint an HS256 bearer token with the configured (or generated) secret; prints only the token.
     Token {
@@ -181,6 +187,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             command: AdvisoriesCommand::Status { db, sync },
         } => cli::advisories::status(&db, &sync),
         Command::Registry { command } => cli::registry::run(command),
+        Command::Vex { command } => cli::vex::run(command),
         Command::Scan { .. } => unreachable!("handled in main"),
         Command::Openapi => {
             print!("{}", crowsnest::api::openapi_json());

@@ -21,6 +21,7 @@ pub mod running_images;
 pub mod scans;
 pub mod sub_assessments;
 pub mod usage;
+pub mod vex;
 pub mod webhook;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -107,6 +108,8 @@ pub async fn resolve_scope(
         exemptions::delete,
         exemptions::list,
         exemptions::history,
+        vex::import,
+        vex::list,
         images::list,
         images::get,
         assessments::list,
@@ -302,6 +305,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(Method::PUT, pricings::put),
         )
         .service(resource(&format!("{SCOPE}/exemptions")).route(Method::GET, exemptions::list))
+        .service(
+            resource(&format!("{SCOPE}/vex"))
+                .route(Method::POST, vex::import)
+                .route(Method::GET, vex::list),
+        )
         .service(
             resource(&format!("{SCOPE}/exemptions/{{exemptionName}}"))
                 .route(Method::GET, exemptions::get)

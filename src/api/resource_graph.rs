@@ -900,7 +900,7 @@ fn status_row(key: AssessmentKey, finding: &StatusOf<'_>, paths: &[StatusPath]) 
                     .unwrap_or_default()
             }
             ["properties", "status", "severity"] => json!(
-                super::sub_assessments::finding_severity(&finding.severity)
+                super::sub_assessments::finding_severity(finding.severity)
                     .azure_2019()
                     .as_str()
             ),

@@ -355,6 +355,10 @@ pub struct ContainerRegistryVulnerabilityProperties<'a> {
     /// FIRST's EPSS score, the highest among the advisory's id and aliases; `null` when none is
     /// scored.
     pub epss: Option<EpssScore<'a>>,
+    /// What imported VEX documents say about it, whatever their status (`affected` and
+    /// `under_investigation` too); absent when none does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vex: Vec<super::vex::VexStatement>,
 }
 
 /// `{scope}`: where a list reaches.
@@ -492,6 +496,7 @@ fn render_container_registry(listed: &ListedFinding) -> SecuritySubAssessment<'_
                     .as_deref()
                     .and_then(|i| i.epss.as_ref())
                     .map(EpssScore::of),
+                vex: listed.vex.iter().map(|v| super::vex::render(v)).collect(),
             },
         },
     }

@@ -5,3 +5,4 @@ pub mod advisories;
 pub mod registry;
 pub mod scan;
 pub mod scan_json;
+pub mod vex;

@@ -221,7 +221,7 @@ fn exemptions_of(
         Target::Remote(reference, _) => reference.repository.clone(),
         Target::Local(_) => String::new(),
     };
-    Ok(store::run_blocking(pool, |c| {
+    store::run_blocking(pool, |c| {
         let registry = store::registries::find(c, &id)?.ok_or(diesel::result::Error::NotFound)?;
         result
             .images
@@ -243,9 +243,7 @@ fn exemptions_of(
             })
             .collect::<Result<Vec<_>, _>>()
     })
-    .map_err(|e| {
-        anyhow::anyhow!("--registry-id {registry_id}: {e} (is the registry connected?)")
-    })?)
+    .map_err(|e| anyhow::anyhow!("--registry-id {registry_id}: {e} (is the registry connected?)"))
 }
 
 /// Runs a one-shot scan and says how it ends.

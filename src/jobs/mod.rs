@@ -25,3 +25,4 @@ pub mod registry_events;
 pub mod rescans;
 pub mod running_images;
 pub mod severity_sources;
+pub mod vex;

@@ -67,6 +67,8 @@ pub struct ListedFinding {
     pub finding: FindingRow,
     pub running: bool,
     pub intel: Option<Arc<ExploitIntel>>,
+    /// What imported VEX documents say about it (every status, `affected` too).
+    pub vex: Vec<Arc<super::vex::VexStatementRow>>,
 }
 
 /// Pairs rows with whether their images run in a cluster and with their advisories' exploit
@@ -92,11 +94,13 @@ fn with_running(
     advisories.sort_unstable();
     advisories.dedup();
     let intel = exploit_intel::attached(conn, &advisories)?;
+    let mut vex = super::vex::on_findings(conn, &rows)?;
     Ok(rows
         .into_iter()
         .map(|finding| ListedFinding {
             running: running.contains(&finding.image_id),
             intel: intel.get(&finding.advisory_id).cloned(),
+            vex: vex.remove(&finding.id).unwrap_or_default(),
             finding,
         })
         .collect())

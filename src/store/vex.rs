@@ -1,10 +1,15 @@
 //! Rows of `vex_statements`: the latest statement of imported VEX documents per scope,
 //! vulnerability and product.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
 use diesel::prelude::*;
 
 use super::AnyConnection;
+use super::findings::FindingRow;
 use super::schema::vex_statements;
+use crate::domain::{ExemptionScope, FindingPlace, cve_ids};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = vex_statements, treat_none_as_null = true)]
@@ -97,4 +102,76 @@ pub fn under(
             s == lower || s.starts_with(&format!("{lower}/"))
         })
         .collect())
+}
+
+/// The kept statements about each of these findings (by finding id): those whose vulnerability
+/// is the finding's advisory or one of its CVE ids, whose scope covers it, and whose product is
+/// its image (and package, when the statement names subcomponents) or its package.
+pub fn on_findings(
+    conn: &mut AnyConnection,
+    rows: &[FindingRow],
+) -> QueryResult<HashMap<String, Vec<Arc<VexStatementRow>>>> {
+    let mut out: HashMap<String, Vec<Arc<VexStatementRow>>> = HashMap::new();
+    let subscriptions: Vec<String> = rows
+        .iter()
+        .map(|r| r.subscription_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let any: Vec<String> = vex_statements::table
+        .filter(vex_statements::subscription_id.eq_any(&subscriptions))
+        .select(vex_statements::id)
+        .limit(1)
+        .load(conn)?;
+    if any.is_empty() {
+        return Ok(out);
+    }
+    let ids_of = |row: &FindingRow| {
+        let mut ids = cve_ids(&row.cves);
+        ids.push(row.advisory_id.clone());
+        ids
+    };
+    let names: Vec<String> = rows
+        .iter()
+        .flat_map(ids_of)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let statements: Vec<Arc<VexStatementRow>> = about(conn, &subscriptions, &names)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    for row in rows {
+        let ids = ids_of(row);
+        let place = FindingPlace {
+            subscription: &row.subscription_id,
+            resource_group: &row.resource_group,
+            registry_name: &row.registry_name,
+            repository: &row.repository,
+            digest: &row.image_digest,
+        };
+        for statement in &statements {
+            if ids.contains(&statement.vulnerability) && reaches(statement, row, &place) {
+                out.entry(row.id.clone())
+                    .or_default()
+                    .push(Arc::clone(statement));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn reaches(statement: &VexStatementRow, row: &FindingRow, place: &FindingPlace<'_>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let in_scope = ExemptionScope::parse(&statement.scope).is_ok_and(|s| s.covers(place));
+    let image = statement
+        .image_digest
+        .as_ref()
+        .is_none_or(|d| *d == row.image_digest);
+    let packages: Vec<Named> = serde_json::from_str(&statement.packages).unwrap_or_default();
+    let package = packages.is_empty() || packages.iter().any(|p| p.name == row.package_name);
+    in_scope && image && package
 }

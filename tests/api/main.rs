@@ -36,3 +36,4 @@ mod scan;
 mod scan_lifecycle;
 mod severity;
 mod sub_assessments;
+mod vex;
