@@ -10,7 +10,9 @@ use super::filter::{
 use super::schema::{findings, images, mdvm_names};
 use super::{AnyConnection, MultiBackend};
 use crate::domain::odata::{CompareOp, Expr, Literal, OrderBy, Value};
-use crate::domain::{Severity, cve_ids, mdvm_sub_assessment_name, mdvm_vulnerabilities};
+use crate::domain::{
+    FindingPlace, Severity, cve_ids, mdvm_sub_assessment_name, mdvm_vulnerabilities,
+};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = findings)]
@@ -94,7 +96,23 @@ fn with_running(
     advisories.sort_unstable();
     advisories.dedup();
     let intel = exploit_intel::attached(conn, &advisories)?;
-    let mut vex = super::vex::on_findings(conn, &rows)?;
+    let about: Vec<super::vex::Finding<'_>> = rows
+        .iter()
+        .map(|r| super::vex::Finding {
+            id: &r.id,
+            place: FindingPlace {
+                subscription: &r.subscription_id,
+                resource_group: &r.resource_group,
+                registry_name: &r.registry_name,
+                repository: &r.repository,
+                digest: &r.image_digest,
+            },
+            advisory_id: &r.advisory_id,
+            cves: &r.cves,
+            package_name: &r.package_name,
+        })
+        .collect();
+    let mut vex = super::vex::on_findings(conn, &about)?;
     Ok(rows
         .into_iter()
         .map(|finding| ListedFinding {

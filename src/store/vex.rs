@@ -7,7 +7,6 @@ use std::sync::Arc;
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::findings::FindingRow;
 use super::schema::vex_statements;
 use crate::domain::{ExemptionScope, FindingPlace, cve_ids};
 
@@ -104,17 +103,28 @@ pub fn under(
         .collect())
 }
 
+/// What of a finding the statements about it are found by.
+#[derive(Debug, Clone, Copy)]
+pub struct Finding<'a> {
+    pub id: &'a str,
+    pub place: FindingPlace<'a>,
+    pub advisory_id: &'a str,
+    /// JSON links, as in `findings.cves`.
+    pub cves: &'a str,
+    pub package_name: &'a str,
+}
+
 /// The kept statements about each of these findings (by finding id): those whose vulnerability
 /// is the finding's advisory or one of its CVE ids, whose scope covers it, and whose product is
 /// its image (and package, when the statement names subcomponents) or its package.
 pub fn on_findings(
     conn: &mut AnyConnection,
-    rows: &[FindingRow],
+    rows: &[Finding<'_>],
 ) -> QueryResult<HashMap<String, Vec<Arc<VexStatementRow>>>> {
     let mut out: HashMap<String, Vec<Arc<VexStatementRow>>> = HashMap::new();
     let subscriptions: Vec<String> = rows
         .iter()
-        .map(|r| r.subscription_id.clone())
+        .map(|r| r.place.subscription.to_owned())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -126,9 +136,9 @@ pub fn on_findings(
     if any.is_empty() {
         return Ok(out);
     }
-    let ids_of = |row: &FindingRow| {
-        let mut ids = cve_ids(&row.cves);
-        ids.push(row.advisory_id.clone());
+    let ids_of = |row: &Finding<'_>| {
+        let mut ids = cve_ids(row.cves);
+        ids.push(row.advisory_id.to_owned());
         ids
     };
     let names: Vec<String> = rows
@@ -143,16 +153,9 @@ pub fn on_findings(
         .collect();
     for row in rows {
         let ids = ids_of(row);
-        let place = FindingPlace {
-            subscription: &row.subscription_id,
-            resource_group: &row.resource_group,
-            registry_name: &row.registry_name,
-            repository: &row.repository,
-            digest: &row.image_digest,
-        };
         for statement in &statements {
-            if ids.contains(&statement.vulnerability) && reaches(statement, row, &place) {
-                out.entry(row.id.clone())
+            if ids.contains(&statement.vulnerability) && reaches(statement, row) {
+                out.entry(row.id.to_owned())
                     .or_default()
                     .push(Arc::clone(statement));
             }
@@ -161,16 +164,16 @@ pub fn on_findings(
     Ok(out)
 }
 
-fn reaches(statement: &VexStatementRow, row: &FindingRow, place: &FindingPlace<'_>) -> bool {
+fn reaches(statement: &VexStatementRow, row: &Finding<'_>) -> bool {
     #[derive(serde::Deserialize)]
     struct Named {
         name: String,
     }
-    let in_scope = ExemptionScope::parse(&statement.scope).is_ok_and(|s| s.covers(place));
+    let in_scope = ExemptionScope::parse(&statement.scope).is_ok_and(|s| s.covers(&row.place));
     let image = statement
         .image_digest
         .as_ref()
-        .is_none_or(|d| *d == row.image_digest);
+        .is_none_or(|d| d == row.place.digest);
     let packages: Vec<Named> = serde_json::from_str(&statement.packages).unwrap_or_default();
     let package = packages.is_empty() || packages.iter().any(|p| p.name == row.package_name);
     in_scope && image && package

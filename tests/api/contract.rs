@@ -315,7 +315,9 @@ fn body_of(path: &str) -> Value {
         "advisories:import" => json!([]),
         "{pricingName}" => json!({"properties": {"pricingTier": "Standard"}}),
         "{exemptionName}" => json!({"properties": {"category": "Waiver", "justification": "x"}}),
-        "vex" => json!({"@context": "https://openvex.dev/ns/v0.2.0", "@id": "x", "author": "a", "timestamp": "2026-01-01T00:00:00Z", "statements": [{"vulnerability": {"name": "CVE-2026-1"}, "products": [{"@id": "pkg:deb/debian/a@1"}], "status": "affected"}]}),
+        "vex" => {
+            json!({"@context": "https://openvex.dev/ns/v0.2.0", "@id": "x", "author": "a", "timestamp": "2026-01-01T00:00:00Z", "statements": [{"vulnerability": {"name": "CVE-2026-1"}, "products": [{"@id": "pkg:deb/debian/a@1"}], "status": "affected"}]})
+        }
         "resources" => json!({"subscriptions": ["s1"], "query": "resources | take 1"}),
         _ => json!({"properties": {"loginServer": "registry.example.com"}}),
     }
