@@ -387,6 +387,9 @@ pub struct VulnerabilitySummary {
     /// Active findings per severity (`Critical`, `High`, `Medium`, `Low`).
     pub findings_by_severity: BTreeMap<String, i64>,
     pub patchable_findings: i64,
+    /// Present findings an active exemption matches: listed (NotApplicable, cause `Exempt`),
+    /// counted in nothing above.
+    pub exempt_findings: i64,
     /// The advisories affecting the most images.
     pub top_advisories: Vec<TopAdvisory>,
     /// The images with the most active findings.
@@ -559,6 +562,7 @@ pub async fn summary(
             not_applicable_by_cause: tally.causes.clone(),
             findings_by_severity: tally.findings.clone(),
             patchable_findings: tally.patchable,
+            exempt_findings: tally.exempt,
             top_advisories: advisories
                 .into_iter()
                 .map(|(id, affected_images, rank)| {

@@ -120,6 +120,8 @@ pub struct Tally {
     /// Active findings' MDVM sub-assessments (one per CVE) per severity.
     pub vulnerabilities: BTreeMap<String, i64>,
     pub patchable_vulnerabilities: i64,
+    /// Present findings an active exemption matches (counted in none of the above).
+    pub exempt: i64,
 }
 
 impl Tally {
@@ -140,6 +142,12 @@ impl Tally {
                 tally.patchable_vulnerabilities += vulnerabilities;
             }
         }
+        tally.exempt = findings::table
+            .filter(findings::resolved_at.is_null())
+            .filter(findings::exempted_by.is_not_null())
+            .filter(in_scope(scope))
+            .count()
+            .get_result(c)?;
         Ok(tally)
     }
 

@@ -207,6 +207,19 @@ async fn stored_health(app: &TestApp, image: &ImageRow) -> String {
         .health
 }
 
+async fn summary(app: &TestApp) -> Value {
+    let (status, body) = app
+        .get_json(
+            &format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Security/vulnerabilitySummary?{OWN_API}"
+            ),
+            &app.token(SUB, Role::Reader),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 async fn image_health(app: &TestApp, digest: &str) -> Value {
     let (status, body) = app
         .get_json(
@@ -272,7 +285,13 @@ async fn an_exemption_is_written_read_listed_deleted_and_audited(backend: Backen
     assert_eq!(exempt_names(app).await, [w.name("dsa")].into());
     let unhealthy = sub_assessments(app, Some("properties/status/code eq 'Unhealthy'")).await;
     assert_eq!(unhealthy.len(), 5, "the other present findings");
-    // The image counts it apart.
+    // The summary and the image count it apart.
+    let summary = summary(app).await;
+    assert_eq!(summary["exemptFindings"], 1, "{summary}");
+    assert_eq!(
+        summary["findingsBySeverity"]["High"], 1,
+        "the other DSA only: {summary}"
+    );
     let image = image_health(app, &w.web.digest).await;
     assert_eq!(image["properties"]["findings"]["exempt"], 1, "{image}");
     assert_eq!(image["properties"]["findings"]["total"], 2, "{image}");
@@ -704,6 +723,11 @@ async fn findings_of_an_image_pushed_later_are_born_exempt(backend: Backend) {
         "{image}"
     );
     assert_eq!(image["properties"]["findings"]["exempt"], 2, "{image}");
+    let assessment = registry_assessment(&app, "born").await;
+    assert_ne!(
+        assessment["properties"]["status"]["code"], "Unhealthy",
+        "{assessment}"
+    );
 }
 
 async fn bad_exemptions_and_unauthorized_callers_get_a_precise_cloud_error(backend: Backend) {
