@@ -10,6 +10,8 @@ is turned into one day from its start. A Resource Graph query follows the KQL gr
 requests carry one of a few queries (their refusals are tested in tests/api/resource_graph.rs), and
 no `$skipToken`, which only the server hands out. Defender plans are set per subscription: valid
 requests to them name a subscription scope (other scopes are refused, tested in tests/api/pricings.rs).
+Exemptions and VEX documents have rules between fields and grammars of their own (an expiry in the
+future, version ranges, OpenVEX's statements): valid requests carry bodies checked here.
 
 Every request carries the run's Admin token (CROWSNEST_FUZZ_TOKEN) unless it leaves the header
 out on purpose. When scripts/api-fuzz has seeded rows (CROWSNEST_FUZZ_SEEDED holds the seeded
@@ -100,6 +102,84 @@ def _pricings(case):
         body["properties"] = {"pricingTier": tier}
 
 
+EXEMPTION_SCOPES = [
+    "subscriptions/fuzz",
+    "subscriptions/fuzz/resourceGroups/fuzz",
+    "subscriptions/fuzz/resourceGroups/fuzz/providers/Microsoft.ContainerRegistry/registries/fuzzreg",
+    "subscriptions/fuzz/resourceGroups/fuzz/providers/Microsoft.ContainerRegistry/registries/fuzzreg/repositories/app",
+]
+SEVERITIES = ["Low", "Medium", "High", "Critical"]
+FUZZ_DIGEST = "sha256:" + "ab" * 32
+
+
+def _text(value, longest):
+    return isinstance(value, str) and value.strip() != "" and len(value) <= longest
+
+
+def _exemptions(case):
+    """Exemptions and VEX documents whose validity no JSON Schema states: an expiry in the future,
+    version ranges in their grammar, digests, and an OpenVEX document's own rules (its refusals
+    are tested in tests/api/exemptions.rs and tests/api/vex.rs). Valid requests name a scope in
+    the seeded subscription and carry a checked body built from the generated values."""
+    params = case.path_parameters
+    if not params or "exemptionScope" not in params or not _positive(case):
+        return
+    pick = zlib.crc32(repr(sorted(params.items())).encode())
+    params["exemptionScope"] = EXEMPTION_SCOPES[pick % len(EXEMPTION_SCOPES)]
+    body = case.body
+    if case.operation.path.endswith("/vex"):
+        if case.method.upper() == "POST":
+            case.body = {
+                "@context": "https://openvex.dev/ns/v0.2.0",
+                "@id": f"https://example.com/vex/fuzz-{pick % 7}",
+                "author": "fuzz",
+                "timestamp": "2026-11-01T00:00:00Z",
+                "version": 1,
+                "statements": [{
+                    "vulnerability": {"name": f"CVE-2024-0000{pick % 3}"},
+                    "products": [{"@id": f"pkg:oci/app@{FUZZ_DIGEST.replace(':', '%3A')}"}],
+                    "status": ["not_affected", "affected", "fixed", "under_investigation"][pick % 4],
+                    "justification": "component_not_present",
+                }],
+            }
+        return
+    if case.method.upper() != "PUT" or not isinstance(body, dict):
+        return
+    props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
+    generated = props.get("criteria") if isinstance(props.get("criteria"), dict) else {}
+    criteria = {}
+    ids = [i for i in generated.get("advisoryIds") or [] if _text(i, 200)]
+    if ids:
+        criteria["advisoryIds"] = ids
+    packages = [
+        {k: v for k, v in p.items() if k in ("name", "ecosystem") and v is not None}
+        for p in generated.get("packages") or []
+        if isinstance(p, dict) and _text(p.get("name"), 400)
+    ]
+    if packages:
+        criteria["packages"] = packages
+    if generated.get("severities"):
+        criteria["severities"] = [SEVERITIES[zlib.crc32(repr(v).encode()) % 4] for v in generated["severities"]]
+    if generated.get("fixStatus") in ("FixAvailable", "NoFixAvailable"):
+        criteria["fixStatus"] = generated["fixStatus"]
+    oses = [o for o in generated.get("osVersions") or [] if _text(o, 100)]
+    if oses:
+        criteria["osVersions"] = oses
+    if generated.get("imageDigests"):
+        criteria["imageDigests"] = [FUZZ_DIGEST]
+    checked = {
+        "criteria": criteria,
+        "category": props.get("category") if props.get("category") in ("Waiver", "Mitigated") else "Waiver",
+        "justification": props["justification"] if _text(props.get("justification"), 4000) else "fuzzed",
+    }
+    if _text(props.get("displayName"), 256):
+        checked["displayName"] = props["displayName"]
+    if props.get("expiresOn") is not None:
+        checked["expiresOn"] = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    body.clear()
+    body["properties"] = checked
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     """Every phase (examples, coverage, fuzzing, stateful) sends its requests through here."""
@@ -107,6 +187,7 @@ def before_call(context, case, kwargs):
     _authorize(case)
     _resource_graph(case)
     _pricings(case)
+    _exemptions(case)
     query = case.query
     if not query:
         return
