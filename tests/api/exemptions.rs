@@ -283,6 +283,24 @@ async fn an_exemption_is_written_read_listed_deleted_and_audited(backend: Backen
         "{dsa}"
     );
     assert_eq!(exempt_names(app).await, [w.name("dsa")].into());
+    // The MDVM view shows it exempt too: one row per CVE it names.
+    let (status, mdvm) = app
+        .get_json(
+            &format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Security/assessments/{}/subAssessments?{SUB_API}&$filter={}",
+                crowsnest::domain::MDVM_ASSESSMENT_KEY,
+                urlencoding("properties/status/cause eq 'Exempt'")
+            ),
+            &app.token(SUB, Role::Reader),
+        )
+        .await;
+    assert_eq!(status, 200, "{mdvm}");
+    let rows = mdvm["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{mdvm}");
+    assert!(
+        rows.iter()
+            .all(|r| r["properties"]["status"]["code"] == "NotApplicable")
+    );
     let unhealthy = sub_assessments(app, Some("properties/status/code eq 'Unhealthy'")).await;
     assert_eq!(unhealthy.len(), 5, "the other present findings");
     // The summary and the image count it apart.
