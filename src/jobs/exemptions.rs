@@ -290,14 +290,40 @@ pub fn reweigh(
     matching: Option<&str>,
 ) -> QueryResult<Reweighed> {
     let active = active_of(conn, &scope.subscription)?;
+    reweigh_against(conn, scope, &active, matching)
+}
+
+/// [`reweigh`] for the findings a scan has just merged into an image. Without an active
+/// exemption in the subscription there is nothing to do: every removal and expiry weighs its
+/// findings again in its own transaction, so no finding keeps a mark without an active exemption
+/// behind it, and merged rows are written unmarked. The usual case: one look-up by subscription.
+pub fn reweigh_image(
+    conn: &mut AnyConnection,
+    subscription: &str,
+    image_id: &str,
+) -> QueryResult<Reweighed> {
+    let active = active_of(conn, subscription)?;
+    if active.is_empty() {
+        return Ok(Reweighed::default());
+    }
+    let scope = CandidateScope {
+        subscription: subscription.to_owned(),
+        image_id: Some(image_id.to_owned()),
+        ..CandidateScope::default()
+    };
+    reweigh_against(conn, &scope, &active, None)
+}
+
+fn reweigh_against(
+    conn: &mut AnyConnection,
+    scope: &CandidateScope,
+    active: &[Active],
+    matching: Option<&str>,
+) -> QueryResult<Reweighed> {
     let mut out = Reweighed {
         exemptions: active.len(),
         ..Reweighed::default()
     };
-    if active.is_empty() && !store::exemptions::any_exempt(conn, scope)? {
-        // Nothing is exempt and nothing can become so: the usual case, one cheap look.
-        return Ok(out);
-    }
     let target = matching.and_then(|id| active.iter().find(|a| a.id == id));
     let mut after = String::new();
     loop {

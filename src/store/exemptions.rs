@@ -160,7 +160,8 @@ pub fn history(conn: &mut AnyConnection, exemption_id: &str) -> QueryResult<Vec<
 }
 
 /// What of a finding (and its image) exemptions are weighed against.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = findings)]
 pub struct Candidate {
     pub id: String,
     pub image_id: String,
@@ -178,6 +179,7 @@ pub struct Candidate {
     pub severity: String,
     pub fixed_version: Option<String>,
     pub exempted_by: Option<String>,
+    #[diesel(select_expression = images::os_version)]
     pub os_version: Option<String>,
 }
 
@@ -192,13 +194,26 @@ pub struct CandidateScope {
     pub image_id: Option<String>,
 }
 
-/// Up to `limit` present findings of `scope` after the id `after`, in id order.
+/// Up to `limit` present findings of `scope` after the id `after`, in id order. One image's are
+/// read whole, by its index, whatever `limit` says (an id order over the subscription's index
+/// would walk every finding of the subscription to find them).
 pub fn candidates(
     conn: &mut AnyConnection,
     scope: &CandidateScope,
     after: &str,
     limit: i64,
 ) -> QueryResult<Vec<Candidate>> {
+    if let Some(image) = &scope.image_id {
+        if !after.is_empty() {
+            return Ok(Vec::new());
+        }
+        return findings::table
+            .inner_join(images::table)
+            .filter(findings::image_id.eq(image.clone()))
+            .filter(findings::resolved_at.is_null())
+            .select(Candidate::as_select())
+            .load(conn);
+    }
     let mut query = findings::table
         .inner_join(images::table)
         .filter(findings::subscription_id.eq(scope.subscription.clone()))
@@ -217,51 +232,11 @@ pub fn candidates(
     if let Some(digest) = &scope.image_digest {
         query = query.filter(findings::image_digest.eq(digest.clone()));
     }
-    if let Some(image) = &scope.image_id {
-        query = query.filter(findings::image_id.eq(image.clone()));
-    }
     query
         .order(findings::id.asc())
         .limit(limit)
-        .select((
-            findings::id,
-            findings::image_id,
-            findings::subscription_id,
-            findings::resource_group,
-            findings::registry_name,
-            findings::repository,
-            findings::image_digest,
-            findings::advisory_id,
-            findings::cves,
-            findings::package_name,
-            findings::ecosystem,
-            findings::installed_version,
-            findings::severity,
-            findings::fixed_version,
-            findings::exempted_by,
-            images::os_version,
-        ))
+        .select(Candidate::as_select())
         .load(conn)
-}
-
-/// Whether some present finding of `scope` is exempt.
-pub fn any_exempt(conn: &mut AnyConnection, scope: &CandidateScope) -> QueryResult<bool> {
-    let mut query = findings::table
-        .filter(findings::subscription_id.eq(scope.subscription.clone()))
-        .filter(findings::exempted_by.is_not_null())
-        .filter(findings::resolved_at.is_null())
-        .into_boxed::<MultiBackend>();
-    if let Some(image) = &scope.image_id {
-        query = query.filter(findings::image_id.eq(image.clone()));
-    }
-    if let Some(repository) = &scope.repository {
-        query = query.filter(findings::repository.eq(repository.clone()));
-    }
-    if let Some(digest) = &scope.image_digest {
-        query = query.filter(findings::image_digest.eq(digest.clone()));
-    }
-    let found: Vec<String> = query.select(findings::id).limit(1).load(conn)?;
-    Ok(!found.is_empty())
 }
 
 /// Sets these findings' exemption (none: not exempt).

@@ -7,7 +7,6 @@ use crate::domain::{ImageSummary, Summary, Timestamp, azure_os_version, health_c
 use crate::jobs::coverage::{self, Coverage};
 use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
 use crate::jobs::{exemptions, findings};
-use crate::store::exemptions::CandidateScope;
 use crate::store::images::{Assessed, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{Outcome, ScanRow};
@@ -337,15 +336,7 @@ fn record_findings(
     store::findings::merge(c, &image.id, &rows, now)?;
     // New findings are born exempt where an exemption matches them; kept ones are weighed again
     // against the image's OS release as now read.
-    let reweighed = exemptions::reweigh(
-        c,
-        &CandidateScope {
-            subscription: registry.subscription_id.clone(),
-            image_id: Some(image.id.clone()),
-            ..CandidateScope::default()
-        },
-        None,
-    )?;
+    let reweighed = exemptions::reweigh_image(c, &registry.subscription_id, &image.id)?;
     let unexempt = if reweighed.exemptions == 0 {
         rows.len()
     } else {
