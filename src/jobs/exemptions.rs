@@ -12,7 +12,7 @@
 //!   findings are weighed again and the change is in its history, by the actor `crowsnest`.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use diesel::QueryResult;
@@ -80,8 +80,8 @@ fn history(
     }
 }
 
-/// Creates or replaces the exemption `name` at `scope` (active again), recording the change in its
-/// history; returns the row before (none: created) and after. Weighing the findings is the
+/// Creates or replaces the exemption `name` at `scope` (active again) under the subscription's
+/// exclusive exemption lock, recording the change in its history; returns the row before (none: created) and after. Weighing the findings is the
 /// caller's next step ([`apply`]), once for all it writes.
 pub fn write(
     conn: &mut AnyConnection,
@@ -91,6 +91,7 @@ pub fn write(
     actor: &str,
     now: i64,
 ) -> QueryResult<(Option<ExemptionRow>, ExemptionRow)> {
+    store::lock_exemptions(conn, &[scope.subscription().as_str()], true)?;
     let id = exemption_key(scope, name);
     let before = store::exemptions::get(conn, &id)?;
     let row = ExemptionRow {
@@ -143,6 +144,10 @@ pub fn remove(
     actor: &str,
     now: i64,
 ) -> QueryResult<Option<ExemptionRow>> {
+    let Some(before) = store::exemptions::get(conn, id)? else {
+        return Ok(None);
+    };
+    store::lock_exemptions(conn, &[before.subscription_id.as_str()], true)?;
     let Some(before) = store::exemptions::get(conn, id)? else {
         return Ok(None);
     };
@@ -293,16 +298,43 @@ pub fn reweigh(
     reweigh_against(conn, scope, &active, matching)
 }
 
+/// The active exemptions of the subscriptions a batch of scans stores findings in, read once
+/// under their shared lock (`store::lock_exemptions`).
+#[derive(Debug, Default)]
+pub struct ActiveExemptions(HashMap<String, Vec<Active>>);
+
+impl ActiveExemptions {
+    /// Takes the subscriptions' exemption locks (shared) and reads their active exemptions.
+    pub fn hold(conn: &mut AnyConnection, subscriptions: &[String]) -> QueryResult<Self> {
+        store::lock_exemptions(conn, subscriptions, false)?;
+        let mut by_subscription: HashMap<String, Vec<Active>> = HashMap::new();
+        for row in store::exemptions::active_in(conn, subscriptions)? {
+            if let Some(active) = parsed(&row) {
+                by_subscription
+                    .entry(row.subscription_id.clone())
+                    .or_default()
+                    .push(active);
+            }
+        }
+        Ok(Self(by_subscription))
+    }
+
+    fn of(&self, subscription: &str) -> &[Active] {
+        self.0.get(subscription).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// [`reweigh`] for the findings a scan has just merged into an image. Without an active
 /// exemption in the subscription there is nothing to do: every removal and expiry weighs its
 /// findings again in its own transaction, so no finding keeps a mark without an active exemption
-/// behind it, and merged rows are written unmarked. The usual case: one look-up by subscription.
+/// behind it, and merged rows are written unmarked. The usual case costs nothing more.
 pub fn reweigh_image(
     conn: &mut AnyConnection,
+    exemptions: &ActiveExemptions,
     subscription: &str,
     image_id: &str,
 ) -> QueryResult<Reweighed> {
-    let active = active_of(conn, subscription)?;
+    let active = exemptions.of(subscription);
     if active.is_empty() {
         return Ok(Reweighed::default());
     }
@@ -311,7 +343,7 @@ pub fn reweigh_image(
         image_id: Some(image_id.to_owned()),
         ..CandidateScope::default()
     };
-    reweigh_against(conn, &scope, &active, None)
+    reweigh_against(conn, &scope, active, None)
 }
 
 fn reweigh_against(
@@ -401,6 +433,8 @@ pub fn apply(
 /// its findings are weighed again, and its history records it. Returns how many expired.
 pub fn expire_due(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
     let due = store::exemptions::due_to_expire(conn, now)?;
+    let subscriptions: Vec<&str> = due.iter().map(|d| d.subscription_id.as_str()).collect();
+    store::lock_exemptions(conn, &subscriptions, true)?;
     let mut expired = 0;
     for before in &due {
         let after = ExemptionRow {

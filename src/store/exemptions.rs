@@ -133,6 +133,19 @@ pub fn active(conn: &mut AnyConnection, subscription: &str) -> QueryResult<Vec<E
         .load(conn)
 }
 
+/// The active exemptions of these subscriptions, earliest created first.
+pub fn active_in(
+    conn: &mut AnyConnection,
+    subscriptions: &[String],
+) -> QueryResult<Vec<ExemptionRow>> {
+    exemptions::table
+        .filter(exemptions::subscription_id.eq_any(subscriptions))
+        .filter(exemptions::state.eq("Active"))
+        .order((exemptions::created_at.asc(), exemptions::id.asc()))
+        .select(ExemptionRow::as_select())
+        .load(conn)
+}
+
 /// Active exemptions whose expiry is at or before `now`.
 pub fn due_to_expire(conn: &mut AnyConnection, now: i64) -> QueryResult<Vec<ExemptionRow>> {
     exemptions::table

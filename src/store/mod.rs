@@ -432,6 +432,37 @@ pub fn lock_pricing(c: &mut AnyConnection, subscription: &str, exclusive: bool) 
         .map(drop)
 }
 
+/// Holds subscriptions' exemptions until the transaction ends: `exclusive` for a writer of
+/// exemptions (a PUT, a DELETE, an expiry, a VEX import), shared for a scan storing findings that
+/// it weighs against them, so that no finding is written against exemptions being changed, and
+/// scans never wait for each other. Taken in sorted order before [`lock_keys`]. Nothing on SQLite,
+/// whose writer holds the whole database.
+pub fn lock_exemptions<S: AsRef<str>>(
+    c: &mut AnyConnection,
+    subscriptions: &[S],
+    exclusive: bool,
+) -> QueryResult<()> {
+    use diesel::RunQueryDsl;
+    let AnyConnection::Postgresql(pg) = c else {
+        return Ok(());
+    };
+    let mut ids: Vec<i64> = subscriptions
+        .iter()
+        .map(|s| lock_id(&format!("exemptions {}", s.as_ref())))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let lock = if exclusive {
+        "SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS id"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared(id) FROM unnest($1::bigint[]) AS id"
+    };
+    diesel::sql_query(lock)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+        .execute(pg)
+        .map(drop)
+}
+
 /// Beyond this many keys, [`lock_keys`] locks them all at once.
 pub const MANY_KEYS: usize = 256;
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::domain::{ImageSummary, Summary, Timestamp, azure_os_version, health_cause, verdict};
 use crate::jobs::coverage::{self, Coverage};
 use crate::jobs::engine::{ScanError, ScanResult, ScannedImage};
-use crate::jobs::{exemptions, findings};
+use crate::jobs::exemptions::{self, ActiveExemptions};
+use crate::jobs::findings;
 use crate::store::images::{Assessed, ImageRow};
 use crate::store::registries::RegistryRow;
 use crate::store::scans::{Outcome, ScanRow};
@@ -29,6 +30,14 @@ pub(super) fn complete(
     };
     store::transaction(c, |c| {
         let now = Timestamp::now().micros();
+        // Findings are weighed against exemptions no writer is changing.
+        let exemptions = match &outcome {
+            Ok(assessment) => ActiveExemptions::hold(
+                c,
+                std::slice::from_ref(&assessment.registry.subscription_id),
+            )?,
+            Err(_) => ActiveExemptions::default(),
+        };
         // Scans of the same image (by tag and by digest, a push and a runtime report) store
         // their results one after the other, not into each other's rows.
         store::lock_keys(c, &keys)?;
@@ -39,7 +48,9 @@ pub(super) fn complete(
             return Err(diesel::result::Error::RollbackTransaction);
         }
         let kept = match &outcome {
-            Ok(assessment) => store_assessment(c, scan, owner, settings, assessment, now)?,
+            Ok(assessment) => {
+                store_assessment(c, scan, owner, settings, assessment, &exemptions, now)?
+            }
             Err(failure) => store_failure(c, scan, owner, settings, failure.clone(), now)?,
         };
         if !kept {
@@ -100,15 +111,22 @@ pub(super) fn complete_together(
         .iter()
         .flat_map(|(scan, assessment)| lock_keys(scan, assessment))
         .collect();
+    let mut subscriptions: Vec<String> = done
+        .iter()
+        .map(|(_, assessment)| assessment.registry.subscription_id.clone())
+        .collect();
+    subscriptions.sort_unstable();
+    subscriptions.dedup();
     let together = store::transaction(c, |c| {
         let now = Timestamp::now().micros();
         // Locked and written first for the reasons given in `complete`.
+        let exemptions = ActiveExemptions::hold(c, &subscriptions)?;
         store::lock_keys(c, &keys)?;
         if !store::scans::hold(c, &ids, owner)? {
             return Err(diesel::result::Error::RollbackTransaction);
         }
         for (scan, assessment) in done {
-            if !store_assessment(c, scan, owner, settings, assessment, now)? {
+            if !store_assessment(c, scan, owner, settings, assessment, &exemptions, now)? {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
         }
@@ -203,6 +221,7 @@ fn store_assessment(
     owner: &str,
     settings: &QueueSettings,
     assessment: &Assessment,
+    exemptions: &ActiveExemptions,
     now: i64,
 ) -> diesel::QueryResult<bool> {
     let Assessment { registry, result } = assessment;
@@ -237,7 +256,7 @@ fn store_assessment(
             Timestamp::from_micros(now),
             settings.advisory_max_age,
         )?;
-        let findings = record_findings(c, registry, &image, scanned, &coverage, now)?;
+        let findings = record_findings(c, registry, &image, scanned, &coverage, exemptions, now)?;
         if let Some(tag) = tag {
             store::images::set_tag(c, &image, tag, now)?;
         }
@@ -321,6 +340,7 @@ fn record_findings(
     image: &ImageRow,
     scanned: &ScannedImage,
     coverage: &Coverage,
+    exemptions: &ActiveExemptions,
     now: i64,
 ) -> diesel::QueryResult<usize> {
     let rows = findings::rows(registry, image, &scanned.report.matches, now);
@@ -336,7 +356,7 @@ fn record_findings(
     store::findings::merge(c, &image.id, &rows, now)?;
     // New findings are born exempt where an exemption matches them; kept ones are weighed again
     // against the image's OS release as now read.
-    let reweighed = exemptions::reweigh_image(c, &registry.subscription_id, &image.id)?;
+    let reweighed = exemptions::reweigh_image(c, exemptions, &registry.subscription_id, &image.id)?;
     let unexempt = if reweighed.exemptions == 0 {
         rows.len()
     } else {
