@@ -21,6 +21,10 @@
 //! peak RSS of a query that streams every sub-assessment row of it, fully rendered
 //! (`CROWSNEST_BENCH_ARG_RUNS` runs of the `summarize`, default 5).
 //!
+//! Then an exemption of the listed subscription's Low findings: its PUT (which weighs every
+//! present finding of the subscription), the first page of what it exempts, and its DELETE
+//! (`CROWSNEST_BENCH_EXEMPTIONS`, default 1; 0 skips it).
+//!
 //! Seeding: multi-row INSERTs (1,000 rows per statement on PostgreSQL, 500 on SQLite) in one
 //! transaction per subscription, rows built by a second thread; then `VACUUM ANALYZE` on
 //! PostgreSQL (what autovacuum would do after such an insert). Its time is printed.
@@ -957,6 +961,60 @@ async fn arg_query(
     (serde_json::from_slice(&bytes).expect("JSON"), took)
 }
 
+/// An exemption over the listed subscription: the PUT that weighs every present finding, the
+/// listing of what it exempts, and the DELETE that weighs them again.
+async fn exemptions_at_scale(client: &Client, base: &str, expected: &Expected, label: &str) {
+    let subscription = expected.subscription.as_str();
+    let url = format!(
+        "{base}/subscriptions/{subscription}/providers/Microsoft.Security/exemptions/bench-low?api-version=2026-11-01"
+    );
+    let body = serde_json::json!({"properties": {
+        "criteria": {"severities": ["Low"]},
+        "category": "Waiver",
+        "justification": "low findings are accepted",
+    }});
+    let start = Instant::now();
+    let response = client
+        .http
+        .put(&url)
+        .bearer_auth(&client.token)
+        .json(&body)
+        .send()
+        .await
+        .expect("put");
+    let put = start.elapsed();
+    let status = response.status();
+    let written: serde_json::Value = response.json().await.expect("JSON");
+    assert!(status.is_success(), "{written}");
+    let exempt = written["properties"]["exemptFindings"]
+        .as_u64()
+        .unwrap_or(0);
+    let filtered = format!(
+        "{base}/subscriptions/{subscription}/providers/Microsoft.Security/subAssessments?api-version=2019-01-01-preview&$filter=properties/status/cause%20eq%20'Exempt'"
+    );
+    let start = Instant::now();
+    let (status, _) = client.get(&filtered).await;
+    let page = start.elapsed();
+    assert_eq!(status, 200);
+    let start = Instant::now();
+    let response = client
+        .http
+        .delete(&url)
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .expect("delete");
+    let delete = start.elapsed();
+    assert!(response.status().is_success());
+    println!(
+        "{label}: an exemption of the subscription's Low findings ({exempt} of {} findings): PUT {:.2} s, first page of the exempt {:.1} ms, DELETE {:.2} s",
+        expected.subscription_findings,
+        put.as_secs_f64(),
+        ms(page),
+        delete.as_secs_f64()
+    );
+}
+
 /// Resource Graph's three measured cases over the listed subscription (see the module's text).
 async fn resource_graph(
     client: &Client,
@@ -1476,6 +1534,9 @@ async fn bench(db: &BenchDb, scale: Scale, options: &Options) -> Report {
     if common::env_or("CROWSNEST_BENCH_ARG", 1u8) == 1 {
         mdvm_by_name(&client, &app.base, &expected, db.label, options.samples).await;
         resource_graph(&client, &app.base, &expected, db.label, options.samples).await;
+    }
+    if common::env_or("CROWSNEST_BENCH_EXEMPTIONS", 1u8) == 1 {
+        exemptions_at_scale(&client, &app.base, &expected, db.label).await;
     }
 
     // Under load: nothing of the seeding is left but what the allocator kept.
