@@ -295,11 +295,14 @@ pub fn os_release(id: &str, version: &str) -> crowsnest::scanner::advisories::ec
 // ---------------------------------------------------------------------------------------------
 
 /// The application serving a [`BenchDb`] on a free loopback port, without scan workers unless
-/// asked (reads only), and a Reader token for every subscription.
+/// asked (reads only), and a Reader token and a Contributor token for every subscription.
 pub struct BenchApp {
     /// `http://127.0.0.1:{port}`
     pub base: String,
     pub token: String,
+    /// For the writes a bench measures (exemptions).
+    #[allow(dead_code)]
+    pub contributor_token: String,
     handle: crowsnest::startup::ServerHandle,
 }
 
@@ -355,18 +358,21 @@ impl BenchApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        let token = mint_hs256(
-            auth.hs256_secret.as_ref().expect("secret"),
-            &auth,
-            "bench",
-            SubscriptionsClaim::One("*".into()),
-            crowsnest::domain::Role::Reader,
-            Duration::from_secs(24 * 3600),
-        )
-        .expect("token");
+        let token_of = |role| {
+            mint_hs256(
+                auth.hs256_secret.as_ref().expect("secret"),
+                &auth,
+                "bench",
+                SubscriptionsClaim::One("*".into()),
+                role,
+                Duration::from_secs(24 * 3600),
+            )
+            .expect("token")
+        };
         Self {
             base,
-            token,
+            token: token_of(crowsnest::domain::Role::Reader),
+            contributor_token: token_of(crowsnest::domain::Role::Contributor),
             handle,
         }
     }
