@@ -246,7 +246,7 @@ fn parse_update(properties: &Value, now: Timestamp) -> Result<Requested, ApiErro
 }
 
 /// The scope, parsed and authorized for `role`.
-fn scope_of(caller: &Caller, raw: &str, role: Role) -> Result<ExemptionScope, ApiError> {
+pub(super) fn scope_of(caller: &Caller, raw: &str, role: Role) -> Result<ExemptionScope, ApiError> {
     let scope = ExemptionScope::parse(raw).map_err(|e| ApiError::BadRequest {
         code: "InvalidScope",
         message: e.to_string(),
@@ -472,7 +472,7 @@ pub async fn delete(
     let id = exemptions::exemption_key(&scope, &name);
     let subject = caller.subject.clone();
     let deleted = store::run_transaction(&state.pool, move |c| {
-        let deleted = exemptions::remove(c, &id, &subject, Timestamp::now().micros())?;
+        let deleted = exemptions::remove(c, &scope, &id, &subject, Timestamp::now().micros())?;
         if deleted.is_some() {
             exemptions::apply(c, &scope, None)?;
         }

@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::api_version;
-use super::exemptions::ExemptionQuery;
+use super::exemptions::{ExemptionQuery, scope_of};
 use super::input::Json;
 use crate::api::auth::Caller;
-use crate::domain::{ExemptionScope, Role, Timestamp, VexDocument};
+use crate::domain::{Role, Timestamp, VexDocument};
 use crate::error::{ApiError, CloudError};
 use crate::jobs::vex::{self, VexImported};
 use crate::store::{self, vex::VexStatementRow};
@@ -65,16 +65,6 @@ pub fn render(row: &VexStatementRow) -> VexStatement {
         scope: format!("/{}", row.scope),
         exemption: row.exemption_id.as_ref().map(|id| format!("/{id}")),
     }
-}
-
-fn scope_of(caller: &Caller, raw: &str, role: Role) -> Result<ExemptionScope, ApiError> {
-    let scope = ExemptionScope::parse(raw).map_err(|e| ApiError::BadRequest {
-        code: "InvalidScope",
-        message: e.to_string(),
-        target: Some("scope".to_owned()),
-    })?;
-    caller.authorize(scope.subscription(), role)?;
-    Ok(scope)
 }
 
 /// Imports an OpenVEX 0.2 document at a scope (Contributor): `not_affected` and `fixed`

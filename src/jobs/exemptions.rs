@@ -136,18 +136,17 @@ pub fn write(
     Ok((before, row))
 }
 
-/// Deletes an exemption, recording it in its history (which stays); returns what was deleted.
+/// Deletes the exemption `id` at `scope` under the subscription's exclusive exemption lock,
+/// recording it in its history (which stays); returns what was deleted.
 /// Weighing the findings is the caller's next step ([`apply`]).
 pub fn remove(
     conn: &mut AnyConnection,
+    scope: &ExemptionScope,
     id: &str,
     actor: &str,
     now: i64,
 ) -> QueryResult<Option<ExemptionRow>> {
-    let Some(before) = store::exemptions::get(conn, id)? else {
-        return Ok(None);
-    };
-    store::lock_exemptions(conn, &[before.subscription_id.as_str()], true)?;
+    store::lock_exemptions(conn, &[scope.subscription().as_str()], true)?;
     let Some(before) = store::exemptions::get(conn, id)? else {
         return Ok(None);
     };

@@ -222,7 +222,7 @@ pub fn import(
             row.exemption_id = Some(written.id);
         } else {
             let id = exemptions::exemption_key(scope, &name);
-            if exemptions::remove(conn, &id, actor, now)?.is_some() {
+            if exemptions::remove(conn, scope, &id, actor, now)?.is_some() {
                 out.exemptions_removed += 1;
             }
         }
